@@ -1,0 +1,314 @@
+-- _window.lua: shared window arithmetic, prepended to every operation script
+-- by tradeagg/scripts.py. It defines functions only and touches no key itself:
+-- every key it reads or writes is one the operation passed in KEYS.
+--
+-- List entry (token:{A}:trades element): "<ts> <seq> <b|s> <quote_nano> <price> <id>"
+-- Totals are exact: counts are integers; a volume is two integers, whole quote
+-- units (hi) and nano units (lo, 0 <= lo < 1e9), each far below 2^53.
+
+local NANO = 1000000000
+local CHUNK = 128
+
+local function parse(e)
+  local ts, seq, side, q, price, id = string.match(e, '^(%d+) (%d+) ([bs]) (%d+) (%S+) (%S+)$')
+  if not ts then return nil end
+  local qhi, qlo
+  if #q > 9 then
+    qhi = tonumber(string.sub(q, 1, -10)); qlo = tonumber(string.sub(q, -9))
+  else
+    qhi = 0; qlo = tonumber(q)
+  end
+  local p = tonumber(price)
+  if not p or p <= 0 or qhi >= 1e15 then return nil end
+  return {ts = tonumber(ts), seq = tonumber(seq), side = side, qhi = qhi, qlo = qlo,
+          price = price, id = id, raw = e}
+end
+
+-- byte order of two ids (Lua's < on strings follows the server's locale)
+local function id_lt(a, b)
+  if a == b then return false end
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+-- (ts, seq, id) order; returns -1, 0 or 1
+local function cmp(a, b)
+  if a.ts ~= b.ts then return a.ts < b.ts and -1 or 1 end
+  if a.seq ~= b.seq then return a.seq < b.seq and -1 or 1 end
+  if a.id == b.id then return 0 end
+  return id_lt(a.id, b.id) and -1 or 1
+end
+
+local function fmt_int(x) return string.format('%.0f', x) end
+
+local function fmt_vol(hi, lo) return string.format('%.0f.%09.0f', hi, lo) end
+
+local function parse_vol(s)
+  if not s then return nil end
+  local hi, lo = string.match(s, '^(%d+)%.(%d%d%d%d%d%d%d%d%d)$')
+  if not hi then return nil end
+  return tonumber(hi), tonumber(lo)
+end
+
+-- windows: ARGV string "1m:60000,5m:300000,..." shortest first
+local function parse_windows(spec)
+  local ws = {}
+  for label, ms in string.gmatch(spec, '([^:,]+):(%d+)') do
+    ws[#ws + 1] = {label = label, ms = tonumber(ms)}
+  end
+  return ws
+end
+
+-- mutable per-token state
+local function new_totals() return {b = 0, s = 0, bh = 0, bl = 0, sh = 0, sl = 0} end
+
+local function add(t, e, sign)
+  if e.side == 'b' then
+    t.b = t.b + sign
+    t.bh = t.bh + sign * e.qhi; t.bl = t.bl + sign * e.qlo
+    if t.bl >= NANO then t.bl = t.bl - NANO; t.bh = t.bh + 1
+    elseif t.bl < 0 then t.bl = t.bl + NANO; t.bh = t.bh - 1 end
+  else
+    t.s = t.s + sign
+    t.sh = t.sh + sign * e.qhi; t.sl = t.sl + sign * e.qlo
+    if t.sl >= NANO then t.sl = t.sl - NANO; t.sh = t.sh + 1
+    elseif t.sl < 0 then t.sl = t.sl + NANO; t.sh = t.sh - 1 end
+  end
+end
+
+-- entries [from, to] (0-based, inclusive), parsed; error on a corrupt entry
+local function range(key, from, to)
+  local raw = redis.call('LRANGE', key, from, to)
+  local out = {}
+  for i = 1, #raw do
+    local e = parse(raw[i])
+    if not e then error('corrupt: unparsable list element at ' .. (from + i - 1)) end
+    out[i] = e
+  end
+  return out
+end
+
+local function entry_at(key, idx)
+  local raw = redis.call('LINDEX', key, idx)
+  if not raw then error('corrupt: no list element at ' .. idx) end
+  local e = parse(raw)
+  if not e then error('corrupt: unparsable list element at ' .. idx) end
+  return e
+end
+
+-- Load the stored state of a token. Returns nil when the token has no state
+-- (new or expired); errors with 'corrupt: ...' when the state is inconsistent.
+local function load_state(K, ws)
+  local lu = redis.call('GET', K[4])
+  local n = redis.call('LLEN', K[1])
+  if not lu then
+    if n > 0 then error('corrupt: trades without last_update') end
+    return nil
+  end
+  local st = {at = tonumber(lu), n = n, idx = {}, tot = {}}
+  if not st.at then error('corrupt: last_update is not a number') end
+  local labels, fields = {}, {}
+  for i, w in ipairs(ws) do
+    labels[i] = w.label
+    fields[#fields + 1] = w.label .. ':buys'
+    fields[#fields + 1] = w.label .. ':sells'
+    fields[#fields + 1] = w.label .. ':buy_volume'
+    fields[#fields + 1] = w.label .. ':sell_volume'
+  end
+  local idx = redis.call('HMGET', K[2], unpack(labels))
+  local agg = redis.call('HMGET', K[3], unpack(fields))
+  -- end of the windows: entries with ts <= at (future trades may follow)
+  local e = n
+  if n > 0 then
+    local pos = n - 1
+    while pos >= 0 and entry_at(K[1], pos).ts > st.at do pos = pos - 1 end
+    e = pos + 1
+  end
+  st.e = e
+  local prev = 0
+  for i = #ws, 1, -1 do
+    local x = tonumber(idx[i])
+    if not x or x < prev or x > e or x ~= math.floor(x) then
+      error('corrupt: index of ' .. ws[i].label .. ' is ' .. tostring(idx[i]))
+    end
+    prev = x
+    local t = new_totals()
+    t.b = tonumber(agg[4 * i - 3]); t.s = tonumber(agg[4 * i - 2])
+    t.bh, t.bl = parse_vol(agg[4 * i - 1]); t.sh, t.sl = parse_vol(agg[4 * i])
+    if not (t.b and t.s and t.bh and t.sh) or t.b + t.s ~= e - x or t.b < 0 or t.s < 0 then
+      error('corrupt: totals of ' .. ws[i].label .. ' do not match the list')
+    end
+    st.idx[i] = x; st.tot[i] = t
+  end
+  return st
+end
+
+-- State rebuilt from the list alone (requirement 8.4). Unparsable elements are
+-- dropped, order and uniqueness restored; the list is rewritten if it changed.
+-- Returns state as of `at`, and the number of elements dropped.
+local function rebuild(K, ws, at)
+  local typ = redis.call('TYPE', K[1])['ok']
+  local raw = {}
+  if typ == 'list' then raw = redis.call('LRANGE', K[1], 0, -1)
+  elseif typ ~= 'none' then redis.call('DEL', K[1]) end
+  for i = 2, 4 do
+    local t = redis.call('TYPE', K[i])['ok']
+    local want = (i == 4) and 'string' or 'hash'
+    if t ~= 'none' and t ~= want then redis.call('DEL', K[i]) end
+  end
+  local es, dropped, changed = {}, 0, false
+  for i = 1, #raw do
+    local e = parse(raw[i])
+    if e then es[#es + 1] = e else dropped = dropped + 1; changed = true end
+  end
+  for i = 2, #es do
+    if cmp(es[i - 1], es[i]) >= 0 then changed = true; break end
+  end
+  if changed then
+    table.sort(es, function(a, b) return cmp(a, b) < 0 end)
+    local uniq = {}
+    for i = 1, #es do
+      if i == 1 or cmp(es[i - 1], es[i]) ~= 0 then uniq[#uniq + 1] = es[i] end
+    end
+    dropped = dropped + (#es - #uniq)
+    es = uniq
+    redis.call('DEL', K[1])
+    for i = 1, #es, 1000 do
+      local part = {}
+      for j = i, math.min(i + 999, #es) do part[#part + 1] = es[j].raw end
+      redis.call('RPUSH', K[1], unpack(part))
+    end
+  end
+  local st = {at = at, n = #es, idx = {}, tot = {}}
+  local e = #es
+  while e > 0 and es[e].ts > at do e = e - 1 end
+  st.e = e
+  for i, w in ipairs(ws) do
+    local t, first = new_totals(), e
+    for j = e, 1, -1 do
+      if es[j].ts <= at - w.ms then break end
+      add(t, es[j], 1); first = j - 1
+    end
+    st.idx[i] = first; st.tot[i] = t
+  end
+  return st, dropped
+end
+
+-- Insert sorted, deduplicated new entries into the list, in order. Entries
+-- already in the list are skipped. Returns the inserted entries.
+local function insert(K, st, news)
+  if #news == 0 then return {} end
+  local n = st.n
+  if n == 0 or cmp(entry_at(K[1], n - 1), news[1]) < 0 then
+    for i = 1, #news, 1000 do
+      local part = {}
+      for j = i, math.min(i + 999, #news) do part[#part + 1] = news[j].raw end
+      redis.call('RPUSH', K[1], unpack(part))
+    end
+    st.n = n + #news
+    return news
+  end
+  -- late arrivals: take the list's tail back to the first new entry, merge
+  local k = CHUNK
+  local tail
+  while true do
+    local from = math.max(n - k, 0)
+    tail = range(K[1], from, n - 1)
+    if from == 0 or cmp(tail[1], news[1]) < 0 then break end
+    k = k * 4
+  end
+  local p = 1
+  while p <= #tail and cmp(tail[p], news[1]) < 0 do p = p + 1 end
+  local merged, inserted = {}, {}
+  local i, j = p, 1
+  while i <= #tail or j <= #news do
+    local c
+    if i > #tail then c = 1 elseif j > #news then c = -1 else c = cmp(tail[i], news[j]) end
+    if c < 0 then merged[#merged + 1] = tail[i].raw; i = i + 1
+    elseif c > 0 then
+      merged[#merged + 1] = news[j].raw; inserted[#inserted + 1] = news[j]; j = j + 1
+    else merged[#merged + 1] = tail[i].raw; i = i + 1; j = j + 1 end
+  end
+  if #inserted == 0 then return inserted end
+  local keep = n - (#tail - p + 1)
+  if keep > 0 then redis.call('LTRIM', K[1], 0, keep - 1) else redis.call('DEL', K[1]) end
+  for a = 1, #merged, 1000 do
+    local part = {}
+    for b = a, math.min(a + 999, #merged) do part[#part + 1] = merged[b] end
+    redis.call('RPUSH', K[1], unpack(part))
+  end
+  st.n = n + #inserted
+  return inserted
+end
+
+-- Account for entries inserted into a state that stands at st.at.
+local function account(st, ws, inserted)
+  for _, x in ipairs(inserted) do
+    if x.ts <= st.at then
+      st.e = st.e + 1
+      for i, w in ipairs(ws) do
+        if x.ts > st.at - w.ms then add(st.tot[i], x, 1) else st.idx[i] = st.idx[i] + 1 end
+      end
+    end
+  end
+end
+
+-- Slide every window forward to `at` (>= st.at): add what entered, subtract
+-- what left, walking from the stored indices. Never a rescan.
+local function advance(K, st, ws, at)
+  -- extend the end over entries with ts <= at
+  while st.e < st.n do
+    local es = range(K[1], st.e, math.min(st.e + CHUNK, st.n) - 1)
+    local stop = false
+    for _, x in ipairs(es) do
+      if x.ts > at then stop = true; break end
+      for i = 1, #ws do add(st.tot[i], x, 1) end
+      st.e = st.e + 1
+    end
+    if stop then break end
+  end
+  -- move each window's start over entries with ts <= at - w
+  for i, w in ipairs(ws) do
+    local cut = at - w.ms
+    local t = st.tot[i]
+    while st.idx[i] < st.e do
+      local es = range(K[1], st.idx[i], math.min(st.idx[i] + CHUNK, st.e) - 1)
+      local stop = false
+      for _, x in ipairs(es) do
+        if x.ts > cut then stop = true; break end
+        add(t, x, -1)
+        st.idx[i] = st.idx[i] + 1
+      end
+      if stop then break end
+    end
+    if st.idx[i] == st.e then st.tot[i] = new_totals() end
+  end
+  st.at = at
+end
+
+-- Metrics of every window as a flat list: label, buys, sells, buy_volume,
+-- sell_volume, volume, open|false, close|false, price_change_pct|false
+local function metrics(K, st, ws)
+  local out = {}
+  local close
+  if st.e > 0 then close = entry_at(K[1], st.e - 1).price end
+  for i, w in ipairs(ws) do
+    local t = st.tot[i]
+    local vh, vl = t.bh + t.sh, t.bl + t.sl
+    if vl >= NANO then vl = vl - NANO; vh = vh + 1 end
+    local open, c, pct = false, false, false
+    if st.idx[i] < st.e then
+      open = entry_at(K[1], st.idx[i]).price; c = close
+      pct = string.format('%.17g', (tonumber(c) - tonumber(open)) / tonumber(open) * 100)
+    end
+    out[#out + 1] = w.label; out[#out + 1] = fmt_int(t.b); out[#out + 1] = fmt_int(t.s)
+    out[#out + 1] = fmt_vol(t.bh, t.bl); out[#out + 1] = fmt_vol(t.sh, t.sl)
+    out[#out + 1] = fmt_vol(vh, vl)
+    out[#out + 1] = open; out[#out + 1] = c; out[#out + 1] = pct
+  end
+  return out
+end

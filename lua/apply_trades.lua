@@ -1,0 +1,129 @@
+-- apply_trades.lua: apply a batch of trades to one or more tokens.
+-- Per token: drop duplicates (same (ts, seq, id) already listed) and late
+-- trades (ts <= at - longest window), insert the rest in (ts, seq, id) order,
+-- update every window incrementally from its stored index, trim the list to
+-- the longest window, write indices, aggregates and last_update, refresh TTLs.
+-- A token whose state is corrupt is rebuilt from its list first (req. 8.4).
+-- With no trades for a token it only slides that token's windows to now.
+--
+-- KEYS: 4 per token, in order: token:{A}:trades, token:{A}:indices,
+--       token:{A}:aggregates, token:{A}:last_update
+-- ARGV[1] now, epoch ms (wall clock of the caller)
+-- ARGV[2] clock: "wall" (windows end at now) or "event" (at the newest trade)
+-- ARGV[3] windows "label:ms,label:ms,..." shortest first
+-- ARGV[4] most entries a token's list may hold
+-- ARGV[5..] per token: n, then n list entries "<ts> <seq> <b|s> <quote_nano> <price> <id>"
+-- Returns: per token 7 values: applied, duplicates, late, over_capacity,
+--          rebuilt (-1 if not, else elements dropped), reason ("" if none),
+--          last_update (ms, as a string)
+
+local now = tonumber(ARGV[1])
+local clock = ARGV[2]
+local ws = parse_windows(ARGV[3])
+local cap = tonumber(ARGV[4])
+local longest = ws[#ws].ms
+
+local function write(K, st, ws, at, touched)
+  local idx = {}
+  for i, w in ipairs(ws) do idx[#idx + 1] = w.label; idx[#idx + 1] = st.idx[i] end
+  redis.call('HSET', K[2], unpack(idx))
+  local m = metrics(K, st, ws)
+  local agg, gone = {}, {}
+  for i = 0, #ws - 1 do
+    local l = m[9 * i + 1]
+    agg[#agg + 1] = l .. ':buys'; agg[#agg + 1] = m[9 * i + 2]
+    agg[#agg + 1] = l .. ':sells'; agg[#agg + 1] = m[9 * i + 3]
+    agg[#agg + 1] = l .. ':buy_volume'; agg[#agg + 1] = m[9 * i + 4]
+    agg[#agg + 1] = l .. ':sell_volume'; agg[#agg + 1] = m[9 * i + 5]
+    agg[#agg + 1] = l .. ':volume'; agg[#agg + 1] = m[9 * i + 6]
+    if m[9 * i + 7] then
+      agg[#agg + 1] = l .. ':open'; agg[#agg + 1] = m[9 * i + 7]
+      agg[#agg + 1] = l .. ':close'; agg[#agg + 1] = m[9 * i + 8]
+      agg[#agg + 1] = l .. ':price_change_pct'; agg[#agg + 1] = m[9 * i + 9]
+    else
+      gone[#gone + 1] = l .. ':open'; gone[#gone + 1] = l .. ':close'
+      gone[#gone + 1] = l .. ':price_change_pct'
+    end
+  end
+  redis.call('HSET', K[3], unpack(agg))
+  if #gone > 0 then redis.call('HDEL', K[3], unpack(gone)) end
+  if touched then
+    redis.call('SET', K[4], fmt_int(at), 'PX', longest)
+    redis.call('PEXPIRE', K[2], longest)
+    redis.call('PEXPIRE', K[3], longest)
+    if st.n > 0 then redis.call('PEXPIRE', K[1], longest) end
+  else
+    redis.call('SET', K[4], fmt_int(at), 'KEEPTTL')
+  end
+end
+
+local function apply_token(K, news)
+  local rebuilt, reason = -1, ''
+  local ok, st = pcall(load_state, K, ws)
+  if not ok then
+    reason = tostring(st)
+    local lu = tonumber(redis.pcall('GET', K[4]))
+    st, rebuilt = rebuild(K, ws, lu or now)
+  end
+  local maxts = nil
+  for _, x in ipairs(news) do if not maxts or x.ts > maxts then maxts = x.ts end end
+  local target = now
+  if clock == 'event' then target = maxts or (st and st.at) or now end
+  if st == nil then
+    if not maxts then return {0, 0, 0, 0, rebuilt, reason, ''} end
+    st = {at = -1e18, n = 0, e = 0, idx = {}, tot = {}}
+    for i = 1, #ws do st.idx[i] = 0; st.tot[i] = new_totals() end
+  end
+  local at = math.max(st.at, target)
+  local valid, late, over = {}, 0, 0
+  for _, x in ipairs(news) do
+    if x.ts <= at - longest then late = late + 1
+    elseif st.n + #valid >= cap then over = over + 1
+    else valid[#valid + 1] = x end
+  end
+  local fresh = st.at == -1e18
+  local inserted = insert(K, st, valid)
+  if #inserted == 0 and (fresh or (at == st.at and rebuilt < 0)) then
+    return {0, #valid, late, over, rebuilt, reason, fmt_int(at)}
+  end
+  account(st, ws, inserted)
+  advance(K, st, ws, at)
+  local drop = st.idx[#ws]
+  if drop > 0 then
+    if drop < st.n then redis.call('LTRIM', K[1], drop, -1) else redis.call('DEL', K[1]) end
+    st.n = st.n - drop; st.e = st.e - drop
+    for i = 1, #ws do st.idx[i] = st.idx[i] - drop end
+  end
+  write(K, st, ws, at, #inserted > 0)
+  return {#inserted, #valid - #inserted, late, over, rebuilt, reason, fmt_int(at)}
+end
+
+local out = {}
+local a = 5
+for t = 0, #KEYS / 4 - 1 do
+  local K = {KEYS[4 * t + 1], KEYS[4 * t + 2], KEYS[4 * t + 3], KEYS[4 * t + 4]}
+  local n = tonumber(ARGV[a])
+  local news, bad = {}, 0
+  local sorted = true
+  for j = a + 1, a + n do
+    local x = parse(ARGV[j])
+    if x then
+      if #news > 0 and cmp(news[#news], x) >= 0 then sorted = false end
+      news[#news + 1] = x
+    else bad = bad + 1 end
+  end
+  a = a + n + 1
+  if not sorted then
+    table.sort(news, function(p, q) return cmp(p, q) < 0 end)
+    local uniq = {}
+    for j = 1, #news do
+      if j == 1 or cmp(news[j - 1], news[j]) ~= 0 then uniq[#uniq + 1] = news[j] end
+    end
+    news = uniq
+  end
+  local ok, r = pcall(apply_token, K, news)
+  if not ok then r = {0, 0, 0, 0, -1, 'error: ' .. tostring(r), ''} end
+  if bad > 0 and r[6] == '' then r[6] = 'unparsable entries: ' .. bad end
+  for _, v in ipairs(r) do out[#out + 1] = v end
+end
+return out

@@ -1,0 +1,24 @@
+-- read_window.lua: a token's aggregates exactly as of an instant, read-only.
+-- Starts from the stored state (as of last_update) and slides the windows
+-- forward in memory to `at`; writes nothing.
+--
+-- KEYS: token:{A}:trades, token:{A}:indices, token:{A}:aggregates, token:{A}:last_update
+-- ARGV[1] at, epoch ms, or "" for the token's last_update
+-- ARGV[2] windows "label:ms,label:ms,..." shortest first
+-- Returns: {"ok", at, last_update, label, buys, sells, buy_volume, sell_volume,
+--           volume, open|false, close|false, price_change_pct|false, ...}
+--          {"unknown", at}            the token has no state
+--          {"past", at, last_update}  at is earlier than last_update
+--          {"corrupt", reason}        the stored state fails its checks
+
+local ws = parse_windows(ARGV[2])
+local ok, st = pcall(load_state, KEYS, ws)
+if not ok then return {'corrupt', tostring(st)} end
+if st == nil then return {'unknown', ARGV[1]} end
+local at = tonumber(ARGV[1]) or st.at
+if at < st.at then return {'past', fmt_int(at), fmt_int(st.at)} end
+local lu = st.at
+advance(KEYS, st, ws, at)
+local out = {'ok', fmt_int(at), fmt_int(lu)}
+for _, v in ipairs(metrics(KEYS, st, ws)) do out[#out + 1] = v end
+return out

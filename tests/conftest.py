@@ -1,0 +1,25 @@
+"""Fixtures shared by every test: real servers started and stopped here."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.servers import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A redis-server of our own on a free port (never the machine's 6379)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer):
+    """A client on an empty database of our own server."""
+    client = redis_server.client()
+    client.flushall()
+    yield client
+    client.close()

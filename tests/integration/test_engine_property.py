@@ -1,0 +1,72 @@
+"""Property: the engine equals the brute-force reference for any arrival order."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from tests import reference
+from tests.strategies import TOKENS, trades
+from tradeagg.engine import Engine
+from tradeagg.reader import Reader
+from tradeagg.settings import Settings, parse_windows
+
+WINDOWS = ["1s,5s,15s", "250ms,2s,10s,30s", "1m"]
+
+
+def check(reader: Reader, all_trades, at: int, ws) -> None:
+    for token in TOKENS:
+        want = reference.windows([t for t in all_trades if t.token == token], at, ws)
+        got = reader.read(token, at)
+        for w in ws:
+            g, r = got.windows[w.label], want[w.label]
+            assert (g.buys, g.sells) == (r["buys"], r["sells"]), (token, w.label, at)
+            assert (g.buy_volume, g.sell_volume, g.volume) == (
+                r["buy_volume"],
+                r["sell_volume"],
+                r["volume"],
+            ), (token, w.label, at)
+            assert (g.open, g.close) == (r["open"], r["close"]), (token, w.label, at)
+            if r["price_change_pct"] is None:
+                assert g.price_change_pct is None
+            else:
+                assert abs(g.price_change_pct - r["price_change_pct"]) <= 1e-9 * max(
+                    1.0, abs(r["price_change_pct"])
+                )
+
+
+@hsettings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.data(),
+    ts=trades(),
+    spec=st.sampled_from(WINDOWS),
+    clock=st.sampled_from(["wall", "event"]),
+)
+def test_any_arrival_order_matches_reference(redis_client, data, ts, spec, clock):
+    redis_client.flushall()
+    s = Settings(
+        windows=parse_windows(spec), clock=clock, tokens_per_call=data.draw(st.integers(1, 3))
+    )
+    engine = Engine(redis_client, s)
+    reader = Reader(redis_client, s, engine.scripts, engine)
+    # arrival: a shuffled list with duplicates, cut into batches, replays of whole batches
+    arrivals = data.draw(
+        st.permutations(ts + data.draw(st.lists(st.sampled_from(ts), max_size=10)))
+    )
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(arrivals)), max_size=8)))
+    batches = [
+        arrivals[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrivals)], strict=False) if b > a
+    ]
+    now = min(t.ts for t in ts) + data.draw(st.integers(-2_000, 20_000))
+    for batch in batches:
+        for _ in range(data.draw(st.integers(1, 2))):
+            engine.apply_records([t.record for t in batch], now=now)
+        now += data.draw(st.integers(0, 8_000))
+    applied_at = [reader.read(tok).last_update for tok in TOKENS]
+    start = max([a for a in applied_at if a is not None] + [now if clock == "wall" else 0])
+    for _ in range(3):
+        at = start + data.draw(st.integers(0, 40_000))
+        check(reader, ts, at, s.windows)

@@ -1,0 +1,87 @@
+"""`tradeagg show`: a token's aggregates exactly as of an instant."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+from tradeagg.reader import Reader, TokenView, view_json
+from tradeagg.redisconn import connect
+from tradeagg.settings import Settings
+
+EXAMPLES = """examples:
+  tradeagg show So11111111111111111111111111111111111111112
+  tradeagg show ADDR1 ADDR2 --json
+  tradeagg show ADDR --at 1732550400000 --json
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "show",
+        help="a token's aggregates exactly as of --at (default now).",
+        description="Aggregates of each ADDR exactly as of --at (epoch ms; default now, or the "
+        "token's last_update with TRADEAGG_CLOCK=event), whatever the janitor has or hasn't "
+        "done. An unknown token shows empty windows. --at earlier than the token's "
+        "last_update is an error (exit 2).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("addr", nargs="+", metavar="ADDR", help="token (mint) address")
+    p.add_argument("--at", type=int, metavar="MS", help="instant, epoch milliseconds")
+    p.add_argument("--json", action="store_true", help="one JSON object per line per address")
+    p.set_defaults(run=run)
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:+.2f}%"
+    return str(v)
+
+
+def table(view: TokenView) -> str:
+    when = datetime.fromtimestamp(view.at / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    lines = [f"{view.token}  at {view.at} ({when})"]
+    head = (
+        "window",
+        "buys",
+        "sells",
+        "buy_volume",
+        "sell_volume",
+        "volume",
+        "open",
+        "close",
+        "change",
+    )
+    rows = [head]
+    for label, w in view.windows.items():
+        rows.append(
+            (
+                label,
+                str(w.buys),
+                str(w.sells),
+                str(w.buy_volume),
+                str(w.sell_volume),
+                str(w.volume),
+                _fmt(w.open),
+                _fmt(w.close),
+                _fmt(w.price_change_pct),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    for r in rows:
+        lines.append(
+            "  ".join(c.rjust(widths[i]) if i else c.ljust(widths[i]) for i, c in enumerate(r))
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    client = connect(settings)
+    reader = Reader(client, settings)
+    for addr in args.addr:
+        view = reader.read(addr, args.at)
+        print(view_json(view) if args.json else table(view), flush=True)
+    return 0

@@ -1,0 +1,173 @@
+"""The Python half of the aggregation engine: group, sort, batch, call Lua.
+
+Trades reach the engine as list entries grouped by token. Each token's
+entries are sorted by (ts, seq, id) and deduplicated here, so the Lua script
+mostly appends; several tokens share one ``apply_trades`` call to spread its
+fixed cost. On a Redis Cluster a call holds the tokens of one hash slot only.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from tradeagg.errors import StoreError
+from tradeagg.keys import token_keys
+from tradeagg.redisconn import is_cluster
+from tradeagg.scripts import Scripts
+from tradeagg.settings import Settings
+from tradeagg.trade import entry_sort_key
+
+TOKEN_RE = re.compile(r"^(?:[1-9A-HJ-NP-Za-km-z]{32,44}|0x[0-9a-fA-F]{40})$")
+MAX_ENTRIES_PER_CALL = 4_000
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResult:
+    """What one token's apply did."""
+
+    token: str
+    applied: int = 0
+    duplicates: int = 0
+    late: int = 0
+    over_capacity: int = 0
+    rebuilt: int = -1  # -1: not rebuilt; else list elements dropped while rebuilding
+    reason: str = ""  # why it was rebuilt, or why it failed
+    last_update: int | None = None
+    failed: bool = False
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def windows_arg(settings: Settings) -> str:
+    return ",".join(f"{w.label}:{w.ms}" for w in settings.windows)
+
+
+def group_records(records: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """Records -> ({token: sorted unique entries}, malformed records)."""
+    groups: dict[str, list[str]] = {}
+    bad: list[str] = []
+    for record in records:
+        token, sep, entry = record.partition(" ")
+        if not sep:
+            bad.append(record)
+            continue
+        groups.setdefault(token, []).append(entry)
+    for token, entries in groups.items():
+        try:
+            entries.sort(key=entry_sort_key)
+        except ValueError:
+            bad.extend(f"{token} {e}" for e in entries if not _entry_ok(e))
+            entries[:] = sorted((e for e in entries if _entry_ok(e)), key=entry_sort_key)
+        unique = [e for i, e in enumerate(entries) if i == 0 or entries[i - 1] != e]
+        if len(unique) != len(entries):
+            entries[:] = unique
+    return groups, bad
+
+
+def _entry_ok(entry: str) -> bool:
+    try:
+        entry_sort_key(entry)
+    except ValueError:
+        return False
+    return True
+
+
+class Engine:
+    """Applies grouped trades to Redis through ``apply_trades.lua``."""
+
+    def __init__(
+        self,
+        client: Any,
+        settings: Settings,
+        scripts: Scripts | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.scripts = scripts or Scripts(client)
+        self.clock = clock
+        self._windows = windows_arg(settings)
+        self._cluster = is_cluster(client)
+
+    def calls(self, groups: dict[str, list[str]]) -> list[list[tuple[str, list[str]]]]:
+        """Split tokens into Lua calls: bounded tokens and entries, one slot on a cluster."""
+        per = self.settings.tokens_per_call
+        buckets: dict[int, list[tuple[str, list[str]]]] = {}
+        for token, entries in groups.items():
+            slot = self.client.keyslot(f"{{{token}}}") if self._cluster else 0
+            buckets.setdefault(slot, []).append((token, entries))
+        out: list[list[tuple[str, list[str]]]] = []
+        for items in buckets.values():
+            call: list[tuple[str, list[str]]] = []
+            size = 0
+            for item in items:
+                if call and (len(call) >= per or size + len(item[1]) > MAX_ENTRIES_PER_CALL):
+                    out.append(call)
+                    call, size = [], 0
+                call.append(item)
+                size += len(item[1])
+            if call:
+                out.append(call)
+        return out
+
+    def apply_call(
+        self, call: list[tuple[str, list[str]]], now: int | None = None
+    ) -> list[TokenResult]:
+        """One atomic Lua call for the tokens in ``call``. Raises StoreError if Redis fails."""
+        keys: list[str] = []
+        args: list[Any] = [
+            self.clock() if now is None else now,
+            self.settings.clock,
+            self._windows,
+            self.settings.max_token_trades,
+        ]
+        for token, entries in call:
+            keys.extend(token_keys(token))
+            args.append(len(entries))
+            args.extend(entries)
+        try:
+            raw = self.scripts.apply_trades(keys=keys, args=args)
+        except redis.RedisError as exc:
+            raise StoreError(f"apply_trades failed: {exc}") from None
+        results = []
+        for i, (token, _entries) in enumerate(call):
+            applied, dups, late, over, rebuilt, reason, lu = raw[7 * i : 7 * i + 7]
+            reason = reason.decode() if isinstance(reason, bytes) else str(reason)
+            lu_text = lu.decode() if isinstance(lu, bytes) else str(lu)
+            results.append(
+                TokenResult(
+                    token=token,
+                    applied=int(applied),
+                    duplicates=int(dups),
+                    late=int(late),
+                    over_capacity=int(over),
+                    rebuilt=int(rebuilt),
+                    reason=reason,
+                    last_update=int(lu_text) if lu_text else None,
+                    failed=reason.startswith("error:"),
+                )
+            )
+        return results
+
+    def apply(self, groups: dict[str, list[str]], now: int | None = None) -> list[TokenResult]:
+        """Apply every token in ``groups``, call after call (tests, tools, reclaim)."""
+        out: list[TokenResult] = []
+        for call in self.calls(groups):
+            out.extend(self.apply_call(call, now))
+        return out
+
+    def apply_records(self, records: Iterable[str], now: int | None = None) -> list[TokenResult]:
+        groups, _bad = group_records(records)
+        return self.apply(groups, now)
+
+    def advance(self, tokens: Iterable[str], now: int | None = None) -> list[TokenResult]:
+        """Slide the windows of ``tokens`` to now without new trades (the janitor's job)."""
+        return self.apply({t: [] for t in tokens}, now)

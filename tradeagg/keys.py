@@ -1,0 +1,65 @@
+"""Every Redis key name tradeagg uses, in one place.
+
+Per-token keys wrap the address in braces (a Redis Cluster hash tag) so all
+four keys of a token live in one slot. Service keys are ``tradeagg:…`` and
+carry their own tag (one per shard, or per process) so that nothing
+service-wide becomes one hot key on one cluster node.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+PREFIX = "tradeagg"
+STREAM_GROUP = "workers"
+
+
+class TokenKeys:
+    """The four contract keys of one token, in the order the Lua scripts take."""
+
+    __slots__ = ("token", "trades", "indices", "aggregates", "last_update")
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.trades = f"token:{{{token}}}:trades"
+        self.indices = f"token:{{{token}}}:indices"
+        self.aggregates = f"token:{{{token}}}:aggregates"
+        self.last_update = f"token:{{{token}}}:last_update"
+
+    def all(self) -> list[str]:
+        return [self.trades, self.indices, self.aggregates, self.last_update]
+
+
+def token_keys(token: str) -> list[str]:
+    """KEYS for one token, as ``apply_trades.lua`` and ``read_window.lua`` take them."""
+    return TokenKeys(token).all()
+
+
+def shard_of(token: str, shards: int) -> int:
+    """Stable shard of a token: CRC-32 of its address modulo the shard count."""
+    return zlib.crc32(token.encode("ascii", "replace")) % shards
+
+
+def stream(shard: int) -> str:
+    """The shard stream of raw trades (entries documented in ``codec``)."""
+    return f"{PREFIX}:{{s{shard}}}:stream"
+
+
+def active(shard: int) -> str:
+    """Sorted set of the shard's live tokens, scored by their last_update (ms)."""
+    return f"{PREFIX}:{{s{shard}}}:active"
+
+
+def dead(shard: int) -> str:
+    """Capped dead-letter stream: invalid input and poison entries, with reasons."""
+    return f"{PREFIX}:{{s{shard}}}:dead"
+
+
+def heartbeat(kind: str, name: str) -> str:
+    """A process's heartbeat (string with TTL); one key per process."""
+    return f"{PREFIX}:{{hb}}:{kind}:{name}"
+
+
+def janitor_lock() -> str:
+    """Lock (SET NX PX) so that one janitor runs at a time across processes."""
+    return f"{PREFIX}:{{janitor}}:lock"
