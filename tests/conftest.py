@@ -1,10 +1,16 @@
-"""Fixtures shared by every test: real servers started and stopped here."""
+"""Fixtures shared by every test: real servers started and stopped here.
+
+More fixtures live in tests/fixtures_*.py, loaded below as plugins so that each
+area (Kafka broker, Redis Cluster, ...) keeps its own file.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.servers import RedisServer
+
+pytest_plugins = ["tests.fixtures_kafka", "tests.fixtures_cluster", "tests.fixtures_process"]
 
 
 @pytest.fixture(scope="session")

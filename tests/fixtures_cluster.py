@@ -1,0 +1,1 @@
+"""Fixtures for cluster tests (see tests/conftest.py)."""

@@ -1,0 +1,1 @@
+"""Fixtures for kafka tests (see tests/conftest.py)."""

@@ -1,0 +1,1 @@
+"""Fixtures for process tests (see tests/conftest.py)."""
