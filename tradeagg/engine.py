@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from tradeagg.errors import StoreError
-from tradeagg.keys import token_keys
+from tradeagg.keys import active, shard_of, token_keys
 from tradeagg.redisconn import is_cluster
 from tradeagg.scripts import Scripts
 from tradeagg.settings import Settings
@@ -121,7 +121,11 @@ class Engine:
     def apply_call(
         self, call: list[tuple[str, list[str]]], now: int | None = None
     ) -> list[TokenResult]:
-        """One atomic Lua call for the tokens in ``call``. Raises StoreError if Redis fails."""
+        """One atomic Lua call for the tokens in ``call``. Raises StoreError if Redis fails.
+
+        In the same round trip the tokens are stamped (wall ms) in their shard's
+        active index, which the janitor and ``top`` read instead of scanning keys.
+        """
         keys: list[str] = []
         args: list[Any] = [
             self.clock() if now is None else now,
@@ -133,8 +137,16 @@ class Engine:
             keys.extend(token_keys(token))
             args.append(len(entries))
             args.extend(entries)
+        touched: dict[int, dict[str, int]] = {}
+        stamp = now_ms()
+        for token, _entries in call:
+            touched.setdefault(shard_of(token, self.settings.shards), {})[token] = stamp
         try:
-            raw = self.scripts.apply_trades(keys=keys, args=args)
+            pipe = self.client.pipeline(transaction=False)
+            self.scripts.apply_trades(keys=keys, args=args, client=pipe)
+            for shard, members in touched.items():
+                pipe.zadd(active(shard), members)
+            raw = pipe.execute()[0]
         except redis.RedisError as exc:
             raise StoreError(f"apply_trades failed: {exc}") from None
         results = []
