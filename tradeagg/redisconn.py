@@ -4,6 +4,14 @@
 ``TRADEAGG_REDIS_CLUSTER=1``, selects redis-py's cluster client. Blocking
 readers (XREADGROUP ... BLOCK) get a client of their own whose socket timeout
 exceeds the block time.
+
+redis-py's cluster pipeline refuses EVALSHA and cannot load scripts, yet the
+engine pipelines a Lua call with ZADDs to other slots (grouped per node by
+redis-py). ``Cluster.pipeline()`` therefore hands out a ``ScriptPipeline``
+that queues EVALSHA like any keyed command (routed by its keys, which must
+share one slot) and, on NOSCRIPT (a restarted or flushed node), loads every
+registered script on all primaries and re-runs only the calls that failed:
+a NOSCRIPT call never ran, so nothing runs twice.
 """
 
 from __future__ import annotations
@@ -12,8 +20,76 @@ from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from tradeagg.settings import Settings
+
+
+class Cluster(RedisCluster):
+    """redis-py's cluster client whose pipelines can run registered Lua scripts."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.script_sources: dict[str, str] = {}
+
+    def register_script(self, script: str | bytes) -> Script:
+        registered = super().register_script(script)
+        source = registered.script
+        self.script_sources[registered.sha] = (
+            source.decode() if isinstance(source, bytes) else source
+        )
+        return registered
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ScriptPipeline:
+        return ScriptPipeline(super().pipeline(transaction, shard_hint), self)
+
+    def load_scripts(self) -> None:
+        """SCRIPT LOAD of every registered script on every primary."""
+        for source in self.script_sources.values():
+            self.script_load(source)
+
+
+class ScriptPipeline:
+    """A cluster pipeline (delegated to) that also queues EVALSHA."""
+
+    def __init__(self, pipe: Any, cluster: Cluster) -> None:
+        self._pipe = pipe
+        self._cluster = cluster
+        self._evals: dict[int, tuple[Any, ...]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pipe, name)
+
+    def __len__(self) -> int:
+        return len(self._pipe)
+
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> ScriptPipeline:
+        args = ("EVALSHA", sha, numkeys, *keys_and_args)
+        self._evals[len(self._pipe)] = args
+        self._pipe.execute_command(*args)
+        return self
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        evals, self._evals = self._evals, {}
+        results = self._pipe.execute(raise_on_error=False)
+        missing = [i for i in evals if isinstance(results[i], NoScriptError)]
+        if missing:
+            self._cluster.load_scripts()
+            for i in missing:
+                try:
+                    results[i] = self._cluster.execute_command(*evals[i])
+                except redis.RedisError as exc:
+                    results[i] = exc
+        if raise_on_error:
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+        return results
+
+    def reset(self) -> None:
+        self._evals = {}
+        self._pipe.reset()
 
 
 def _plain_url(url: str) -> str:
@@ -30,7 +106,7 @@ def connect(settings: Settings, *, block_ms: int = 0, max_connections: int = 64)
         "health_check_interval": 30,
     }
     if settings.redis_cluster:
-        return RedisCluster.from_url(url, max_connections=max_connections, **options)
+        return Cluster.from_url(url, max_connections=max_connections, **options)
     return redis.Redis.from_url(url, max_connections=max_connections, **options)
 
 
