@@ -12,6 +12,11 @@ that queues EVALSHA like any keyed command (routed by its keys, which must
 share one slot) and, on NOSCRIPT (a restarted or flushed node), loads every
 registered script on all primaries and re-runs only the calls that failed:
 a NOSCRIPT call never ran, so nothing runs twice.
+
+redis-py raises ``RedisClusterException`` (not a ``RedisError``) for
+client-side cluster failures such as keys of several slots in one call or
+no reachable node; both classes here turn it into ``ClusterError`` so that
+callers handle every Redis failure with ``except redis.RedisError``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
+from redis.exceptions import ClusterError, NoScriptError, RedisClusterException
 
 from tradeagg.settings import Settings
 
@@ -43,6 +48,12 @@ class Cluster(RedisCluster):
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ScriptPipeline:
         return ScriptPipeline(super().pipeline(transaction, shard_hint), self)
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().execute_command(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise ClusterError(str(exc)) from None
 
     def load_scripts(self) -> None:
         """SCRIPT LOAD of every registered script on every primary."""
@@ -72,7 +83,10 @@ class ScriptPipeline:
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         evals, self._evals = self._evals, {}
-        results = self._pipe.execute(raise_on_error=False)
+        try:
+            results = self._pipe.execute(raise_on_error=False)
+        except RedisClusterException as exc:
+            raise ClusterError(str(exc)) from None
         missing = [i for i in evals if isinstance(results[i], NoScriptError)]
         if missing:
             self._cluster.load_scripts()
