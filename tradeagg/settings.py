@@ -134,6 +134,13 @@ class Settings:
     statsd_port: int = 8125  # STATSD_PORT
     statsd_prefix: str = "tradeagg"  # STATSD_PREFIX
     metrics_interval: float = 10.0  # TRADEAGG_METRICS_INTERVAL, seconds between flushes
+    heartbeat_interval: float = 5.0  # TRADEAGG_HEARTBEAT_INTERVAL: heartbeat and probe period, s
+    warn_backlog: int = 10_000  # TRADEAGG_WARN_BACKLOG: undelivered entries in one shard
+    warn_pending_age_ms: int = 30_000  # TRADEAGG_WARN_PENDING_AGE_MS: oldest unacked entry idle
+    warn_memory_pct: float = 80.0  # TRADEAGG_WARN_MEMORY_PCT: used_memory / maxmemory
+    warn_loop_block_ms: int = 250  # TRADEAGG_WARN_LOOP_BLOCK_MS: event-loop wake-up lateness
+    warn_pool_pct: float = 95.0  # TRADEAGG_WARN_POOL_PCT: worker pool utilisation
+    warn_repeat_s: float = 60.0  # TRADEAGG_WARN_REPEAT_S: repeat a standing warning this often
     log_level: str = "INFO"  # LOG_LEVEL
 
     @property
@@ -197,6 +204,13 @@ class Settings:
         take("STATSD_PORT", "statsd_port", _int(1, 65_535))
         take("STATSD_PREFIX", "statsd_prefix", _str)
         take("TRADEAGG_METRICS_INTERVAL", "metrics_interval", _float(0.05, 3_600))
+        take("TRADEAGG_HEARTBEAT_INTERVAL", "heartbeat_interval", _float(0.05, 3_600))
+        take("TRADEAGG_WARN_BACKLOG", "warn_backlog", _int(1, 1_000_000_000))
+        take("TRADEAGG_WARN_PENDING_AGE_MS", "warn_pending_age_ms", _int(1, 86_400_000))
+        take("TRADEAGG_WARN_MEMORY_PCT", "warn_memory_pct", _float(1, 100))
+        take("TRADEAGG_WARN_LOOP_BLOCK_MS", "warn_loop_block_ms", _int(1, 600_000))
+        take("TRADEAGG_WARN_POOL_PCT", "warn_pool_pct", _float(1, 100))
+        take("TRADEAGG_WARN_REPEAT_S", "warn_repeat_s", _float(0, 86_400))
         take(
             "LOG_LEVEL",
             "log_level",
