@@ -46,8 +46,10 @@ class Cluster(RedisCluster):
         )
         return registered
 
-    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ScriptPipeline:
-        return ScriptPipeline(super().pipeline(transaction, shard_hint), self)
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+        """A ScriptPipeline; a transaction keeps redis-py's own (re-running is not atomic)."""
+        pipe = super().pipeline(transaction, shard_hint)
+        return pipe if transaction else ScriptPipeline(pipe, self)
 
     def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:
