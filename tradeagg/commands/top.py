@@ -3,19 +3,116 @@
 from __future__ import annotations
 
 import argparse
+import json
+from datetime import UTC, datetime
 
-from tradeagg.errors import TradeaggError
+from tradeagg import humanize
+from tradeagg.ranking import RANK_BY, Ranked, Ranker, Ranking
+from tradeagg.reader import window_json
+from tradeagg.redisconn import connect
 from tradeagg.settings import Settings
+
+EXAMPLES = """examples:
+  tradeagg top                                 top 20 by 5m volume, now
+  tradeagg top --window 1m --by buys --limit 10
+  tradeagg top --by price_change_pct --window 1h   biggest gainers of the hour
+  tradeagg top --json | jq -r .token           one JSON object per line, for scripts
+  tradeagg top --at 1732550400000              as of an instant (epoch ms)
+
+Ranking is descending by --by; equal values are ordered by token address.
+Tokens without a trade in the window are not listed. Exit codes: 0 ok,
+1 Redis failure, 2 bad option (unknown window, --at before a token's update).
+"""
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{raw} is not a positive integer")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "top",
         help="the trending tokens, ranked exactly at read time.",
-        description="the trending tokens, ranked exactly at read time.",
+        description="The trending tokens: every active token (from the per-shard active "
+        "index, no key scan) read exactly as of one instant, ranked by a metric of one window.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--window", default=None, metavar="LABEL", help="window label (default 5m)")
+    p.add_argument("--by", default="volume", choices=RANK_BY, help="metric (default volume)")
+    p.add_argument("--limit", type=_positive, default=20, metavar="N", help="rows (default 20)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line, ranked")
+    p.add_argument("--at", type=int, metavar="MS", help="instant, epoch milliseconds")
     p.set_defaults(run=run)
 
 
+def default_window(settings: Settings) -> str:
+    """5m when configured, else the shortest window longer than a minute, else the longest."""
+    labels = [w.label for w in settings.windows]
+    if "5m" in labels:
+        return "5m"
+    longer = [w.label for w in settings.windows if w.ms > 60_000]
+    return longer[0] if longer else labels[-1]
+
+
+def row_json(r: Ranked, ranking: Ranking) -> str:
+    """``{"rank", "token", "at", "window", "by", <the window's metrics>}``, exact numbers."""
+    head = (
+        f'{{"rank": {r.rank}, "token": {json.dumps(r.token)}, "at": {r.view.at}, '
+        f'"window": {json.dumps(ranking.window)}, "by": {json.dumps(ranking.by)}, '
+    )
+    return head + window_json(r.window(ranking.window))[1:]
+
+
+def table(ranking: Ranking) -> str:
+    """A human table with readable numbers."""
+    when = datetime.fromtimestamp(ranking.at / 1000, tz=UTC).isoformat(timespec="seconds")
+    label = ranking.window
+    lines = [
+        f"top {len(ranking.rows)} of {ranking.candidates} active tokens by {ranking.by} "
+        f"in {label}, at {ranking.at} ({when})"
+    ]
+    head = ("#", "token", "trades", "buys", "sells", "volume", "buy vol", "close", "change")
+    rows = [head]
+    for r in ranking.rows:
+        w = r.window(label)
+        buy_share = f"{w.buy_volume / w.volume * 100:.0f}%" if w.volume else "-"
+        rows.append(
+            (
+                str(r.rank),
+                r.token,
+                humanize.count(w.trades),
+                humanize.count(w.buys),
+                humanize.count(w.sells),
+                humanize.number(w.volume),
+                buy_share,
+                humanize.number(w.close),
+                humanize.percent(w.price_change_pct),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    for row in rows:
+        cells = [c.ljust(widths[i]) if i == 1 else c.rjust(widths[i]) for i, c in enumerate(row)]
+        lines.append("  ".join(cells).rstrip())
+    if not ranking.rows:
+        lines.append("(no token has a trade in this window)")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    raise TradeaggError("'top' is not implemented yet")
+    client = connect(settings)
+    try:
+        ranker = Ranker(client, settings)
+        window = args.window or default_window(settings)
+        ranking = ranker.top(window, args.by, args.limit, args.at)
+    finally:
+        client.close()
+    if args.json:
+        for r in ranking.rows:
+            print(row_json(r, ranking))
+    else:
+        print(table(ranking))
+    return 0
