@@ -3,7 +3,7 @@
 Two implementations of one rule set:
 
 * ``validate(obj, now_ms, max_skew_ms)``: hand-written checks, the bridge's hot
-  path (~3 µs a trade, see ``scripts/bench_schema.py``);
+  path (~3 µs a trade, see ``benchmarks/bench_schema.py``);
 * ``TradeSchema``: the same rules declared with marshmallow (~25 µs a trade),
   the readable statement of the contract; ``tests/unit/test_schema.py`` holds
   both to the same verdict on a corpus of good and hostile trades.

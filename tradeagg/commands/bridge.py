@@ -3,19 +3,86 @@
 from __future__ import annotations
 
 import argparse
+import logging
+from typing import Any
 
-from tradeagg.errors import TradeaggError
+import gevent
+from confluent_kafka import Consumer, KafkaException
+from gevent import monkey
+
+from tradeagg import observe
+from tradeagg.bridge import Bridge
+from tradeagg.errors import ConfigError
+from tradeagg.kafkaconf import consumer_config
+from tradeagg.logs import PROCESS, kv
+from tradeagg.metrics import metrics_from_settings
+from tradeagg.redisconn import connect
+from tradeagg.service import Service
 from tradeagg.settings import Settings
+
+log = logging.getLogger("tradeagg.bridge")
+
+EXAMPLES = """examples:
+  KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 REDIS_URL=redis://127.0.0.1:6379/0 tradeagg bridge
+  KAFKA_URL=kafka+ssl://h1:9096,h2:9096 KAFKA_TRUSTED_CERT="$(cat ca.pem)" \\
+    KAFKA_CLIENT_CERT="$(cat cert.pem)" KAFKA_CLIENT_CERT_KEY="$(cat key.pem)" \\
+    KAFKA_PREFIX=fuzzy-123. tradeagg bridge
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bridge",
         help="Kafka -> Redis shard streams, until SIGTERM/SIGINT.",
-        description="Kafka -> Redis shard streams, until SIGTERM/SIGINT.",
+        description="Consumes TRADEAGG_KAFKA_TOPIC in group TRADEAGG_KAFKA_GROUP (both with "
+        "KAFKA_PREFIX; a new group starts at the earliest offset), validates every trade "
+        "(CONTRACT §1), writes valid trades to the shard streams and invalid input to the "
+        "dead-letter streams, and commits offsets only after Redis acknowledged. Pauses "
+        "consumption while the shard streams hold more than TRADEAGG_MAX_BACKLOG unacknowledged "
+        "entries. SIGTERM/SIGINT: finishes the batch in hand, commits, exits 0.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.set_defaults(run=run)
 
 
+def on_hub_threadpool(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking librdkafka call on a native thread so the hub keeps running."""
+    return gevent.get_hub().threadpool.spawn(fn, *args, **kwargs).get()
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    raise TradeaggError("'bridge' is not implemented yet")
+    if not monkey.is_module_patched("socket"):
+        log.warning("gevent has not patched socket: run through the tradeagg entry point")
+    metrics = metrics_from_settings(settings)
+    service = Service("bridge", metrics)
+    client = connect(settings, max_connections=8)
+    conf = consumer_config(settings)
+
+    def new_consumer() -> Consumer:
+        try:
+            return Consumer(conf)
+        except KafkaException as exc:
+            raise ConfigError(f"Kafka consumer configuration: {exc.args[0]}") from None
+
+    consumers = [new_consumer()]  # a bad configuration exits 2 here, not in a restart loop
+    current: list[Bridge] = []
+
+    def loop() -> None:
+        consumer = consumers.pop() if consumers else new_consumer()
+        bridge = Bridge(
+            consumer, client, settings, metrics, service.stopping.is_set, on_hub_threadpool
+        )
+        current[:] = [bridge]
+        bridge.run()
+
+    def figures() -> dict[str, Any]:
+        b = current[0] if current else None
+        return {"paused": int(b.paused), "backlog": b.backlog} if b else {}
+
+    service.spawn("kafka", loop)
+    observe.start(service, client, settings, metrics, "bridge", PROCESS, figures=figures)
+    log.info("bridge started %s", kv(topic=settings.topic, group=settings.group))
+    code = service.run()
+    log.info("bridge stopped %s", kv(topic=settings.topic))
+    return code
