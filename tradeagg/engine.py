@@ -126,6 +126,64 @@ class Engine:
         In the same round trip the tokens are stamped (wall ms) in their shard's
         active index, which the janitor and ``top`` read instead of scanning keys.
         """
+        touched: dict[int, dict[str, int]] = {}
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            self._queue(pipe, call, now, touched)
+            for shard, members in touched.items():
+                pipe.zadd(active(shard), members)
+            raw = pipe.execute()[0]
+        except redis.RedisError as exc:
+            raise StoreError(f"apply_trades failed: {exc}") from None
+        return self._results(call, raw)
+
+    def apply_calls(
+        self, calls: list[list[tuple[str, list[str]]]], now: int | None = None
+    ) -> list[list[TokenResult] | StoreError]:
+        """Many Lua calls (each atomic) and their active-index stamps in one pipeline.
+
+        On a cluster a call holds the tokens of one slot, which rarely meet, so
+        one pipeline per call is a round trip per token; here redis-py sends
+        each node its share at once. A call whose script or stamp failed comes
+        back as a StoreError in its place (its trades may or may not be applied:
+        re-applying them is safe, the script drops duplicates).
+        """
+        if not calls:
+            return []
+        now = self.clock() if now is None else now
+        touched: dict[int, dict[str, int]] = {}
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for call in calls:
+                self._queue(pipe, call, now, touched)
+            for shard, members in touched.items():
+                pipe.zadd(active(shard), members)
+            raws = pipe.execute(raise_on_error=False)
+        except redis.RedisError as exc:
+            return [StoreError(f"apply_trades failed: {exc}") for _ in calls]
+        unstamped = {
+            shard
+            for shard, raw in zip(touched, raws[len(calls) :], strict=True)
+            if isinstance(raw, Exception)
+        }
+        out: list[list[TokenResult] | StoreError] = []
+        for call, raw in zip(calls, raws, strict=False):
+            if isinstance(raw, Exception):
+                out.append(StoreError(f"apply_trades failed: {raw}"))
+            elif any(shard_of(t, self.settings.shards) in unstamped for t, _ in call):
+                out.append(StoreError("stamping the active index failed"))
+            else:
+                out.append(self._results(call, raw))
+        return out
+
+    def _queue(
+        self,
+        pipe: Any,
+        call: list[tuple[str, list[str]]],
+        now: int | None,
+        touched: dict[int, dict[str, int]],
+    ) -> None:
+        """Queue the ``apply_trades`` call on ``pipe``; note its tokens' stamps in ``touched``."""
         keys: list[str] = []
         args: list[Any] = [
             self.clock() if now is None else now,
@@ -137,18 +195,12 @@ class Engine:
             keys.extend(token_keys(token))
             args.append(len(entries))
             args.extend(entries)
-        touched: dict[int, dict[str, int]] = {}
         stamp = now_ms()
         for token, _entries in call:
             touched.setdefault(shard_of(token, self.settings.shards), {})[token] = stamp
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            self.scripts.apply_trades(keys=keys, args=args, client=pipe)
-            for shard, members in touched.items():
-                pipe.zadd(active(shard), members)
-            raw = pipe.execute()[0]
-        except redis.RedisError as exc:
-            raise StoreError(f"apply_trades failed: {exc}") from None
+        self.scripts.apply_trades(keys=keys, args=args, client=pipe)
+
+    def _results(self, call: list[tuple[str, list[str]]], raw: list[Any]) -> list[TokenResult]:
         results = []
         for i, (token, _entries) in enumerate(call):
             applied, dups, late, over, rebuilt, reason, lu = raw[7 * i : 7 * i + 7]
