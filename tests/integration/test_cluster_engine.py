@@ -16,9 +16,9 @@ from redis.crc import key_slot
 
 from tests import reference
 from tests.strategies import TOKENS, trades
-from tradeagg.engine import Engine
+from tradeagg.engine import Engine, group_records
 from tradeagg.errors import StoreError
-from tradeagg.keys import active, dead, stream, token_keys
+from tradeagg.keys import active, dead, shard_of, stream, token_keys
 from tradeagg.reader import Reader
 from tradeagg.redisconn import Cluster, connect
 from tradeagg.settings import Settings, parse_windows
@@ -101,9 +101,16 @@ def test_cluster_matches_reference(redis_cluster, data, ts, spec, clock):
             arrivals[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrivals)], strict=False) if b > a
         ]
         now = min(t.ts for t in ts) + data.draw(st.integers(-2_000, 20_000))
+        batched = data.draw(st.booleans(), label="apply_calls")
         for batch in batches:
             for _ in range(data.draw(st.integers(1, 2))):
-                results = engine.apply_records([t.record for t in batch], now=now)
+                records = [t.record for t in batch]
+                if batched:
+                    outs = engine.apply_calls(engine.calls(group_records(records)[0]), now=now)
+                    assert all(isinstance(o, list) for o in outs), outs
+                    results = [r for o in outs for r in o]
+                else:
+                    results = engine.apply_records(records, now=now)
                 assert not [r for r in results if r.failed]
             now += data.draw(st.integers(0, 8_000))
         applied_at = [reader.read(tok).last_update for tok in CLUSTER_TOKENS]
@@ -192,6 +199,34 @@ def test_noscript_after_script_flush_on_every_node(redis_cluster, cluster_client
             node.script_flush()
             node.close()
         check(reader, first + second, BASE_TS + 2_000, s.windows, tokens)
+    finally:
+        client.close()
+
+
+def test_apply_calls_isolates_a_failed_stamp(redis_cluster, cluster_client):
+    """One pipeline, many calls: a shard whose ZADD fails fails only its calls; a replay heals."""
+    s = cluster_settings(redis_cluster, windows=parse_windows("10s"), shards=4)
+    client = connect(s)
+    try:
+        engine = Engine(client, s)
+        tokens = [f"0x{i:040x}" for i in range(40)]
+        ts = many_trades(tokens, 2)
+        groups = group_records([t.record for t in ts])[0]
+        client.set(active(1), "not a sorted set")
+        calls = engine.calls(groups)
+        outs = engine.apply_calls(calls, now=BASE_TS + 1_000)
+        broken = [any(shard_of(t, 4) == 1 for t, _ in call) for call in calls]
+        assert [isinstance(o, StoreError) for o in outs] == broken
+        assert any(broken) and not all(broken)
+        assert all(r.applied == 2 for o in outs if isinstance(o, list) for r in o)
+        client.delete(active(1))
+        again = engine.apply_calls(calls, now=BASE_TS + 1_000)
+        for call, out in zip(calls, again, strict=True):
+            assert isinstance(out, list)
+            assert [r.duplicates for r in out] == [2] * len(call)
+        assert client.zcard(active(1)) == sum(shard_of(t, 4) == 1 for t in tokens)
+        reader = Reader(client, s, engine.scripts, engine)
+        check(reader, ts, BASE_TS + 1_000, s.windows, tokens)
     finally:
         client.close()
 
