@@ -15,6 +15,7 @@ from tests.servers import free_port
 from tradeagg import keys, probes
 from tradeagg.metrics import MemoryMetrics
 from tradeagg.observe import LoopProbe, Observer
+from tradeagg.redisconn import connect
 from tradeagg.settings import Settings
 
 
@@ -155,3 +156,35 @@ def test_a_corrupt_heartbeat_still_shows(redis_client, bad):
     redis_client.set(keys.heartbeat("bridge", "b:1"), bad)
     beats = probes.heartbeats(redis_client)
     assert [(b["kind"], b["name"], b.get("corrupt")) for b in beats] == [("bridge", "b:1", True)]
+
+
+def test_probes_and_heartbeats_on_a_cluster(redis_cluster, cluster_client, caplog):
+    caplog.set_level(logging.INFO, logger="tradeagg.observe")
+    s = Settings(
+        redis_url=redis_cluster.url,
+        redis_cluster=True,
+        shards=4,
+        warn_backlog=2,
+        heartbeat_interval=1,
+    )
+    client = connect(s)
+    try:
+        for shard in range(4):  # the shard streams spread over the nodes
+            for i in range(shard):
+                client.xadd(keys.stream(shard), {"v": "1", "t": f"r{i}"})
+        client.xgroup_create(keys.stream(2), keys.STREAM_GROUP, id="0")
+        client.xreadgroup(keys.STREAM_GROUP, "c", {keys.stream(2): ">"}, count=1)
+        client.zadd(keys.active(3), {"A": 1})
+        m = MemoryMetrics()
+        Observer(client, s, m, "worker", "w1", LoopProbe()).tick()
+        Observer(client, s, m, "bridge", "b1", LoopProbe()).tick()
+        figures = probes.shard_figures(client, s)
+        assert [(f.backlog, f.pending) for f in figures] == [(0, 0), (1, 0), (1, 1), (3, 0)]
+        assert m.gauges["tokens.active"] == 1 and m.gauges["redis.memory.used"] > 0
+        assert "shards=s3:3 " in warnings_of(caplog, "backlog")[0]
+        assert [(b["kind"], b["name"]) for b in probes.heartbeats(client)] == [
+            ("bridge", "b1"),
+            ("worker", "w1"),
+        ]
+    finally:
+        client.close()
