@@ -8,12 +8,15 @@ that a few thousand tokens cost a few round trips, not thousands.
 
 With the wall clock and no explicit ``at``, a worker may apply a trade to a
 token between our choice of "now" and our read of it; that token then answers
-"past". We move ``at`` up to the newest such ``last_update`` and read again,
-so the ranking stays exact as of a single instant.
+"past". We read again as of an instant a little ahead (the newest such
+``last_update`` plus twice the time a pass took), so that every token is read
+as of one single instant even while workers keep applying; the answer then
+covers the trades applied when each token was read, as any read does.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -131,6 +134,7 @@ class Ranker:
         if at is None and self.settings.clock == "wall":
             at = now_ms()
         for _ in range(CATCH_UP_TRIES):
+            started = time.monotonic()
             raws = self._fetch(tokens, at)
             newer = [int(_text(r[2])) for r in raws.values() if _text(r[0]) == "past"]
             if not newer:
@@ -142,7 +146,9 @@ class Ranker:
                     f"--at {at} is earlier than last_update {_text(raws[first][2])} "
                     f"of token {first}"
                 )
-            at = max(newer)
+            # tokens move while we read them: aim ahead by twice what a pass takes
+            ahead = int(2_000 * (time.monotonic() - started)) + 1
+            at = max(max(newer), now_ms()) + ahead
         raise StoreError(f"tokens kept updating past at={at}; try again or pass --at")
 
     def _fetch(self, tokens: Sequence[str], at: int | None) -> dict[str, list[Any]]:

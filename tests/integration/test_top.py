@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -96,10 +97,16 @@ def test_catches_up_when_a_token_is_newer_than_now(redis_client):
     s = settings()
     trades = load(redis_client, s, seed=4, n=300)
     future = now_ms() + 60_000  # a minute beyond the test's wall clock
-    Engine(redis_client, s).apply_records([trades[0].record], now=future)
+    late = [
+        dataclasses.replace(t, ts=future - 1_000 + i, id=f"f{i}") for i, t in enumerate(trades[:3])
+    ]
+    Engine(redis_client, s).apply_records([t.record for t in late], now=future)
     got = Ranker(redis_client, s).top("2m", "volume", limit=None)
-    assert got.at == future
-    assert got.rows == [] and got.candidates == len({t.token for t in trades})
+    assert got.at >= future
+    assert {v.at for v in got.views} == {got.at}  # one common instant for every token
+    want = brute_force(trades + late, got.at, s, "2m", "volume")
+    assert [(r.window("2m").volume, r.token) for r in got.rows] == want
+    assert got.candidates == len({t.token for t in trades})
     with pytest.raises(UsageError, match="earlier than last_update"):
         Ranker(redis_client, s).top("2m", "volume", at=future - 1)
 
