@@ -142,6 +142,7 @@ class Settings:
     warn_pool_pct: float = 95.0  # TRADEAGG_WARN_POOL_PCT: worker pool utilisation
     warn_repeat_s: float = 60.0  # TRADEAGG_WARN_REPEAT_S: repeat a standing warning this often
     log_level: str = "INFO"  # LOG_LEVEL
+    consumer_name: str = ""  # TRADEAGG_CONSUMER, else DYNO (Heroku), else host-pid
 
     @property
     def longest_ms(self) -> int:
@@ -216,6 +217,9 @@ class Settings:
             "log_level",
             lambda raw: _choice("debug", "info", "warning", "error", "critical")(raw).upper(),
         )
+
+        take("DYNO", "consumer_name", _str)
+        take("TRADEAGG_CONSUMER", "consumer_name", _str)
 
         url = str(values.get("redis_url", cls.redis_url))
         if "+cluster://" in url:

@@ -1,21 +1,73 @@
-"""`tradeagg worker`: consumer-group aggregation plus the janitor, until SIGTERM/SIGINT."""
+"""`tradeagg worker`: consumer-group aggregation of every shard, plus the janitor."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import socket
 
-from tradeagg.errors import TradeaggError
+import gevent.pool
+from gevent import monkey
+
+from tradeagg import observe
+from tradeagg.engine import Engine
+from tradeagg.logs import kv
+from tradeagg.metrics import metrics_from_settings
+from tradeagg.redisconn import connect
+from tradeagg.service import Service
 from tradeagg.settings import Settings
+from tradeagg.worker import ShardConsumer
+
+log = logging.getLogger("tradeagg.worker")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "worker",
         help="consumer-group aggregation plus the janitor, until SIGTERM/SIGINT.",
-        description="consumer-group aggregation plus the janitor, until SIGTERM/SIGINT.",
+        description="Reads every shard stream in consumer group 'workers', applies trades to "
+        "the per-token windows, acknowledges after commit, and runs the janitor. SIGTERM or "
+        "SIGINT: finishes the batch in hand and exits 0. Scale by running more workers.",
+        epilog="example:\n  REDIS_URL=redis://127.0.0.1:6379/0 tradeagg worker",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.set_defaults(run=run)
 
 
+def consumer_name(settings: Settings) -> str:
+    return settings.consumer_name or f"{socket.gethostname()}-{os.getpid()}"
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    raise TradeaggError("'worker' is not implemented yet")
+    if not monkey.is_module_patched("socket"):
+        log.warning("gevent has not patched socket: run through the tradeagg entry point")
+    metrics = metrics_from_settings(settings)
+    service = Service("worker", metrics)
+    reader = connect(settings, block_ms=settings.block_ms, max_connections=settings.shards + 4)
+    client = connect(settings, max_connections=settings.worker_pool + settings.shards + 8)
+    engine = Engine(client, settings)
+    pool = gevent.pool.Pool(settings.worker_pool)
+    name = consumer_name(settings)
+
+    def stopping() -> bool:
+        return service.stopping.is_set()
+
+    for shard in range(settings.shards):
+        consumer = ShardConsumer(shard, reader, engine, pool, settings, metrics, name, stopping)
+        service.spawn(f"shard-{shard}", consumer.run)
+    observe.start(
+        service,
+        client,
+        settings,
+        metrics,
+        "worker",
+        name,
+        pool_utilisation=lambda: (pool.size - pool.free_count()) / pool.size,
+    )
+    log.info(
+        "worker started %s", kv(consumer=name, shards=settings.shards, pool=settings.worker_pool)
+    )
+    code = service.run()
+    log.info("worker stopped %s", kv(consumer=name))
+    return code
