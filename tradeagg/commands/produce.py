@@ -33,6 +33,7 @@ EXAMPLES = """examples:
 """
 
 Message = tuple[bytes | None, bytes, int]  # key, value, trades in it
+MAX_ARRAY = 1_000  # trades per array message: ~400 KB, well under the 1 MiB limit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--batch-per-block",
         action="store_true",
-        help="one JSON array message per block instead of one message per trade",
+        help="one JSON array message per block (at most 1,000 trades) instead of one per trade",
     )
     p.set_defaults(run=run)
 
@@ -70,7 +71,7 @@ def encode(trades: list[Trade], per_block: bool) -> Iterator[Message]:
     i = 0
     while i < len(trades):
         j = i
-        while j < len(trades) and trades[j].block == trades[i].block:
+        while j < len(trades) and j - i < MAX_ARRAY and trades[j].block == trades[i].block:
             j += 1
         body = [to_message(t) for t in trades[i:j]]
         yield None, json.dumps(body, separators=(",", ":")).encode(), j - i
