@@ -143,6 +143,7 @@ class Settings:
     warn_repeat_s: float = 60.0  # TRADEAGG_WARN_REPEAT_S: repeat a standing warning this often
     log_level: str = "INFO"  # LOG_LEVEL
     consumer_name: str = ""  # TRADEAGG_CONSUMER, else DYNO (Heroku), else host-pid
+    test_crash_after_apply: float = 0.0  # TRADEAGG_TEST_CRASH_AFTER_APPLY: tests only
 
     @property
     def longest_ms(self) -> int:
@@ -200,6 +201,7 @@ class Settings:
         take("TRADEAGG_DEAD_LETTER_MAX", "dead_letter_max", _int(1, 10_000_000))
         take("TRADEAGG_MAX_DELIVERIES", "max_deliveries", _int(1, 1_000))
         take("TRADEAGG_RECLAIM_IDLE_MS", "reclaim_idle_ms", _int(100, 86_400_000))
+        take("TRADEAGG_TEST_CRASH_AFTER_APPLY", "test_crash_after_apply", _float(0.0, 1.0))
         take("TRADEAGG_MAX_TOKEN_TRADES", "max_token_trades", _int(1_000, 100_000_000))
         take("STATSD_HOST", "statsd_host", _str)
         take("STATSD_PORT", "statsd_port", _int(1, 65_535))

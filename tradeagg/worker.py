@@ -12,6 +12,8 @@ counted, without touching other tokens.
 from __future__ import annotations
 
 import logging
+import os
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +33,10 @@ from tradeagg.trade import FORMAT_VERSION
 log = logging.getLogger("tradeagg.worker")
 
 Entry = tuple[str, dict[bytes, bytes]]
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 @dataclass
@@ -139,6 +145,8 @@ class ShardConsumer:
         log.info("shard consumer started %s", kv(shard=self.shard, consumer=self.consumer))
         while not self.stopping():
             entries = self.read()
+            if entries and self.backlog_id != ">":
+                entries = self.screen(entries)
             if entries:
                 failed = self.process(entries)
                 if failed:
@@ -179,10 +187,53 @@ class ShardConsumer:
                     kv(shard=self.shard, token=r.token, reason=r.reason, dropped=r.rebuilt),
                 )
         done = [i for i in batch.ids if not (batch.tokens_of[i] & failed_tokens)]
+        if self.settings.test_crash_after_apply and done:
+            self._test_crash()
         if done:
             self.client.xack(self.stream, keys.STREAM_GROUP, *done)
         self.account(results, groups, len(done), t0)
         return len(batch.ids) - len(done)
+
+    def screen(self, entries: list[Entry]) -> list[Entry]:
+        """Poison check of redelivered entries: too many deliveries -> dead letter and ack.
+
+        An entry this consumer has been handed more than ``max_deliveries``
+        times (its own re-reads and claims both count) never committed; it
+        goes to the dead-letter stream with its raw fields so that it stops
+        blocking the shard. Called on the re-read and reclaim paths only:
+        a first delivery cannot be poison.
+        """
+        first, last = entries[0][0], entries[-1][0]
+        info = self.client.xpending_range(
+            self.stream, keys.STREAM_GROUP, first, last, len(entries), consumername=self.consumer
+        )
+        count = {_text(p["message_id"]): int(p["times_delivered"]) for p in info}
+        limit = self.settings.max_deliveries
+        keep: list[Entry] = []
+        poison: list[str] = []
+        for raw_id, fields in entries:
+            entry_id = _text(raw_id)
+            n = count.get(entry_id, 0)
+            if n > limit:
+                self.metrics.incr("entries.poison")
+                self.dead_letter(entry_id, f"delivered {n} times without success", repr(fields))
+                poison.append(entry_id)
+            else:
+                keep.append((raw_id, fields))
+        if poison:
+            self.client.xack(self.stream, keys.STREAM_GROUP, *poison)
+        return keep
+
+    def _test_crash(self) -> None:
+        """Test hook (TRADEAGG_TEST_CRASH_AFTER_APPLY, tests only): die after commit, before XACK.
+
+        With that probability per batch the process ends at once, as a
+        SIGKILL would: the Lua call has committed, the entries stay pending.
+        """
+        if random.random() < self.settings.test_crash_after_apply:
+            log.warning("test crash after apply, before ack %s", kv(shard=self.shard))
+            logging.shutdown()
+            os._exit(86)
 
     def _apply(self, call: list[tuple[str, list[str]]]) -> list[TokenResult] | Exception:
         t0 = time.perf_counter()

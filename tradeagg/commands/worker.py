@@ -12,8 +12,10 @@ from gevent import monkey
 
 from tradeagg import observe
 from tradeagg.engine import Engine
+from tradeagg.janitor import Janitor
 from tradeagg.logs import kv
 from tradeagg.metrics import metrics_from_settings
+from tradeagg.reclaim import Reclaimer
 from tradeagg.redisconn import connect
 from tradeagg.service import Service
 from tradeagg.settings import Settings
@@ -56,6 +58,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for shard in range(settings.shards):
         consumer = ShardConsumer(shard, reader, engine, pool, settings, metrics, name, stopping)
         service.spawn(f"shard-{shard}", consumer.run)
+    janitor = Janitor(client, engine, settings, metrics, service.sleep, stopping, name)
+    service.spawn("janitor", janitor.run)
+    reclaimer = Reclaimer(engine, pool, settings, metrics, name, stopping)
+    service.spawn("reclaim", reclaimer.run, service.sleep)
     observe.start(
         service,
         client,
