@@ -10,6 +10,8 @@ only by its holder), every ``settings.maintenance_interval`` seconds:
   ``stale_after`` s ago are advanced (``Engine.advance`` re-stamps them and
   rewrites ``last_update``); a token whose keys have expired is removed from
   the index, so the index holds live tokens only;
+* those tokens get a deep integrity check first (``integrity.py``), so damage
+  the per-call checks cannot see is repaired within one pass;
 * each shard stream is trimmed up to the oldest entry still needed
   (``trim_stream.lua``: lowest of every group's last-delivered id and oldest
   pending id, read and trimmed in one atomic step).
@@ -30,6 +32,7 @@ from typing import Any
 from tradeagg import keys, retry
 from tradeagg.engine import Engine, TokenResult, now_ms
 from tradeagg.errors import StoreError
+from tradeagg.integrity import Integrity
 from tradeagg.logs import kv
 from tradeagg.metrics import Metrics
 from tradeagg.scripts import LUA_DIR
@@ -74,6 +77,7 @@ class Janitor:
         self.lock_ms = int(max(3 * settings.maintenance_interval, 5.0) * 1000)
         self._lock = client.register_script((LUA_DIR / "janitor_lock.lua").read_text())
         self._trim = client.register_script((LUA_DIR / "trim_stream.lua").read_text())
+        self.integrity = Integrity(client, settings)
 
     def run(self) -> None:
         """Every interval: hold the lock, then one pass. Returns when stopping."""
@@ -142,7 +146,12 @@ class Janitor:
             if not tokens or done.issuperset(tokens):
                 return  # the second test guards against a wall clock stepping back
             done.update(tokens)
+            self._retry("verify", self.integrity.check, tokens)
             results = self._advance(tokens, now)
+            broken = [t for t, r in results.items() if r.failed and "corrupt" in r.reason]
+            if broken:  # damage the cheap checks missed: have the list rebuilt, once
+                self._retry("invalidate", self.integrity.invalidate, broken)
+                results.update(self._advance(broken, now))
             gone = []
             for token in tokens:
                 r = results.get(token)

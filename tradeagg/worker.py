@@ -25,6 +25,7 @@ import redis
 from tradeagg import keys
 from tradeagg.engine import TOKEN_RE, Engine, TokenResult, group_records, now_ms
 from tradeagg.errors import StoreError
+from tradeagg.integrity import Integrity
 from tradeagg.logs import kv
 from tradeagg.metrics import Metrics
 from tradeagg.settings import Settings
@@ -109,6 +110,7 @@ class ShardConsumer:
         self.consumer = consumer
         self.stopping = stopping
         self.backlog_id = "0"  # re-read own pending entries first
+        self.integrity = Integrity(self.client, settings)
 
     def ensure_group(self) -> None:
         try:
@@ -174,18 +176,26 @@ class ShardConsumer:
                 )
                 continue
             results.extend(outcome)
+        corrupt: list[str] = []
         for r in results:
             if r.failed:
                 failed_tokens.add(r.token)
                 log.error(
                     "token apply failed %s", kv(shard=self.shard, token=r.token, reason=r.reason)
                 )
+                if "corrupt" in r.reason:
+                    corrupt.append(r.token)
             elif r.rebuilt >= 0:
                 self.metrics.incr("tokens.rebuilt")
                 log.warning(
                     "token state rebuilt from its list %s",
                     kv(shard=self.shard, token=r.token, reason=r.reason, dropped=r.rebuilt),
                 )
+        if corrupt:  # damage found mid-apply: the re-read of these entries rebuilds the token
+            try:
+                self.integrity.invalidate(corrupt)
+            except redis.RedisError as exc:
+                log.error("invalidate failed %s", kv(shard=self.shard, error=str(exc)[:200]))
         done = [i for i in batch.ids if not (batch.tokens_of[i] & failed_tokens)]
         if self.settings.test_crash_after_apply and done:
             self._test_crash()
