@@ -54,11 +54,18 @@ local function parse_vol(s)
   return tonumber(hi), tonumber(lo)
 end
 
--- windows: ARGV string "1m:60000,5m:300000,..." shortest first
+-- windows: ARGV string "1m:60000,5m:300000,..." shortest first. Field names
+-- are built once per call, not per token.
 local function parse_windows(spec)
-  local ws = {}
+  local ws = {labels = {}, load = {}}
   for label, ms in string.gmatch(spec, '([^:,]+):(%d+)') do
-    ws[#ws + 1] = {label = label, ms = tonumber(ms)}
+    local f = label .. ':'
+    ws[#ws + 1] = {label = label, ms = tonumber(ms), buys = f .. 'buys', sells = f .. 'sells',
+                   bv = f .. 'buy_volume', sv = f .. 'sell_volume', v = f .. 'volume',
+                   open = f .. 'open', close = f .. 'close', pct = f .. 'price_change_pct'}
+    local w = ws[#ws]
+    ws.labels[#ws.labels + 1] = label
+    for _, x in ipairs({w.buys, w.sells, w.bv, w.sv, w.open, w.close}) do ws.load[#ws.load + 1] = x end
   end
   return ws
 end
@@ -100,6 +107,23 @@ local function entry_at(key, idx)
   return e
 end
 
+local function price_at(key, idx)
+  local raw = redis.call('LINDEX', key, idx)
+  local p = raw and string.match(raw, '^%d+ %d+ [bs] %d+ (%S+) ')
+  if not p then error('corrupt: no price in list element at ' .. idx) end
+  return p
+end
+
+-- what a state that was never written looks like: every field differs
+-- (unknown: the hash may hold stale fields, so empty windows delete theirs)
+local function blank_old(ws, unknown)
+  local old = {}
+  for i = 1, #ws do
+    old[i] = {b = -1, s = -1, bh = -1, bl = -1, sh = -1, sl = -1, idx = -1, open = unknown}
+  end
+  return old
+end
+
 -- Load the stored state of a token. Returns nil when the token has no state
 -- (new or expired); errors with 'corrupt: ...' when the state is inconsistent.
 local function load_state(K, ws)
@@ -109,24 +133,19 @@ local function load_state(K, ws)
     if n > 0 then error('corrupt: trades without last_update') end
     return nil
   end
-  local st = {at = tonumber(lu), n = n, idx = {}, tot = {}}
+  local st = {at = tonumber(lu), n = n, idx = {}, tot = {}, old = {}, dirty = {}}
   if not st.at then error('corrupt: last_update is not a number') end
-  local labels, fields = {}, {}
-  for i, w in ipairs(ws) do
-    labels[i] = w.label
-    fields[#fields + 1] = w.label .. ':buys'
-    fields[#fields + 1] = w.label .. ':sells'
-    fields[#fields + 1] = w.label .. ':buy_volume'
-    fields[#fields + 1] = w.label .. ':sell_volume'
-  end
-  local idx = redis.call('HMGET', K[2], unpack(labels))
-  local agg = redis.call('HMGET', K[3], unpack(fields))
+  local idx = redis.call('HMGET', K[2], unpack(ws.labels))
+  local agg = redis.call('HMGET', K[3], unpack(ws.load))
   -- end of the windows: entries with ts <= at (future trades may follow)
   local e = n
   if n > 0 then
-    local pos = n - 1
-    while pos >= 0 and entry_at(K[1], pos).ts > st.at do pos = pos - 1 end
-    e = pos + 1
+    st.tail = entry_at(K[1], n - 1)
+    if st.tail.ts > st.at then
+      local pos = n - 2
+      while pos >= 0 and entry_at(K[1], pos).ts > st.at do pos = pos - 1 end
+      e = pos + 1
+    end
   end
   st.e = e
   local prev = 0
@@ -137,12 +156,17 @@ local function load_state(K, ws)
     end
     prev = x
     local t = new_totals()
-    t.b = tonumber(agg[4 * i - 3]); t.s = tonumber(agg[4 * i - 2])
-    t.bh, t.bl = parse_vol(agg[4 * i - 1]); t.sh, t.sl = parse_vol(agg[4 * i])
-    if not (t.b and t.s and t.bh and t.sh) or t.b + t.s ~= e - x or t.b < 0 or t.s < 0 then
+    local a = 6 * (i - 1)
+    t.b = tonumber(agg[a + 1]); t.s = tonumber(agg[a + 2])
+    t.bh, t.bl = parse_vol(agg[a + 3]); t.sh, t.sl = parse_vol(agg[a + 4])
+    if not (t.b and t.s and t.bh and t.sh) or t.b + t.s ~= e - x or t.b < 0 or t.s < 0
+       or (x < e) ~= (agg[a + 5] ~= false) then
       error('corrupt: totals of ' .. ws[i].label .. ' do not match the list')
     end
     st.idx[i] = x; st.tot[i] = t
+    st.old[i] = {b = t.b, s = t.s, bh = t.bh, bl = t.bl, sh = t.sh, sl = t.sl, idx = x,
+                 open = agg[a + 5], close = agg[a + 6]}
+    if agg[a + 6] then st.close = agg[a + 6] end
   end
   return st
 end
@@ -183,7 +207,7 @@ local function rebuild(K, ws, at)
       redis.call('RPUSH', K[1], unpack(part))
     end
   end
-  local st = {at = at, n = #es, idx = {}, tot = {}}
+  local st = {at = at, n = #es, idx = {}, tot = {}, old = blank_old(ws, true), dirty = {}}
   local e = #es
   while e > 0 and es[e].ts > at do e = e - 1 end
   st.e = e
@@ -203,7 +227,7 @@ end
 local function insert(K, st, news)
   if #news == 0 then return {} end
   local n = st.n
-  if n == 0 or cmp(entry_at(K[1], n - 1), news[1]) < 0 then
+  if n == 0 or cmp(st.tail, news[1]) < 0 then
     for i = 1, #news, 1000 do
       local part = {}
       for j = i, math.min(i + 999, #news) do part[#part + 1] = news[j].raw end
@@ -250,65 +274,114 @@ local function account(st, ws, inserted)
   for _, x in ipairs(inserted) do
     if x.ts <= st.at then
       st.e = st.e + 1
+      st.close = nil
       for i, w in ipairs(ws) do
-        if x.ts > st.at - w.ms then add(st.tot[i], x, 1) else st.idx[i] = st.idx[i] + 1 end
+        if x.ts > st.at - w.ms then add(st.tot[i], x, 1); st.dirty[i] = true
+        else st.idx[i] = st.idx[i] + 1 end
       end
     end
   end
 end
 
+-- Walk entries from index `from` (below `limit`) while their ts <= bound,
+-- calling fn(entry) on each; returns the index of the first entry not taken.
+-- Chunks start small and grow: a call usually moves a pointer by a few.
+local function walk(key, from, limit, bound, fn)
+  local size = 2
+  while from < limit do
+    local raw = redis.call('LRANGE', key, from, math.min(from + size, limit) - 1)
+    if #raw == 0 then error('corrupt: list shorter than its indices') end
+    for i = 1, #raw do
+      local ts = tonumber(string.match(raw[i], '^%d+'))
+      if not ts then error('corrupt: unparsable list element at ' .. (from + i - 1)) end
+      if ts > bound then return from + i - 1 end
+      local e = parse(raw[i])
+      if not e then error('corrupt: unparsable list element at ' .. (from + i - 1)) end
+      fn(e)
+    end
+    from = from + #raw
+    if size < 1024 then size = size * 8 end
+  end
+  return from
+end
+
 -- Slide every window forward to `at` (>= st.at): add what entered, subtract
 -- what left, walking from the stored indices. Never a rescan.
 local function advance(K, st, ws, at)
-  -- extend the end over entries with ts <= at
-  while st.e < st.n do
-    local es = range(K[1], st.e, math.min(st.e + CHUNK, st.n) - 1)
-    local stop = false
-    for _, x in ipairs(es) do
-      if x.ts > at then stop = true; break end
-      for i = 1, #ws do add(st.tot[i], x, 1) end
-      st.e = st.e + 1
-    end
-    if stop then break end
-  end
-  -- move each window's start over entries with ts <= at - w
+  local e0 = st.e
+  st.e = walk(K[1], st.e, st.n, at, function(x)
+    for i = 1, #ws do add(st.tot[i], x, 1) end
+  end)
+  if st.e ~= e0 then st.close = nil end
   for i, w in ipairs(ws) do
-    local cut = at - w.ms
-    local t = st.tot[i]
-    while st.idx[i] < st.e do
-      local es = range(K[1], st.idx[i], math.min(st.idx[i] + CHUNK, st.e) - 1)
-      local stop = false
-      for _, x in ipairs(es) do
-        if x.ts > cut then stop = true; break end
-        add(t, x, -1)
-        st.idx[i] = st.idx[i] + 1
-      end
-      if stop then break end
-    end
+    local t, i0 = st.tot[i], st.idx[i]
+    st.idx[i] = walk(K[1], i0, st.e, at - w.ms, function(x) add(t, x, -1) end)
+    if st.idx[i] ~= i0 then st.dirty[i] = true end
     if st.idx[i] == st.e then st.tot[i] = new_totals() end
   end
   st.at = at
+end
+
+-- open of window i and the close, as price strings (false when empty); a
+-- price is read from the list only when the window's first or last entry moved
+local function prices(K, st, i)
+  if st.idx[i] >= st.e then return false, false end
+  if not st.close then st.close = price_at(K[1], st.e - 1) end
+  local o = st.old and st.old[i]
+  if st.dirty[i] or not o or not o.open or o.idx ~= st.idx[i] + (st.shift or 0) then
+    return price_at(K[1], st.idx[i]), st.close
+  end
+  return o.open, st.close
+end
+
+local function pct(open, close)
+  return string.format('%.17g', (tonumber(close) - tonumber(open)) / tonumber(open) * 100)
+end
+
+local function volume(t)
+  local vh, vl = t.bh + t.sh, t.bl + t.sl
+  if vl >= NANO then vl = vl - NANO; vh = vh + 1 end
+  return fmt_vol(vh, vl)
 end
 
 -- Metrics of every window as a flat list: label, buys, sells, buy_volume,
 -- sell_volume, volume, open|false, close|false, price_change_pct|false
 local function metrics(K, st, ws)
   local out = {}
-  local close
-  if st.e > 0 then close = entry_at(K[1], st.e - 1).price end
   for i, w in ipairs(ws) do
     local t = st.tot[i]
-    local vh, vl = t.bh + t.sh, t.bl + t.sl
-    if vl >= NANO then vl = vl - NANO; vh = vh + 1 end
-    local open, c, pct = false, false, false
-    if st.idx[i] < st.e then
-      open = entry_at(K[1], st.idx[i]).price; c = close
-      pct = string.format('%.17g', (tonumber(c) - tonumber(open)) / tonumber(open) * 100)
-    end
+    local open, close = prices(K, st, i)
     out[#out + 1] = w.label; out[#out + 1] = fmt_int(t.b); out[#out + 1] = fmt_int(t.s)
     out[#out + 1] = fmt_vol(t.bh, t.bl); out[#out + 1] = fmt_vol(t.sh, t.sl)
-    out[#out + 1] = fmt_vol(vh, vl)
-    out[#out + 1] = open; out[#out + 1] = c; out[#out + 1] = pct
+    out[#out + 1] = volume(t)
+    out[#out + 1] = open; out[#out + 1] = close
+    out[#out + 1] = open and pct(open, close)
   end
   return out
+end
+
+-- HSET/HDEL arguments for the aggregate fields that changed since loading
+local function changes(K, st, ws)
+  local set, del = {}, {}
+  for i, w in ipairs(ws) do
+    local t, o = st.tot[i], st.old[i]
+    local bchg = t.bh ~= o.bh or t.bl ~= o.bl
+    local schg = t.sh ~= o.sh or t.sl ~= o.sl
+    if t.b ~= o.b then set[#set + 1] = w.buys; set[#set + 1] = fmt_int(t.b) end
+    if t.s ~= o.s then set[#set + 1] = w.sells; set[#set + 1] = fmt_int(t.s) end
+    if bchg then set[#set + 1] = w.bv; set[#set + 1] = fmt_vol(t.bh, t.bl) end
+    if schg then set[#set + 1] = w.sv; set[#set + 1] = fmt_vol(t.sh, t.sl) end
+    if bchg or schg then set[#set + 1] = w.v; set[#set + 1] = volume(t) end
+    local open, close = prices(K, st, i)
+    if open then
+      if open ~= o.open then set[#set + 1] = w.open; set[#set + 1] = open end
+      if close ~= o.close then set[#set + 1] = w.close; set[#set + 1] = close end
+      if open ~= o.open or close ~= o.close then
+        set[#set + 1] = w.pct; set[#set + 1] = pct(open, close)
+      end
+    elseif o.open ~= false then
+      del[#del + 1] = w.open; del[#del + 1] = w.close; del[#del + 1] = w.pct
+    end
+  end
+  return set, del
 end

@@ -24,29 +24,15 @@ local cap = tonumber(ARGV[4])
 local longest = ws[#ws].ms
 
 local function write(K, st, ws, at, touched)
-  local idx = {}
-  for i, w in ipairs(ws) do idx[#idx + 1] = w.label; idx[#idx + 1] = st.idx[i] end
-  redis.call('HSET', K[2], unpack(idx))
-  local m = metrics(K, st, ws)
-  local agg, gone = {}, {}
-  for i = 0, #ws - 1 do
-    local l = m[9 * i + 1]
-    agg[#agg + 1] = l .. ':buys'; agg[#agg + 1] = m[9 * i + 2]
-    agg[#agg + 1] = l .. ':sells'; agg[#agg + 1] = m[9 * i + 3]
-    agg[#agg + 1] = l .. ':buy_volume'; agg[#agg + 1] = m[9 * i + 4]
-    agg[#agg + 1] = l .. ':sell_volume'; agg[#agg + 1] = m[9 * i + 5]
-    agg[#agg + 1] = l .. ':volume'; agg[#agg + 1] = m[9 * i + 6]
-    if m[9 * i + 7] then
-      agg[#agg + 1] = l .. ':open'; agg[#agg + 1] = m[9 * i + 7]
-      agg[#agg + 1] = l .. ':close'; agg[#agg + 1] = m[9 * i + 8]
-      agg[#agg + 1] = l .. ':price_change_pct'; agg[#agg + 1] = m[9 * i + 9]
-    else
-      gone[#gone + 1] = l .. ':open'; gone[#gone + 1] = l .. ':close'
-      gone[#gone + 1] = l .. ':price_change_pct'
-    end
+  local idx, moved = {}, false
+  for i, w in ipairs(ws) do
+    idx[#idx + 1] = w.label; idx[#idx + 1] = st.idx[i]
+    if st.idx[i] ~= st.old[i].idx then moved = true end
   end
-  redis.call('HSET', K[3], unpack(agg))
-  if #gone > 0 then redis.call('HDEL', K[3], unpack(gone)) end
+  if moved then redis.call('HSET', K[2], unpack(idx)) end
+  local set, del = changes(K, st, ws)
+  if #set > 0 then redis.call('HSET', K[3], unpack(set)) end
+  if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
   if touched then
     redis.call('SET', K[4], fmt_int(at), 'PX', longest)
     redis.call('PEXPIRE', K[2], longest)
@@ -71,7 +57,7 @@ local function apply_token(K, news)
   if clock == 'event' then target = maxts or (st and st.at) or now end
   if st == nil then
     if not maxts then return {0, 0, 0, 0, rebuilt, reason, ''} end
-    st = {at = -1e18, n = 0, e = 0, idx = {}, tot = {}}
+    st = {at = -1e18, n = 0, e = 0, idx = {}, tot = {}, old = blank_old(ws, false), dirty = {}}
     for i = 1, #ws do st.idx[i] = 0; st.tot[i] = new_totals() end
   end
   local at = math.max(st.at, target)
@@ -93,6 +79,7 @@ local function apply_token(K, news)
     if drop < st.n then redis.call('LTRIM', K[1], drop, -1) else redis.call('DEL', K[1]) end
     st.n = st.n - drop; st.e = st.e - drop
     for i = 1, #ws do st.idx[i] = st.idx[i] - drop end
+    st.shift = drop
   end
   write(K, st, ws, at, #inserted > 0)
   return {#inserted, #valid - #inserted, late, over, rebuilt, reason, fmt_int(at)}
