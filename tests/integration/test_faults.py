@@ -1,0 +1,222 @@
+"""Fault injection with real processes: SIGKILLed workers, crashes between commit and ack,
+Redis killed and restarted (with and without AOF), a poison entry, bounded growth.
+
+Workers are ``python -m tradeagg worker`` subprocesses; trades are written to the
+shard streams with ``tradeagg.streams.append`` (the bridge has its own tests).
+Every wait polls a condition with a deadline; every check compares with the
+brute-force reference (tests/reference.py). Counts of injected faults are
+printed (``pytest -s`` shows them).
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.bridge_procs import Proc, dead_letters, wait_for
+from tests.fault_procs import Feed, mismatches, pending, settings_of, undelivered, worker_env
+from tests.servers import RedisServer
+from tradeagg import keys, streams
+from tradeagg.redisconn import connect
+
+
+def caught_up(client, shards: int) -> bool:
+    return undelivered(client, shards) == 0 and pending(client, shards) == 0
+
+
+def reclaim(env: dict[str, str]) -> subprocess.CompletedProcess:
+    out = subprocess.run(
+        [sys.executable, "-m", "tradeagg", "reclaim", "--min-idle-ms", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
+def test_sigkill_and_crash_between_commit_and_ack(tmp_path: Path, redis_client, redis_server):
+    env = worker_env(redis_server.url)
+    crashy = dict(env, TRADEAGG_TEST_CRASH_AFTER_APPLY="0.05")
+    s = settings_of(env)
+    rng = random.Random(7)
+    feed = Feed(seed=7, longest_ms=s.longest_ms)
+    procs = [Proc("worker", crashy, tmp_path / f"w{i}.log") for i in range(2)]
+    kills = hook_crashes = restarts = 0
+    deadline = time.monotonic() + 12
+    next_kill = time.monotonic() + rng.uniform(0.8, 1.5)
+    try:
+        while time.monotonic() < deadline:
+            streams.append(redis_client, s, feed.batch(rng.randrange(5, 40)))
+            for i, p in enumerate(procs):
+                code = p.proc.poll()
+                if code is not None:
+                    p.kill()
+                    hook_crashes += code == 86
+                    procs[i] = Proc("worker", crashy, tmp_path / f"w{i}.log")
+                    restarts += 1
+            if time.monotonic() > next_kill:
+                victim = rng.randrange(len(procs))
+                procs[victim].kill()  # SIGKILL at a random point
+                kills += 1
+                procs[victim] = Proc("worker", crashy, tmp_path / f"w{victim}.log")
+                restarts += 1
+                next_kill = time.monotonic() + rng.uniform(0.8, 1.5)
+            time.sleep(rng.uniform(0.0, 0.05))
+    finally:
+        for p in procs:
+            p.kill()
+            kills += 1
+    left_by_the_dead = pending(redis_client, s.shards)
+    # a clean worker takes what was never delivered, then stops cleanly
+    clean = Proc("worker", env, tmp_path / "clean.log")
+    try:
+        wait_for(lambda: undelivered(redis_client, s.shards) == 0, 60, "undelivered entries")
+        wait_for(lambda: pending(redis_client, s.shards) <= left_by_the_dead, 60, "own pending")
+    finally:
+        assert clean.terminate() == 0
+    out = reclaim(env)
+    print(
+        f"\nfaults: SIGKILL={kills} crash-after-commit={hook_crashes} restarts={restarts} "
+        f"trades={feed.n} duplicates={feed.duplicates} late={feed.late} "
+        f"pending-left-by-dead={left_by_the_dead}\n{out.stdout.strip()}"
+    )
+    assert kills >= 6 and hook_crashes >= 1
+    assert left_by_the_dead > 0 and "claimed=0 " not in out.stdout
+    assert pending(redis_client, s.shards) == 0
+    assert mismatches(redis_client, s, list(feed.sent.values())) == []
+    assert dead_letters(redis_client, s.shards) == []
+
+
+@pytest.mark.parametrize("aof", [True, False], ids=["aof", "no-persistence"])
+def test_redis_killed_and_restarted(tmp_path: Path, aof: bool):
+    server = RedisServer(tmp_path, appendonly=aof)
+    server.start()
+    env = worker_env(server.url)
+    s = settings_of(env)
+    feed = Feed(seed=11, longest_ms=s.longest_ms)
+    worker = Proc("worker", env, tmp_path / "worker.log")
+    client = connect(s)
+    try:
+        before = []
+        for _ in range(20):
+            batch = feed.batch(30)
+            before.extend(batch)
+            streams.append(client, s, batch)
+        # kill while the worker is busy with the backlog
+        wait_for(lambda: pending(client, s.shards) or caught_up(client, s.shards), 30, "reads")
+        server.kill()
+        wait_for(lambda: "Error" in worker.text() or "error" in worker.text(), 30, "errors")
+        time.sleep(1.0)  # stays down a while; the worker must not exit meanwhile
+        assert worker.proc.poll() is None
+        server.start()
+        after = feed.batch(200)
+        wait_for(lambda: _append(client, s, after), 30, "redis back")
+        wait_for(lambda: caught_up(client, s.shards), 60, "caught up after restart")
+        assert worker.proc.poll() is None
+        if aof:  # nothing lost, nothing twice
+            assert mismatches(client, s, list(feed.sent.values())) == []
+        else:  # state lost with the server; what came after is exact
+            assert mismatches(client, s, after) == []
+        text = worker.text()
+        assert "retrying" in text or "part crashed" in text
+    finally:
+        code = worker.terminate()
+        server.stop()
+    assert code == 0
+
+
+def _append(client, s, trades) -> bool:
+    try:
+        streams.append(client, s, trades)
+        return True
+    except Exception:
+        return False
+
+
+POISON = "z" * 44  # base58, and the only token starting with "z"
+
+
+def test_poison_entry_is_dead_lettered_and_the_shard_flows(
+    tmp_path: Path, redis_client, redis_server
+):
+    # the worker may not touch the poison token's keys: its entry fails every time
+    redis_client.acl_setuser(
+        "w",
+        enabled=True,
+        passwords=["+pw"],
+        keys=["tradeagg:*", "token:{[^z]*"],
+        commands=["+@all"],
+    )
+    url = redis_server.url.replace("redis://", "redis://w:pw@")
+    env = worker_env(url, TRADEAGG_MAX_DELIVERIES="2", TRADEAGG_TOKENS_PER_CALL="1")
+    s = settings_of(env)
+    shard = keys.shard_of(POISON, s.shards)
+    same_shard = [
+        t for t in (f"0x{i:040x}" for i in range(1, 200)) if keys.shard_of(t, s.shards) == shard
+    ][:5]
+    feed = Feed(seed=3, longest_ms=s.longest_ms, tokens=same_shard)
+    worker = Proc("worker", env, tmp_path / "worker.log")
+    try:
+        first = feed.batch(50)
+        streams.append(redis_client, s, first)
+        poison = next(iter(Feed(seed=4, longest_ms=s.longest_ms, tokens=[POISON]).batch(1)))
+        (poison_id,) = streams.append(redis_client, s, [poison])
+        then = feed.batch(50)
+        streams.append(redis_client, s, then)
+        wait_for(lambda: dead_letters(redis_client, s.shards), 30, "a dead letter")
+        wait_for(lambda: caught_up(redis_client, s.shards), 30, "shard flowing")
+        dead = dead_letters(redis_client, s.shards)
+        assert [d["entry"] for d in dead] == [poison_id]
+        assert "delivered 3 times" in dead[0]["reason"] and poison.id in dead[0]["raw"]
+        assert mismatches(redis_client, s, list(feed.sent.values())) == []
+        assert worker.proc.poll() is None
+    finally:
+        assert worker.terminate() == 0
+        redis_client.acl_deluser("w")
+
+
+def test_streams_lists_and_index_stay_bounded(tmp_path: Path, redis_client, redis_server):
+    env = worker_env(redis_server.url, TRADEAGG_WINDOWS="1s,3s")
+    s = settings_of(env)
+    feed = Feed(seed=5, longest_ms=s.longest_ms)
+    worker = Proc("worker", env, tmp_path / "worker.log")
+    stream_max = list_max = 0
+    try:
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            streams.append(redis_client, s, feed.batch(40))
+            stream_max = max(
+                stream_max, *(redis_client.xlen(keys.stream(i)) for i in range(s.shards))
+            )
+            list_max = max(
+                list_max, *(redis_client.llen(f"token:{{{t}}}:trades") for t in feed.tokens)
+            )
+            time.sleep(0.02)
+        written = feed.n + feed.duplicates
+        wait_for(lambda: caught_up(redis_client, s.shards), 30, "caught up")
+        assert mismatches(redis_client, s, list(feed.sent.values())) == []
+        # quiet now: the keys expire after the longest window; the janitor empties the index
+        wait_for(
+            lambda: sum(redis_client.zcard(keys.active(i)) for i in range(s.shards)) == 0,
+            20,
+            "active index emptied",
+        )
+        wait_for(
+            lambda: sum(redis_client.xlen(keys.stream(i)) for i in range(s.shards)) <= s.shards,
+            20,
+            "streams trimmed",
+        )
+    finally:
+        assert worker.terminate() == 0
+    per_token_3s = written / len(feed.tokens) * 3 / 8
+    print(f"\nbounded: written={written} stream_max={stream_max} list_max={list_max}")
+    entries_total = written / s.entry_trades
+    assert stream_max < entries_total / 2  # trimmed while running, not at the end
+    assert list_max < 3 * per_token_3s  # about a 3s window of trades, not all of them
