@@ -12,7 +12,8 @@
 -- ARGV[2] clock: "wall" (windows end at now) or "event" (at the newest trade)
 -- ARGV[3] windows "label:ms,label:ms,..." shortest first
 -- ARGV[4] most entries a token's list may hold
--- ARGV[5..] per token: n, then n list entries "<ts> <seq> <b|s> <quote_nano> <price> <id>"
+-- ARGV[5..] one per token: its list entries "<ts> <seq> <b|s> <quote_nano> <price> <id>"
+--          joined by "\n" (empty: no new trades, only slide the windows)
 -- Returns: per token 7 values: applied, duplicates, late, over_capacity,
 --          rebuilt (-1 if not, else elements dropped), reason ("" if none),
 --          last_update (ms, as a string)
@@ -86,20 +87,17 @@ local function apply_token(K, news)
 end
 
 local out = {}
-local a = 5
 for t = 0, #KEYS / 4 - 1 do
   local K = {KEYS[4 * t + 1], KEYS[4 * t + 2], KEYS[4 * t + 3], KEYS[4 * t + 4]}
-  local n = tonumber(ARGV[a])
   local news, bad = {}, 0
   local sorted = true
-  for j = a + 1, a + n do
-    local x = parse(ARGV[j])
+  for line in string.gmatch(ARGV[5 + t], '[^\n]+') do
+    local x = parse(line)
     if x then
       if #news > 0 and cmp(news[#news], x) >= 0 then sorted = false end
       news[#news + 1] = x
     else bad = bad + 1 end
   end
-  a = a + n + 1
   if not sorted then
     table.sort(news, function(p, q) return cmp(p, q) < 0 end)
     local uniq = {}

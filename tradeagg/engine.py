@@ -193,8 +193,7 @@ class Engine:
         ]
         for token, entries in call:
             keys.extend(token_keys(token))
-            args.append(len(entries))
-            args.extend(entries)
+            args.append("\n".join(entries))
         stamp = now_ms()
         for token, _entries in call:
             touched.setdefault(shard_of(token, self.settings.shards), {})[token] = stamp
