@@ -208,6 +208,7 @@ local function rebuild(K, ws, at)
     end
   end
   local st = {at = at, n = #es, idx = {}, tot = {}, old = blank_old(ws, true), dirty = {}}
+  st.tail = es[#es] -- insert() compares new trades with the last element
   local e = #es
   while e > 0 and es[e].ts > at do e = e - 1 end
   st.e = e
