@@ -9,17 +9,20 @@ Per-trade CPU costs (client and server) are the basis of the scaling
 estimate: on 2 cores every configuration is CPU-bound on the one machine.
 
     python benchmarks/bench_cluster.py --trades 20000 --procs 1,2 --apply calls
+    python benchmarks/bench_cluster.py --bridge 30000 --procs ''  # one bridge's CPU/trade
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,6 +122,47 @@ def run(args: argparse.Namespace, name: str, url: str, ports: list[int], procs: 
     )
 
 
+def proc_cpu(pid: int) -> float:
+    """utime + stime of a process, in seconds (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bridge_cost(args: argparse.Namespace, name: str, url: str, broker: Any, n: int) -> None:
+    """CPU of one ``tradeagg bridge`` per trade, between its first and last commit."""
+    from tests.bridge_procs import Proc, committed, env_for, produce, trade_message
+    from tradeagg.synthetic import SyntheticFeed
+
+    topic = f"bench-{name}-{time.monotonic_ns()}"
+    broker.create_topic(topic, partitions=6)
+    start = int(time.time() * 1000) - 600_000
+    trades = SyntheticFeed(tokens=args.tokens, seed=3).trades(n, start, rate=2_000)
+    produce(broker.bootstrap, topic, (trade_message(t) for t in trades))
+    env = env_for(url, broker.bootstrap, topic, TRADEAGG_SHARDS="8", LOG_LEVEL="WARNING")
+    with tempfile.TemporaryDirectory() as tmp:
+        bridge = Proc("bridge", env, Path(tmp) / "bridge.log")
+        try:
+            first: tuple[int, float, float] | None = None
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                done = sum(max(0, o) for o in committed(broker.bootstrap, topic, topic, 6).values())
+                if done and first is None:
+                    first = (done, proc_cpu(bridge.proc.pid), time.perf_counter())
+                if done >= n:
+                    break
+                time.sleep(0.1)
+            cpu, t = proc_cpu(bridge.proc.pid), time.perf_counter()
+        finally:
+            bridge.terminate()
+    assert first is not None and done >= n, f"bridge did not finish: {done}/{n}"
+    moved = n - first[0]
+    print(
+        f"bridge   {name:8} trades={n} after_first_commit={moved} "
+        f"rate={moved / (t - first[2]):,.0f}/s cpu={1e6 * (cpu - first[1]) / moved:.0f}us/trade",
+        flush=True,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -138,6 +182,9 @@ def main() -> None:
     )
     ap.add_argument("--procs", default="1,2", help="process counts to try")
     ap.add_argument("--only", choices=["single", "cluster"], default=None)
+    ap.add_argument(
+        "--bridge", type=int, default=0, help="also time one bridge over this many Kafka messages"
+    )
     args = ap.parse_args()
     if args.child:
         child(args)
@@ -153,7 +200,22 @@ def main() -> None:
         try:
             single.start()
             cluster.start()
-            for procs in [int(p) for p in args.procs.split(",")]:
+            if args.bridge:
+                from tests.fixtures_kafka import TansuBroker
+
+                (Path(tmp) / "kafka").mkdir()
+                broker = TansuBroker(Path(tmp) / "kafka")
+                broker.start()
+                try:
+                    for name, url, ports in (
+                        ("single", single.url, [single.port]),
+                        ("cluster", cluster.url, cluster.ports),
+                    ):
+                        flush(ports)
+                        bridge_cost(args, name, url, broker, args.bridge)
+                finally:
+                    broker.stop()
+            for procs in [int(p) for p in args.procs.split(",") if p]:
                 if args.only in (None, "single"):
                     run(args, "single", single.url, [single.port], procs)
                 if args.only in (None, "cluster"):
