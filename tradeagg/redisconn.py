@@ -77,6 +77,12 @@ class ScriptPipeline:
     def __len__(self) -> int:
         return len(self._pipe)
 
+    def __enter__(self) -> ScriptPipeline:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.reset()
+
     def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> ScriptPipeline:
         args = ("EVALSHA", sha, numkeys, *keys_and_args)
         self._evals[len(self._pipe)] = args

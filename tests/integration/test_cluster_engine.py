@@ -286,3 +286,23 @@ def test_connect_picks_the_cluster_client(redis_cluster):
             assert len(client.get_primaries()) == 3
         finally:
             client.close()
+
+
+def test_script_pipeline_as_context_manager_and_plain_commands(redis_cluster, cluster_client):
+    """The wrapped pipeline still works like redis-py's: with-block, keyed commands on 3 nodes."""
+    s = cluster_settings(redis_cluster)
+    client = connect(s)
+    try:
+        names = [f"k{i}" for i in range(30)]
+        with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.set(name, name)
+            assert len(pipe) == 30
+            assert pipe.execute() == [True] * 30
+        assert client.pipeline(transaction=False).execute() == []
+        with client.pipeline() as pipe:
+            for name in names:
+                pipe.get(name)
+            assert pipe.execute() == [n.encode() for n in names]
+    finally:
+        client.close()
