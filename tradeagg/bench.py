@@ -15,6 +15,7 @@ are trimmed. The wall clock puts all trades in the last minute instead.
 from __future__ import annotations
 
 import random
+import resource
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -56,6 +57,11 @@ def _redis_cpu(client: Any) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def make_trades(cfg: BenchConfig, clock: str) -> list[Trade]:
     feed = SyntheticFeed(tokens=cfg.tokens, seed=cfg.seed)
     span_ms = cfg.span_s * 1000 if clock == "event" else 55_000
@@ -76,8 +82,22 @@ def backlog(client: Any, shards: int) -> int:
     return total
 
 
+def batch_entries(cfg: BenchConfig, settings: Settings) -> int:
+    """Entries per XREADGROUP so that one shard batch spans at most 10 minutes of event time.
+
+    Compressing 80 minutes into seconds would otherwise let one batch hold more
+    than the longest window of a token's trades, and the older ones would be
+    refused as late instead of measured.
+    """
+    if settings.clock != "event":
+        return settings.read_count
+    per_shard_per_min = cfg.trades / settings.shards / (cfg.span_s / 60)
+    return max(1, min(settings.read_count, int(10 * per_shard_per_min / settings.entry_trades)))
+
+
 def run_engine(client: Any, settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
     """Fill, drain, measure, verify. ``client`` must point at an empty Redis database."""
+    settings = replace(settings, read_count=batch_entries(cfg, settings))
     trades = make_trades(cfg, settings.clock)
     t0 = time.perf_counter()
     for i in range(0, len(trades), 20_000):
@@ -94,13 +114,13 @@ def run_engine(client: Any, settings: Settings, cfg: BenchConfig) -> dict[str, A
         ShardConsumer(s, client, engine, pool, settings, metrics, "bench", stopping.is_set)
         for s in range(settings.shards)
     ]
-    cpu0, t0 = _redis_cpu(client), time.perf_counter()
+    cpu0, own0, t0 = _redis_cpu(client), _own_cpu(), time.perf_counter()
     greenlets = [gevent.spawn(c.run) for c in consumers]
     deadline = t0 + cfg.timeout_s
     while backlog(client, settings.shards) and time.perf_counter() < deadline:
         gevent.sleep(0.05)
     elapsed = time.perf_counter() - t0
-    cpu = _redis_cpu(client) - cpu0
+    cpu, own = _redis_cpu(client) - cpu0, _own_cpu() - own0
     stopping.set()
     gevent.joinall(greenlets, timeout=settings.block_ms / 1000 + 5)
     left = backlog(client, settings.shards)
@@ -115,6 +135,7 @@ def run_engine(client: Any, settings: Settings, cfg: BenchConfig) -> dict[str, A
         "tokens": cfg.tokens,
         "shards": settings.shards,
         "entry_trades": settings.entry_trades,
+        "read_count": settings.read_count,
         "fill_s": round(fill_s, 3),
         "elapsed_s": round(elapsed, 3),
         "trades_per_s": round(len(trades) / elapsed) if elapsed else None,
@@ -123,6 +144,7 @@ def run_engine(client: Any, settings: Settings, cfg: BenchConfig) -> dict[str, A
         "late": c.get("trades.late", 0),
         "unacked_left": left,
         "redis_cpu_share": round(cpu / elapsed, 3) if elapsed else None,
+        "worker_cpu_share": round(own / elapsed, 3) if elapsed else None,
         "batches": len(batches),
         "batch_p50_ms": round(_pct(batches, 0.5), 2),
         "batch_p99_ms": round(_pct(batches, 0.99), 2),
