@@ -1,0 +1,135 @@
+"""Exact numbers in Lua: no drift over 10^6 add/expire cycles, exact zero when empty."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+import redis
+
+from tradeagg import scripts
+from tradeagg.engine import Engine
+from tradeagg.reader import Reader, view_json
+from tradeagg.settings import Settings, parse_windows
+
+CYCLES = 1_000_000
+WINDOW = 1_000
+M, A = 2_147_483_647, 16_807  # Park-Miller: a*x < 2^53, exact in Lua's doubles
+
+DRIFT_TEST = """
+local x = 12345
+local function rnd() x = (A * x) % M; return x end
+local qs, t = {}, new_totals()
+local out = {}
+local N, W = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 1, N do
+  local hi = (rnd() % 1000000) * 1000000 + rnd() % 1000000
+  local lo = rnd() % 1000000000
+  local e = {side = (i % 3 == 0) and 's' or 'b', qhi = hi, qlo = lo}
+  qs[i] = e
+  add(t, e, 1)
+  if i > W then add(t, qs[i - W], -1); qs[i - W] = nil end
+  if i % 100000 == 0 then
+    out[#out + 1] = fmt_vol(t.bh, t.bl); out[#out + 1] = fmt_vol(t.sh, t.sl)
+  end
+end
+for i = N - W + 1, N do add(t, qs[i], -1) end
+out[#out + 1] = fmt_vol(t.bh, t.bl); out[#out + 1] = fmt_vol(t.sh, t.sl)
+out[#out + 1] = fmt_int(t.b); out[#out + 1] = fmt_int(t.s)
+return out
+""".replace("A *", f"{A} *").replace("% M", f"% {M}")
+
+
+def python_reference(n: int, w: int) -> list[str]:
+    x = 12345
+
+    def rnd() -> int:
+        nonlocal x
+        x = (A * x) % M
+        return x
+
+    qs: list[tuple[str, int]] = []
+    buy = sell = 0
+    out = []
+    for i in range(1, n + 1):
+        hi = (rnd() % 1_000_000) * 1_000_000 + rnd() % 1_000_000
+        lo = rnd() % 1_000_000_000
+        side = "s" if i % 3 == 0 else "b"
+        nano = hi * 10**9 + lo
+        qs.append((side, nano))
+        if side == "b":
+            buy += nano
+        else:
+            sell += nano
+        if i > w:
+            s, q = qs[i - w - 1]
+            if s == "b":
+                buy -= q
+            else:
+                sell -= q
+        if i % 100_000 == 0:
+            out += [f"{buy // 10**9}.{buy % 10**9:09d}", f"{sell // 10**9}.{sell % 10**9:09d}"]
+    out += ["0.000000000", "0.000000000", "0", "0"]
+    return out
+
+
+def test_a_million_add_expire_cycles_do_not_drift(redis_client: redis.Redis) -> None:
+    """Volumes up to ~10^15 quote units per window stay exact to the nano unit."""
+    source = (scripts.LUA_DIR / scripts.PRELUDE).read_text() + DRIFT_TEST
+    got = [v.decode() for v in redis_client.eval(source, 0, CYCLES, WINDOW)]
+    assert got == python_reference(CYCLES, WINDOW)
+
+
+def test_an_emptied_window_reads_exactly_zero(redis_client: redis.Redis) -> None:
+    s = Settings(windows=parse_windows("1s,10s"), clock="wall")
+    engine = Engine(redis_client, s)
+    token = "So11111111111111111111111111111111111111112"
+    quotes = ["0.1", "0.2", "0.3", "0.000000001", "999999999999.999999999", "0.7"]
+    records = [
+        f"{token} {1000 + i} 0 {'b' if i % 2 else 's'} {_nano(q)} 1.5 t{i}"
+        for i, q in enumerate(quotes)
+    ]
+    engine.apply_records(records, now=1010)
+    agg = {
+        k.decode(): v.decode()
+        for k, v in redis_client.hgetall(f"token:{{{token}}}:aggregates").items()
+    }
+    assert agg["10s:volume"] == "1000000000001.300000000"
+    engine.advance([token], now=20_000)
+    agg = {
+        k.decode(): v.decode()
+        for k, v in redis_client.hgetall(f"token:{{{token}}}:aggregates").items()
+    }
+    for label in ("1s", "10s"):
+        assert agg[f"{label}:buy_volume"] == agg[f"{label}:sell_volume"] == "0.000000000"
+        assert agg[f"{label}:volume"] == "0.000000000"
+        assert agg[f"{label}:buys"] == agg[f"{label}:sells"] == "0"
+        assert f"{label}:open" not in agg and f"{label}:price_change_pct" not in agg
+    view = Reader(redis_client, s, engine.scripts, engine).read(token, 20_000)
+    assert view.windows["10s"].volume == 0 and view.windows["10s"].volume.is_zero()
+    assert '"volume": 0,' in view_json(view)
+
+
+def _nano(q: str) -> int:
+    whole, _, frac = q.partition(".")
+    return int(whole) * 10**9 + int((frac + "0" * 9)[:9])
+
+
+@pytest.mark.parametrize("name", scripts.OPERATIONS)
+def test_every_script_loads(redis_client: redis.Redis, name: str) -> None:
+    sha = redis_client.script_load(scripts.source(name))
+    assert redis_client.script_exists(sha) == [True]
+
+
+def test_noscript_after_script_flush_recovers(redis_client: redis.Redis) -> None:
+    s = Settings()
+    engine = Engine(redis_client, s)
+    token = "So11111111111111111111111111111111111111112"
+    engine.apply_records([f"{token} 1000 0 b 5000000000 2 a"], now=2000)
+    redis_client.script_flush()
+    assert redis_client.script_exists(engine.scripts.apply_trades.sha) == [False]
+    results = engine.apply_records([f"{token} 1500 0 s 1000000000 3 b"], now=2000)
+    assert results[0].applied == 1
+    view = Reader(redis_client, s, engine.scripts, engine).read(token, 2000)
+    assert (view.windows["1m"].buys, view.windows["1m"].sells) == (1, 1)
+    assert view.windows["1m"].volume == Decimal(6)
