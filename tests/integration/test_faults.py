@@ -77,6 +77,7 @@ def test_sigkill_and_crash_between_commit_and_ack(tmp_path: Path, redis_client, 
     # a clean worker takes what was never delivered, then stops cleanly
     clean = Proc("worker", env, tmp_path / "clean.log")
     try:
+        wait_for(lambda: "worker started" in clean.text(), 30, "clean worker up")
         wait_for(lambda: undelivered(redis_client, s.shards) == 0, 60, "undelivered entries")
         wait_for(lambda: pending(redis_client, s.shards) <= left_by_the_dead, 60, "own pending")
     finally:
