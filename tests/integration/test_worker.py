@@ -1,0 +1,175 @@
+"""`tradeagg worker` + `tradeagg show --json` against the brute-force reference.
+
+Trades go straight into the shard streams (the bridge's output format), in a
+shuffled order with duplicates and whole replayed batches; a real worker
+process applies them; `show --json` must print exactly the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import redis
+
+from tests import reference
+from tests.bridge_procs import Proc, env_for, wait_for
+from tradeagg import keys
+from tradeagg.bench import backlog
+from tradeagg.engine import now_ms
+from tradeagg.settings import Settings
+from tradeagg.streams import append
+from tradeagg.synthetic import SyntheticFeed
+from tradeagg.trade import Trade
+
+SHARDS = 4
+
+
+def worker_env(url: str, **extra: str) -> dict[str, str]:
+    return env_for(
+        url,
+        "127.0.0.1:1",
+        "unused",
+        TRADEAGG_SHARDS=str(SHARDS),
+        TRADEAGG_BLOCK_MS="200",
+        TRADEAGG_ENTRY_TRADES="7",
+        **extra,
+    )
+
+
+def feed(n: int, seed: int, tokens: int = 30) -> list[Trade]:
+    """Trades over the last 70 s, every window gets some, with shuffles and duplicates."""
+    rng = random.Random(seed)
+    trades = SyntheticFeed(tokens=tokens, seed=seed).trades(n, now_ms() - 70_000, rate=n / 69)
+    arrivals = trades + rng.sample(trades, n // 5)
+    rng.shuffle(arrivals)
+    return arrivals
+
+
+def show_json(env: dict[str, str], tokens: list[str], at: int) -> dict[str, dict]:
+    out = subprocess.run(
+        [sys.executable, "-m", "tradeagg", "show", "--json", "--at", str(at), *tokens],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    lines = [json.loads(line, parse_float=Decimal) for line in out.splitlines()]
+    assert [d["token"] for d in lines] == tokens and all(d["at"] == at for d in lines)
+    return {d["token"]: d["windows"] for d in lines}
+
+
+def assert_exact(windows: dict[str, dict], trades: list[Trade], at: int, s: Settings) -> None:
+    for token, got in windows.items():
+        want = reference.windows([t for t in trades if t.token == token], at, s.windows)
+        for w in s.windows:
+            g, r = got[w.label], want[w.label]
+            for k in ("buys", "sells", "buy_volume", "sell_volume", "volume", "open", "close"):
+                assert g[k] == r[k], (token, w.label, k, g[k], r[k])
+            if r["price_change_pct"] is None:
+                assert g["price_change_pct"] is None
+            else:
+                assert abs(float(g["price_change_pct"]) - r["price_change_pct"]) < 1e-9
+
+
+def drained(client: redis.Redis) -> bool:
+    """Every shard stream has the worker's group, and nothing is undelivered or pending."""
+    for s in range(SHARDS):
+        if not client.exists(keys.stream(s)) or not client.xinfo_groups(keys.stream(s)):
+            return False
+    return not backlog(client, SHARDS)
+
+
+def test_worker_and_show_equal_the_reference(redis_server, redis_client, tmp_path: Path) -> None:
+    env = worker_env(redis_server.url)
+    s = Settings.from_env(env)
+    trades = feed(3_000, seed=11)
+    half = len(trades) // 2
+    append(redis_client, s, trades[:half])
+    worker = Proc("worker", env, tmp_path / "worker.log")
+    try:
+        append(redis_client, s, trades[half:])
+        append(redis_client, s, trades[: half // 3])  # a replayed batch
+        wait_for(lambda: drained(redis_client), 60, "worker to drain the streams")
+        at = now_ms() + 5_000  # ahead of any janitor refresh meanwhile
+        tokens = sorted({t.token for t in trades})
+        assert_exact(show_json(env, tokens, at), trades, at, s)
+        # an unknown token: empty windows, nulls
+        empty = show_json(env, ["So11111111111111111111111111111111111111112"], at)
+        w = empty["So11111111111111111111111111111111111111112"]["1m"]
+        assert (w["buys"], w["volume"], w["open"], w["price_change_pct"]) == (0, 0, None, None)
+    finally:
+        assert worker.terminate() == 0, worker.text()[-2000:]
+
+
+def test_crash_between_commit_and_ack_counts_nothing_twice(
+    redis_server, redis_client, tmp_path: Path
+) -> None:
+    """The worker dies right after its Lua call committed; the restart re-applies the
+    same entries (they are still pending for its consumer name) and the engine finds
+    them already listed."""
+    env = worker_env(redis_server.url, TRADEAGG_CONSUMER="worker.1")
+    s = Settings.from_env(env)
+    trades = feed(800, seed=12, tokens=12)
+    append(redis_client, s, trades)
+    crashing = Proc("worker", {**env, "TRADEAGG_TEST_CRASH_AFTER_APPLY": "1"}, tmp_path / "w1.log")
+    assert crashing.proc.wait(60) == 86, crashing.text()[-2000:]
+    crashing.kill()
+    pending = sum(
+        redis_client.xpending(keys.stream(i), keys.STREAM_GROUP)["pending"] for i in range(SHARDS)
+    )
+    assert pending > 0
+    listed = sum(redis_client.llen(f"token:{{{t}}}:trades") for t in {x.token for x in trades})
+    assert listed > 0  # the crash came after a commit
+    worker = Proc("worker", env, tmp_path / "w2.log")
+    try:
+        wait_for(lambda: drained(redis_client), 60, "restarted worker to drain")
+        at = now_ms() + 5_000  # ahead of any janitor refresh meanwhile
+        tokens = sorted({t.token for t in trades})
+        assert_exact(show_json(env, tokens, at), trades, at, s)
+    finally:
+        assert worker.terminate() == 0
+
+
+def test_event_clock_windows_end_at_the_newest_trade(redis_server, redis_client, tmp_path):
+    """TRADEAGG_CLOCK=event: replaying last week's trades gives the windows of last week."""
+    env = worker_env(redis_server.url, TRADEAGG_CLOCK="event")
+    s = Settings.from_env(env)
+    week_ago = now_ms() - 7 * 86_400_000
+    trades = SyntheticFeed(tokens=5, seed=13).trades(600, week_ago, rate=1)
+    append(redis_client, s, trades)
+    worker = Proc("worker", env, tmp_path / "worker.log")
+    try:
+        wait_for(lambda: drained(redis_client), 60, "worker to drain")
+    finally:
+        assert worker.terminate() == 0
+    for token in sorted({t.token for t in trades}):
+        newest = max(t.ts for t in trades if t.token == token)
+        out = subprocess.run(
+            [sys.executable, "-m", "tradeagg", "show", "--json", token],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        doc = json.loads(out.stdout, parse_float=Decimal)
+        assert doc["at"] == newest  # default --at: the token's own clock
+        assert_exact({token: doc["windows"]}, trades, newest, s)
+    # --at before last_update is an error (exit 2, one line)
+    token = trades[0].token
+    plain = {k: v for k, v in env.items() if not k.startswith("GEVENT_")}
+    bad = subprocess.run(
+        [sys.executable, "-m", "tradeagg", "show", token, "--at", str(week_ago)],
+        env=plain,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "earlier than last_update" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
