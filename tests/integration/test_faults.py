@@ -18,7 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.bridge_procs import Proc, dead_letters, wait_for
+from tests.bridge_procs import (
+    Proc,
+    committed,
+    dead_letters,
+    produce,
+    trade_message,
+    wait_for,
+)
 from tests.fault_procs import Feed, mismatches, pending, settings_of, undelivered, worker_env
 from tests.servers import RedisServer
 from tradeagg import keys, streams
@@ -221,3 +228,49 @@ def test_streams_lists_and_index_stay_bounded(tmp_path: Path, redis_client, redi
     entries_total = written / s.entry_trades
     assert stream_max < entries_total / 2  # trimmed while running, not at the end
     assert list_max < 3 * per_token_3s  # about a 3s window of trades, not all of them
+
+
+def test_bridge_and_worker_sigkilled_end_to_end(
+    tmp_path: Path, redis_client, redis_server, kafka_broker, kafka_topic
+):
+    """Kafka → bridge → worker; the bridge SIGKILLed, the worker dies after a commit; exact."""
+    env = worker_env(redis_server.url)
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_broker.bootstrap,
+        TRADEAGG_KAFKA_TOPIC=kafka_topic,
+        TRADEAGG_KAFKA_GROUP=kafka_topic,
+    )
+    s = settings_of(env)
+    feed = Feed(seed=9, longest_ms=s.longest_ms)
+    ends = produce(kafka_broker.bootstrap, kafka_topic, map(trade_message, feed.batch(3_000)))
+    bridge = Proc("bridge", env, tmp_path / "bridge1.log")
+    worker = Proc("worker", dict(env, TRADEAGG_TEST_CRASH_AFTER_APPLY="1"), tmp_path / "w1.log")
+    try:
+        wait_for(lambda: redis_client.xlen(keys.stream(0)) > 0, 60, "first entries")
+        bridge.kill()  # SIGKILL mid-stream: maybe between XADD and offset commit
+        wait_for(lambda: worker.proc.poll() is not None, 60, "worker crash after a commit")
+        assert worker.proc.returncode == 86
+        left = pending(redis_client, s.shards)
+        more = produce(kafka_broker.bootstrap, kafka_topic, map(trade_message, feed.batch(1_000)))
+        ends = {p: max(ends.get(p, 0), more.get(p, 0)) for p in set(ends) | set(more)}
+        bridge = Proc("bridge", env, tmp_path / "bridge2.log")
+        worker = Proc("worker", env, tmp_path / "w2.log")
+
+        def all_in() -> bool:
+            done = committed(kafka_broker.bootstrap, kafka_topic, kafka_topic, 4)
+            return all(done.get(p, -1) >= end for p, end in ends.items()) and (
+                undelivered(redis_client, s.shards) == 0 and pending(redis_client, s.shards) <= left
+            )
+
+        wait_for(all_in, 90, "every message bridged and delivered")
+        assert bridge.terminate() == 0
+        assert worker.terminate() == 0
+    finally:
+        bridge.kill()
+        worker.kill()
+    out = reclaim(env)
+    print(
+        f"\nbridge SIGKILL=1, worker crash-after-commit=1, pending left={left}: {out.stdout.strip()}"
+    )
+    assert left > 0 and pending(redis_client, s.shards) == 0
+    assert mismatches(redis_client, s, list(feed.sent.values())) == []
