@@ -27,6 +27,7 @@ from tradeagg import keys
 from tradeagg.engine import Engine, now_ms
 from tradeagg.metrics import MemoryMetrics
 from tradeagg.reader import Reader
+from tradeagg.redisconn import is_cluster
 from tradeagg.reference import windows as reference_windows
 from tradeagg.settings import Settings
 from tradeagg.streams import append
@@ -53,8 +54,12 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _redis_cpu(client: Any) -> float:
-    info = client.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    """CPU seconds Redis has used, summed over every primary of a cluster."""
+    if is_cluster(client):
+        infos = client.info("cpu", target_nodes=client.PRIMARIES).values()
+    else:
+        infos = [client.info("cpu")]
+    return sum(float(i["used_cpu_user"]) + float(i["used_cpu_sys"]) for i in infos)
 
 
 def _own_cpu() -> float:

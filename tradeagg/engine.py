@@ -97,6 +97,10 @@ class Engine:
         self._windows = windows_arg(settings)
         self._cluster = is_cluster(client)
 
+    @property
+    def cluster(self) -> bool:
+        return self._cluster
+
     def calls(self, groups: dict[str, list[str]]) -> list[list[tuple[str, list[str]]]]:
         """Split tokens into Lua calls: bounded tokens and entries, one slot on a cluster."""
         per = self.settings.tokens_per_call
