@@ -169,3 +169,37 @@ def test_many_stale_tokens_in_pages(redis_client, n):
     run = janitor(redis_client, s).run_once(now=t0 + 3_000)
     assert run.refreshed == n
     assert redis_client.zcard(keys.active(0)) == n
+
+
+def test_janitor_reclaim_and_deep_check_on_a_cluster(redis_cluster, cluster_client):
+    """Every script here touches one key or one token: it must run on a 3-master cluster."""
+    import gevent.pool
+
+    from tradeagg import streams
+    from tradeagg.reclaim import Reclaimer
+    from tradeagg.redisconn import Cluster
+
+    cluster_client = Cluster(host="127.0.0.1", port=redis_cluster.ports[0])
+    s = settings(shards=3, entry_trades=10)
+    engine = Engine(cluster_client, s)
+    t0 = now_ms()
+    tokens = [f"0x{i:040x}" for i in range(1, 30)]
+    trades = [trade(i, tokens[i % len(tokens)], t0 - 30 * i) for i in range(120)]
+    streams.append(cluster_client, s, trades)
+    for shard in range(s.shards):
+        cluster_client.xgroup_create(keys.stream(shard), keys.STREAM_GROUP, id="0")
+        cluster_client.xreadgroup(keys.STREAM_GROUP, "dead", {keys.stream(shard): ">"})
+    metrics = MemoryMetrics()
+    claimed = Reclaimer(engine, gevent.pool.Pool(2), s, metrics, "rc").reclaim(0)
+    assert claimed.claimed > 0 and claimed.left_pending == 0
+    assert metrics.totals()["trades.applied"] == len(trades)
+    victim = keys.TokenKeys(tokens[3])
+    cluster_client.hset(victim.aggregates, "5s:buy_volume", "1.000000000")
+    while now_ms() <= t0 + 1:
+        time.sleep(0.001)
+    j = janitor(cluster_client, s, metrics)
+    assert j.hold()
+    run = j.run_once()
+    assert (run.refreshed, run.rebuilt, run.failed) == (len(tokens), 1, 0)
+    assert run.trimmed > 0
+    assert all(cluster_client.xlen(keys.stream(i)) <= 1 for i in range(s.shards))
