@@ -87,6 +87,21 @@ local function add(t, e, sign)
   end
 end
 
+-- the same as add(), from the fields a walk reads (no table per entry)
+local function addq(t, side, qhi, qlo, sign)
+  if side == 'b' then
+    t.b = t.b + sign
+    t.bh = t.bh + sign * qhi; t.bl = t.bl + sign * qlo
+    if t.bl >= NANO then t.bl = t.bl - NANO; t.bh = t.bh + 1
+    elseif t.bl < 0 then t.bl = t.bl + NANO; t.bh = t.bh - 1 end
+  else
+    t.s = t.s + sign
+    t.sh = t.sh + sign * qhi; t.sl = t.sl + sign * qlo
+    if t.sl >= NANO then t.sl = t.sl - NANO; t.sh = t.sh + 1
+    elseif t.sl < 0 then t.sl = t.sl + NANO; t.sh = t.sh - 1 end
+  end
+end
+
 -- entries [from, to] (0-based, inclusive), parsed; error on a corrupt entry
 local function range(key, from, to)
   local raw = redis.call('LRANGE', key, from, to)
@@ -235,6 +250,7 @@ local function insert(K, st, news)
       redis.call('RPUSH', K[1], unpack(part))
     end
     st.n = n + #news
+    st.mem, st.mem_from = news, n
     return news
   end
   -- late arrivals: take the list's tail back to the first new entry, merge
@@ -285,20 +301,23 @@ local function account(st, ws, inserted)
 end
 
 -- Walk entries from index `from` (below `limit`) while their ts <= bound,
--- calling fn(entry) on each; returns the index of the first entry not taken.
--- Chunks start small and grow: a call usually moves a pointer by a few.
+-- calling fn(side, qhi, qlo) on each; returns the index of the first entry not
+-- taken. Only ts, side and quote are read (entries were checked when
+-- inserted). Chunks start small and grow: a call usually moves a pointer by a few.
 local function walk(key, from, limit, bound, fn)
   local size = 2
   while from < limit do
     local raw = redis.call('LRANGE', key, from, math.min(from + size, limit) - 1)
     if #raw == 0 then error('corrupt: list shorter than its indices') end
     for i = 1, #raw do
-      local ts = tonumber(string.match(raw[i], '^%d+'))
+      local ts, side, q = string.match(raw[i], '^(%d+) %d+ ([bs]) (%d+) ')
       if not ts then error('corrupt: unparsable list element at ' .. (from + i - 1)) end
-      if ts > bound then return from + i - 1 end
-      local e = parse(raw[i])
-      if not e then error('corrupt: unparsable list element at ' .. (from + i - 1)) end
-      fn(e)
+      if tonumber(ts) > bound then return from + i - 1 end
+      if #q > 9 then
+        fn(side, tonumber(string.sub(q, 1, -10)), tonumber(string.sub(q, -9)))
+      else
+        fn(side, 0, tonumber(q))
+      end
     end
     from = from + #raw
     if size < 1024 then size = size * 8 end
@@ -307,16 +326,30 @@ local function walk(key, from, limit, bound, fn)
 end
 
 -- Slide every window forward to `at` (>= st.at): add what entered, subtract
--- what left, walking from the stored indices. Never a rescan.
+-- what left, walking from the stored indices. Never a rescan. Entries this
+-- call appended (st.mem, from list index st.mem_from) are taken from memory.
 local function advance(K, st, ws, at)
   local e0 = st.e
-  st.e = walk(K[1], st.e, st.n, at, function(x)
-    for i = 1, #ws do add(st.tot[i], x, 1) end
-  end)
+  local function enter(side, qhi, qlo)
+    for i = 1, #ws do addq(st.tot[i], side, qhi, qlo, 1) end
+  end
+  local limit = st.n
+  if st.mem and st.e < st.mem_from then limit = st.mem_from end
+  st.e = walk(K[1], st.e, limit, at, enter)
+  if st.mem and st.e >= st.mem_from then
+    local j = st.e - st.mem_from + 1
+    while j <= #st.mem and st.mem[j].ts <= at do
+      local x = st.mem[j]
+      enter(x.side, x.qhi, x.qlo)
+      st.e = st.e + 1; j = j + 1
+    end
+  end
   if st.e ~= e0 then st.close = nil end
   for i, w in ipairs(ws) do
     local t, i0 = st.tot[i], st.idx[i]
-    st.idx[i] = walk(K[1], i0, st.e, at - w.ms, function(x) add(t, x, -1) end)
+    st.idx[i] = walk(K[1], i0, st.e, at - w.ms, function(side, qhi, qlo)
+      addq(t, side, qhi, qlo, -1)
+    end)
     if st.idx[i] ~= i0 then st.dirty[i] = true end
     if st.idx[i] == st.e then st.tot[i] = new_totals() end
   end
