@@ -99,7 +99,14 @@ def run_e2e(
     procs: list[subprocess.Popen] = []
     if spawn:
         _create_topic(bench, bench.topic)
-        env = dict(os.environ, TRADEAGG_KAFKA_TOPIC=topic, TRADEAGG_KAFKA_GROUP=group)
+        env = dict(
+            os.environ,
+            TRADEAGG_KAFKA_TOPIC=topic,
+            TRADEAGG_KAFKA_GROUP=group,
+            REDIS_URL=bench.redis_url,
+            KAFKA_BOOTSTRAP_SERVERS=bench.kafka_bootstrap_servers,
+            KAFKA_URL=bench.kafka_url,
+        )
         log_dir = log_dir or os.path.join("/tmp", f"tradeagg-bench-{stamp}")
         os.makedirs(log_dir, exist_ok=True)
         procs.append(_spawn("bridge", env, log_dir))
