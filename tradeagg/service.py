@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,7 @@ class Service:
         def supervised() -> None:
             delay = 0.1
             while not self.stopping.is_set():
+                started = time.monotonic()
                 try:
                     func(*args)
                     return
@@ -58,6 +60,8 @@ class Service:
                     )
                     if not restart:
                         return
+                    if time.monotonic() - started > 60:
+                        delay = 0.1  # it ran fine for a while: a new incident starts fast
                     self.stopping.wait(delay)
                     delay = min(delay * 2, 10.0)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
+from tradeagg.engine import TOKEN_RE
+from tradeagg.errors import UsageError
 from tradeagg.reader import Reader, TokenView, view_json
 from tradeagg.redisconn import connect
 from tradeagg.settings import Settings
@@ -79,6 +81,9 @@ def table(view: TokenView) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    bad = [a for a in args.addr if not TOKEN_RE.match(a)]
+    if bad:
+        raise UsageError(f"not a token address (base58, or 0x + 40 hex): {bad[0][:60]!r}")
     client = connect(settings)
     reader = Reader(client, settings)
     for addr in args.addr:
