@@ -131,6 +131,7 @@ class ShardConsumer:
                 self.backlog_id = last.decode() if isinstance(last, bytes) else last
                 return entries
             self.backlog_id = ">"
+        t0 = time.perf_counter()
         resp = self.reader.xreadgroup(
             keys.STREAM_GROUP,
             self.consumer,
@@ -138,6 +139,8 @@ class ShardConsumer:
             count=s.read_count,
             block=s.block_ms,
         )
+        if resp:
+            self.metrics.timing("redis.xreadgroup", (time.perf_counter() - t0) * 1000)
         return resp[0][1] if resp else []
 
     def run(self) -> None:
@@ -200,7 +203,9 @@ class ShardConsumer:
         if self.settings.test_crash_after_apply and done:
             self._test_crash()
         if done:
+            t1 = time.perf_counter()
             self.client.xack(self.stream, keys.STREAM_GROUP, *done)
+            self.metrics.timing("redis.xack", (time.perf_counter() - t1) * 1000)
         self.account(results, groups, len(done), t0)
         return len(batch.ids) - len(done)
 
