@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.servers import free_port, wait_port
+from tests.servers import free_port, stop_process, wait_port
 
 
 class TansuBroker:
@@ -78,13 +78,7 @@ class TansuBroker:
         raise TimeoutError(f"topic {name} not visible")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         if getattr(self, "log", None):
             self.log.close()
 

@@ -14,7 +14,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from tests import reference
+from tests.checks import assert_matches_reference
 from tests.strategies import TOKENS, trades
 from tradeagg.engine import Engine, group_records
 from tradeagg.errors import StoreError
@@ -52,24 +52,7 @@ def cluster_settings(redis_cluster, **kw) -> Settings:
 
 
 def check(reader: Reader, all_trades: list[Trade], at: int, ws, tokens: list[str]) -> None:
-    for token in tokens:
-        want = reference.windows([t for t in all_trades if t.token == token], at, ws)
-        got = reader.read(token, at)
-        for w in ws:
-            g, r = got.windows[w.label], want[w.label]
-            assert (g.buys, g.sells) == (r["buys"], r["sells"]), (token, w.label, at)
-            assert (g.buy_volume, g.sell_volume, g.volume) == (
-                r["buy_volume"],
-                r["sell_volume"],
-                r["volume"],
-            ), (token, w.label, at)
-            assert (g.open, g.close) == (r["open"], r["close"]), (token, w.label, at)
-            if r["price_change_pct"] is None:
-                assert g.price_change_pct is None
-            else:
-                assert abs(g.price_change_pct - r["price_change_pct"]) <= 1e-9 * max(
-                    1.0, abs(r["price_change_pct"])
-                )
+    assert_matches_reference(reader, all_trades, at, ws, tokens)
 
 
 @hsettings(

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from tradeagg import keys
+from tradeagg.cli import COMMANDS
 from tradeagg.errors import ConfigError
 from tradeagg.settings import Settings, parse_windows
 
@@ -105,17 +106,6 @@ def test_cli_exit_codes() -> None:
     assert bad_config.returncode == 2 and "TRADEAGG_WINDOWS" in bad_config.stderr
     injected = run_cli("show", "abc}:x")
     assert injected.returncode == 2 and "not a token address" in injected.stderr
-    for command in (
-        "worker",
-        "bridge",
-        "reclaim",
-        "show",
-        "top",
-        "stats",
-        "health",
-        "produce",
-        "bench",
-        "demo",
-    ):
+    for command in COMMANDS:
         out = run_cli(command, "--help")
         assert out.returncode == 0 and "usage: tradeagg " + command in out.stdout
