@@ -24,6 +24,7 @@ COMMANDS = (
     "stats",
     "health",
     "produce",
+    "append",
     "bench",
     "demo",
 )

@@ -23,7 +23,7 @@ from tradeagg.bench import backlog
 from tradeagg.engine import now_ms
 from tradeagg.settings import Settings
 from tradeagg.streams import append
-from tradeagg.synthetic import SyntheticFeed
+from tradeagg.synthetic import SyntheticFeed, to_message
 from tradeagg.trade import Trade
 
 SHARDS = 4
@@ -173,3 +173,32 @@ def test_event_clock_windows_end_at_the_newest_trade(redis_server, redis_client,
     )
     assert bad.returncode == 2 and "earlier than last_update" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_append_cli_writes_the_bridge_format(redis_server, redis_client, tmp_path: Path) -> None:
+    """`tradeagg append` validates like the bridge and writes what the worker reads."""
+    env = worker_env(redis_server.url)
+    s = Settings.from_env(env)
+    trades = SyntheticFeed(tokens=8, seed=14).trades(300, now_ms() - 50_000, rate=10)
+    lines = [json.dumps(to_message(t)) for t in trades]
+    lines[10:10] = ["not json", '{"id": "x"}', json.dumps([to_message(trades[0]), {"id": 1}])]
+    path = tmp_path / "trades.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "tradeagg", "append", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1, out.stderr
+    assert out.stdout.strip() == "appended=301 invalid=3"
+    assert "line 11 element 0: message: not JSON" in out.stderr
+    worker = Proc("worker", env, tmp_path / "worker.log")
+    try:
+        wait_for(lambda: drained(redis_client), 60, "worker to drain")
+        at = now_ms() + 5_000
+        tokens = sorted({t.token for t in trades})
+        assert_exact(show_json(env, tokens, at), trades, at, s)
+    finally:
+        assert worker.terminate() == 0
