@@ -135,7 +135,7 @@ class Janitor:
     def _advance_shard(self, shard: int, out: JanitorRun, now: int | None) -> None:
         """Advance the shard's stale tokens, page by page, until none is left."""
         index = keys.active(shard)
-        cut = f"({now_ms() - int(self.settings.stale_after * 1000)}"  # advanced: stamped >= it
+        cut = now_ms() - int(self.settings.stale_after * 1000)  # stale: stamped at or before it
         skip: set[str] = set()  # failed this pass: not retried until the next one
         done: set[str] = set()
         while not self.stopping():
