@@ -24,7 +24,7 @@ local ws = parse_windows(ARGV[3])
 local cap = tonumber(ARGV[4])
 local longest = ws[#ws].ms
 
-local function write(K, st, ws, at, touched)
+local function write(K, st, ws, at, touched, rebuilt)
   local idx, moved = {}, false
   for i, w in ipairs(ws) do
     idx[#idx + 1] = w.label; idx[#idx + 1] = st.idx[i]
@@ -34,11 +34,18 @@ local function write(K, st, ws, at, touched)
   local set, del = changes(K, st, ws)
   if #set > 0 then redis.call('HSET', K[3], unpack(set)) end
   if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
-  if touched then
-    redis.call('SET', K[4], fmt_int(at), 'PX', longest)
-    redis.call('PEXPIRE', K[2], longest)
-    redis.call('PEXPIRE', K[3], longest)
-    if st.n > 0 then redis.call('PEXPIRE', K[1], longest) end
+  if touched or rebuilt then
+    -- new trades: a full TTL. A rebuild without trades may have recreated keys
+    -- (losing their TTL): they get what last_update had left.
+    local ttl = longest
+    if not touched then
+      local left = redis.call('PTTL', K[4])
+      if type(left) == 'number' and left > 0 then ttl = left end
+    end
+    redis.call('SET', K[4], fmt_int(at), 'PX', ttl)
+    redis.call('PEXPIRE', K[2], ttl)
+    redis.call('PEXPIRE', K[3], ttl)
+    if st.n > 0 then redis.call('PEXPIRE', K[1], ttl) end
   else
     redis.call('SET', K[4], fmt_int(at), 'KEEPTTL')
   end
@@ -82,7 +89,7 @@ local function apply_token(K, news)
     for i = 1, #ws do st.idx[i] = st.idx[i] - drop end
     st.shift = drop
   end
-  write(K, st, ws, at, #inserted > 0)
+  write(K, st, ws, at, #inserted > 0, rebuilt >= 0)
   return {#inserted, #valid - #inserted, late, over, rebuilt, reason, fmt_int(at)}
 end
 

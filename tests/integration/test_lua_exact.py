@@ -133,3 +133,23 @@ def test_noscript_after_script_flush_recovers(redis_client: redis.Redis) -> None
     view = Reader(redis_client, s, engine.scripts, engine).read(token, 2000)
     assert (view.windows["1m"].buys, view.windows["1m"].sells) == (1, 1)
     assert view.windows["1m"].volume == Decimal(6)
+
+
+def test_a_rebuild_without_trades_leaves_no_key_without_ttl(redis_client: redis.Redis) -> None:
+    """Keys a rebuild recreates keep expiring with the token (nothing outlives it)."""
+    s = Settings(windows=parse_windows("1m,1h"))
+    engine = Engine(redis_client, s)
+    token = "So11111111111111111111111111111111111111112"
+    now = 1_700_000_000_000
+    engine.apply_records(
+        [f"{token} {now - 5_000 + i} 0 b 1000000000 2 t{i}" for i in range(5)], now=now
+    )
+    k = [f"token:{{{token}}}:{x}" for x in ("trades", "indices", "aggregates", "last_update")]
+    redis_client.delete(k[1], k[2])  # indices and aggregates lost: the state must be rebuilt
+    redis_client.rpush(k[0], "garbage")  # and the list has an unparsable element
+    [r] = engine.advance([token], now=now + 1_000)
+    assert r.rebuilt == 1 and "corrupt" in r.reason
+    for key in k:
+        assert 0 < redis_client.pttl(key) <= 3_600_000, key
+    view = Reader(redis_client, s, engine.scripts, engine).read(token, now + 1_000)
+    assert view.windows["1m"].buys == 5 and view.windows["1m"].volume == Decimal(5)
