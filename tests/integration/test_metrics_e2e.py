@@ -1,8 +1,11 @@
-"""Real trades through Kafka and ``tradeagg bridge``: metric lines, backlog warning, health.
+"""Real trades through Kafka, ``tradeagg bridge`` and ``tradeagg worker``: metrics, warning, health.
 
-No worker runs, so the shard streams fill: the bridge's probes must warn about
-the backlog, ``tradeagg health`` must fail, and both must recover once the
-entries are consumed (here by the test acting as a worker).
+At first no worker runs, so the shard streams fill: the bridge's probes must
+warn about the backlog and ``tradeagg health`` must fail. Then a real worker
+process consumes the entries: its counters reach StatsD (every valid trade
+applied, every entry acknowledged), the warning clears, health passes with
+both processes alive, and fails again once the worker is stopped (a clean
+stop deletes its heartbeat).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import time
 
 from tests.observe_procs import Proc, env_for, tradeagg, wait
 from tests.statsd_listener import StatsdListener
-from tradeagg import keys
+from tradeagg import keys, probes
 
 TOKENS = ["So11111111111111111111111111111111111111112", "0x" + "ab" * 20]
 VALID = 300
@@ -50,6 +53,11 @@ def test_bridge_metrics_backlog_warning_and_health(
         TRADEAGG_WARN_BACKLOG="5",
     )
     bridge = Proc(["-m", "tradeagg", "bridge"], env, tmp_path / "bridge.log")
+    worker: Proc | None = None
+
+    def beats() -> set[str]:
+        return {b["kind"] for b in probes.heartbeats(redis_client)}
+
     try:
         sent = tradeagg(env, "produce", str(feed))
         assert sent.returncode == 0, sent.stderr
@@ -76,23 +84,32 @@ def test_bridge_metrics_backlog_warning_and_health(
         assert sick.returncode == 1 and "FAIL backlog" in sick.stdout, sick.stdout
         assert tradeagg(env, "health", "--expect", "worker").returncode == 1
 
-        for s in range(2):  # act as the worker: read and acknowledge everything
-            stream = keys.stream(s)
-            redis_client.xgroup_create(stream, keys.STREAM_GROUP, id="0", mkstream=True)
-            got = redis_client.xreadgroup(keys.STREAM_GROUP, "t", {stream: ">"})
-            if got:
-                redis_client.xack(stream, keys.STREAM_GROUP, *[i for i, _ in got[0][1]])
+        worker = Proc(["-m", "tradeagg", "worker"], env, tmp_path / "worker.log")
+        listener.wait_for(lambda: listener.counter("ta.trades.applied") == VALID, timeout=60)
+        listener.wait_for(lambda: listener.counter("ta.entries.acked") == entries)
+        assert listener.counter("ta.trades.duplicate") == 0
+        assert listener.counter("ta.trades.late") == 0
+        assert [s.value for s in listener.named("ta.batch.latency")], "no worker timer"
         bridge.wait_log("warning cleared warning=backlog")
         listener.wait_for(lambda: backlog_gauges() == 0)
-        healthy = tradeagg(env, "health", "--expect", "bridge")
+        wait(lambda: beats() == {"bridge", "worker"}, 20, "both heartbeats")
+        healthy = tradeagg(env, "health", "--expect", "worker,bridge")
         assert healthy.returncode == 0, healthy.stdout
+        assert "ok worker " in healthy.stdout and "ok bridge " in healthy.stdout, healthy.stdout
         stats = json.loads(tradeagg(env, "stats", "--json").stdout)
         assert stats["totals"]["deadletters"] == 3 and stats["totals"]["backlog"] == 0
-        bridge_beat = stats["processes"][0]
-        assert bridge_beat["kind"] == "bridge" and bridge_beat["totals"]["trades.valid"] == VALID
+        by_kind = {p["kind"]: p for p in stats["processes"]}
+        assert by_kind["bridge"]["totals"]["trades.valid"] == VALID
+        assert by_kind["worker"]["totals"]["trades.applied"] == VALID
+        assert worker.stop() == 0
+        assert "worker stopped" in worker.text()
+        assert beats() == {"bridge"}  # deleted on the clean stop, not left to expire
+        down = tradeagg(env, "health", "--expect", "worker,bridge")
+        assert down.returncode == 1 and "FAIL worker no live heartbeat" in down.stdout, down.stdout
         assert bridge.stop() == 0
     finally:
-        if bridge.proc.poll() is None:
-            bridge.proc.kill()
+        for p in (bridge, worker):
+            if p is not None and p.proc.poll() is None:
+                p.proc.kill()
         listener.close()
     wait(lambda: bridge.proc.poll() is not None, 10, "the bridge to exit")
