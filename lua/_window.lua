@@ -151,6 +151,7 @@ local function load_state(K, ws)
   local st = {at = tonumber(lu), n = n, idx = {}, tot = {}, old = {}, dirty = {}}
   if not st.at then error('corrupt: last_update is not a number') end
   local idx = redis.call('HMGET', K[2], unpack(ws.labels))
+  st.retired = redis.call('HLEN', K[2]) > #ws  -- windows no longer configured
   local agg = redis.call('HMGET', K[3], unpack(ws.load))
   -- end of the windows: entries with ts <= at (future trades may follow)
   local e = n
@@ -165,6 +166,7 @@ local function load_state(K, ws)
   st.e = e
   local prev = 0
   for i = #ws, 1, -1 do
+    if idx[i] == false then error('windows changed: no index for ' .. ws[i].label) end
     local x = tonumber(idx[i])
     if not x or x < prev or x > e or x ~= math.floor(x) then
       error('corrupt: index of ' .. ws[i].label .. ' is ' .. tostring(idx[i]))
@@ -186,18 +188,20 @@ local function load_state(K, ws)
   return st
 end
 
--- State rebuilt from the list alone (requirement 8.4). Unparsable elements are
--- dropped, order and uniqueness restored; the list is rewritten if it changed.
--- Returns state as of `at`, and the number of elements dropped.
-local function rebuild(K, ws, at)
+-- The list's parseable elements in order, without repeats: what can be
+-- trusted of a damaged token. With `repair`, keys of a wrong type are deleted
+-- and a changed list is written back. Returns entries, elements dropped.
+local function trusted_entries(K, repair)
   local typ = redis.call('TYPE', K[1])['ok']
   local raw = {}
   if typ == 'list' then raw = redis.call('LRANGE', K[1], 0, -1)
-  elseif typ ~= 'none' then redis.call('DEL', K[1]) end
-  for i = 2, 4 do
-    local t = redis.call('TYPE', K[i])['ok']
-    local want = (i == 4) and 'string' or 'hash'
-    if t ~= 'none' and t ~= want then redis.call('DEL', K[i]) end
+  elseif typ ~= 'none' and repair then redis.call('DEL', K[1]) end
+  if repair then
+    for i = 2, 4 do
+      local t = redis.call('TYPE', K[i])['ok']
+      local want = (i == 4) and 'string' or 'hash'
+      if t ~= 'none' and t ~= want then redis.call('DEL', K[i]) end
+    end
   end
   local es, dropped, changed = {}, 0, false
   for i = 1, #raw do
@@ -215,13 +219,20 @@ local function rebuild(K, ws, at)
     end
     dropped = dropped + (#es - #uniq)
     es = uniq
-    redis.call('DEL', K[1])
-    for i = 1, #es, 1000 do
-      local part = {}
-      for j = i, math.min(i + 999, #es) do part[#part + 1] = es[j].raw end
-      redis.call('RPUSH', K[1], unpack(part))
+    if repair then
+      redis.call('DEL', K[1])
+      for i = 1, #es, 1000 do
+        local part = {}
+        for j = i, math.min(i + 999, #es) do part[#part + 1] = es[j].raw end
+        redis.call('RPUSH', K[1], unpack(part))
+      end
     end
   end
+  return es, dropped
+end
+
+-- State of in-memory entries `es` (ordered) as of `at`, counted from scratch.
+local function state_of(es, ws, at)
   local st = {at = at, n = #es, idx = {}, tot = {}, old = blank_old(ws, true), dirty = {}}
   st.tail = es[#es] -- insert() compares new trades with the last element
   local e = #es
@@ -235,7 +246,15 @@ local function rebuild(K, ws, at)
     end
     st.idx[i] = first; st.tot[i] = t
   end
-  return st, dropped
+  return st
+end
+
+-- State rebuilt from the list alone (requirement 8.4): unparsable elements
+-- dropped, order and uniqueness restored, the list rewritten if it changed.
+-- Returns the state as of `at`, and the number of elements dropped.
+local function rebuild(K, ws, at)
+  local es, dropped = trusted_entries(K, true)
+  return state_of(es, ws, at), dropped
 end
 
 -- Insert sorted, deduplicated new entries into the list, in order. Entries
@@ -378,13 +397,22 @@ local function volume(t)
   return fmt_vol(vh, vl)
 end
 
+-- prices from in-memory entries instead of the list (reads of damaged tokens)
+local function memory_prices(es)
+  return function(st, i)
+    if st.idx[i] >= st.e then return false, false end
+    return es[st.idx[i] + 1].price, es[st.e].price
+  end
+end
+
 -- Metrics of every window as a flat list: label, buys, sells, buy_volume,
 -- sell_volume, volume, open|false, close|false, price_change_pct|false
-local function metrics(K, st, ws)
+local function metrics(K, st, ws, price_of)
   local out = {}
   for i, w in ipairs(ws) do
     local t = st.tot[i]
-    local open, close = prices(K, st, i)
+    local open, close
+    if price_of then open, close = price_of(st, i) else open, close = prices(K, st, i) end
     out[#out + 1] = w.label; out[#out + 1] = fmt_int(t.b); out[#out + 1] = fmt_int(t.s)
     out[#out + 1] = fmt_vol(t.bh, t.bl); out[#out + 1] = fmt_vol(t.sh, t.sl)
     out[#out + 1] = volume(t)
@@ -392,6 +420,26 @@ local function metrics(K, st, ws)
     out[#out + 1] = open and pct(open, close)
   end
   return out
+end
+
+-- Fields of windows that are no longer configured (TRADEAGG_WINDOWS changed)
+local function retire(K, ws)
+  local keep = {}
+  for _, w in ipairs(ws) do keep[w.label] = true end
+  local gone, fields = {}, {}
+  for _, label in ipairs(redis.call('HKEYS', K[2])) do
+    if not keep[label] then
+      gone[#gone + 1] = label
+      for _, m in ipairs({'buys', 'sells', 'buy_volume', 'sell_volume', 'volume', 'open',
+                          'close', 'price_change_pct'}) do
+        fields[#fields + 1] = label .. ':' .. m
+      end
+    end
+  end
+  if #gone > 0 then
+    redis.call('HDEL', K[2], unpack(gone))
+    redis.call('HDEL', K[3], unpack(fields))
+  end
 end
 
 -- HSET/HDEL arguments for the aggregate fields that changed since loading

@@ -31,6 +31,7 @@ local function write(K, st, ws, at, touched, rebuilt)
     if st.idx[i] ~= st.old[i].idx then moved = true end
   end
   if moved then redis.call('HSET', K[2], unpack(idx)) end
+  if st.retired or rebuilt then retire(K, ws) end
   local set, del = changes(K, st, ws)
   if #set > 0 then redis.call('HSET', K[3], unpack(set)) end
   if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end

@@ -84,12 +84,12 @@ def rank(views: Iterable[TokenView], window: str, by: str, limit: int | None) ->
 class _Prefetched(Reader):
     """A Reader whose first read of a token answers from a pipelined result.
 
-    ``Reader.read`` keeps its parsing and its repair of corrupt tokens; only
-    the round trip is batched. A repair re-reads through the normal path.
+    ``Reader.read`` keeps its parsing and its handling of a worker clock
+    ahead of ours; only the round trip is batched.
     """
 
     def __init__(self, base: Reader, raws: dict[str, list[Any]]) -> None:
-        super().__init__(base.client, base.settings, base.scripts, base.engine)
+        super().__init__(base.client, base.settings, base.scripts)
         self._raws = raws
 
     def _call(self, token: str, at: int | None) -> list[Any]:

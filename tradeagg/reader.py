@@ -2,13 +2,15 @@
 
 A read never writes: ``read_window.lua`` starts from the stored state and
 slides the windows forward in memory, so the answer is exact whatever the
-janitor has or hasn't done. If the stored state fails its checks, the reader
-has the engine repair the token (a zero-trade apply) and reads again.
+janitor has or hasn't done. If the stored state fails its checks (damage, or
+a reader configured with other windows than the workers), the windows are
+counted from the list in memory; repairing is left to the writers.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -16,11 +18,14 @@ from typing import Any
 
 import redis
 
-from tradeagg.engine import Engine, now_ms, windows_arg
+from tradeagg.engine import now_ms, windows_arg
 from tradeagg.errors import StoreError, UsageError
 from tradeagg.keys import token_keys
+from tradeagg.logs import kv
 from tradeagg.scripts import Scripts
 from tradeagg.settings import Settings
+
+log = logging.getLogger("tradeagg.reader")
 
 COUNT_FIELDS = ("buys", "sells")
 VOLUME_FIELDS = ("buy_volume", "sell_volume", "volume")
@@ -62,39 +67,46 @@ def _dec(v: Any) -> Decimal:
 class Reader:
     """Reads TokenViews; ``at=None`` means now (wall clock) or last_update (event clock)."""
 
-    def __init__(
-        self,
-        client: Any,
-        settings: Settings,
-        scripts: Scripts | None = None,
-        engine: Engine | None = None,
-    ) -> None:
+    def __init__(self, client: Any, settings: Settings, scripts: Scripts | None = None) -> None:
         self.client = client
         self.settings = settings
         self.scripts = scripts or Scripts(client)
-        self.engine = engine or Engine(client, settings, self.scripts)
         self._windows = windows_arg(settings)
 
     def read(self, token: str, at: int | None = None) -> TokenView:
-        if at is None and self.settings.clock == "wall":
+        """The token's windows as of ``at``; never writes.
+
+        With ``at=None`` and the wall clock, "now" is the later of this
+        machine's clock and the token's last_update (a worker's clock may be a
+        little ahead of ours).
+        """
+        defaulted = at is None
+        if defaulted and self.settings.clock == "wall":
             at = now_ms()
         raw = self._call(token, at)
-        if _text(raw[0]) == "corrupt":
-            self.engine.advance([token], now=at)
+        if defaulted and _text(raw[0]) == "past":
+            at = int(raw[2])
             raw = self._call(token, at)
+        return self.view(token, at, raw)
+
+    def view(self, token: str, at: int | None, raw: list[Any]) -> TokenView:
+        """A TokenView from ``read_window.lua``'s answer."""
         status = _text(raw[0])
         if status == "unknown":
+            at = now_ms() if at is None else at
             return TokenView(
-                token, at or 0, None, {w.label: WindowView() for w in self.settings.windows}
+                token, at, None, {w.label: WindowView() for w in self.settings.windows}
             )
         if status == "past":
             raise UsageError(
                 f"--at {_text(raw[1])} is earlier than last_update {_text(raw[2])} of token {token}"
             )
         if status != "ok":
-            raise StoreError(f"token {token}: {_text(raw[1]) if len(raw) > 1 else status}")
+            raise StoreError(f"token {token}: unexpected answer {status!r}")
+        if raw[3]:
+            log.warning("read counted from the list %s", kv(token=token, reason=_text(raw[3])))
         windows: dict[str, WindowView] = {}
-        for i in range(3, len(raw), 9):
+        for i in range(4, len(raw), 9):
             label, b, s, bv, sv, v, o, c, pct = raw[i : i + 9]
             windows[_text(label)] = WindowView(
                 buys=int(b),

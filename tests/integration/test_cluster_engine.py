@@ -75,7 +75,7 @@ def test_cluster_matches_reference(redis_cluster, data, ts, spec, clock):
     client = connect(s)
     try:
         engine = Engine(client, s)
-        reader = Reader(client, s, engine.scripts, engine)
+        reader = Reader(client, s, engine.scripts)
         arrivals = data.draw(
             st.permutations(ts + data.draw(st.lists(st.sampled_from(ts), max_size=10)))
         )
@@ -137,7 +137,7 @@ def test_lua_calls_touch_one_slot(redis_cluster, cluster_client):
         results = engine.apply_records([t.record for t in ts], now=BASE_TS + 1_000)
         assert len(results) == len(tokens)
         assert [r for r in results if r.failed or r.applied != 3] == []
-        reader = Reader(client, s, engine.scripts, engine)
+        reader = Reader(client, s, engine.scripts)
         check(reader, ts, BASE_TS + 1_000, s.windows, tokens[::37] + list(PAIRS[0]))
         stamped = sum(client.zcard(active(shard)) for shard in range(s.shards))
         assert stamped == len(tokens)
@@ -167,7 +167,7 @@ def test_noscript_after_script_flush_on_every_node(redis_cluster, cluster_client
     client = connect(s)
     try:
         engine = Engine(client, s)
-        reader = Reader(client, s, engine.scripts, engine)
+        reader = Reader(client, s, engine.scripts)
         tokens = [f"0x{i:040x}" for i in range(30)]
         first, second = many_trades(tokens, 2), many_trades(tokens, 4)[-60:]
         engine.apply_records([t.record for t in first], now=BASE_TS + 1_000)
@@ -208,7 +208,7 @@ def test_apply_calls_isolates_a_failed_stamp(redis_cluster, cluster_client):
             assert isinstance(out, list)
             assert [r.duplicates for r in out] == [2] * len(call)
         assert client.zcard(active(1)) == sum(shard_of(t, 4) == 1 for t in tokens)
-        reader = Reader(client, s, engine.scripts, engine)
+        reader = Reader(client, s, engine.scripts)
         check(reader, ts, BASE_TS + 1_000, s.windows, tokens)
     finally:
         client.close()

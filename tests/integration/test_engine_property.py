@@ -34,7 +34,7 @@ def test_any_arrival_order_matches_reference(redis_client, data, ts, spec, clock
         windows=parse_windows(spec), clock=clock, tokens_per_call=data.draw(st.integers(1, 3))
     )
     engine = Engine(redis_client, s)
-    reader = Reader(redis_client, s, engine.scripts, engine)
+    reader = Reader(redis_client, s, engine.scripts)
     # arrival: a shuffled list with duplicates, cut into batches, replays of whole batches
     arrivals = data.draw(
         st.permutations(ts + data.draw(st.lists(st.sampled_from(ts), max_size=10)))

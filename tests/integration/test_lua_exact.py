@@ -105,7 +105,7 @@ def test_an_emptied_window_reads_exactly_zero(redis_client: redis.Redis) -> None
         assert agg[f"{label}:volume"] == "0.000000000"
         assert agg[f"{label}:buys"] == agg[f"{label}:sells"] == "0"
         assert f"{label}:open" not in agg and f"{label}:price_change_pct" not in agg
-    view = Reader(redis_client, s, engine.scripts, engine).read(token, 20_000)
+    view = Reader(redis_client, s, engine.scripts).read(token, 20_000)
     assert view.windows["10s"].volume == 0 and view.windows["10s"].volume.is_zero()
     assert '"volume": 0,' in view_json(view)
 
@@ -130,7 +130,7 @@ def test_noscript_after_script_flush_recovers(redis_client: redis.Redis) -> None
     assert redis_client.script_exists(engine.scripts.apply_trades.sha) == [False]
     results = engine.apply_records([f"{token} 1500 0 s 1000000000 3 b"], now=2000)
     assert results[0].applied == 1
-    view = Reader(redis_client, s, engine.scripts, engine).read(token, 2000)
+    view = Reader(redis_client, s, engine.scripts).read(token, 2000)
     assert (view.windows["1m"].buys, view.windows["1m"].sells) == (1, 1)
     assert view.windows["1m"].volume == Decimal(6)
 
@@ -151,5 +151,5 @@ def test_a_rebuild_without_trades_leaves_no_key_without_ttl(redis_client: redis.
     assert r.rebuilt == 1 and "corrupt" in r.reason
     for key in k:
         assert 0 < redis_client.pttl(key) <= 3_600_000, key
-    view = Reader(redis_client, s, engine.scripts, engine).read(token, now + 1_000)
+    view = Reader(redis_client, s, engine.scripts).read(token, now + 1_000)
     assert view.windows["1m"].buys == 5 and view.windows["1m"].volume == Decimal(5)

@@ -1,0 +1,116 @@
+"""Reads never write, and stay exact when the stored state cannot be used as is."""
+
+from __future__ import annotations
+
+import redis
+
+from tests import reference
+from tests.checks import assert_matches_reference
+from tradeagg.engine import Engine, now_ms
+from tradeagg.keys import token_keys
+from tradeagg.ranking import Ranker
+from tradeagg.reader import Reader
+from tradeagg.settings import Settings, parse_windows
+from tradeagg.trade import Trade
+
+A = "So11111111111111111111111111111111111111112"
+B = "0x" + "ab" * 20
+
+
+def feed(now: int) -> list[Trade]:
+    return [
+        Trade(
+            id=f"t{i}",
+            token=A if i % 3 else B,
+            side="buy" if i % 2 else "sell",
+            quote_nano=1_000_000_000 + 7 * i,
+            price=str(1 + i % 5),
+            ts=now - 600_000 + i * 9_000,
+        )
+        for i in range(66)
+    ]
+
+
+def snapshot(client: redis.Redis) -> dict[bytes, bytes | None]:
+    return {k: client.dump(k) for k in sorted(client.keys("token:*"))}
+
+
+def test_reads_with_other_windows_are_exact_and_write_nothing(redis_client) -> None:
+    """A `show` or `top` configured with other windows than the workers (TRADEAGG_WINDOWS
+    differs) answers for its own windows, counted from the list, and leaves the store alone."""
+    now = now_ms()
+    trades = feed(now)
+    writer = Settings()
+    Engine(redis_client, writer).apply_records([t.record for t in trades], now=now)
+    before = snapshot(redis_client)
+    other = Settings(windows=parse_windows("30s,1m,2m"))
+    assert_matches_reference(
+        Reader(redis_client, other), trades, now + 1_000, other.windows, [A, B]
+    )
+    ranked = Ranker(redis_client, other).top("2m", "volume", at=now + 1_000)
+    assert [r.token for r in ranked.rows] == sorted(
+        (A, B),
+        key=lambda t: (
+            -reference.windows([x for x in trades if x.token == t], now + 1_000, other.windows)[
+                "2m"
+            ]["volume"]
+        ),
+    )
+    assert snapshot(redis_client) == before
+    assert_matches_reference(
+        Reader(redis_client, writer), trades, now + 2_000, writer.windows, [A, B]
+    )
+
+
+def test_a_read_of_a_damaged_token_in_the_future_writes_nothing(redis_client) -> None:
+    now = now_ms()
+    trades = feed(now)
+    s = Settings()
+    engine = Engine(redis_client, s)
+    engine.apply_records([t.record for t in trades], now=now)
+    redis_client.hset(token_keys(A)[2], "1m:buys", 7)  # totals no longer match the list
+    before = snapshot(redis_client)
+    later = now + 7_200_000
+    assert_matches_reference(Reader(redis_client, s), trades, later, s.windows, [A])
+    assert snapshot(redis_client) == before
+    # the token's clock did not move: a trade of now still applies, and repairs the token
+    [r] = engine.apply_records([f"{A} {now} 0 b 5000000000 3 fresh"], now=now + 10)
+    assert (r.applied, r.late, r.rebuilt >= 0) == (1, 0, True)
+
+
+def test_show_without_at_follows_a_worker_clock_that_runs_ahead(redis_client) -> None:
+    now = now_ms()
+    trades = feed(now)
+    s = Settings()
+    Engine(redis_client, s).apply_records([t.record for t in trades], now=now + 3_000)
+    view = Reader(redis_client, s).read(A)
+    assert view.at == now + 3_000 == view.last_update
+    want = reference.windows([t for t in trades if t.token == A], view.at, s.windows)
+    assert view.windows["5m"].buys == want["5m"]["buys"]
+
+
+def test_changing_the_windows_rebuilds_and_retires_old_fields(redis_client) -> None:
+    now = now_ms()
+    trades = feed(now)
+    old = Settings(windows=parse_windows("1m,5m,1h"))
+    Engine(redis_client, old).apply_records([t.record for t in trades], now=now)
+    new = Settings(windows=parse_windows("30s,5m"))
+    [r] = Engine(redis_client, new).advance([A], now=now + 1_000)
+    assert r.rebuilt >= 0 and "windows changed" in r.reason
+    labels = {f.decode().split(":")[0] for f in redis_client.hkeys(token_keys(A)[2])}
+    assert labels == {"30s", "5m"}
+    assert {k.decode() for k in redis_client.hkeys(token_keys(A)[1])} == {"30s", "5m"}
+    assert_matches_reference(Reader(redis_client, new), trades, now + 1_000, new.windows, [A])
+
+
+def test_dropping_a_window_retires_its_fields(redis_client) -> None:
+    now = now_ms()
+    trades = feed(now)
+    Engine(redis_client, Settings(windows=parse_windows("1m,5m,1h"))).apply_records(
+        [t.record for t in trades], now=now
+    )
+    fewer = Settings(windows=parse_windows("1m,1h"))
+    [r] = Engine(redis_client, fewer).advance([A], now=now + 1_000)
+    assert r.rebuilt == -1 and not r.failed
+    assert not [f for f in redis_client.hkeys(token_keys(A)[2]) if f.startswith(b"5m:")]
+    assert_matches_reference(Reader(redis_client, fewer), trades, now + 1_000, fewer.windows, [A])
