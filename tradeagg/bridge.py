@@ -17,7 +17,8 @@ Kafka keeps the data; below 80% of it they resume.
 
 Redis down: the write is retried with exponential backoff until it works or
 the process stops (then nothing is committed and Kafka redelivers). Broker
-down: librdkafka reconnects by itself; errors are logged, rate-limited.
+down: librdkafka reconnects by itself; its errors reach ``errors`` through the
+consumer's ``error_cb`` and are logged from the loop, rate-limited per code.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class Bridge:
         stopping: Callable[[], bool],
         blocking: Blocking,
         clock: Callable[[], int] = now_ms,
+        errors: list[KafkaError] | None = None,
     ) -> None:
         self.consumer = consumer
         self.client = client
@@ -91,6 +93,8 @@ class Bridge:
         self._backlog_due = 0.0
         self._events: list[tuple[str, list[tuple[str, int]]]] = []  # filled by callbacks
         self._error_logged: dict[int, float] = {}
+        # the consumer's error_cb appends here (librdkafka's thread); step() logs them
+        self.errors: list[KafkaError] = [] if errors is None else errors
 
     # -- rebalance callbacks: they run on librdkafka's thread, so they only take notes
     def _on_assign(self, _consumer: Any, parts: list[TopicPartition]) -> None:
@@ -117,6 +121,8 @@ class Bridge:
             self.check_backlog()
         msgs = self.blocking(fetch, self.consumer, BATCH_MESSAGES, POLL_S)
         self._log_events()
+        while self.errors:
+            self._kafka_error(self.errors.pop(0))
         if msgs:
             self.handle(msgs)
         return len(msgs)

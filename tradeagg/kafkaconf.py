@@ -10,7 +10,10 @@ when a trusted cert is given (the CA pin still authenticates the broker).
 
 The consumer commits by hand (after Redis acknowledged), a new group starts
 at the earliest offset, and ``session.timeout.ms`` stays at 6 s (group joins
-with the Tansu broker take ~23 s above that).
+with the Tansu broker take ~23 s above that). librdkafka's own stderr log is
+limited to critical lines unless ``LOG_LEVEL=DEBUG``: with a broker down it
+prints a connect failure every ~50 ms; the bridge reports those errors
+itself (``error_cb``), rate-limited.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
             "fetch.wait.max.ms": 25,
             "queued.max.messages.kbytes": 65_536,
             "topic.metadata.refresh.interval.ms": 10_000,
+            "log_level": 7 if settings.log_level == "DEBUG" else 2,
         }
     )
     return conf

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 import gevent
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException
 from gevent import monkey
 
 from tradeagg import observe
@@ -57,7 +57,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     metrics = metrics_from_settings(settings)
     service = Service("bridge", metrics)
     client = connect(settings, max_connections=8)
-    conf = consumer_config(settings)
+    # error_cb runs on librdkafka's thread: it only appends; the loop logs, rate-limited
+    kafka_errors: list[KafkaError] = []
+    conf = {**consumer_config(settings), "error_cb": kafka_errors.append}
 
     def new_consumer() -> Consumer:
         try:
@@ -71,7 +73,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     def loop() -> None:
         consumer = consumers.pop() if consumers else new_consumer()
         bridge = Bridge(
-            consumer, client, settings, metrics, service.stopping.is_set, on_hub_threadpool
+            consumer,
+            client,
+            settings,
+            metrics,
+            service.stopping.is_set,
+            on_hub_threadpool,
+            errors=kafka_errors,
         )
         current[:] = [bridge]
         bridge.run()
