@@ -19,7 +19,8 @@ local function parse(e)
     qhi = 0; qlo = tonumber(q)
   end
   local p = tonumber(price)
-  if not p or p <= 0 or qhi >= 1e15 then return nil end
+  -- a quote is at most 1e9 units (schema.py): sums of a list stay below 2^53
+  if not p or p <= 0 or qhi > 1e9 or (qhi == 1e9 and qlo > 0) then return nil end
   return {ts = tonumber(ts), seq = tonumber(seq), side = side, qhi = qhi, qlo = qlo,
           price = price, id = id, raw = e}
 end

@@ -25,7 +25,7 @@ def trades(draw, tokens=TOKENS, span_ms: int = 40_000, min_size: int = 1, max_si
         quote = draw(
             st.one_of(
                 st.integers(1, 10**6).map(lambda x: Decimal(x).scaleb(-9)),
-                st.decimals(Decimal("0.000000001"), Decimal("1000000000000"), places=9),
+                st.decimals(Decimal("0.000000001"), Decimal("1000000000"), places=9),
             )
         )
         price = draw(st.decimals(Decimal("0.000000000001"), Decimal("100000"), places=12))

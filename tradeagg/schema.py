@@ -13,10 +13,10 @@ for the Lua engine and for memory):
 
 * a number has at most ``MAX_DIGITS`` (40) significant digits and, as a string,
   at most ``MAX_NUMBER_TEXT`` (64) characters; magnitude at least 1e-30;
-* ``quote < 1e15`` (the engine's volume arithmetic), rounded half-even to
+* ``quote <= 1e9`` (keeps every window's volume exact: see MAX_QUOTE), rounded half-even to
   9 decimals (``quote_nano``); a quote below 5e-10 rounds to 0 and still counts
   as a trade of zero volume (CONTRACT §2: finer digits may be rounded);
-* ``price <= 1e15``, ``amount <= 1e30``;
+* ``price <= 1e15``, ``amount <= 1e40``; significant digits counted without trailing zeros;
 * ``ts`` an integer ``0 <= ts <= now + max_skew_ms``; ``seq`` an integer in
   ``[0, 2**53)`` (exact in Lua), default 0; ``block`` an integer in
   ``[0, 2**63)`` or absent; ``null`` counts as absent for ``seq`` and ``block``;
@@ -42,9 +42,10 @@ MAX_MESSAGE_BYTES = 1 << 20
 MAX_DIGITS = 40
 MAX_NUMBER_TEXT = 64
 MIN_ADJUSTED = -30  # smallest accepted magnitude: 1e-30
-MAX_QUOTE = Decimal(10**15)  # exclusive
+MAX_QUOTE = Decimal(10**9)  # inclusive: with TRADEAGG_MAX_TOKEN_TRADES <= 9e6, every
+# window's volume stays below 9e15 < 2**53 whole units, exact in Lua's doubles
 MAX_PRICE = Decimal(10**15)
-MAX_AMOUNT = Decimal(10**30)
+MAX_AMOUNT = Decimal(10**40)  # raw units of an 18-decimal token fit; amount is not stored
 MAX_SEQ = 2**53 - 1
 MAX_BLOCK = 2**63 - 1
 
@@ -113,7 +114,7 @@ def number(value: Any, name: str) -> Decimal:
         raise InvalidTrade(f"{name}: not finite")
     if d <= 0:
         raise InvalidTrade(f"{name}: must be > 0")
-    if len(d.as_tuple().digits) > MAX_DIGITS:
+    if len(d.normalize(_CTX).as_tuple().digits) > MAX_DIGITS:
         raise InvalidTrade(f"{name}: more than {MAX_DIGITS} digits")
     if d.adjusted() < MIN_ADJUSTED:
         raise InvalidTrade(f"{name}: below 1e{MIN_ADJUSTED}")
@@ -127,8 +128,8 @@ def plain(d: Decimal) -> str:
 
 def quote_nano(d: Decimal) -> int:
     """Quote in units of 1e-9, rounded half-even."""
-    if d >= MAX_QUOTE:
-        raise InvalidTrade(f"quote: must be < {MAX_QUOTE}")
+    if d > MAX_QUOTE:
+        raise InvalidTrade(f"quote: must be <= {MAX_QUOTE}")
     return int(d.quantize(_NANO, context=_CTX).scaleb(9, _CTX))
 
 
@@ -238,7 +239,7 @@ class TradeSchema(Schema):
     token = fields.String(required=True, validate=mv.Regexp(rf"\A(?:{ADDRESS_RE.pattern})\Z"))
     side = fields.String(required=True, validate=mv.OneOf(SIDES))
     amount = _Number(required=True, validate=mv.Range(max=MAX_AMOUNT))
-    quote = _Number(required=True, validate=mv.Range(max=MAX_QUOTE, max_inclusive=False))
+    quote = _Number(required=True, validate=mv.Range(max=MAX_QUOTE))
     price = _Number(required=True, validate=mv.Range(max=MAX_PRICE))
     ts = _StrictInt(required=True, validate=mv.Range(min=0))
     seq = _StrictInt(load_default=0, allow_none=True, validate=mv.Range(0, MAX_SEQ))

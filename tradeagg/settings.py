@@ -129,7 +129,8 @@ class Settings:
     dead_letter_max: int = 10_000  # TRADEAGG_DEAD_LETTER_MAX: dead-letter stream cap
     max_deliveries: int = 5  # TRADEAGG_MAX_DELIVERIES: then an entry is dead-lettered
     reclaim_idle_ms: int = 60_000  # TRADEAGG_RECLAIM_IDLE_MS: workers claim entries idle this long
-    max_token_trades: int = 2_000_000  # TRADEAGG_MAX_TOKEN_TRADES: list length cap per token
+    max_token_trades: int = 2_000_000  # TRADEAGG_MAX_TOKEN_TRADES: list cap per token (<= 9e6:
+    # with quotes <= 1e9 units a window's volume stays below 2^53 units, exact in Lua)
     statsd_host: str = ""  # STATSD_HOST; empty: metrics off
     statsd_port: int = 8125  # STATSD_PORT
     statsd_prefix: str = "tradeagg"  # STATSD_PREFIX
@@ -202,7 +203,7 @@ class Settings:
         take("TRADEAGG_MAX_DELIVERIES", "max_deliveries", _int(1, 1_000))
         take("TRADEAGG_RECLAIM_IDLE_MS", "reclaim_idle_ms", _int(100, 86_400_000))
         take("TRADEAGG_TEST_CRASH_AFTER_APPLY", "test_crash_after_apply", _float(0.0, 1.0))
-        take("TRADEAGG_MAX_TOKEN_TRADES", "max_token_trades", _int(1_000, 100_000_000))
+        take("TRADEAGG_MAX_TOKEN_TRADES", "max_token_trades", _int(1_000, 9_000_000))
         take("STATSD_HOST", "statsd_host", _str)
         take("STATSD_PORT", "statsd_port", _int(1, 65_535))
         take("STATSD_PREFIX", "statsd_prefix", _str)

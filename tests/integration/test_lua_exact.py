@@ -84,7 +84,7 @@ def test_an_emptied_window_reads_exactly_zero(redis_client: redis.Redis) -> None
     s = Settings(windows=parse_windows("1s,10s"), clock="wall")
     engine = Engine(redis_client, s)
     token = "So11111111111111111111111111111111111111112"
-    quotes = ["0.1", "0.2", "0.3", "0.000000001", "999999999999.999999999", "0.7"]
+    quotes = ["0.1", "0.2", "0.3", "0.000000001", "999999999.999999999", "0.7"]
     records = [
         f"{token} {1000 + i} 0 {'b' if i % 2 else 's'} {_nano(q)} 1.5 t{i}"
         for i, q in enumerate(quotes)
@@ -94,7 +94,7 @@ def test_an_emptied_window_reads_exactly_zero(redis_client: redis.Redis) -> None
         k.decode(): v.decode()
         for k, v in redis_client.hgetall(f"token:{{{token}}}:aggregates").items()
     }
-    assert agg["10s:volume"] == "1000000000001.300000000"
+    assert agg["10s:volume"] == "1000000001.300000000"
     engine.advance([token], now=20_000)
     agg = {
         k.decode(): v.decode()
@@ -153,3 +153,19 @@ def test_a_rebuild_without_trades_leaves_no_key_without_ttl(redis_client: redis.
         assert 0 < redis_client.pttl(key) <= 3_600_000, key
     view = Reader(redis_client, s, engine.scripts).read(token, now + 1_000)
     assert view.windows["1m"].buys == 5 and view.windows["1m"].volume == Decimal(5)
+
+
+def test_many_maximal_quotes_stay_exact(redis_client: redis.Redis) -> None:
+    """10^9-unit trades (the largest valid quote) in one window: sums near 10^13 are exact,
+    and what remains after they leave is exact too (nothing lingers from their magnitude)."""
+    s = Settings(windows=parse_windows("10s"))
+    engine = Engine(redis_client, s)
+    token = "So11111111111111111111111111111111111111112"
+    big = [f"{token} {1000 + i // 2} 0 b 1000000000000000000 2 big{i}" for i in range(9_000)]
+    engine.apply_records(big + [f"{token} 6000 0 b 1 2 small"], now=6000)
+    view = Reader(redis_client, s).read(token, 6000)
+    assert view.windows["10s"].buy_volume == Decimal("9000000000000.000000001")
+    view = Reader(redis_client, s).read(token, 15_999)
+    assert (view.windows["10s"].buys, view.windows["10s"].volume) == (1, Decimal("1E-9"))
+    bad = engine.apply_records([f"{token} 7000 0 b 1000000000000000001 2 over"], now=7000)
+    assert bad[0].applied == 0 and "unparsable" in bad[0].reason

@@ -71,7 +71,8 @@ def test_a_good_trade_becomes_a_trade():
         (Decimal("0.1"), 100_000_000),
         (0.1, 100_000_000),
         ("1e3", 1_000_000_000_000),
-        ("999999999999999.999999999", 999_999_999_999_999_999_999_999),
+        ("999999999.999999999", 999_999_999_999_999_999),
+        ("1000000000", 1_000_000_000_000_000_000),
     ],
 )
 def test_quote_rounds_half_even_to_nine_decimals(quote, nano):
@@ -131,7 +132,7 @@ HOSTILE = [
     ("quote nan float", good(quote=float("nan")), "quote"),
     ("quote inf float", good(quote=float("inf")), "quote"),
     ("quote bool", good(quote=True), "quote"),
-    ("quote too big", good(quote="1e15"), "quote"),
+    ("quote too big", good(quote="1000000000.000000001"), "quote"),
     ("quote 1e400", good(quote=Decimal("1e400")), "quote"),
     ("quote 1e-400", good(quote=Decimal("1e-400")), "quote"),
     ("quote with spaces", good(quote=" 1"), "quote"),
@@ -142,7 +143,7 @@ HOSTILE = [
     ("quote object", good(quote={"v": 1}), "quote"),
     ("price too big", good(price="1e16"), "price"),
     ("price zero", good(price="0.000"), "price"),
-    ("amount too big", good(amount="1e31"), "amount"),
+    ("amount too big", good(amount="1e41"), "amount"),
     ("ts negative", good(ts=-1), "ts"),
     ("ts float", good(ts=float(NOW)), "ts"),
     ("ts string", good(ts=str(NOW)), "ts"),
@@ -267,3 +268,9 @@ def test_array_with_mixed_elements_keeps_the_valid_ones():
     trades, bad = parse_message(json.dumps(elements).encode(), NOW, SKEW)
     assert [t.id for t in trades] == ["ok1", "ok3"]
     assert [(i, r.split(":")[0]) for i, _, r in bad] == [(1, "id"), (2, "element"), (3, "ts")]
+
+
+def test_trailing_zeros_do_not_count_as_digits_and_raw_amounts_fit() -> None:
+    now = 1_700_000_000_000
+    t = validate(good(price="1." + "0" * 45, amount="1" + "0" * 31, ts=now), now, 5000)
+    assert (t.price, t.amount) == ("1", "1" + "0" * 31)
