@@ -18,7 +18,7 @@ import redis
 
 from tradeagg.errors import StoreError
 from tradeagg.keys import active, shard_of, token_keys
-from tradeagg.redisconn import is_cluster
+from tradeagg.redisconn import is_cluster, store_error
 from tradeagg.scripts import Scripts
 from tradeagg.settings import Settings
 from tradeagg.trade import entry_sort_key
@@ -138,7 +138,7 @@ class Engine:
                 pipe.zadd(active(shard), members)
             raw = pipe.execute()[0]
         except redis.RedisError as exc:
-            raise StoreError(f"apply_trades failed: {exc}") from None
+            raise store_error("apply_trades failed", exc) from None
         return self._results(call, raw)
 
     def apply_calls(

@@ -22,6 +22,7 @@ from tradeagg.engine import now_ms, windows_arg
 from tradeagg.errors import StoreError, UsageError
 from tradeagg.keys import token_keys
 from tradeagg.logs import kv
+from tradeagg.redisconn import store_error
 from tradeagg.scripts import Scripts
 from tradeagg.settings import Settings
 
@@ -129,11 +130,11 @@ class Reader:
                 keys=token_keys(token), args=["" if at is None else at, self._windows]
             )
         except redis.RedisError as exc:
-            raise StoreError(f"read of token {token} failed: {exc}") from None
+            raise store_error(f"read of token {token} failed", exc) from None
 
 
-def _num(d: Decimal) -> str:
-    """An exact decimal as JSON number text, without trailing zeros."""
+def exact(d: Decimal) -> str:
+    """An exact decimal as plain text (JSON number text too), without trailing zeros."""
     s = format(d, "f")
     if "." in s:
         s = s.rstrip("0").rstrip(".")
@@ -142,9 +143,9 @@ def _num(d: Decimal) -> str:
 
 def window_json(w: WindowView) -> str:
     parts = [f'"buys": {w.buys}', f'"sells": {w.sells}']
-    parts += [f'"{name}": {_num(getattr(w, name))}' for name in VOLUME_FIELDS]
+    parts += [f'"{name}": {exact(getattr(w, name))}' for name in VOLUME_FIELDS]
     parts += [
-        f'"{name}": {"null" if getattr(w, name) is None else _num(getattr(w, name))}'
+        f'"{name}": {"null" if getattr(w, name) is None else exact(getattr(w, name))}'
         for name in PRICE_FIELDS
     ]
     pct = "null" if w.price_change_pct is None else json.dumps(w.price_change_pct)

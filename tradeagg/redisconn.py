@@ -28,6 +28,7 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import ClusterError, NoScriptError, RedisClusterException
 
+from tradeagg.errors import ConfigError, StoreError, TradeaggError
 from tradeagg.settings import Settings
 
 
@@ -112,6 +113,19 @@ class ScriptPipeline:
     def reset(self) -> None:
         self._evals = {}
         self._pipe.reset()
+
+
+CLUSTER_HINT = (
+    "REDIS_URL points at a Redis Cluster node: use redis+cluster://host:port "
+    "or set TRADEAGG_REDIS_CLUSTER=1"
+)
+
+
+def store_error(what: str, exc: Exception) -> TradeaggError:
+    """A Redis failure as tradeagg's error; a cluster node used as one Redis is a config error."""
+    if isinstance(exc, redis.exceptions.MovedError) or str(exc).startswith("MOVED"):
+        return ConfigError(CLUSTER_HINT)
+    return StoreError(f"{what}: {exc}")
 
 
 def _plain_url(url: str) -> str:

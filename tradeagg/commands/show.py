@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from tradeagg.engine import TOKEN_RE
 from tradeagg.errors import UsageError
-from tradeagg.reader import Reader, TokenView, view_json
+from tradeagg.reader import Reader, TokenView, exact, view_json
 from tradeagg.redisconn import connect
 from tradeagg.settings import Settings
 
@@ -38,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _fmt(v: object) -> str:
     if v is None:
         return "-"
+    if isinstance(v, Decimal):
+        return exact(v)
     if isinstance(v, float):
         return f"{v:+.2f}%"
     return str(v)
@@ -64,9 +67,9 @@ def table(view: TokenView) -> str:
                 label,
                 str(w.buys),
                 str(w.sells),
-                str(w.buy_volume),
-                str(w.sell_volume),
-                str(w.volume),
+                exact(w.buy_volume),
+                exact(w.sell_volume),
+                exact(w.volume),
                 _fmt(w.open),
                 _fmt(w.close),
                 _fmt(w.price_change_pct),
@@ -81,6 +84,8 @@ def table(view: TokenView) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.at is not None and not 0 <= args.at < 2**53:
+        raise UsageError(f"--at {args.at} is not an epoch-millisecond instant")
     bad = [a for a in args.addr if not TOKEN_RE.match(a)]
     if bad:
         raise UsageError(f"not a token address (base58, or 0x + 40 hex): {bad[0][:60]!r}")

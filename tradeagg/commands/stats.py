@@ -16,8 +16,7 @@ import redis
 
 from tradeagg import probes
 from tradeagg.commands.health import fresh
-from tradeagg.errors import TradeaggError
-from tradeagg.redisconn import connect
+from tradeagg.redisconn import connect, store_error
 from tradeagg.settings import Settings
 
 EXAMPLES = """examples:
@@ -149,6 +148,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         figures = gather(client, settings)
     except redis.RedisError as exc:
-        raise TradeaggError(f"redis: {type(exc).__name__}: {exc}") from None
+        raise store_error("redis", exc) from None
     print(json.dumps(figures) if args.json else render(figures), flush=True)
     return 0
