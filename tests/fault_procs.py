@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from typing import Any
 
 from tests import reference
@@ -133,3 +135,16 @@ def mismatches(client: Any, settings: Settings, trades: list[Trade]) -> list[str
             ):
                 bad.append(f"{token} {w.label}: got {g} want {r}")
     return bad
+
+
+def reclaim(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`tradeagg reclaim --min-idle-ms 0`, which must exit 0."""
+    out = subprocess.run(
+        [sys.executable, "-m", "tradeagg", "reclaim", "--min-idle-ms", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out

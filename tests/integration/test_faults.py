@@ -11,8 +11,6 @@ printed (``pytest -s`` shows them).
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,7 +24,15 @@ from tests.bridge_procs import (
     trade_message,
     wait_for,
 )
-from tests.fault_procs import Feed, mismatches, pending, settings_of, undelivered, worker_env
+from tests.fault_procs import (
+    Feed,
+    mismatches,
+    pending,
+    reclaim,
+    settings_of,
+    undelivered,
+    worker_env,
+)
 from tests.servers import RedisServer
 from tradeagg import keys, streams
 from tradeagg.redisconn import connect
@@ -34,18 +40,6 @@ from tradeagg.redisconn import connect
 
 def caught_up(client, shards: int) -> bool:
     return undelivered(client, shards) == 0 and pending(client, shards) == 0
-
-
-def reclaim(env: dict[str, str]) -> subprocess.CompletedProcess:
-    out = subprocess.run(
-        [sys.executable, "-m", "tradeagg", "reclaim", "--min-idle-ms", "0"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out
 
 
 def test_sigkill_and_crash_between_commit_and_ack(tmp_path: Path, redis_client, redis_server):

@@ -8,7 +8,8 @@ import time
 
 import gevent.pool
 
-from tests import reference
+from tests.checks import assert_matches_reference
+from tests.fault_procs import reclaim
 from tradeagg import keys, streams
 from tradeagg.engine import Engine, now_ms
 from tradeagg.metrics import MemoryMetrics
@@ -59,19 +60,7 @@ def reclaimer(client, s: Settings, metrics: MemoryMetrics, name: str = "rc") -> 
 
 
 def assert_exact(client, s: Settings, trades: list[Trade], at: int) -> None:
-    reader = Reader(client, s)
-    for token in TOKENS:
-        want = reference.windows([t for t in trades if t.token == token], at, s.windows)
-        got = reader.read(token, at)
-        for w in s.windows:
-            g, r = got.windows[w.label], want[w.label]
-            assert (g.buys, g.sells, g.volume, g.open, g.close) == (
-                r["buys"],
-                r["sells"],
-                r["volume"],
-                r["open"],
-                r["close"],
-            ), (token, w.label)
+    assert_matches_reference(Reader(client, s), trades, at, s.windows, TOKENS)
 
 
 def pending(client, s: Settings) -> int:
@@ -159,14 +148,7 @@ def test_reclaim_command_prints_a_summary(redis_server, redis_client):
         "TRADEAGG_WINDOWS": "5s,1m",
         "PATH": "/usr/bin:/bin",
     }
-    out = subprocess.run(
-        [sys.executable, "-m", "tradeagg", "reclaim", "--min-idle-ms", "0"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
+    out = reclaim(env)
     line = out.stdout.strip()
     assert line.startswith("reclaim: claimed=")
     fields = dict(kv.split("=") for kv in line.split(": ", 1)[1].split())

@@ -16,6 +16,7 @@ import uuid
 from tests import reference
 from tests.bridge_procs import Proc, committed, env_for, produce, stream_records, trade_message
 from tests.bridge_procs import wait_for as wait_until
+from tests.checks import assert_matches_reference
 from tradeagg import probes
 from tradeagg.engine import now_ms
 from tradeagg.reader import Reader
@@ -110,18 +111,7 @@ def test_two_bridges_three_workers_scale_down_exact(redis_cluster, kafka_broker,
         distinct = reference.distinct(arrivals)
         tokens = sorted({t.token for t in distinct})
         ws = parse_windows(WINDOWS)
-        for token in tokens:
-            want = reference.windows([t for t in distinct if t.token == token], at, ws)
-            got = reader.read(token, at)
-            for w in ws:
-                g, r = got.windows[w.label], want[w.label]
-                assert (g.buys, g.sells, g.volume, g.open, g.close) == (
-                    r["buys"],
-                    r["sells"],
-                    r["volume"],
-                    r["open"],
-                    r["close"],
-                ), (token, w.label)
+        assert_matches_reference(reader, distinct, at, ws, tokens)
         for proc in (bridges[0], *workers[1:]):
             assert proc.terminate(timeout=30) == 0, proc.text()[-3000:]
     finally:
