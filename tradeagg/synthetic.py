@@ -50,7 +50,7 @@ class SyntheticFeed:
         rng = self.rng
         k = self._token_index()
         if rng.random() < 0.002:
-            self._trend[k] = rng.choice((1, -1)) * rng.uniform(0.002, 0.02)
+            self._trend[k] = rng.choice((1, -1)) * rng.uniform(0.0003, 0.003)
         elif rng.random() < 0.01:
             self._trend[k] = 0.0
         trend = self._trend[k]
