@@ -123,6 +123,12 @@ local function entry_at(key, idx)
   return e
 end
 
+local function price_of_raw(raw)
+  local p = string.match(raw, '^%d+ %d+ [bs] %d+ (%S+) ')
+  if not p then error('corrupt: no price in list element') end
+  return p
+end
+
 local function price_at(key, idx)
   local raw = redis.call('LINDEX', key, idx)
   local p = raw and string.match(raw, '^%d+ %d+ [bs] %d+ (%S+) ')
@@ -324,15 +330,17 @@ end
 -- calling fn(side, qhi, qlo) on each; returns the index of the first entry not
 -- taken. Only ts, side and quote are read (entries were checked when
 -- inserted). Chunks start small and grow: a call usually moves a pointer by a few.
+-- Also returns the element it stopped at (the first not taken, if read) and
+-- the last element it took (if in the final chunk), so prices need no LINDEX.
 local function walk(key, from, limit, bound, fn)
-  local size = 2
+  local size, last = 2, nil
   while from < limit do
     local raw = redis.call('LRANGE', key, from, math.min(from + size, limit) - 1)
     if #raw == 0 then error('corrupt: list shorter than its indices') end
     for i = 1, #raw do
       local ts, side, q = string.match(raw[i], '^(%d+) %d+ ([bs]) (%d+) ')
       if not ts then error('corrupt: unparsable list element at ' .. (from + i - 1)) end
-      if tonumber(ts) > bound then return from + i - 1 end
+      if tonumber(ts) > bound then return from + i - 1, raw[i], raw[i - 1] or last end
       if #q > 9 then
         fn(side, tonumber(string.sub(q, 1, -10)), tonumber(string.sub(q, -9)))
       else
@@ -341,8 +349,9 @@ local function walk(key, from, limit, bound, fn)
     end
     from = from + #raw
     if size < 1024 then size = size * 8 end
+    last = raw[#raw]
   end
-  return from
+  return from, nil, last
 end
 
 -- Slide every window forward to `at` (>= st.at): add what entered, subtract
@@ -355,21 +364,27 @@ local function advance(K, st, ws, at)
   end
   local limit = st.n
   if st.mem and st.e < st.mem_from then limit = st.mem_from end
-  st.e = walk(K[1], st.e, limit, at, enter)
+  local _, last
+  st.e, _, last = walk(K[1], st.e, limit, at, enter)
+  local close = last and price_of_raw(last)
   if st.mem and st.e >= st.mem_from then
     local j = st.e - st.mem_from + 1
     while j <= #st.mem and st.mem[j].ts <= at do
       local x = st.mem[j]
       enter(x.side, x.qhi, x.qlo)
       st.e = st.e + 1; j = j + 1
+      close = x.price
     end
   end
-  if st.e ~= e0 then st.close = nil end
+  if st.e ~= e0 then st.close = close end
+  st.opens = {}
   for i, w in ipairs(ws) do
     local t, i0 = st.tot[i], st.idx[i]
-    st.idx[i] = walk(K[1], i0, st.e, at - w.ms, function(side, qhi, qlo)
+    local stop
+    st.idx[i], stop = walk(K[1], i0, st.e, at - w.ms, function(side, qhi, qlo)
       addq(t, side, qhi, qlo, -1)
     end)
+    if stop then st.opens[i] = price_of_raw(stop) end
     if st.idx[i] ~= i0 then st.dirty[i] = true end
     if st.idx[i] == st.e then st.tot[i] = new_totals() end
   end
@@ -381,6 +396,7 @@ end
 local function prices(K, st, i)
   if st.idx[i] >= st.e then return false, false end
   if not st.close then st.close = price_at(K[1], st.e - 1) end
+  if st.opens and st.opens[i] then return st.opens[i], st.close end
   local o = st.old and st.old[i]
   if st.dirty[i] or not o or not o.open or o.idx ~= st.idx[i] + (st.shift or 0) then
     return price_at(K[1], st.idx[i]), st.close
