@@ -2,16 +2,28 @@
 -- by tradeagg/scripts.py. It defines functions only and touches no key itself:
 -- every key it reads or writes is one the operation passed in KEYS.
 --
--- List entry (token:{A}:trades element): "<ts> <seq> <b|s> <quote_nano> <price> <id>"
+-- A new trade (ARGV): "<ts> <seq> <b|s> <quote_nano> <price> <id>"; stored in
+-- token:{A}:trades with its id digest appended: "... <id> <digest>", the digest
+-- being the first 20 hex digits of SHA-1(id), also kept in tradeagg:{A}:ids so
+-- that a trade whose id was seen is a duplicate whatever its ts or seq.
 -- Totals are exact: counts are integers; a volume is two integers, whole quote
 -- units (hi) and nano units (lo, 0 <= lo < 1e9), each far below 2^53.
 
 local NANO = 1000000000
 local CHUNK = 128
+local DIGEST = 20
+
+local function digest(id) return string.sub(redis.sha1hex(id), 1, DIGEST) end
 
 local function parse(e)
-  local ts, seq, side, q, price, id = string.match(e, '^(%d+) (%d+) ([bs]) (%d+) (%S+) (%S+)$')
-  if not ts then return nil end
+  local ts, seq, side, q, price, id, dg =
+    string.match(e, '^(%d+) (%d+) ([bs]) (%d+) (%S+) (%S+) (%x+)$')
+  if ts then
+    if #dg ~= DIGEST then return nil end
+  else
+    ts, seq, side, q, price, id = string.match(e, '^(%d+) (%d+) ([bs]) (%d+) (%S+) (%S+)$')
+    if not ts then return nil end
+  end
   local qhi, qlo
   if #q > 9 then
     qhi = tonumber(string.sub(q, 1, -10)); qlo = tonumber(string.sub(q, -9))
@@ -22,7 +34,24 @@ local function parse(e)
   -- a quote is at most 1e9 units (schema.py): sums of a list stay below 2^53
   if not p or p <= 0 or qhi > 1e9 or (qhi == 1e9 and qlo > 0) then return nil end
   return {ts = tonumber(ts), seq = tonumber(seq), side = side, qhi = qhi, qlo = qlo,
-          price = price, id = id, raw = e}
+          price = price, id = id, dg = dg, raw = e}
+end
+
+-- a parsed new trade as it is stored: with its id digest
+local function stamp(x)
+  if not x.dg then x.dg = digest(x.id); x.raw = x.raw .. ' ' .. x.dg end
+  return x
+end
+
+-- run a variadic command over `args` in chunks (Lua's unpack has a limit)
+local function chunked(cmd, key, args, out)
+  for i = 1, #args, 1000 do
+    local part = {}
+    for j = i, math.min(i + 999, #args) do part[#part + 1] = args[j] end
+    local r = redis.call(cmd, key, unpack(part))
+    if out then for _, v in ipairs(r) do out[#out + 1] = v end end
+  end
+  return out
 end
 
 -- byte order of two ids (Lua's < on strings follows the server's locale)
@@ -157,6 +186,9 @@ local function load_state(K, ws)
   end
   local st = {at = tonumber(lu), n = n, idx = {}, tot = {}, old = {}, dirty = {}}
   if not st.at then error('corrupt: last_update is not a number') end
+  if K[5] and redis.call('SCARD', K[5]) ~= n then
+    error('corrupt: the id index does not match the list')
+  end
   local idx = redis.call('HMGET', K[2], unpack(ws.labels))
   st.retired = redis.call('HLEN', K[2]) > #ws  -- windows no longer configured
   local agg = redis.call('HMGET', K[3], unpack(ws.load))
@@ -213,7 +245,10 @@ local function trusted_entries(K, repair)
   local es, dropped, changed = {}, 0, false
   for i = 1, #raw do
     local e = parse(raw[i])
-    if e then es[#es + 1] = e else dropped = dropped + 1; changed = true end
+    if e then
+      if not e.dg then stamp(e); changed = true end
+      es[#es + 1] = e
+    else dropped = dropped + 1; changed = true end
   end
   for i = 2, #es do
     if cmp(es[i - 1], es[i]) >= 0 then changed = true; break end
@@ -226,6 +261,19 @@ local function trusted_entries(K, repair)
     end
     dropped = dropped + (#es - #uniq)
     es = uniq
+  end
+  if repair and K[5] then
+    -- the id index again, from what is kept; a repeated id keeps its first trade
+    redis.call('DEL', K[5])
+    local seen, keep, dgs = {}, {}, {}
+    for _, e in ipairs(es) do
+      if seen[e.dg] then dropped = dropped + 1; changed = true
+      else seen[e.dg] = true; keep[#keep + 1] = e; dgs[#dgs + 1] = e.dg end
+    end
+    es = keep
+    if #dgs > 0 then chunked('SADD', K[5], dgs) end
+  end
+  if changed then
     if repair then
       redis.call('DEL', K[1])
       for i = 1, #es, 1000 do
@@ -342,9 +390,9 @@ local function walk(key, from, limit, bound, fn)
       if not ts then error('corrupt: unparsable list element at ' .. (from + i - 1)) end
       if tonumber(ts) > bound then return from + i - 1, raw[i], raw[i - 1] or last end
       if #q > 9 then
-        fn(side, tonumber(string.sub(q, 1, -10)), tonumber(string.sub(q, -9)))
+        fn(side, tonumber(string.sub(q, 1, -10)), tonumber(string.sub(q, -9)), raw[i])
       else
-        fn(side, 0, tonumber(q))
+        fn(side, 0, tonumber(q), raw[i])
       end
     end
     from = from + #raw
@@ -377,12 +425,14 @@ local function advance(K, st, ws, at)
     end
   end
   if st.e ~= e0 then st.close = close end
-  st.opens = {}
+  st.opens, st.gone = {}, {}
+  local gone, n = st.gone, #ws
   for i, w in ipairs(ws) do
     local t, i0 = st.tot[i], st.idx[i]
     local stop
-    st.idx[i], stop = walk(K[1], i0, st.e, at - w.ms, function(side, qhi, qlo)
+    st.idx[i], stop = walk(K[1], i0, st.e, at - w.ms, function(side, qhi, qlo, raw)
       addq(t, side, qhi, qlo, -1)
+      if i == n then gone[#gone + 1] = string.sub(raw, -DIGEST) end
     end)
     if stop then st.opens[i] = price_of_raw(stop) end
     if st.idx[i] ~= i0 then st.dirty[i] = true end

@@ -1,13 +1,13 @@
 -- apply_trades.lua: apply a batch of trades to one or more tokens.
--- Per token: drop duplicates (same (ts, seq, id) already listed) and late
+-- Per token: drop duplicates (an id already in the token's id index) and late
 -- trades (ts <= at - longest window), insert the rest in (ts, seq, id) order,
 -- update every window incrementally from its stored index, trim the list to
 -- the longest window, write indices, aggregates and last_update, refresh TTLs.
 -- A token whose state is corrupt is rebuilt from its list first (req. 8.4).
 -- With no trades for a token it only slides that token's windows to now.
 --
--- KEYS: 4 per token, in order: token:{A}:trades, token:{A}:indices,
---       token:{A}:aggregates, token:{A}:last_update
+-- KEYS: 5 per token, in order: token:{A}:trades, token:{A}:indices,
+--       token:{A}:aggregates, token:{A}:last_update, tradeagg:{A}:ids
 -- ARGV[1] now, epoch ms (wall clock of the caller)
 -- ARGV[2] clock: "wall" (windows end at now) or "event" (at the newest trade)
 -- ARGV[3] windows "label:ms,label:ms,..." shortest first
@@ -46,10 +46,27 @@ local function write(K, st, ws, at, touched, rebuilt)
     redis.call('SET', K[4], fmt_int(at), 'PX', ttl)
     redis.call('PEXPIRE', K[2], ttl)
     redis.call('PEXPIRE', K[3], ttl)
-    if st.n > 0 then redis.call('PEXPIRE', K[1], ttl) end
+    if st.n > 0 then
+      redis.call('PEXPIRE', K[1], ttl)
+      redis.call('PEXPIRE', K[5], ttl)
+    end
   else
     redis.call('SET', K[4], fmt_int(at), 'KEEPTTL')
   end
+end
+
+-- The trades whose id the token has not seen (by digest, in its id index or
+-- earlier in this batch), stamped with their digest.
+local function unseen(K, xs)
+  if #xs == 0 then return xs end
+  local dgs = {}
+  for j, x in ipairs(xs) do dgs[j] = stamp(x).dg end
+  local known = chunked('SMISMEMBER', K[5], dgs, {})
+  local out, batch = {}, {}
+  for j, x in ipairs(xs) do
+    if known[j] == 0 and not batch[x.dg] then batch[x.dg] = true; out[#out + 1] = x end
+  end
+  return out
 end
 
 local function apply_token(K, news)
@@ -66,6 +83,7 @@ local function apply_token(K, news)
   if clock == 'event' then target = maxts or (st and st.at) or now end
   if st == nil then
     if not maxts then return {0, 0, 0, 0, rebuilt, reason, ''} end
+    redis.call('DEL', K[5])  -- an id index left over from an expired state
     st = {at = -1e18, n = 0, e = 0, idx = {}, tot = {}, old = blank_old(ws, false), dirty = {}}
     for i = 1, #ws do st.idx[i] = 0; st.tot[i] = new_totals() end
   end
@@ -76,27 +94,39 @@ local function apply_token(K, news)
     elseif st.n + #valid >= cap then over = over + 1
     else valid[#valid + 1] = x end
   end
+  valid = unseen(K, valid)
   local fresh = st.at == -1e18
   local inserted = insert(K, st, valid)
+  local dgs = {}
+  for j, x in ipairs(inserted) do dgs[j] = x.dg end
+  if #dgs > 0 then chunked('SADD', K[5], dgs) end
   if #inserted == 0 and (fresh or (at == st.at and rebuilt < 0)) then
-    return {0, #valid, late, over, rebuilt, reason, fmt_int(at)}
+    return {0, #news - late - over, late, over, rebuilt, reason, fmt_int(at)}
   end
   account(st, ws, inserted)
   advance(K, st, ws, at)
   local drop = st.idx[#ws]
   if drop > 0 then
+    local gone = st.gone  -- the digests the longest window's walk passed
+    if not gone or #gone ~= drop then
+      gone = {}
+      for j, raw in ipairs(redis.call('LRANGE', K[1], 0, drop - 1)) do
+        gone[j] = string.sub(raw, -DIGEST)
+      end
+    end
+    chunked('SREM', K[5], gone)
     if drop < st.n then redis.call('LTRIM', K[1], drop, -1) else redis.call('DEL', K[1]) end
     st.n = st.n - drop; st.e = st.e - drop
     for i = 1, #ws do st.idx[i] = st.idx[i] - drop end
     st.shift = drop
   end
   write(K, st, ws, at, #inserted > 0, rebuilt >= 0)
-  return {#inserted, #valid - #inserted, late, over, rebuilt, reason, fmt_int(at)}
+  return {#inserted, #news - late - over - #inserted, late, over, rebuilt, reason, fmt_int(at)}
 end
 
 local out = {}
-for t = 0, #KEYS / 4 - 1 do
-  local K = {KEYS[4 * t + 1], KEYS[4 * t + 2], KEYS[4 * t + 3], KEYS[4 * t + 4]}
+for t = 0, #KEYS / 5 - 1 do
+  local K = {KEYS[5 * t + 1], KEYS[5 * t + 2], KEYS[5 * t + 3], KEYS[5 * t + 4], KEYS[5 * t + 5]}
   local news, bad = {}, 0
   local sorted = true
   for line in string.gmatch(ARGV[5 + t], '[^\n]+') do

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from tradeagg.errors import StoreError
-from tradeagg.keys import active, shard_of, token_keys
+from tradeagg.keys import active, apply_keys, shard_of
 from tradeagg.redisconn import is_cluster, store_error
 from tradeagg.scripts import Scripts
 from tradeagg.settings import Settings
@@ -196,7 +196,7 @@ class Engine:
             self.settings.max_token_trades,
         ]
         for token, entries in call:
-            keys.extend(token_keys(token))
+            keys.extend(apply_keys(token))
             args.append("\n".join(entries))
         stamp = now_ms()
         for token, _entries in call:

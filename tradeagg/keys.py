@@ -15,9 +15,10 @@ STREAM_GROUP = "workers"
 
 
 class TokenKeys:
-    """The four contract keys of one token, in the order the Lua scripts take."""
+    """The four contract keys of one token, in the order the Lua scripts take,
+    and the token's id index (same hash tag, so the same cluster slot)."""
 
-    __slots__ = ("token", "trades", "indices", "aggregates", "last_update")
+    __slots__ = ("token", "trades", "indices", "aggregates", "last_update", "ids")
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -25,14 +26,26 @@ class TokenKeys:
         self.indices = f"token:{{{token}}}:indices"
         self.aggregates = f"token:{{{token}}}:aggregates"
         self.last_update = f"token:{{{token}}}:last_update"
+        self.ids = f"{PREFIX}:{{{token}}}:ids"
 
     def all(self) -> list[str]:
         return [self.trades, self.indices, self.aggregates, self.last_update]
 
 
 def token_keys(token: str) -> list[str]:
-    """KEYS for one token, as ``apply_trades.lua`` and ``read_window.lua`` take them."""
+    """The four contract keys, as ``read_window.lua`` and ``verify_token.lua`` take them."""
     return TokenKeys(token).all()
+
+
+def apply_keys(token: str) -> list[str]:
+    """KEYS for one token of ``apply_trades.lua``: the four, then the id index.
+
+    ``tradeagg:{ADDR}:ids`` is a Set of the digests (20 hex digits of SHA-1)
+    of the ids of the trades in the token's list, so that the same id is one
+    trade whatever its ts or seq (CONTRACT §1).
+    """
+    k = TokenKeys(token)
+    return [*k.all(), k.ids]
 
 
 def shard_of(token: str, shards: int) -> int:

@@ -6,8 +6,11 @@ A shard stream entry (``tradeagg:{sN}:stream``) packs many trades::
     t = "<record>\\n<record>..."   one record per trade
     src = "..."             optional: where the trades came from (topic/partition/offset)
 
-A record is ``<token> <ts> <seq> <b|s> <quote_nano> <price> <id>``; the part
-after the token is exactly the list entry kept in ``token:{A}:trades``. Every
+A record is ``<token> <ts> <seq> <b|s> <quote_nano> <price> <id> <digest>``;
+the part after the token is exactly the list entry kept in ``token:{A}:trades``.
+The digest (20 hex digits of SHA-1 of the id) keys the token's id index
+``tradeagg:{A}:ids``: the same id is one trade whatever its ts or seq. A
+record without a digest is accepted too (the engine computes it). Every
 field is free of spaces (the contract forbids whitespace in ids and
 addresses), so splitting on a space is unambiguous. ``quote_nano`` is the
 quote amount in units of 1e-9, an integer; ``price`` is a plain decimal.
@@ -17,11 +20,13 @@ need them, and every byte per trade is paid for an hour per token.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
 FORMAT_VERSION = "1"
+DIGEST = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +48,10 @@ class Trade:
     def entry(self) -> str:
         """The list entry of this trade (what ``token:{A}:trades`` holds)."""
         side = "b" if self.side == "buy" else "s"
-        return f"{self.ts} {self.seq} {side} {self.quote_nano} {self.price} {self.id}"
+        return (
+            f"{self.ts} {self.seq} {side} {self.quote_nano} {self.price} {self.id} "
+            f"{id_digest(self.id)}"
+        )
 
     @property
     def record(self) -> str:
@@ -74,15 +82,20 @@ def split_record(record: str) -> tuple[str, str]:
     return token, entry
 
 
+def id_digest(ident: str) -> str:
+    """The id's digest kept in ``tradeagg:{A}:ids``: 20 hex digits of SHA-1 (80 bits)."""
+    return hashlib.sha1(ident.encode("ascii", "replace")).hexdigest()[:DIGEST]
+
+
 def entry_sort_key(entry: str) -> tuple[int, int, str]:
-    """The (ts, seq, id) order of a list entry."""
-    ts, seq, _side, _q, _price, ident = entry.split(" ")
+    """The (ts, seq, id) order of a list entry (with or without its digest)."""
+    ts, seq, _side, _q, _price, ident, *_digest = entry.split(" ")
     return int(ts), int(seq), ident
 
 
 def parse_entry(entry: str) -> Trade:
     """A list entry back to a Trade (token unknown: empty)."""
-    ts, seq, side, quote_nano, price, ident = entry.split(" ")
+    ts, seq, side, quote_nano, price, ident, *_digest = entry.split(" ")
     return Trade(
         id=ident,
         token="",
