@@ -9,24 +9,28 @@
 -- Totals are exact: counts are integers; a volume is two integers, whole quote
 -- units (hi) and nano units (lo, 0 <= lo < 1e9), each far below 2^53.
 
+-- standard functions as locals: a local is a register, a global a table lookup
+local smatch, ssub, sbyte, sfmt = string.match, string.sub, string.byte, string.format
+local tonumber, tostring, ipairs, unpack = tonumber, tostring, ipairs, unpack
+
 local NANO = 1000000000
 local CHUNK = 128
 local DIGEST = 20
 
-local function digest(id) return string.sub(redis.sha1hex(id), 1, DIGEST) end
+local function digest(id) return ssub(redis.sha1hex(id), 1, DIGEST) end
 
 local function parse(e)
   local ts, seq, side, q, price, id, dg =
-    string.match(e, '^(%d+) (%d+) ([bs]) (%d+) (%S+) (%S+) (%x+)$')
+    smatch(e, '^(%d+) (%d+) ([bs]) (%d+) (%S+) (%S+) (%x+)$')
   if ts then
     if #dg ~= DIGEST then return nil end
   else
-    ts, seq, side, q, price, id = string.match(e, '^(%d+) (%d+) ([bs]) (%d+) (%S+) (%S+)$')
+    ts, seq, side, q, price, id = smatch(e, '^(%d+) (%d+) ([bs]) (%d+) (%S+) (%S+)$')
     if not ts then return nil end
   end
   local qhi, qlo
   if #q > 9 then
-    qhi = tonumber(string.sub(q, 1, -10)); qlo = tonumber(string.sub(q, -9))
+    qhi = tonumber(ssub(q, 1, -10)); qlo = tonumber(ssub(q, -9))
   else
     qhi = 0; qlo = tonumber(q)
   end
@@ -59,7 +63,7 @@ local function id_lt(a, b)
   if a == b then return false end
   local n = math.min(#a, #b)
   for i = 1, n do
-    local x, y = string.byte(a, i), string.byte(b, i)
+    local x, y = sbyte(a, i), sbyte(b, i)
     if x ~= y then return x < y end
   end
   return #a < #b
@@ -73,13 +77,13 @@ local function cmp(a, b)
   return id_lt(a.id, b.id) and -1 or 1
 end
 
-local function fmt_int(x) return string.format('%.0f', x) end
+local function fmt_int(x) return sfmt('%.0f', x) end
 
-local function fmt_vol(hi, lo) return string.format('%.0f.%09.0f', hi, lo) end
+local function fmt_vol(hi, lo) return sfmt('%.0f.%09.0f', hi, lo) end
 
 local function parse_vol(s)
   if not s then return nil end
-  local hi, lo = string.match(s, '^(%d+)%.(%d%d%d%d%d%d%d%d%d)$')
+  local hi, lo = smatch(s, '^(%d+)%.(%d%d%d%d%d%d%d%d%d)$')
   if not hi then return nil end
   return tonumber(hi), tonumber(lo)
 end
@@ -153,14 +157,14 @@ local function entry_at(key, idx)
 end
 
 local function price_of_raw(raw)
-  local p = string.match(raw, '^%d+ %d+ [bs] %d+ (%S+) ')
+  local p = smatch(raw, '^%d+ %d+ [bs] %d+ (%S+) ')
   if not p then error('corrupt: no price in list element') end
   return p
 end
 
 local function price_at(key, idx)
   local raw = redis.call('LINDEX', key, idx)
-  local p = raw and string.match(raw, '^%d+ %d+ [bs] %d+ (%S+) ')
+  local p = raw and smatch(raw, '^%d+ %d+ [bs] %d+ (%S+) ')
   if not p then error('corrupt: no price in list element at ' .. idx) end
   return p
 end
@@ -386,11 +390,11 @@ local function walk(key, from, limit, bound, fn)
     local raw = redis.call('LRANGE', key, from, math.min(from + size, limit) - 1)
     if #raw == 0 then error('corrupt: list shorter than its indices') end
     for i = 1, #raw do
-      local ts, side, q = string.match(raw[i], '^(%d+) %d+ ([bs]) (%d+) ')
+      local ts, side, q = smatch(raw[i], '^(%d+) %d+ ([bs]) (%d+) ')
       if not ts then error('corrupt: unparsable list element at ' .. (from + i - 1)) end
       if tonumber(ts) > bound then return from + i - 1, raw[i], raw[i - 1] or last end
       if #q > 9 then
-        fn(side, tonumber(string.sub(q, 1, -10)), tonumber(string.sub(q, -9)), raw[i])
+        fn(side, tonumber(ssub(q, 1, -10)), tonumber(ssub(q, -9)), raw[i])
       else
         fn(side, 0, tonumber(q), raw[i])
       end
@@ -432,7 +436,7 @@ local function advance(K, st, ws, at)
     local stop
     st.idx[i], stop = walk(K[1], i0, st.e, at - w.ms, function(side, qhi, qlo, raw)
       addq(t, side, qhi, qlo, -1)
-      if i == n then gone[#gone + 1] = string.sub(raw, -DIGEST) end
+      if i == n then gone[#gone + 1] = ssub(raw, -DIGEST) end
     end)
     if stop then st.opens[i] = price_of_raw(stop) end
     if st.idx[i] ~= i0 then st.dirty[i] = true end
@@ -455,7 +459,7 @@ local function prices(K, st, i)
 end
 
 local function pct(open, close)
-  return string.format('%.17g', (tonumber(close) - tonumber(open)) / tonumber(open) * 100)
+  return sfmt('%.17g', (tonumber(close) - tonumber(open)) / tonumber(open) * 100)
 end
 
 local function volume(t)

@@ -111,7 +111,7 @@ local function apply_token(K, news)
     if not gone or #gone ~= drop then
       gone = {}
       for j, raw in ipairs(redis.call('LRANGE', K[1], 0, drop - 1)) do
-        gone[j] = string.sub(raw, -DIGEST)
+        gone[j] = ssub(raw, -DIGEST)
       end
     end
     chunked('SREM', K[5], gone)
