@@ -136,6 +136,18 @@ local function addq(t, side, qhi, qlo, sign)
   end
 end
 
+-- whole and nano units of a quote given in nano units (text)
+local function split_q(q)
+  if #q <= 15 then  -- below 2^53: exact in a double
+    local n = tonumber(q)
+    local hi = math.floor(n / NANO)
+    local lo = n - hi * NANO
+    if lo < 0 then hi = hi - 1; lo = lo + NANO elseif lo >= NANO then hi = hi + 1; lo = lo - NANO end
+    return hi, lo
+  end
+  return tonumber(ssub(q, 1, -10)), tonumber(ssub(q, -9))
+end
+
 -- entries [from, to] (0-based, inclusive), parsed; error on a corrupt entry
 local function range(key, from, to)
   local raw = redis.call('LRANGE', key, from, to)
@@ -393,17 +405,43 @@ local function walk(key, from, limit, bound, fn)
       local ts, side, q = smatch(raw[i], '^(%d+) %d+ ([bs]) (%d+) ')
       if not ts then error('corrupt: unparsable list element at ' .. (from + i - 1)) end
       if tonumber(ts) > bound then return from + i - 1, raw[i], raw[i - 1] or last end
-      if #q > 9 then
-        fn(side, tonumber(ssub(q, 1, -10)), tonumber(ssub(q, -9)), raw[i])
-      else
-        fn(side, 0, tonumber(q), raw[i])
-      end
+      local hi, lo = split_q(q)
+      fn(side, hi, lo)
     end
     from = from + #raw
     if size < 1024 then size = size * 8 end
     last = raw[#raw]
   end
   return from, nil, last
+end
+
+-- walk() specialised to a window's start: subtract what left from totals `t`
+-- (and collect the leavers' id digests into `gone`, for the longest window).
+-- Returns the first index still inside and that element, if read.
+local function expire(key, from, limit, bound, t, gone)
+  local size = 2
+  while from < limit do
+    local raw = redis.call('LRANGE', key, from, math.min(from + size, limit) - 1)
+    if #raw == 0 then error('corrupt: list shorter than its indices') end
+    for i = 1, #raw do
+      local r = raw[i]
+      local ts, side, q = smatch(r, '^(%d+) %d+ ([bs]) (%d+) ')
+      if not ts then error('corrupt: unparsable list element at ' .. (from + i - 1)) end
+      if tonumber(ts) > bound then return from + i - 1, r end
+      local hi, lo = split_q(q)
+      if side == 'b' then
+        t.b = t.b - 1; t.bh = t.bh - hi; t.bl = t.bl - lo
+        if t.bl < 0 then t.bl = t.bl + NANO; t.bh = t.bh - 1 end
+      else
+        t.s = t.s - 1; t.sh = t.sh - hi; t.sl = t.sl - lo
+        if t.sl < 0 then t.sl = t.sl + NANO; t.sh = t.sh - 1 end
+      end
+      if gone then gone[#gone + 1] = ssub(r, -DIGEST) end
+    end
+    from = from + #raw
+    if size < 1024 then size = size * 8 end
+  end
+  return from, nil
 end
 
 -- Slide every window forward to `at` (>= st.at): add what entered, subtract
@@ -430,14 +468,11 @@ local function advance(K, st, ws, at)
   end
   if st.e ~= e0 then st.close = close end
   st.opens, st.gone = {}, {}
-  local gone, n = st.gone, #ws
+  local n = #ws
   for i, w in ipairs(ws) do
-    local t, i0 = st.tot[i], st.idx[i]
+    local i0 = st.idx[i]
     local stop
-    st.idx[i], stop = walk(K[1], i0, st.e, at - w.ms, function(side, qhi, qlo, raw)
-      addq(t, side, qhi, qlo, -1)
-      if i == n then gone[#gone + 1] = ssub(raw, -DIGEST) end
-    end)
+    st.idx[i], stop = expire(K[1], i0, st.e, at - w.ms, st.tot[i], i == n and st.gone or nil)
     if stop then st.opens[i] = price_of_raw(stop) end
     if st.idx[i] ~= i0 then st.dirty[i] = true end
     if st.idx[i] == st.e then st.tot[i] = new_totals() end
