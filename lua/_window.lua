@@ -107,21 +107,7 @@ end
 -- mutable per-token state
 local function new_totals() return {b = 0, s = 0, bh = 0, bl = 0, sh = 0, sl = 0} end
 
-local function add(t, e, sign)
-  if e.side == 'b' then
-    t.b = t.b + sign
-    t.bh = t.bh + sign * e.qhi; t.bl = t.bl + sign * e.qlo
-    if t.bl >= NANO then t.bl = t.bl - NANO; t.bh = t.bh + 1
-    elseif t.bl < 0 then t.bl = t.bl + NANO; t.bh = t.bh - 1 end
-  else
-    t.s = t.s + sign
-    t.sh = t.sh + sign * e.qhi; t.sl = t.sl + sign * e.qlo
-    if t.sl >= NANO then t.sl = t.sl - NANO; t.sh = t.sh + 1
-    elseif t.sl < 0 then t.sl = t.sl + NANO; t.sh = t.sh - 1 end
-  end
-end
-
--- the same as add(), from the fields a walk reads (no table per entry)
+-- add (sign 1) or remove (sign -1) one trade's count and quote
 local function addq(t, side, qhi, qlo, sign)
   if side == 'b' then
     t.b = t.b + sign
@@ -135,6 +121,8 @@ local function addq(t, side, qhi, qlo, sign)
     elseif t.sl < 0 then t.sl = t.sl + NANO; t.sh = t.sh - 1 end
   end
 end
+
+local function add(t, e, sign) addq(t, e.side, e.qhi, e.qlo, sign) end
 
 -- whole and nano units of a quote given in nano units (text)
 local function split_q(q)

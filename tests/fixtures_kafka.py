@@ -50,7 +50,7 @@ class TansuBroker:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        wait_port(self.port)
+        wait_port(self.port, 15.0, self.proc)
         deadline = time.monotonic() + 20
         admin = self.admin()
         while True:  # the port opens before the broker answers metadata

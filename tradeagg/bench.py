@@ -46,7 +46,8 @@ class BenchConfig:
     timeout_s: float = 600.0
 
 
-def _pct(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of ``values`` by rank; NaN when there are none."""
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -151,11 +152,11 @@ def run_engine(client: Any, settings: Settings, cfg: BenchConfig) -> dict[str, A
         "redis_cpu_share": round(cpu / elapsed, 3) if elapsed else None,
         "worker_cpu_share": round(own / elapsed, 3) if elapsed else None,
         "batches": len(batches),
-        "batch_p50_ms": round(_pct(batches, 0.5), 2),
-        "batch_p99_ms": round(_pct(batches, 0.99), 2),
+        "batch_p50_ms": round(percentile(batches, 0.5), 2),
+        "batch_p99_ms": round(percentile(batches, 0.99), 2),
         "lua_calls": len(calls),
-        "lua_call_p50_ms": round(_pct(calls, 0.5), 2),
-        "lua_call_p99_ms": round(_pct(calls, 0.99), 2),
+        "lua_call_p50_ms": round(percentile(calls, 0.5), 2),
+        "lua_call_p99_ms": round(percentile(calls, 0.99), 2),
         "trades_per_lua_call": round(c.get("trades.applied", 0) / len(calls), 1) if calls else None,
     }
     if cfg.verify:

@@ -30,6 +30,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from tradeagg.bench import percentile
 from tradeagg.commands.produce import Sender, encode, past_trades
 from tradeagg.errors import TradeaggError
 from tradeagg.kafkaconf import common
@@ -44,13 +45,6 @@ PROBE_EVERY_S = 0.05
 
 def _direct(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return fn(*args, **kwargs)
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _create_topic(settings: Settings, name: str, partitions: int = 4) -> None:
@@ -224,8 +218,8 @@ def _latency(
         "rate_achieved": round(count / took),
         "probes": len(latencies),
         "probes_lost": k - len(latencies),
-        "p50_ms": round(_pct(latencies, 0.50), 1),
-        "p90_ms": round(_pct(latencies, 0.90), 1),
-        "p99_ms": round(_pct(latencies, 0.99), 1),
+        "p50_ms": round(percentile(latencies, 0.50), 1),
+        "p90_ms": round(percentile(latencies, 0.90), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
         "max_ms": round(max(latencies, default=float("nan")), 1),
     }

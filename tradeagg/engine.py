@@ -18,7 +18,7 @@ import redis
 
 from tradeagg.errors import StoreError
 from tradeagg.keys import active, apply_keys, shard_of
-from tradeagg.redisconn import is_cluster, store_error
+from tradeagg.redisconn import is_cluster, store_error, text
 from tradeagg.scripts import Scripts
 from tradeagg.settings import Settings
 from tradeagg.trade import entry_sort_key
@@ -207,8 +207,7 @@ class Engine:
         results = []
         for i, (token, _entries) in enumerate(call):
             applied, dups, late, over, rebuilt, reason, lu = raw[7 * i : 7 * i + 7]
-            reason = reason.decode() if isinstance(reason, bytes) else str(reason)
-            lu_text = lu.decode() if isinstance(lu, bytes) else str(lu)
+            reason, lu_text = text(reason), text(lu)
             results.append(
                 TokenResult(
                     token=token,

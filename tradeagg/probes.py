@@ -15,7 +15,7 @@ from typing import Any
 from redis.cluster import RedisCluster
 
 from tradeagg import keys
-from tradeagg.redisconn import is_cluster
+from tradeagg.redisconn import is_cluster, text
 from tradeagg.settings import Settings
 
 
@@ -52,16 +52,12 @@ class MemoryFigures:
         return {"used": self.used, "maxmemory": self.maximum, "pct": self.pct, "node": self.node}
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _shard(shard: int, results: list[Any]) -> ShardFigures:
     length, groups, oldest, active, dead = results
     length = length if isinstance(length, int) else 0
     info = None
     if isinstance(groups, list):
-        info = next((g for g in groups if _text(g.get("name")) == keys.STREAM_GROUP), None)
+        info = next((g for g in groups if text(g.get("name")) == keys.STREAM_GROUP), None)
     if info is None:
         backlog, pending, age = length, 0, 0
     else:
@@ -106,8 +102,8 @@ def shard_figures(client: Any, settings: Settings) -> list[ShardFigures]:
 
 
 def _missing(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return "no such key" in text or "nogroup" in text
+    message = str(exc).lower()
+    return "no such key" in message or "nogroup" in message
 
 
 def memory(client: Any) -> MemoryFigures:
@@ -118,7 +114,7 @@ def memory(client: Any) -> MemoryFigures:
     else:
         infos = [("", client.info("memory"))]
     figures = [
-        MemoryFigures(int(i.get("used_memory", 0)), int(i.get("maxmemory", 0)), _text(n))
+        MemoryFigures(int(i.get("used_memory", 0)), int(i.get("maxmemory", 0)), text(n))
         for n, i in infos
     ]
     return max(figures, key=lambda f: (f.pct or 0.0, f.used))
@@ -131,7 +127,7 @@ def heartbeats(client: Any, kind: str = "*") -> list[dict[str, Any]]:
     slot: SCAN visits every primary but only one holds any, and the MGET is
     single-slot. A process with a bad value still shows, as ``corrupt``.
     """
-    names = sorted({_text(k) for k in client.scan_iter(match=keys.heartbeat(kind, "*"), count=500)})
+    names = sorted({text(k) for k in client.scan_iter(match=keys.heartbeat(kind, "*"), count=500)})
     if not names:
         return []
     out = []

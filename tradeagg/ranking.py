@@ -28,6 +28,7 @@ from tradeagg.engine import now_ms
 from tradeagg.errors import StoreError, UsageError
 from tradeagg.keys import active, token_keys
 from tradeagg.reader import Reader, TokenView, WindowView
+from tradeagg.redisconn import text
 from tradeagg.settings import Settings
 
 RANK_BY = ("volume", "buys", "sells", "price_change_pct", "trades")
@@ -97,10 +98,6 @@ class _Prefetched(Reader):
         return raw if raw is not None else super()._call(token, at)
 
 
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
 class Ranker:
     """Reads every active token as of one instant and ranks them."""
 
@@ -126,7 +123,7 @@ class Ranker:
             found = pipe.execute()
         except redis.RedisError as exc:
             raise StoreError(f"reading the active token index failed: {exc}") from None
-        return sorted({_text(t) for members in found for t in members})
+        return sorted({text(t) for members in found for t in members})
 
     def read_all(self, tokens: Sequence[str], at: int | None) -> tuple[int | None, list[TokenView]]:
         """Views of ``tokens`` as of one common ``at`` (see the module doc for the catch-up)."""
@@ -136,15 +133,14 @@ class Ranker:
         for _ in range(CATCH_UP_TRIES):
             started = time.monotonic()
             raws = self._fetch(tokens, at)
-            newer = [int(_text(r[2])) for r in raws.values() if _text(r[0]) == "past"]
+            newer = [int(text(r[2])) for r in raws.values() if text(r[0]) == "past"]
             if not newer:
                 reader = _Prefetched(self.reader, raws)
                 return at, [reader.read(t, at) for t in tokens]
             if explicit:
-                first = next(t for t, r in raws.items() if _text(r[0]) == "past")
+                first = next(t for t, r in raws.items() if text(r[0]) == "past")
                 raise UsageError(
-                    f"--at {at} is earlier than last_update {_text(raws[first][2])} "
-                    f"of token {first}"
+                    f"--at {at} is earlier than last_update {text(raws[first][2])} of token {first}"
                 )
             # tokens move while we read them: aim ahead by twice what a pass takes
             ahead = int(2_000 * (time.monotonic() - started)) + 1

@@ -22,7 +22,7 @@ from tradeagg.engine import now_ms, windows_arg
 from tradeagg.errors import StoreError, UsageError
 from tradeagg.keys import token_keys
 from tradeagg.logs import kv
-from tradeagg.redisconn import store_error
+from tradeagg.redisconn import store_error, text
 from tradeagg.scripts import Scripts
 from tradeagg.settings import Settings
 
@@ -57,12 +57,8 @@ class TokenView:
     windows: dict[str, WindowView] = field(default_factory=dict)
 
 
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
 def _dec(v: Any) -> Decimal:
-    return Decimal(_text(v))
+    return Decimal(text(v))
 
 
 class Reader:
@@ -85,14 +81,14 @@ class Reader:
         if defaulted and self.settings.clock == "wall":
             at = now_ms()
         raw = self._call(token, at)
-        if defaulted and _text(raw[0]) == "past":
+        if defaulted and text(raw[0]) == "past":
             at = int(raw[2])
             raw = self._call(token, at)
         return self.view(token, at, raw)
 
     def view(self, token: str, at: int | None, raw: list[Any]) -> TokenView:
         """A TokenView from ``read_window.lua``'s answer."""
-        status = _text(raw[0])
+        status = text(raw[0])
         if status == "unknown":
             at = now_ms() if at is None else at
             return TokenView(
@@ -100,16 +96,16 @@ class Reader:
             )
         if status == "past":
             raise UsageError(
-                f"--at {_text(raw[1])} is earlier than last_update {_text(raw[2])} of token {token}"
+                f"--at {text(raw[1])} is earlier than last_update {text(raw[2])} of token {token}"
             )
         if status != "ok":
             raise StoreError(f"token {token}: unexpected answer {status!r}")
         if raw[3]:
-            log.warning("read counted from the list %s", kv(token=token, reason=_text(raw[3])))
+            log.warning("read counted from the list %s", kv(token=token, reason=text(raw[3])))
         windows: dict[str, WindowView] = {}
         for i in range(4, len(raw), 9):
             label, b, s, bv, sv, v, o, c, pct = raw[i : i + 9]
-            windows[_text(label)] = WindowView(
+            windows[text(label)] = WindowView(
                 buys=int(b),
                 sells=int(s),
                 buy_volume=_dec(bv),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import gevent.pool
 import redis
@@ -29,6 +28,7 @@ from tradeagg import keys, retry
 from tradeagg.engine import Engine
 from tradeagg.logs import kv
 from tradeagg.metrics import Metrics
+from tradeagg.redisconn import text
 from tradeagg.settings import Settings
 from tradeagg.worker import ShardConsumer
 
@@ -92,13 +92,13 @@ class Reclaimer:
                 self.metrics.incr("entries.reclaimed", len(entries))
                 log.info(
                     "claimed idle entries %s",
-                    kv(shard=sc.shard, entries=len(entries), first=_text(entries[0][0])),
+                    kv(shard=sc.shard, entries=len(entries), first=text(entries[0][0])),
                 )
                 kept = sc.screen(entries)
                 out.poison += len(entries) - len(kept)
                 if kept:
                     out.left_pending += sc.process(kept)
-            start = _text(nxt)
+            start = text(nxt)
             if start == "0-0":
                 return
 
@@ -112,7 +112,7 @@ class Reclaimer:
             except redis.ResponseError:
                 continue  # no stream or no group yet
             for c in consumers:
-                name = _text(c["name"])
+                name = text(c["name"])
                 if name != self.consumer and int(c["pending"]) == 0 and int(c["idle"]) > limit:
                     self.client.xgroup_delconsumer(sc.stream, keys.STREAM_GROUP, name)
                     gone += 1
@@ -132,7 +132,3 @@ class Reclaimer:
             retry.call(log, "forget-consumers", self.forget_idle_consumers, until=self.stopping)
             if wait(interval):
                 return
-
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)

@@ -128,6 +128,11 @@ def store_error(what: str, exc: Exception) -> TradeaggError:
     return StoreError(f"{what}: {exc}")
 
 
+def text(value: Any) -> str:
+    """A Redis reply (bytes, or anything else) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _plain_url(url: str) -> str:
     return url.replace("redis+cluster://", "redis://").replace("rediss+cluster://", "rediss://")
 

@@ -28,16 +28,13 @@ from tradeagg.errors import StoreError
 from tradeagg.integrity import Integrity
 from tradeagg.logs import kv
 from tradeagg.metrics import Metrics
+from tradeagg.redisconn import text
 from tradeagg.settings import Settings
 from tradeagg.trade import FORMAT_VERSION
 
 log = logging.getLogger("tradeagg.worker")
 
 Entry = tuple[str, dict[bytes, bytes]]
-
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 @dataclass
@@ -54,7 +51,7 @@ def decode(entries: list[Entry]) -> Batch:
     """Split entries into records; anything malformed becomes a rejection with its reason."""
     batch = Batch()
     for raw_id, fields in entries:
-        entry_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+        entry_id = text(raw_id)
         batch.ids.append(entry_id)
         if not fields:  # deleted by XTRIM/XDEL while pending
             batch.tokens_of[entry_id] = set()
@@ -68,13 +65,13 @@ def decode(entries: list[Entry]) -> Batch:
             batch.tokens_of[entry_id] = set()
             continue
         try:
-            text = payload.decode("ascii")
+            body = payload.decode("ascii")
         except UnicodeDecodeError:
             batch.rejected.append((entry_id, "entry is not ASCII", repr(payload[:500])))
             batch.tokens_of[entry_id] = set()
             continue
         tokens: set[str] = set()
-        for record in text.split("\n"):
+        for record in body.split("\n"):
             token = record.partition(" ")[0]
             if not TOKEN_RE.match(token):
                 batch.rejected.append((entry_id, "bad token in record", record[:500]))
@@ -222,12 +219,12 @@ class ShardConsumer:
         info = self.client.xpending_range(
             self.stream, keys.STREAM_GROUP, first, last, len(entries), consumername=self.consumer
         )
-        count = {_text(p["message_id"]): int(p["times_delivered"]) for p in info}
+        count = {text(p["message_id"]): int(p["times_delivered"]) for p in info}
         limit = self.settings.max_deliveries
         keep: list[Entry] = []
         poison: list[str] = []
         for raw_id, fields in entries:
-            entry_id = _text(raw_id)
+            entry_id = text(raw_id)
             n = count.get(entry_id, 0)
             if n > limit:
                 self.metrics.incr("entries.poison")
