@@ -37,10 +37,10 @@ def child(args: argparse.Namespace) -> None:
     import gevent.pool
 
     sys.path.insert(0, str(ROOT))
-    from tradeagg.engine import Engine, group_records
-    from tradeagg.redisconn import connect
+    from tradeagg.devtools.synthetic import SyntheticFeed
+    from tradeagg.engine.apply import Engine, group_records
     from tradeagg.settings import Settings, parse_windows
-    from tradeagg.synthetic import SyntheticFeed
+    from tradeagg.store.connection import connect
 
     settings = Settings(
         redis_url=args.url,
@@ -130,8 +130,8 @@ def proc_cpu(pid: int) -> float:
 
 def bridge_cost(args: argparse.Namespace, name: str, url: str, broker: Any, n: int) -> None:
     """CPU of one ``tradeagg bridge`` per trade, between its first and last commit."""
-    from tests.bridge_procs import Proc, committed, env_for, produce, trade_message
-    from tradeagg.synthetic import SyntheticFeed
+    from tests.support.bridge_procs import Proc, committed, env_for, produce, trade_message
+    from tradeagg.devtools.synthetic import SyntheticFeed
 
     topic = f"bench-{name}-{time.monotonic_ns()}"
     broker.create_topic(topic, partitions=6)
@@ -190,8 +190,8 @@ def main() -> None:
         child(args)
         return
     sys.path.insert(0, str(ROOT))
-    from tests.cluster_server import RedisClusterServer
-    from tests.servers import RedisServer
+    from tests.support.cluster_server import RedisClusterServer
+    from tests.support.servers import RedisServer
 
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
         single = RedisServer(Path(tmp) / "single")
@@ -201,7 +201,7 @@ def main() -> None:
             single.start()
             cluster.start()
             if args.bridge:
-                from tests.fixtures_kafka import TansuBroker
+                from tests.support.fixtures_kafka import TansuBroker
 
                 (Path(tmp) / "kafka").mkdir()
                 broker = TansuBroker(Path(tmp) / "kafka")

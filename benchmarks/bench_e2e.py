@@ -30,9 +30,9 @@ def main() -> None:
     p.add_argument("--skip", choices=["throughput", "latency"])
     args = p.parse_args()
 
-    from tests.fixtures_kafka import TansuBroker
-    from tests.servers import RedisServer
-    from tradeagg.bench_e2e import run_e2e
+    from tests.support.fixtures_kafka import TansuBroker
+    from tests.support.servers import RedisServer
+    from tradeagg.devtools.bench_e2e import run_e2e
     from tradeagg.settings import Settings
 
     work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))

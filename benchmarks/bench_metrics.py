@@ -15,7 +15,7 @@ import time
 
 import statsd
 
-from tradeagg.metrics import StatsdMetrics
+from tradeagg.observe.metrics import StatsdMetrics
 
 
 def per_call_ns(fn, n: int) -> float:

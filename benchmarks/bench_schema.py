@@ -15,8 +15,8 @@ import json
 import time
 
 from tradeagg.commands.produce import encode
-from tradeagg.schema import TradeSchema, decode, parse_message
-from tradeagg.synthetic import SyntheticFeed, to_message
+from tradeagg.contract.validation import TradeSchema, decode, parse_message
+from tradeagg.devtools.synthetic import SyntheticFeed, to_message
 
 
 def per(label: str, seconds: float, n: int, unit: str = "message") -> None:

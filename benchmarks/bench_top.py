@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.servers import RedisServer
-from tradeagg.engine import Engine, now_ms
-from tradeagg.ranking import Ranker
+from tests.support.servers import RedisServer
+from tradeagg.devtools.synthetic import SyntheticFeed
+from tradeagg.engine.apply import Engine, now_ms
+from tradeagg.engine.rank import Ranker
 from tradeagg.settings import Settings
-from tradeagg.synthetic import SyntheticFeed
 
 
 def main() -> None:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.servers import RedisServer
+from tests.support.servers import RedisServer
 
-pytest_plugins = ["tests.fixtures_kafka", "tests.fixtures_cluster", "tests.fixtures_process"]
+pytest_plugins = [
+    "tests.support.fixtures_kafka",
+    "tests.support.fixtures_cluster",
+    "tests.support.fixtures_process",
+]
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from tests.bridge_procs import (
+from tests.support.bridge_procs import (
     Proc,
     committed,
     dead_letters,
@@ -22,8 +22,8 @@ from tests.bridge_procs import (
     trade_message,
     wait_for,
 )
-from tradeagg import keys
-from tradeagg.synthetic import SyntheticFeed
+from tradeagg.contract import keys
+from tradeagg.devtools.synthetic import SyntheticFeed
 
 SHARDS = 4
 PARTITIONS = 4

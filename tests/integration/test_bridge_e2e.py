@@ -11,11 +11,11 @@ import random
 import time
 
 from tests import reference
-from tests.bridge_procs import Proc, env_for, produce, trade_message, wait_for
-from tradeagg.keys import TokenKeys
-from tradeagg.reader import Reader
+from tests.support.bridge_procs import Proc, env_for, produce, trade_message, wait_for
+from tradeagg.contract.keys import TokenKeys
+from tradeagg.devtools.synthetic import SyntheticFeed
+from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings
-from tradeagg.synthetic import SyntheticFeed
 
 
 def test_produce_bridge_worker_gives_exact_aggregates(

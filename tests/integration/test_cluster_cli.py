@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 
-from tradeagg.engine import Engine, now_ms
-from tradeagg.redisconn import connect
+from tradeagg.engine.apply import Engine, now_ms
 from tradeagg.settings import Settings
+from tradeagg.store.connection import connect
 
 TOKENS = [f"0x{i:040x}" for i in range(1, 9)]  # spread over the three nodes
 

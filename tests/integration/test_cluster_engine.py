@@ -14,15 +14,15 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from tests.checks import assert_matches_reference
-from tests.strategies import TOKENS, trades
-from tradeagg.engine import Engine, group_records
+from tests.support.checks import assert_matches_reference
+from tests.support.strategies import TOKENS, trades
+from tradeagg.contract.keys import active, dead, shard_of, stream, token_keys
+from tradeagg.contract.trade import Trade
+from tradeagg.engine.apply import Engine, group_records
+from tradeagg.engine.read import Reader
 from tradeagg.errors import StoreError
-from tradeagg.keys import active, dead, shard_of, stream, token_keys
-from tradeagg.reader import Reader
-from tradeagg.redisconn import Cluster, connect
 from tradeagg.settings import Settings, parse_windows
-from tradeagg.trade import Trade
+from tradeagg.store.connection import Cluster, connect
 
 BASE_TS = 1_700_000_000_000
 

@@ -6,10 +6,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from tests.checks import assert_matches_reference
-from tests.strategies import TOKENS, trades
-from tradeagg.engine import Engine
-from tradeagg.reader import Reader
+from tests.support.checks import assert_matches_reference
+from tests.support.strategies import TOKENS, trades
+from tradeagg.engine.apply import Engine
+from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings, parse_windows
 
 WINDOWS = ["1s,5s,15s", "250ms,2s,10s,30s", "1m"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bridge_procs import (
+from tests.support.bridge_procs import (
     Proc,
     committed,
     dead_letters,
@@ -24,7 +24,7 @@ from tests.bridge_procs import (
     trade_message,
     wait_for,
 )
-from tests.fault_procs import (
+from tests.support.fault_procs import (
     Feed,
     mismatches,
     pending,
@@ -33,9 +33,10 @@ from tests.fault_procs import (
     undelivered,
     worker_env,
 )
-from tests.servers import RedisServer
-from tradeagg import keys, streams
-from tradeagg.redisconn import connect
+from tests.support.servers import RedisServer
+from tradeagg.contract import keys
+from tradeagg.store import streams
+from tradeagg.store.connection import connect
 
 
 def caught_up(client, shards: int) -> bool:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import redis
 
-from tests.checks import assert_matches_reference
-from tradeagg.engine import Engine
-from tradeagg.keys import TokenKeys
-from tradeagg.reader import Reader
+from tests.support.checks import assert_matches_reference
+from tradeagg.contract.keys import TokenKeys
+from tradeagg.contract.trade import Trade, id_digest
+from tradeagg.engine.apply import Engine
+from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings, parse_windows
-from tradeagg.trade import Trade, id_digest
 
 A = "So11111111111111111111111111111111111111112"
 

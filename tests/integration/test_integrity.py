@@ -18,14 +18,15 @@ import gevent.pool
 import pytest
 
 from tests import reference
-from tradeagg import keys, streams
-from tradeagg.engine import Engine, now_ms
-from tradeagg.janitor import Janitor
-from tradeagg.metrics import MemoryMetrics
-from tradeagg.reader import Reader
+from tradeagg.contract import keys
+from tradeagg.contract.trade import Trade
+from tradeagg.engine.apply import Engine, now_ms
+from tradeagg.engine.read import Reader
+from tradeagg.observe.metrics import MemoryMetrics
+from tradeagg.runtime.consumer import ShardConsumer
+from tradeagg.runtime.janitor import Janitor
 from tradeagg.settings import Settings, parse_windows
-from tradeagg.trade import Trade
-from tradeagg.worker import ShardConsumer
+from tradeagg.store import streams
 
 TOKEN = "So11111111111111111111111111111111111111112"
 K = keys.TokenKeys(TOKEN)

@@ -9,14 +9,14 @@ import time
 import pytest
 
 from tests import reference
-from tests.servers import RedisServer
-from tradeagg import keys
-from tradeagg.engine import Engine, now_ms
-from tradeagg.janitor import Janitor
-from tradeagg.metrics import MemoryMetrics
-from tradeagg.redisconn import connect
+from tests.support.servers import RedisServer
+from tradeagg.contract import keys
+from tradeagg.contract.trade import Trade
+from tradeagg.engine.apply import Engine, now_ms
+from tradeagg.observe.metrics import MemoryMetrics
+from tradeagg.runtime.janitor import Janitor
 from tradeagg.settings import Settings, parse_windows
-from tradeagg.trade import Trade
+from tradeagg.store.connection import connect
 
 A = "So11111111111111111111111111111111111111112"
 B = "0x" + "cd" * 20
@@ -175,9 +175,9 @@ def test_janitor_reclaim_and_deep_check_on_a_cluster(redis_cluster, cluster_clie
     """Every script here touches one key or one token: it must run on a 3-master cluster."""
     import gevent.pool
 
-    from tradeagg import streams
-    from tradeagg.reclaim import Reclaimer
-    from tradeagg.redisconn import Cluster
+    from tradeagg.runtime.reclaim import Reclaimer
+    from tradeagg.store import streams
+    from tradeagg.store.connection import Cluster
 
     cluster_client = Cluster(host="127.0.0.1", port=redis_cluster.ports[0])
     s = settings(shards=3, entry_trades=10)

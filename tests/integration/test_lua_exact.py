@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 import redis
 
-from tradeagg import scripts
-from tradeagg.engine import Engine
-from tradeagg.reader import Reader, view_json
+from tradeagg.engine.apply import Engine
+from tradeagg.engine.read import Reader, view_json
 from tradeagg.settings import Settings, parse_windows
+from tradeagg.store import scripts
 
 CYCLES = 1_000_000
 WINDOW = 1_000

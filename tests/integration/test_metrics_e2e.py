@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import time
 
-from tests.observe_procs import Proc, env_for, tradeagg, wait
-from tests.statsd_listener import StatsdListener
-from tradeagg import keys, probes
+from tests.support.observe_procs import Proc, env_for, tradeagg, wait
+from tests.support.statsd_listener import StatsdListener
+from tradeagg.contract import keys
+from tradeagg.observe import probes
 
 TOKENS = ["So11111111111111111111111111111111111111112", "0x" + "ab" * 20]
 VALID = 300

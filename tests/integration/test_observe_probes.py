@@ -11,12 +11,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.servers import free_port
-from tradeagg import keys, probes
-from tradeagg.metrics import MemoryMetrics
-from tradeagg.observe import LoopProbe, Observer
-from tradeagg.redisconn import connect
+from tests.support.servers import free_port
+from tradeagg.contract import keys
+from tradeagg.observe import probes
+from tradeagg.observe.heartbeat import LoopProbe, Observer
+from tradeagg.observe.metrics import MemoryMetrics
 from tradeagg.settings import Settings
+from tradeagg.store.connection import connect
 
 
 def settings_for(url: str, **env: str) -> Settings:

@@ -1,6 +1,6 @@
 """Real processes: metric lines over UDP, warnings in the log, ``tradeagg health`` and ``stats``.
 
-The observed process is ``tests/observed_process.py`` (Service + observe.start
+The observed process is ``tests/support/observed_process.py`` (Service + observe.start
 + a counting feed), started with ``python -m`` like the real commands.
 """
 
@@ -11,9 +11,9 @@ import signal
 
 import pytest
 
-from tests.observe_procs import Proc, env_for, tradeagg, wait
-from tests.statsd_listener import StatsdListener
-from tradeagg import keys
+from tests.support.observe_procs import Proc, env_for, tradeagg, wait
+from tests.support.statsd_listener import StatsdListener
+from tradeagg.contract import keys
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def procs(tmp_path):
 
 
 def observed(procs, env, kind="worker", name="w1", *more: str) -> Proc:
-    return procs("-m", "tests.observed_process", kind, name, *more, env=env)
+    return procs("-m", "tests.support.observed_process", kind, name, *more, env=env)
 
 
 def test_a_process_sends_its_figures_to_statsd(redis_server, redis_client, listener, procs):

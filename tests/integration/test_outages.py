@@ -15,15 +15,22 @@ import re
 import time
 from pathlib import Path
 
-from tests.bridge_procs import Proc, committed, dead_letters, produce, trade_message, wait_for
-from tests.checks import assert_matches_reference
-from tests.fault_procs import Feed, pending, settings_of, undelivered, worker_env
-from tests.fixtures_kafka import TansuBroker
-from tests.servers import RedisServer
-from tradeagg import keys
-from tradeagg.engine import now_ms
-from tradeagg.reader import Reader
-from tradeagg.redisconn import connect
+from tests.support.bridge_procs import (
+    Proc,
+    committed,
+    dead_letters,
+    produce,
+    trade_message,
+    wait_for,
+)
+from tests.support.checks import assert_matches_reference
+from tests.support.fault_procs import Feed, pending, settings_of, undelivered, worker_env
+from tests.support.fixtures_kafka import TansuBroker
+from tests.support.servers import RedisServer
+from tradeagg.contract import keys
+from tradeagg.engine.apply import now_ms
+from tradeagg.engine.read import Reader
+from tradeagg.store.connection import connect
 
 OUTAGE_S = 30.0
 PARTITIONS = 4

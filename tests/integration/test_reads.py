@@ -5,13 +5,13 @@ from __future__ import annotations
 import redis
 
 from tests import reference
-from tests.checks import assert_matches_reference
-from tradeagg.engine import Engine, now_ms
-from tradeagg.keys import token_keys
-from tradeagg.ranking import Ranker
-from tradeagg.reader import Reader
+from tests.support.checks import assert_matches_reference
+from tradeagg.contract.keys import token_keys
+from tradeagg.contract.trade import Trade
+from tradeagg.engine.apply import Engine, now_ms
+from tradeagg.engine.rank import Ranker
+from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings, parse_windows
-from tradeagg.trade import Trade
 
 A = "So11111111111111111111111111111111111111112"
 B = "0x" + "ab" * 20

@@ -8,15 +8,16 @@ import time
 
 import gevent.pool
 
-from tests.checks import assert_matches_reference
-from tests.fault_procs import reclaim
-from tradeagg import keys, streams
-from tradeagg.engine import Engine, now_ms
-from tradeagg.metrics import MemoryMetrics
-from tradeagg.reader import Reader
-from tradeagg.reclaim import Reclaimer
+from tests.support.checks import assert_matches_reference
+from tests.support.fault_procs import reclaim
+from tradeagg.contract import keys
+from tradeagg.contract.trade import Trade
+from tradeagg.engine.apply import Engine, now_ms
+from tradeagg.engine.read import Reader
+from tradeagg.observe.metrics import MemoryMetrics
+from tradeagg.runtime.reclaim import Reclaimer
 from tradeagg.settings import Settings, parse_windows
-from tradeagg.trade import Trade
+from tradeagg.store import streams
 
 TOKENS = ["So11111111111111111111111111111111111111112", "0x" + "ef" * 20, "0x" + "12" * 20]
 

@@ -14,15 +14,22 @@ import random
 import uuid
 
 from tests import reference
-from tests.bridge_procs import Proc, committed, env_for, produce, stream_records, trade_message
-from tests.bridge_procs import wait_for as wait_until
-from tests.checks import assert_matches_reference
-from tradeagg import probes
-from tradeagg.engine import now_ms
-from tradeagg.reader import Reader
-from tradeagg.redisconn import connect
+from tests.support.bridge_procs import (
+    Proc,
+    committed,
+    env_for,
+    produce,
+    stream_records,
+    trade_message,
+)
+from tests.support.bridge_procs import wait_for as wait_until
+from tests.support.checks import assert_matches_reference
+from tradeagg.devtools.synthetic import SyntheticFeed
+from tradeagg.engine.apply import now_ms
+from tradeagg.engine.read import Reader
+from tradeagg.observe import probes
 from tradeagg.settings import Settings, parse_windows
-from tradeagg.synthetic import SyntheticFeed
+from tradeagg.store.connection import connect
 
 PARTITIONS = 6
 SHARDS = 6

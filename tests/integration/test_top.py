@@ -12,13 +12,13 @@ from decimal import Decimal
 import pytest
 
 from tests import reference
-from tradeagg import ranking
-from tradeagg.engine import Engine, now_ms
+from tradeagg.contract.trade import Trade
+from tradeagg.devtools.synthetic import SyntheticFeed
+from tradeagg.engine import rank
+from tradeagg.engine.apply import Engine, now_ms
+from tradeagg.engine.rank import RANK_BY, Ranker
 from tradeagg.errors import UsageError
-from tradeagg.ranking import RANK_BY, Ranker
 from tradeagg.settings import Settings, parse_windows
-from tradeagg.synthetic import SyntheticFeed
-from tradeagg.trade import Trade
 
 START = 1_700_000_000_000
 
@@ -73,7 +73,7 @@ def test_top_equals_brute_force(redis_client, seed):
                 assert [r.token for r in got.rows] == [t for _, t in want], (at, w.label, by)
                 for r, (value, _) in zip(got.rows, want, strict=True):
                     assert r.rank == got.rows.index(r) + 1
-                    mine = ranking.metric(r.window(w.label), by)
+                    mine = rank.metric(r.window(w.label), by)
                     if by == "price_change_pct":
                         assert mine == pytest.approx(value, rel=1e-12, abs=1e-12)
                     else:
@@ -85,7 +85,7 @@ def test_limit_and_batches(redis_client, monkeypatch):
     trades = load(redis_client, s, seed=3, n=600)
     at = max(t.ts for t in trades) + 1_000
     whole = Ranker(redis_client, s).top("2m", "volume", limit=None, at=at)
-    monkeypatch.setattr(ranking, "BATCH", 7)  # many pipelined round trips
+    monkeypatch.setattr(rank, "BATCH", 7)  # many pipelined round trips
     top5 = Ranker(redis_client, s).top("2m", "volume", limit=5, at=at)
     assert [r.token for r in top5.rows] == [r.token for r in whole.rows[:5]]
     assert top5.candidates == len({t.token for t in trades})

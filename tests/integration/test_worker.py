@@ -17,14 +17,14 @@ from pathlib import Path
 import redis
 
 from tests import reference
-from tests.bridge_procs import Proc, env_for, wait_for
-from tradeagg import keys
-from tradeagg.bench import backlog
-from tradeagg.engine import now_ms
+from tests.support.bridge_procs import Proc, env_for, wait_for
+from tradeagg.contract import keys
+from tradeagg.contract.trade import Trade
+from tradeagg.devtools.bench import backlog
+from tradeagg.devtools.synthetic import SyntheticFeed, to_message
+from tradeagg.engine.apply import now_ms
 from tradeagg.settings import Settings
-from tradeagg.streams import append
-from tradeagg.synthetic import SyntheticFeed, to_message
-from tradeagg.trade import Trade
+from tradeagg.store.streams import append
 
 SHARDS = 4
 

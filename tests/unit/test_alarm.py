@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from tradeagg.metrics import MemoryMetrics
-from tradeagg.observe import Alarm
+from tradeagg.observe.heartbeat import Alarm
+from tradeagg.observe.metrics import MemoryMetrics
 
 
 class Clock:

@@ -6,9 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from tradeagg import humanize, liveview
-from tradeagg.ranking import Ranking, rank
-from tradeagg.reader import TokenView, WindowView
+from tradeagg.commands import humanize
+from tradeagg.devtools import liveview
+from tradeagg.engine.rank import Ranking, rank
+from tradeagg.engine.read import TokenView, WindowView
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import confluent_kafka
 import pytest
 
 from tradeagg.errors import ConfigError
-from tradeagg.kafkaconf import brokers, consumer_config, producer_config
+from tradeagg.runtime.kafkaconf import brokers, consumer_config, producer_config
 from tradeagg.settings import Settings
 
 CA = "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n"

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from tests.statsd_listener import StatsdListener
+from tests.support.statsd_listener import StatsdListener
 from tradeagg.errors import ConfigError
-from tradeagg.metrics import (
+from tradeagg.observe.metrics import (
     MAX_SAMPLES,
     StatsdMetrics,
     TotalsMetrics,

@@ -8,9 +8,15 @@ from decimal import Decimal
 import pytest
 from marshmallow import ValidationError
 
+from tradeagg.contract.validation import (
+    MAX_MESSAGE_BYTES,
+    TradeSchema,
+    decode,
+    parse_message,
+    validate,
+)
+from tradeagg.devtools.synthetic import SyntheticFeed, to_message
 from tradeagg.errors import InvalidTrade
-from tradeagg.schema import MAX_MESSAGE_BYTES, TradeSchema, decode, parse_message, validate
-from tradeagg.synthetic import SyntheticFeed, to_message
 
 NOW = 1_700_000_000_000
 SKEW = 5_000

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from tradeagg import keys
 from tradeagg.cli import COMMANDS
+from tradeagg.contract import keys
 from tradeagg.errors import ConfigError
 from tradeagg.settings import Settings, parse_windows
 

@@ -11,13 +11,13 @@ import argparse
 import sys
 import time
 
+from tradeagg.contract.trade import Trade
+from tradeagg.contract.validation import parse_message
+from tradeagg.devtools.synthetic import SyntheticFeed
 from tradeagg.errors import InvalidTrade, UsageError
-from tradeagg.redisconn import connect
-from tradeagg.schema import parse_message
 from tradeagg.settings import Settings
-from tradeagg.streams import append
-from tradeagg.synthetic import SyntheticFeed
-from tradeagg.trade import Trade
+from tradeagg.store.connection import connect
+from tradeagg.store.streams import append
 
 EXAMPLES = """examples:
   tradeagg append trades.jsonl          # one JSON trade (or array) per line

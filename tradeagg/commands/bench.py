@@ -6,11 +6,11 @@ import argparse
 import json
 from dataclasses import replace
 
-from tradeagg.bench import BenchConfig, run_engine
-from tradeagg.embedded import Embedded
+from tradeagg.devtools.bench import BenchConfig, run_engine
+from tradeagg.devtools.embedded import Embedded
 from tradeagg.errors import UsageError
-from tradeagg.redisconn import connect
 from tradeagg.settings import Settings
+from tradeagg.store.connection import connect
 
 EXAMPLES = """examples:
   tradeagg bench                                  # engine: 200k trades, 2,000 tokens, own Redis
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             )
             figures = run_engine(client, s, cfg)
         else:
-            from tradeagg.bench_e2e import run_e2e
+            from tradeagg.devtools.bench_e2e import run_e2e
 
             url = args.redis_url or with_embedded.start_redis()
             broker = with_embedded.start_broker()

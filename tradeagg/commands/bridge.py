@@ -10,15 +10,15 @@ import gevent
 from confluent_kafka import Consumer, KafkaError, KafkaException
 from gevent import monkey
 
-from tradeagg import observe
-from tradeagg.bridge import Bridge
 from tradeagg.errors import ConfigError
-from tradeagg.kafkaconf import consumer_config
 from tradeagg.logs import PROCESS, kv
-from tradeagg.metrics import metrics_from_settings
-from tradeagg.redisconn import connect
-from tradeagg.service import Service
+from tradeagg.observe import heartbeat
+from tradeagg.observe.metrics import metrics_from_settings
+from tradeagg.runtime.bridge import Bridge
+from tradeagg.runtime.kafkaconf import consumer_config
+from tradeagg.runtime.service import Service
 from tradeagg.settings import Settings
+from tradeagg.store.connection import connect
 
 log = logging.getLogger("tradeagg.bridge")
 
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return {"paused": int(b.paused), "backlog": b.backlog} if b else {}
 
     service.spawn("kafka", loop)
-    observe.start(service, client, settings, metrics, "bridge", PROCESS, figures=figures)
+    heartbeat.start(service, client, settings, metrics, "bridge", PROCESS, figures=figures)
     log.info("bridge started %s", kv(topic=settings.topic, group=settings.group))
     code = service.run()
     log.info("bridge stopped %s", kv(topic=settings.topic))

@@ -11,10 +11,10 @@ import time
 import gevent
 import gevent.event
 
-from tradeagg import liveview
 from tradeagg.commands.top import default_window
 from tradeagg.commands.top import table as top_table
-from tradeagg.demorun import DemoRun
+from tradeagg.devtools import liveview
+from tradeagg.devtools.demorun import DemoRun
 from tradeagg.errors import UsageError
 from tradeagg.settings import Settings
 

@@ -12,10 +12,10 @@ import argparse
 
 import redis
 
-from tradeagg import probes
 from tradeagg.errors import UsageError
-from tradeagg.redisconn import connect
+from tradeagg.observe import probes
 from tradeagg.settings import Settings
+from tradeagg.store.connection import connect
 
 EXAMPLES = """examples:
   tradeagg health                          # a worker and a bridge alive, lag under the warning levels

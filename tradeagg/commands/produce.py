@@ -19,11 +19,11 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from tradeagg.commands.bridge import on_hub_threadpool
+from tradeagg.contract.trade import Trade
+from tradeagg.devtools.synthetic import SyntheticFeed, to_message
 from tradeagg.errors import ConfigError, TradeaggError, UsageError
-from tradeagg.kafkaconf import producer_config
+from tradeagg.runtime.kafkaconf import producer_config
 from tradeagg.settings import Settings
-from tradeagg.synthetic import SyntheticFeed, to_message
-from tradeagg.trade import Trade
 
 EXAMPLES = """examples:
   tradeagg produce trades.jsonl

@@ -10,14 +10,14 @@ import socket
 import gevent.pool
 import redis
 
-from tradeagg import keys
-from tradeagg.engine import Engine
+from tradeagg.contract import keys
+from tradeagg.engine.apply import Engine
 from tradeagg.errors import StoreError, UsageError
 from tradeagg.logs import kv
-from tradeagg.metrics import TotalsMetrics
-from tradeagg.reclaim import Reclaimer
-from tradeagg.redisconn import connect
+from tradeagg.observe.metrics import TotalsMetrics
+from tradeagg.runtime.reclaim import Reclaimer
 from tradeagg.settings import Settings
+from tradeagg.store.connection import connect
 
 log = logging.getLogger("tradeagg.reclaim")
 

@@ -6,11 +6,11 @@ import argparse
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from tradeagg.engine import TOKEN_RE
+from tradeagg.engine.apply import TOKEN_RE
+from tradeagg.engine.read import Reader, TokenView, exact, view_json
 from tradeagg.errors import UsageError
-from tradeagg.reader import Reader, TokenView, exact, view_json
-from tradeagg.redisconn import connect
 from tradeagg.settings import Settings
+from tradeagg.store.connection import connect
 
 EXAMPLES = """examples:
   tradeagg show So11111111111111111111111111111111111111112

@@ -14,10 +14,10 @@ from typing import Any
 
 import redis
 
-from tradeagg import probes
 from tradeagg.commands.health import fresh
-from tradeagg.redisconn import connect, store_error
+from tradeagg.observe import probes
 from tradeagg.settings import Settings
+from tradeagg.store.connection import connect, store_error
 
 EXAMPLES = """examples:
   tradeagg stats

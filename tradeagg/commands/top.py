@@ -6,11 +6,11 @@ import argparse
 import json
 from datetime import UTC, datetime
 
-from tradeagg import humanize
-from tradeagg.ranking import RANK_BY, Ranked, Ranker, Ranking
-from tradeagg.reader import window_json
-from tradeagg.redisconn import connect
+from tradeagg.commands import humanize
+from tradeagg.engine.rank import RANK_BY, Ranked, Ranker, Ranking
+from tradeagg.engine.read import window_json
 from tradeagg.settings import Settings
+from tradeagg.store.connection import connect
 
 EXAMPLES = """examples:
   tradeagg top                                 top 20 by 5m volume, now

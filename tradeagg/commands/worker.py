@@ -10,16 +10,16 @@ import socket
 import gevent.pool
 from gevent import monkey
 
-from tradeagg import observe
-from tradeagg.engine import Engine
-from tradeagg.janitor import Janitor
+from tradeagg.engine.apply import Engine
 from tradeagg.logs import kv
-from tradeagg.metrics import metrics_from_settings
-from tradeagg.reclaim import Reclaimer
-from tradeagg.redisconn import connect
-from tradeagg.service import Service
+from tradeagg.observe import heartbeat
+from tradeagg.observe.metrics import metrics_from_settings
+from tradeagg.runtime.consumer import ShardConsumer
+from tradeagg.runtime.janitor import Janitor
+from tradeagg.runtime.reclaim import Reclaimer
+from tradeagg.runtime.service import Service
 from tradeagg.settings import Settings
-from tradeagg.worker import ShardConsumer
+from tradeagg.store.connection import connect
 
 log = logging.getLogger("tradeagg.worker")
 
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     service.spawn("janitor", janitor.run)
     reclaimer = Reclaimer(engine, pool, settings, metrics, name, stopping)
     service.spawn("reclaim", reclaimer.run, service.sleep)
-    observe.start(
+    heartbeat.start(
         service,
         client,
         settings,

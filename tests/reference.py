@@ -1,5 +1,0 @@
-"""The brute-force reference lives in tradeagg.reference (bench uses it too)."""
-
-from tradeagg.reference import distinct, window, windows
-
-__all__ = ["distinct", "window", "windows"]

@@ -1,0 +1,1 @@
+"""Test helpers: real servers, processes, the reference check, strategies."""

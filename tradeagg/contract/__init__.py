@@ -1,0 +1,1 @@
+"""The external contract in code: the trade, its stream and list encodings, validation, key names."""

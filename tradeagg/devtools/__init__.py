@@ -1,0 +1,1 @@
+"""Synthetic feed, demo and benchmarks: tooling, never imported by the service's runtime."""

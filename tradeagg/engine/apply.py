@@ -1,0 +1,239 @@
+"""The Python half of the aggregation engine: group, sort, batch, call Lua.
+
+Trades reach the engine as list entries grouped by token. Each token's
+entries are sorted by (ts, seq, id) and deduplicated here, so the Lua script
+mostly appends; several tokens share one ``apply_trades`` call to spread its
+fixed cost. On a Redis Cluster a call holds the tokens of one hash slot only.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from tradeagg.contract.keys import active, apply_keys, shard_of
+from tradeagg.contract.trade import entry_sort_key
+from tradeagg.errors import StoreError
+from tradeagg.settings import Settings
+from tradeagg.store.connection import is_cluster, store_error, text
+from tradeagg.store.scripts import Scripts
+
+TOKEN_RE = re.compile(r"^(?:[1-9A-HJ-NP-Za-km-z]{32,44}|0x[0-9a-fA-F]{40})$")
+MAX_ENTRIES_PER_CALL = 4_000
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResult:
+    """What one token's apply did."""
+
+    token: str
+    applied: int = 0
+    duplicates: int = 0
+    late: int = 0
+    over_capacity: int = 0
+    rebuilt: int = -1  # -1: not rebuilt; else list elements dropped while rebuilding
+    reason: str = ""  # why it was rebuilt, or why it failed
+    last_update: int | None = None
+    failed: bool = False
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def windows_arg(settings: Settings) -> str:
+    return ",".join(f"{w.label}:{w.ms}" for w in settings.windows)
+
+
+def group_records(records: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """Records -> ({token: sorted unique entries}, malformed records)."""
+    groups: dict[str, list[str]] = {}
+    bad: list[str] = []
+    for record in records:
+        token, sep, entry = record.partition(" ")
+        if not sep:
+            bad.append(record)
+            continue
+        groups.setdefault(token, []).append(entry)
+    for token, entries in groups.items():
+        try:
+            entries.sort(key=entry_sort_key)
+        except ValueError:
+            bad.extend(f"{token} {e}" for e in entries if not _entry_ok(e))
+            entries[:] = sorted((e for e in entries if _entry_ok(e)), key=entry_sort_key)
+        unique = [e for i, e in enumerate(entries) if i == 0 or entries[i - 1] != e]
+        if len(unique) != len(entries):
+            entries[:] = unique
+    return groups, bad
+
+
+def _entry_ok(entry: str) -> bool:
+    try:
+        entry_sort_key(entry)
+    except ValueError:
+        return False
+    return True
+
+
+class Engine:
+    """Applies grouped trades to Redis through ``apply_trades.lua``."""
+
+    def __init__(
+        self,
+        client: Any,
+        settings: Settings,
+        scripts: Scripts | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.scripts = scripts or Scripts(client)
+        self.clock = clock
+        self._windows = windows_arg(settings)
+        self._cluster = is_cluster(client)
+
+    @property
+    def cluster(self) -> bool:
+        return self._cluster
+
+    def calls(self, groups: dict[str, list[str]]) -> list[list[tuple[str, list[str]]]]:
+        """Split tokens into Lua calls: bounded tokens and entries, one slot on a cluster."""
+        per = self.settings.tokens_per_call
+        buckets: dict[int, list[tuple[str, list[str]]]] = {}
+        for token, entries in groups.items():
+            slot = self.client.keyslot(f"{{{token}}}") if self._cluster else 0
+            buckets.setdefault(slot, []).append((token, entries))
+        out: list[list[tuple[str, list[str]]]] = []
+        for items in buckets.values():
+            call: list[tuple[str, list[str]]] = []
+            size = 0
+            for item in items:
+                if call and (len(call) >= per or size + len(item[1]) > MAX_ENTRIES_PER_CALL):
+                    out.append(call)
+                    call, size = [], 0
+                call.append(item)
+                size += len(item[1])
+            if call:
+                out.append(call)
+        return out
+
+    def apply_call(
+        self, call: list[tuple[str, list[str]]], now: int | None = None
+    ) -> list[TokenResult]:
+        """One atomic Lua call for the tokens in ``call``. Raises StoreError if Redis fails.
+
+        In the same round trip the tokens are stamped (wall ms) in their shard's
+        active index, which the janitor and ``top`` read instead of scanning keys.
+        """
+        touched: dict[int, dict[str, int]] = {}
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            self._queue(pipe, call, now, touched)
+            for shard, members in touched.items():
+                pipe.zadd(active(shard), members)
+            raw = pipe.execute()[0]
+        except redis.RedisError as exc:
+            raise store_error("apply_trades failed", exc) from None
+        return self._results(call, raw)
+
+    def apply_calls(
+        self, calls: list[list[tuple[str, list[str]]]], now: int | None = None
+    ) -> list[list[TokenResult] | StoreError]:
+        """Many Lua calls (each atomic) and their active-index stamps in one pipeline.
+
+        On a cluster a call holds the tokens of one slot, which rarely meet, so
+        one pipeline per call is a round trip per token; here redis-py sends
+        each node its share at once. A call whose script or stamp failed comes
+        back as a StoreError in its place (its trades may or may not be applied:
+        re-applying them is safe, the script drops duplicates).
+        """
+        if not calls:
+            return []
+        now = self.clock() if now is None else now
+        touched: dict[int, dict[str, int]] = {}
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for call in calls:
+                self._queue(pipe, call, now, touched)
+            for shard, members in touched.items():
+                pipe.zadd(active(shard), members)
+            raws = pipe.execute(raise_on_error=False)
+        except redis.RedisError as exc:
+            return [StoreError(f"apply_trades failed: {exc}") for _ in calls]
+        unstamped = {
+            shard
+            for shard, raw in zip(touched, raws[len(calls) :], strict=True)
+            if isinstance(raw, Exception)
+        }
+        out: list[list[TokenResult] | StoreError] = []
+        for call, raw in zip(calls, raws, strict=False):
+            if isinstance(raw, Exception):
+                out.append(StoreError(f"apply_trades failed: {raw}"))
+            elif any(shard_of(t, self.settings.shards) in unstamped for t, _ in call):
+                out.append(StoreError("stamping the active index failed"))
+            else:
+                out.append(self._results(call, raw))
+        return out
+
+    def _queue(
+        self,
+        pipe: Any,
+        call: list[tuple[str, list[str]]],
+        now: int | None,
+        touched: dict[int, dict[str, int]],
+    ) -> None:
+        """Queue the ``apply_trades`` call on ``pipe``; note its tokens' stamps in ``touched``."""
+        keys: list[str] = []
+        args: list[Any] = [
+            self.clock() if now is None else now,
+            self.settings.clock,
+            self._windows,
+            self.settings.max_token_trades,
+        ]
+        for token, entries in call:
+            keys.extend(apply_keys(token))
+            args.append("\n".join(entries))
+        stamp = now_ms()
+        for token, _entries in call:
+            touched.setdefault(shard_of(token, self.settings.shards), {})[token] = stamp
+        self.scripts.apply_trades(keys=keys, args=args, client=pipe)
+
+    def _results(self, call: list[tuple[str, list[str]]], raw: list[Any]) -> list[TokenResult]:
+        results = []
+        for i, (token, _entries) in enumerate(call):
+            applied, dups, late, over, rebuilt, reason, lu = raw[7 * i : 7 * i + 7]
+            reason, lu_text = text(reason), text(lu)
+            results.append(
+                TokenResult(
+                    token=token,
+                    applied=int(applied),
+                    duplicates=int(dups),
+                    late=int(late),
+                    over_capacity=int(over),
+                    rebuilt=int(rebuilt),
+                    reason=reason,
+                    last_update=int(lu_text) if lu_text else None,
+                    failed=reason.startswith("error:"),
+                )
+            )
+        return results
+
+    def apply(self, groups: dict[str, list[str]], now: int | None = None) -> list[TokenResult]:
+        """Apply every token in ``groups``, call after call (tests, tools, reclaim)."""
+        out: list[TokenResult] = []
+        for call in self.calls(groups):
+            out.extend(self.apply_call(call, now))
+        return out
+
+    def apply_records(self, records: Iterable[str], now: int | None = None) -> list[TokenResult]:
+        groups, _bad = group_records(records)
+        return self.apply(groups, now)
+
+    def advance(self, tokens: Iterable[str], now: int | None = None) -> list[TokenResult]:
+        """Slide the windows of ``tokens`` to now without new trades (the janitor's job)."""
+        return self.apply({t: [] for t in tokens}, now)

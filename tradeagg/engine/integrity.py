@@ -1,0 +1,69 @@
+"""Deep integrity checks of tokens, off the hot path (requirement 8.4).
+
+``apply_trades.lua`` checks a token cheaply on every call and rebuilds it from
+its list when the check fails. Some damage needs the whole list to be seen:
+an unparsable, misplaced or repeated element inside a window, or volumes and
+prices that disagree with the list. ``verify_token.lua`` looks for those; a
+token found corrupt gets its indices deleted, which the next ``apply_trades``
+call (a trade, or the janitor's advance right after) detects and repairs by
+rebuilding from the list. The janitor runs the check on the quiet tokens it
+advances, where a full read is affordable; the worker invalidates a token
+whose apply failed on corrupt data, so that its re-read rebuilds it instead
+of failing until the entry is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from tradeagg.contract.keys import token_keys
+from tradeagg.engine.apply import windows_arg
+from tradeagg.logs import kv
+from tradeagg.settings import Settings
+from tradeagg.store.scripts import source
+
+log = logging.getLogger("tradeagg.integrity")
+
+DEEP_MAX_ENTRIES = 20_000  # longer lists are not deep-checked (one Lua call reads it all)
+
+
+class Integrity:
+    def __init__(self, client: Any, settings: Settings, max_entries: int = DEEP_MAX_ENTRIES):
+        self.client = client
+        self.max_entries = max_entries
+        self._windows = windows_arg(settings)
+        self._verify = client.register_script(source("verify_token"))
+
+    def check(self, tokens: Iterable[str]) -> dict[str, str]:
+        """Deep-check ``tokens`` (one pipeline); returns {token: reason} of the corrupt ones.
+
+        Those are invalidated already; the caller's next apply rebuilds them.
+        """
+        return self._run(tokens, "check")
+
+    def invalidate(self, tokens: Iterable[str]) -> None:
+        """Make the next apply of ``tokens`` rebuild them from their lists."""
+        self._run(tokens, "invalidate")
+
+    def _run(self, tokens: Iterable[str], mode: str) -> dict[str, str]:
+        tokens = list(tokens)
+        if not tokens:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for token in tokens:
+            self._verify(
+                keys=token_keys(token), args=[self._windows, self.max_entries, mode], client=pipe
+            )
+        found: dict[str, str] = {}
+        for token, raw in zip(tokens, pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(raw, Exception):
+                log.error("integrity check failed %s", kv(token=token, error=str(raw)[:200]))
+                continue
+            reason = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if reason:
+                found[token] = reason
+                if mode == "check":
+                    log.warning("token failed its deep check %s", kv(token=token, reason=reason))
+        return found

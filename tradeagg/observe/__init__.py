@@ -1,0 +1,1 @@
+"""Metrics, deployment probes and heartbeats."""

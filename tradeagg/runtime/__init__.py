@@ -1,0 +1,1 @@
+"""Long-running parts: supervision, retry policy, the Kafka bridge, shard consumers, janitor, reclaim."""

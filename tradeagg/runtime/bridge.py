@@ -1,0 +1,346 @@
+"""Kafka -> validate -> pipelined XADD to the shard streams -> commit offsets.
+
+One loop, one batch at a time: fetch what the consumer has (librdkafka calls
+run on gevent's threadpool), validate every element, XADD the valid trades
+packed per shard plus the dead letters in one pipeline, and only once Redis
+has acknowledged, commit the batch's offsets synchronously. So at every
+``consume`` call (the only place rebalance callbacks fire) nothing is held
+uncommitted-but-written: a revocation has nothing to flush, a crash replays
+at most one batch, and the engine drops the duplicates (at-least-once).
+
+Backpressure: the backlog is, per shard stream, what group ``workers`` has
+not acknowledged yet: ``lag + pending`` from XINFO GROUPS (Redis 7), or XLEN
+when the group does not exist yet or Redis cannot tell the lag (XLEN alone
+would count acknowledged entries the janitor has not trimmed). Above
+``max_backlog`` entries (all shards) the assigned partitions are paused, so
+Kafka keeps the data; below 80% of it they resume.
+
+Redis down: the write is retried with exponential backoff until it works or
+the process stops (then nothing is committed and Kafka redelivers). Broker
+down: librdkafka reconnects by itself; its errors reach ``errors`` through the
+consumer's ``error_cb`` and are logged from the loop, rate-limited per code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from tenacity import RetryError, Retrying, retry_if_exception_type, wait_exponential_jitter
+
+from tradeagg.contract import keys, validation
+from tradeagg.contract.trade import Trade, stream_fields
+from tradeagg.errors import BrokerError, InvalidTrade
+from tradeagg.logs import kv
+from tradeagg.observe.metrics import Metrics
+from tradeagg.settings import Settings
+from tradeagg.store.streams import pack
+
+log = logging.getLogger("tradeagg.bridge")
+
+BATCH_MESSAGES = 2_000
+POLL_S = 0.2
+BACKLOG_EVERY_S = 0.5
+RESUME_FRACTION = 0.8
+RAW_KEEP = 1_000  # characters of an invalid value kept in its dead letter
+
+Blocking = Callable[..., Any]
+
+
+def fetch(consumer: Any, n: int, timeout: float) -> list[Message]:
+    """Up to ``n`` messages: wait for the first only, then take what is already queued.
+
+    (``consume(n, t)`` waits the whole ``t`` unless ``n`` arrive: latency.)
+    """
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    return [first, *consumer.consume(n - 1, 0)]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Bridge:
+    """The Kafka -> shard streams loop; ``run()`` until ``stopping()``."""
+
+    def __init__(
+        self,
+        consumer: Any,
+        client: Any,
+        settings: Settings,
+        metrics: Metrics,
+        stopping: Callable[[], bool],
+        blocking: Blocking,
+        clock: Callable[[], int] = now_ms,
+        errors: list[KafkaError] | None = None,
+    ) -> None:
+        self.consumer = consumer
+        self.client = client
+        self.settings = settings
+        self.metrics = metrics
+        self.stopping = stopping
+        self.blocking = blocking
+        self.clock = clock
+        self.paused = False
+        self.backlog = 0
+        self._backlog_due = 0.0
+        self._events: list[tuple[str, list[tuple[str, int]]]] = []  # filled by callbacks
+        self._error_logged: dict[int, float] = {}
+        # the consumer's error_cb appends here (librdkafka's thread); step() logs them
+        self.errors: list[KafkaError] = [] if errors is None else errors
+
+    # -- rebalance callbacks: they run on librdkafka's thread, so they only take notes
+    def _on_assign(self, _consumer: Any, parts: list[TopicPartition]) -> None:
+        self._events.append(("assigned", [(p.topic, p.partition) for p in parts]))
+
+    def _on_revoke(self, _consumer: Any, parts: list[TopicPartition]) -> None:
+        self._events.append(("revoked", [(p.topic, p.partition) for p in parts]))
+
+    def run(self) -> None:
+        """Consume until stopping; then close the consumer (leaves the group at once)."""
+        topic = self.settings.topic
+        self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        log.info("bridge consuming %s", kv(topic=topic, group=self.settings.group))
+        try:
+            while not self.stopping():
+                self.step()
+        finally:
+            self.blocking(self.consumer.close)
+            log.info("bridge consumer closed %s", kv(topic=topic))
+
+    def step(self) -> int:
+        """One fetch-write-commit round; returns the number of messages handled."""
+        if time.monotonic() >= self._backlog_due:
+            self.check_backlog()
+        msgs = self.blocking(fetch, self.consumer, BATCH_MESSAGES, POLL_S)
+        self._log_events()
+        while self.errors:
+            self._kafka_error(self.errors.pop(0))
+        if msgs:
+            self.handle(msgs)
+        return len(msgs)
+
+    def _log_events(self) -> None:
+        while self._events:
+            what, parts = self._events.pop(0)
+            log.info("partitions %s %s", what, kv(partitions=_parts(parts)))
+            if what == "assigned" and self.paused:
+                self._pause()
+
+    # -- one batch ---------------------------------------------------------------------
+    def handle(self, msgs: list[Message]) -> None:
+        m = self.metrics
+        trades: list[Trade] = []
+        dead: list[tuple[int, dict[str, str]]] = []
+        offsets: dict[tuple[str, int], tuple[int, int]] = {}
+        now = self.clock()
+        skew = self.settings.max_skew_ms
+        received = invalid_msgs = 0
+        t0 = time.perf_counter()
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                self._kafka_error(err)
+                continue
+            topic, part, off = msg.topic(), msg.partition(), msg.offset()
+            lo, _hi = offsets.get((topic, part), (off, off))
+            offsets[(topic, part)] = (min(lo, off), off)
+            value = msg.value()
+            try:
+                elements = validation.decode(value)
+            except InvalidTrade as exc:
+                invalid_msgs += 1
+                raw = (value or b"")[:RAW_KEEP].decode("utf-8", "replace")
+                dead.append(self._dead(topic, part, off, -1, exc.reason, raw, None))
+                continue
+            received += len(elements)
+            for i, element in enumerate(elements):
+                try:
+                    trades.append(validation.validate(element, now, skew))
+                except InvalidTrade as exc:
+                    raw = _dump(element)
+                    dead.append(self._dead(topic, part, off, i, exc.reason, raw, element))
+        parse_ms = (time.perf_counter() - t0) * 1000
+        n_ok = sum(1 for msg in msgs if msg.error() is None)
+        if n_ok:
+            m.timing("bridge.parse_per_message", parse_ms / n_ok)
+        m.incr("messages.received", n_ok)
+        m.incr("trades.received", received)
+        m.incr("trades.valid", len(trades))
+        m.incr("trades.invalid", len(dead) - invalid_msgs)
+        m.incr("messages.invalid", invalid_msgs)
+        m.incr("deadletters", len(dead))
+        if not offsets:
+            return
+        if not self.write(trades, dead, _src(offsets)):
+            return  # stopping while Redis is down: commit nothing, Kafka redelivers
+        self.commit(offsets)
+
+    def _dead(
+        self, topic: str, part: int, off: int, index: int, reason: str, raw: str, element: Any
+    ) -> tuple[int, dict[str, str]]:
+        log.warning(
+            "invalid input %s",
+            kv(topic=topic, partition=part, offset=off, index=index, reason=reason[:200]),
+        )
+        token = element.get("token") if isinstance(element, dict) else None
+        if isinstance(token, str) and validation.ADDRESS_RE.fullmatch(token):
+            shard = keys.shard_of(token, self.settings.shards)
+        else:
+            shard = part % self.settings.shards
+        fields = {
+            "reason": reason,
+            "source": "bridge",
+            "topic": topic,
+            "partition": str(part),
+            "offset": str(off),
+            "index": str(index),
+            "raw": raw,
+        }
+        return shard, fields
+
+    def write(self, trades: list[Trade], dead: list[tuple[int, dict[str, str]]], src: str) -> bool:
+        """XADD trades and dead letters in one pipeline, retried until done or stopping."""
+        s = self.settings
+        adds: list[tuple[str, dict[str, str], int | None]] = []
+        for shard, chunks in pack(trades, s).items():
+            for chunk in chunks:
+                adds.append((keys.stream(shard), stream_fields(chunk, src), None))
+        entries = len(adds)
+        for shard, fields in dead:
+            adds.append((keys.dead(shard), fields, s.dead_letter_max))
+        if not adds:
+            return True
+        t0 = time.perf_counter()
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception_type(redis.RedisError),
+                wait=wait_exponential_jitter(initial=0.1, max=5.0),
+                stop=lambda _state: self.stopping(),
+                before_sleep=self._redis_retry_log,
+                reraise=False,
+            ):
+                with attempt:
+                    pipe = self.client.pipeline(transaction=False)  # execute() empties it
+                    for key, fields, cap in adds:
+                        pipe.xadd(key, fields, maxlen=cap, approximate=cap is not None)
+                    pipe.execute()
+        except RetryError:
+            log.warning("stopping with Redis down: batch not committed %s", kv(src=src))
+            return False
+        self.metrics.timing("bridge.xadd", (time.perf_counter() - t0) * 1000)
+        self.metrics.incr("entries.written", entries)
+        return True
+
+    def _redis_retry_log(self, state: Any) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        self.metrics.incr("redis.errors")
+        log.error(
+            "redis write failed, retrying %s",
+            kv(attempt=state.attempt_number, error=type(exc).__name__, detail=str(exc)[:200]),
+        )
+
+    def commit(self, offsets: dict[tuple[str, int], tuple[int, int]]) -> None:
+        """Commit next offsets synchronously; a failure only means a replay (duplicates)."""
+        parts = [TopicPartition(t, p, hi + 1) for (t, p), (_lo, hi) in offsets.items()]
+        t0 = time.perf_counter()
+        try:
+            self.blocking(self.consumer.commit, offsets=parts, asynchronous=False)
+        except KafkaException as exc:
+            self.metrics.incr("kafka.commit_failed")
+            log.warning("offset commit failed, batch will be replayed %s", kv(error=exc.args[0]))
+            return
+        self.metrics.timing("bridge.commit", (time.perf_counter() - t0) * 1000)
+
+    def _kafka_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._PARTITION_EOF:
+            return
+        self.metrics.incr("kafka.errors")
+        if err.fatal():
+            raise BrokerError(f"fatal Kafka error: {err.str()}")
+        last = self._error_logged.get(err.code(), 0.0)
+        if time.monotonic() - last >= 5.0:
+            self._error_logged[err.code()] = time.monotonic()
+            log.warning("kafka error %s", kv(code=err.name(), detail=err.str()[:200]))
+
+    # -- backpressure ------------------------------------------------------------------
+    def check_backlog(self) -> None:
+        """Measure the backlog; pause or resume the assigned partitions accordingly."""
+        self._backlog_due = time.monotonic() + BACKLOG_EVERY_S / (2 if self.paused else 1)
+        try:
+            self.backlog = backlog(self.client, self.settings.shards)
+        except redis.RedisError as exc:
+            log.warning("backlog unknown %s", kv(error=type(exc).__name__, detail=str(exc)[:200]))
+            return
+        self.metrics.gauge("bridge.backlog", self.backlog)
+        limit = self.settings.max_backlog
+        if not self.paused and self.backlog > limit:
+            self.paused = True
+            self._pause()
+            self.metrics.incr("bridge.paused")
+            log.warning("backlog over limit, paused %s", kv(backlog=self.backlog, limit=limit))
+        elif self.paused and self.backlog <= limit * RESUME_FRACTION:
+            self.paused = False
+            parts = self.consumer.assignment()
+            if parts:
+                self.consumer.resume(parts)
+            log.info("backlog drained, resumed %s", kv(backlog=self.backlog, limit=limit))
+        self.metrics.gauge("bridge.paused", 1 if self.paused else 0)
+
+    def _pause(self) -> None:
+        parts = self.consumer.assignment()
+        if parts:
+            self.consumer.pause(parts)
+
+
+def backlog(client: Any, shards: int) -> int:
+    """Entries of all shard streams not yet acknowledged by group ``workers``."""
+    pipe = client.pipeline(transaction=False)
+    for shard in range(shards):
+        pipe.xinfo_groups(keys.stream(shard))
+        pipe.xlen(keys.stream(shard))
+    replies = pipe.execute(raise_on_error=False)
+    total = 0
+    for shard in range(shards):
+        groups, length = replies[2 * shard], replies[2 * shard + 1]
+        if isinstance(length, Exception):
+            raise length
+        total += _unacked(groups, length)
+    return total
+
+
+def _unacked(groups: Any, length: int) -> int:
+    if isinstance(groups, Exception):  # no stream yet: "no such key"
+        return length
+    for g in groups:
+        name = g.get("name")
+        if (name.decode() if isinstance(name, bytes) else name) == keys.STREAM_GROUP:
+            lag = g.get("lag")
+            if lag is None:
+                return length
+            return int(lag) + int(g.get("pending", 0))
+    return length
+
+
+def _dump(element: Any) -> str:
+    try:
+        return json.dumps(element, default=str)[:RAW_KEEP]
+    except (TypeError, ValueError):
+        return repr(element)[:RAW_KEEP]
+
+
+def _src(offsets: dict[tuple[str, int], tuple[int, int]]) -> str:
+    topics = {t for t, _ in offsets}
+    text = ",".join(f"{p}:{lo}-{hi}" for (_t, p), (lo, hi) in sorted(offsets.items()))
+    return (f"{topics.pop()}/" if len(topics) == 1 else "") + text[:200]
+
+
+def _parts(parts: list[tuple[str, int]]) -> str:
+    return ",".join(f"{t}/{p}" for t, p in parts) or "-"

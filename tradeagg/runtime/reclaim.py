@@ -1,0 +1,135 @@
+"""Reclaiming entries left pending by dead or stuck consumers.
+
+A worker killed between its Lua commit and its XACK leaves entries pending
+under a consumer name that nobody reads again (names carry the pid).
+``Reclaimer`` moves such entries to its own consumer with XAUTOCLAIM and runs
+them through the worker's own path (``ShardConsumer.screen`` for poison, then
+``ShardConsumer.process``): applying twice is harmless because the engine
+drops trades it already holds, so a claim from a consumer that was merely
+slow is safe too.
+
+Used by ``tradeagg reclaim`` (once, any idle time) and by every worker
+process (at startup and periodically, ``settings.reclaim_idle_ms``). The
+periodic pass also deletes consumers that hold nothing and have been idle
+for long (XGROUP DELCONSUMER), so the group does not grow by one consumer
+per restarted process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gevent.pool
+import redis
+
+from tradeagg.contract import keys
+from tradeagg.engine.apply import Engine
+from tradeagg.logs import kv
+from tradeagg.observe.metrics import Metrics
+from tradeagg.runtime import retry
+from tradeagg.runtime.consumer import ShardConsumer
+from tradeagg.settings import Settings
+from tradeagg.store.connection import text
+
+log = logging.getLogger("tradeagg.reclaim")
+
+FORGET_AFTER_IDLES = 10  # a consumer idle this many reclaim_idle_ms with nothing pending goes
+
+
+@dataclass
+class ClaimResult:
+    claimed: int = 0
+    poison: int = 0
+    left_pending: int = 0
+
+
+class Reclaimer:
+    """Claims idle pending entries of every shard into ``consumer`` and applies them."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        pool: gevent.pool.Pool,
+        settings: Settings,
+        metrics: Metrics,
+        consumer: str,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.client = engine.client
+        self.settings = settings
+        self.metrics = metrics
+        self.consumer = consumer
+        self.stopping = stopping
+        self.shards = [
+            ShardConsumer(shard, None, engine, pool, settings, metrics, consumer, stopping)
+            for shard in range(settings.shards)
+        ]
+
+    def reclaim(self, min_idle_ms: int) -> ClaimResult:
+        """One pass over every shard; returns what was claimed and what stayed pending."""
+        out = ClaimResult()
+        for sc in self.shards:
+            if self.stopping():
+                break
+            self.reclaim_shard(sc, min_idle_ms, out)
+        return out
+
+    def reclaim_shard(self, sc: ShardConsumer, min_idle_ms: int, out: ClaimResult) -> None:
+        start = "0-0"
+        count = self.settings.read_count
+        while not self.stopping():
+            try:
+                nxt, entries, *_deleted = self.client.xautoclaim(
+                    sc.stream, keys.STREAM_GROUP, self.consumer, min_idle_ms, start, count=count
+                )
+            except redis.ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    return  # nothing was ever read from this shard
+                raise
+            if entries:
+                out.claimed += len(entries)
+                self.metrics.incr("entries.reclaimed", len(entries))
+                log.info(
+                    "claimed idle entries %s",
+                    kv(shard=sc.shard, entries=len(entries), first=text(entries[0][0])),
+                )
+                kept = sc.screen(entries)
+                out.poison += len(entries) - len(kept)
+                if kept:
+                    out.left_pending += sc.process(kept)
+            start = text(nxt)
+            if start == "0-0":
+                return
+
+    def forget_idle_consumers(self) -> int:
+        """XGROUP DELCONSUMER for consumers with nothing pending, idle for long."""
+        limit = FORGET_AFTER_IDLES * self.settings.reclaim_idle_ms
+        gone = 0
+        for sc in self.shards:
+            try:
+                consumers = self.client.xinfo_consumers(sc.stream, keys.STREAM_GROUP)
+            except redis.ResponseError:
+                continue  # no stream or no group yet
+            for c in consumers:
+                name = text(c["name"])
+                if name != self.consumer and int(c["pending"]) == 0 and int(c["idle"]) > limit:
+                    self.client.xgroup_delconsumer(sc.stream, keys.STREAM_GROUP, name)
+                    gone += 1
+                    log.info(
+                        "idle consumer removed %s",
+                        kv(shard=sc.shard, consumer=name, idle_ms=c["idle"]),
+                    )
+        return gone
+
+    def run(self, wait: Callable[[float], bool]) -> None:
+        """Worker part: a pass at startup, then every half ``reclaim_idle_ms``, until stopping."""
+        interval = self.settings.reclaim_idle_ms / 2000.0
+        while not self.stopping():
+            retry.call(
+                log, "reclaim", self.reclaim, self.settings.reclaim_idle_ms, until=self.stopping
+            )
+            retry.call(log, "forget-consumers", self.forget_idle_consumers, until=self.stopping)
+            if wait(interval):
+                return

@@ -1,0 +1,1 @@
+"""Redis: the connection, the Lua script registry and the shard streams."""
