@@ -1,8 +1,10 @@
 """One typed configuration object, read from the environment once.
 
-``Settings.from_env()`` is the only reader of ``os.environ`` in tradeagg. It
-checks every variable and reports every bad one at once in a single
-``ConfigError`` line, so an operator fixes a Procfile in one go.
+``Settings.from_env()`` is the only reader of ``os.environ`` in tradeagg. Each
+setting is declared once, as a field with its variable, parser and doc
+(``setting()``); ``from_env`` reads them all in one loop, checks every
+variable and reports every bad one at once in a single ``ConfigError`` line,
+so an operator fixes a Procfile in one go.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from typing import TypeVar
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, TypeVar
 
 from tradeagg.errors import ConfigError
 
@@ -98,53 +100,150 @@ def _str(raw: str) -> str:
     return raw
 
 
+def _log_level(raw: str) -> str:
+    return _choice("debug", "info", "warning", "error", "critical")(raw).upper()
+
+
+def setting(
+    default: Any,
+    env: str | tuple[str, ...],
+    parse: Callable[[str], Any],
+    doc: str,
+    *,
+    secret: bool = False,
+) -> Any:
+    """A field of ``Settings``: its default, variable(s), parser and doc, in one place.
+
+    With several variables the last one set wins (``DYNO`` then
+    ``TRADEAGG_CONSUMER``). ``secret`` masks the value in ``describe()``.
+    """
+    names = (env,) if isinstance(env, str) else env
+    meta = {"env": names, "parse": parse, "doc": doc, "secret": secret}
+    if callable(default):
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Every knob of tradeagg. Field docs name the environment variable."""
+    """Every knob of tradeagg; ``docs()`` lists them with their variables."""
 
-    redis_url: str = "redis://127.0.0.1:6379/0"  # REDIS_URL
-    redis_cluster: bool = False  # TRADEAGG_REDIS_CLUSTER, or a redis+cluster:// URL
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"  # KAFKA_BOOTSTRAP_SERVERS
-    kafka_url: str = ""  # KAFKA_URL (Heroku, kafka+ssl://h1:9096,h2:9096)
-    kafka_trusted_cert: str = ""  # KAFKA_TRUSTED_CERT (PEM text)
-    kafka_client_cert: str = ""  # KAFKA_CLIENT_CERT (PEM text)
-    kafka_client_cert_key: str = ""  # KAFKA_CLIENT_CERT_KEY (PEM text)
-    kafka_prefix: str = ""  # KAFKA_PREFIX, prepended to topic and group
-    kafka_topic: str = "trades"  # TRADEAGG_KAFKA_TOPIC
-    kafka_group: str = "tradeagg"  # TRADEAGG_KAFKA_GROUP
-    windows: tuple[Window, ...] = field(
-        default_factory=lambda: parse_windows("1m,5m,15m,30m,1h")
-    )  # TRADEAGG_WINDOWS
-    clock: str = "wall"  # TRADEAGG_CLOCK: wall (windows end now) or event
-    maintenance_interval: float = 60.0  # TRADEAGG_MAINTENANCE_INTERVAL, seconds
-    stale_after: float = 10.0  # TRADEAGG_STALE_AFTER, seconds
-    shards: int = 8  # TRADEAGG_SHARDS
-    worker_pool: int = 8  # TRADEAGG_WORKER_POOL: concurrent Lua applies per process
-    max_skew_ms: int = 5_000  # TRADEAGG_MAX_SKEW_MS
-    read_count: int = 64  # TRADEAGG_READ_COUNT: stream entries per XREADGROUP
-    block_ms: int = 1_000  # TRADEAGG_BLOCK_MS: XREADGROUP BLOCK
-    tokens_per_call: int = 64  # TRADEAGG_TOKENS_PER_CALL: tokens per Lua call
-    entry_trades: int = 200  # TRADEAGG_ENTRY_TRADES: trades packed per stream entry
-    max_backlog: int = 200_000  # TRADEAGG_MAX_BACKLOG: stream entries before the bridge pauses
-    dead_letter_max: int = 10_000  # TRADEAGG_DEAD_LETTER_MAX: dead-letter stream cap
-    max_deliveries: int = 5  # TRADEAGG_MAX_DELIVERIES: then an entry is dead-lettered
-    reclaim_idle_ms: int = 60_000  # TRADEAGG_RECLAIM_IDLE_MS: workers claim entries idle this long
-    max_token_trades: int = 2_000_000  # TRADEAGG_MAX_TOKEN_TRADES: list cap per token (<= 9e6:
-    # with quotes <= 1e9 units a window's volume stays below 2^53 units, exact in Lua)
-    statsd_host: str = ""  # STATSD_HOST; empty: metrics off
-    statsd_port: int = 8125  # STATSD_PORT
-    statsd_prefix: str = "tradeagg"  # STATSD_PREFIX
-    metrics_interval: float = 10.0  # TRADEAGG_METRICS_INTERVAL, seconds between flushes
-    heartbeat_interval: float = 5.0  # TRADEAGG_HEARTBEAT_INTERVAL: heartbeat and probe period, s
-    warn_backlog: int = 10_000  # TRADEAGG_WARN_BACKLOG: undelivered entries in one shard
-    warn_pending_age_ms: int = 30_000  # TRADEAGG_WARN_PENDING_AGE_MS: oldest unacked entry idle
-    warn_memory_pct: float = 80.0  # TRADEAGG_WARN_MEMORY_PCT: used_memory / maxmemory
-    warn_loop_block_ms: int = 250  # TRADEAGG_WARN_LOOP_BLOCK_MS: event-loop wake-up lateness
-    warn_pool_pct: float = 95.0  # TRADEAGG_WARN_POOL_PCT: worker pool utilisation
-    warn_repeat_s: float = 60.0  # TRADEAGG_WARN_REPEAT_S: repeat a standing warning this often
-    log_level: str = "INFO"  # LOG_LEVEL
-    consumer_name: str = ""  # TRADEAGG_CONSUMER, else DYNO (Heroku), else host-pid
-    test_crash_after_apply: float = 0.0  # TRADEAGG_TEST_CRASH_AFTER_APPLY: tests only
+    redis_url: str = setting(
+        "redis://127.0.0.1:6379/0",
+        "REDIS_URL",
+        _redis_url,
+        "Redis (redis://, rediss://, redis+cluster://, unix://)",
+    )
+    redis_cluster: bool = setting(
+        False, "TRADEAGG_REDIS_CLUSTER", _bool, "Redis Cluster (also implied by a +cluster URL)"
+    )
+    kafka_bootstrap_servers: str = setting(
+        "127.0.0.1:9092", "KAFKA_BOOTSTRAP_SERVERS", _str, "Kafka brokers host:port,..."
+    )
+    kafka_url: str = setting("", "KAFKA_URL", _str, "Heroku Kafka: kafka+ssl://h1:9096,h2:9096")
+    kafka_trusted_cert: str = setting(
+        "", "KAFKA_TRUSTED_CERT", _str, "Heroku Kafka CA (PEM text)", secret=True
+    )
+    kafka_client_cert: str = setting(
+        "", "KAFKA_CLIENT_CERT", _str, "Heroku Kafka client certificate (PEM text)", secret=True
+    )
+    kafka_client_cert_key: str = setting(
+        "", "KAFKA_CLIENT_CERT_KEY", _str, "Heroku Kafka client key (PEM text)", secret=True
+    )
+    kafka_prefix: str = setting("", "KAFKA_PREFIX", _str, "prepended to topic and group")
+    kafka_topic: str = setting("trades", "TRADEAGG_KAFKA_TOPIC", _str, "trade topic")
+    kafka_group: str = setting("tradeagg", "TRADEAGG_KAFKA_GROUP", _str, "bridge consumer group")
+    windows: tuple[Window, ...] = setting(
+        lambda: parse_windows("1m,5m,15m,30m,1h"),
+        "TRADEAGG_WINDOWS",
+        parse_windows,
+        "window labels: digits + ms|s|m|h|d, comma-separated",
+    )
+    clock: str = setting(
+        "wall", "TRADEAGG_CLOCK", _choice(*CLOCKS), "wall (windows end now) or event (newest trade)"
+    )
+    maintenance_interval: float = setting(
+        60.0, "TRADEAGG_MAINTENANCE_INTERVAL", _float(0.05, 86_400), "janitor period, seconds"
+    )
+    stale_after: float = setting(
+        10.0,
+        "TRADEAGG_STALE_AFTER",
+        _float(0.0, 86_400),
+        "janitor refreshes tokens quiet this long, s",
+    )
+    shards: int = setting(8, "TRADEAGG_SHARDS", _int(1, 1024), "shard streams")
+    worker_pool: int = setting(
+        8, "TRADEAGG_WORKER_POOL", _int(1, 1024), "concurrent Lua applies per process"
+    )
+    max_skew_ms: int = setting(
+        5_000,
+        "TRADEAGG_MAX_SKEW_MS",
+        _int(0, 86_400_000),
+        "a trade further in the future is invalid",
+    )
+    read_count: int = setting(
+        64, "TRADEAGG_READ_COUNT", _int(1, 10_000), "stream entries per XREADGROUP"
+    )
+    block_ms: int = setting(1_000, "TRADEAGG_BLOCK_MS", _int(1, 60_000), "XREADGROUP BLOCK, ms")
+    tokens_per_call: int = setting(
+        64, "TRADEAGG_TOKENS_PER_CALL", _int(1, 1_000), "tokens per Lua call"
+    )
+    entry_trades: int = setting(
+        200, "TRADEAGG_ENTRY_TRADES", _int(1, 10_000), "trades packed per stream entry"
+    )
+    max_backlog: int = setting(
+        200_000,
+        "TRADEAGG_MAX_BACKLOG",
+        _int(100, 100_000_000),
+        "stream entries per shard before the bridge pauses",
+    )
+    dead_letter_max: int = setting(
+        10_000, "TRADEAGG_DEAD_LETTER_MAX", _int(1, 10_000_000), "dead-letter stream cap per shard"
+    )
+    max_deliveries: int = setting(
+        5, "TRADEAGG_MAX_DELIVERIES", _int(1, 1_000), "then an entry is dead-lettered"
+    )
+    reclaim_idle_ms: int = setting(
+        60_000,
+        "TRADEAGG_RECLAIM_IDLE_MS",
+        _int(100, 86_400_000),
+        "workers claim entries pending this long on another consumer",
+    )
+    # <= 9e6: with quotes <= 1e9 units a window's volume stays below 2^53 units, exact in Lua
+    max_token_trades: int = setting(
+        2_000_000, "TRADEAGG_MAX_TOKEN_TRADES", _int(1_000, 9_000_000), "list cap per token"
+    )
+    statsd_host: str = setting("", "STATSD_HOST", _str, "StatsD host; empty: metrics off")
+    statsd_port: int = setting(8125, "STATSD_PORT", _int(1, 65_535), "StatsD port")
+    statsd_prefix: str = setting("tradeagg", "STATSD_PREFIX", _str, "metric name prefix")
+    metrics_interval: float = setting(
+        10.0, "TRADEAGG_METRICS_INTERVAL", _float(0.05, 3_600), "seconds between metric flushes"
+    )
+    heartbeat_interval: float = setting(
+        5.0, "TRADEAGG_HEARTBEAT_INTERVAL", _float(0.05, 3_600), "heartbeat and probe period, s"
+    )
+    warn_backlog: int = setting(
+        10_000, "TRADEAGG_WARN_BACKLOG", _int(1, 1_000_000_000), "undelivered entries in one shard"
+    )
+    warn_pending_age_ms: int = setting(
+        30_000, "TRADEAGG_WARN_PENDING_AGE_MS", _int(1, 86_400_000), "oldest unacked entry idle, ms"
+    )
+    warn_memory_pct: float = setting(
+        80.0, "TRADEAGG_WARN_MEMORY_PCT", _float(1, 100), "used_memory / maxmemory, %"
+    )
+    warn_loop_block_ms: int = setting(
+        250, "TRADEAGG_WARN_LOOP_BLOCK_MS", _int(1, 600_000), "event-loop wake-up lateness, ms"
+    )
+    warn_pool_pct: float = setting(
+        95.0, "TRADEAGG_WARN_POOL_PCT", _float(1, 100), "worker pool utilisation, %"
+    )
+    warn_repeat_s: float = setting(
+        60.0, "TRADEAGG_WARN_REPEAT_S", _float(0, 86_400), "repeat a standing warning this often, s"
+    )
+    log_level: str = setting("INFO", "LOG_LEVEL", _log_level, "debug, info, warning, error")
+    consumer_name: str = setting(
+        "", ("DYNO", "TRADEAGG_CONSUMER"), _str, "consumer name; default host-pid"
+    )
 
     @property
     def longest_ms(self) -> int:
@@ -167,63 +266,16 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
         problems: list[str] = []
-
-        def take(name: str, attr: str, parse: Callable[[str], T]) -> None:
-            raw = env.get(name)
-            if raw is None or raw == "":
-                return
-            try:
-                values[attr] = parse(raw)
-            except ValueError as exc:
-                problems.append(f"{name}={raw[:60]!r}: {exc}")
-
-        take("REDIS_URL", "redis_url", _redis_url)
-        take("TRADEAGG_REDIS_CLUSTER", "redis_cluster", _bool)
-        take("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers", _str)
-        take("KAFKA_URL", "kafka_url", _str)
-        take("KAFKA_TRUSTED_CERT", "kafka_trusted_cert", _str)
-        take("KAFKA_CLIENT_CERT", "kafka_client_cert", _str)
-        take("KAFKA_CLIENT_CERT_KEY", "kafka_client_cert_key", _str)
-        take("KAFKA_PREFIX", "kafka_prefix", _str)
-        take("TRADEAGG_KAFKA_TOPIC", "kafka_topic", _str)
-        take("TRADEAGG_KAFKA_GROUP", "kafka_group", _str)
-        take("TRADEAGG_WINDOWS", "windows", parse_windows)
-        take("TRADEAGG_CLOCK", "clock", _choice(*CLOCKS))
-        take("TRADEAGG_MAINTENANCE_INTERVAL", "maintenance_interval", _float(0.05, 86_400))
-        take("TRADEAGG_STALE_AFTER", "stale_after", _float(0.0, 86_400))
-        take("TRADEAGG_SHARDS", "shards", _int(1, 1024))
-        take("TRADEAGG_WORKER_POOL", "worker_pool", _int(1, 1024))
-        take("TRADEAGG_MAX_SKEW_MS", "max_skew_ms", _int(0, 86_400_000))
-        take("TRADEAGG_READ_COUNT", "read_count", _int(1, 10_000))
-        take("TRADEAGG_BLOCK_MS", "block_ms", _int(1, 60_000))
-        take("TRADEAGG_TOKENS_PER_CALL", "tokens_per_call", _int(1, 1_000))
-        take("TRADEAGG_ENTRY_TRADES", "entry_trades", _int(1, 10_000))
-        take("TRADEAGG_MAX_BACKLOG", "max_backlog", _int(100, 100_000_000))
-        take("TRADEAGG_DEAD_LETTER_MAX", "dead_letter_max", _int(1, 10_000_000))
-        take("TRADEAGG_MAX_DELIVERIES", "max_deliveries", _int(1, 1_000))
-        take("TRADEAGG_RECLAIM_IDLE_MS", "reclaim_idle_ms", _int(100, 86_400_000))
-        take("TRADEAGG_TEST_CRASH_AFTER_APPLY", "test_crash_after_apply", _float(0.0, 1.0))
-        take("TRADEAGG_MAX_TOKEN_TRADES", "max_token_trades", _int(1_000, 9_000_000))
-        take("STATSD_HOST", "statsd_host", _str)
-        take("STATSD_PORT", "statsd_port", _int(1, 65_535))
-        take("STATSD_PREFIX", "statsd_prefix", _str)
-        take("TRADEAGG_METRICS_INTERVAL", "metrics_interval", _float(0.05, 3_600))
-        take("TRADEAGG_HEARTBEAT_INTERVAL", "heartbeat_interval", _float(0.05, 3_600))
-        take("TRADEAGG_WARN_BACKLOG", "warn_backlog", _int(1, 1_000_000_000))
-        take("TRADEAGG_WARN_PENDING_AGE_MS", "warn_pending_age_ms", _int(1, 86_400_000))
-        take("TRADEAGG_WARN_MEMORY_PCT", "warn_memory_pct", _float(1, 100))
-        take("TRADEAGG_WARN_LOOP_BLOCK_MS", "warn_loop_block_ms", _int(1, 600_000))
-        take("TRADEAGG_WARN_POOL_PCT", "warn_pool_pct", _float(1, 100))
-        take("TRADEAGG_WARN_REPEAT_S", "warn_repeat_s", _float(0, 86_400))
-        take(
-            "LOG_LEVEL",
-            "log_level",
-            lambda raw: _choice("debug", "info", "warning", "error", "critical")(raw).upper(),
-        )
-
-        take("DYNO", "consumer_name", _str)
-        take("TRADEAGG_CONSUMER", "consumer_name", _str)
-
+        for f in fields(cls):
+            for name in f.metadata["env"]:
+                raw = env.get(name)
+                if raw is None or raw == "":
+                    continue
+                try:
+                    values[f.name] = f.metadata["parse"](raw)
+                except ValueError as exc:
+                    shown = "<hidden>" if f.metadata["secret"] else _mask(raw[:60])
+                    problems.append(f"{name}={shown!r}: {exc}")
         url = str(values.get("redis_url", cls.redis_url))
         if "+cluster://" in url:
             values["redis_cluster"] = True
@@ -234,16 +286,32 @@ class Settings:
             raise ConfigError("invalid configuration: " + "; ".join(problems))
         return cls(**values)  # type: ignore[arg-type]
 
+    @classmethod
+    def docs(cls) -> list[tuple[str, str, str]]:
+        """(variables, default, doc) per setting, for help texts and the README."""
+        out = []
+        for f in fields(cls):
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            if f.name == "windows":
+                default = ",".join(w.label for w in default)
+            out.append((" or ".join(f.metadata["env"]), str(default), f.metadata["doc"]))
+        return out
+
     def describe(self) -> dict[str, object]:
         """Settings as plain values, secrets masked (for logs and ``stats``)."""
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("kafka_client_cert_key", "kafka_client_cert", "kafka_trusted_cert"):
+            if f.metadata["secret"]:
                 value = "<set>" if value else ""
             elif f.name == "windows":
                 value = ",".join(w.label for w in value)
-            elif f.name == "redis_url":
-                value = re.sub(r"://[^@/]*@", "://***@", str(value))
+            elif isinstance(value, str):
+                value = _mask(value)
             out[f.name] = value
         return out
+
+
+def _mask(text: str) -> str:
+    """``scheme://user:password@host`` -> ``scheme://***@host``: credentials never printed."""
+    return re.sub(r"://[^@/\s]*@", "://***@", text)

@@ -10,7 +10,7 @@ import json
 import random
 import time
 
-from tests import reference
+from tests.support import reference
 from tests.support.bridge_procs import Proc, env_for, produce, trade_message, wait_for
 from tradeagg.contract.keys import TokenKeys
 from tradeagg.devtools.synthetic import SyntheticFeed

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import gevent.pool
 import pytest
 
-from tests import reference
+from tests.support import reference
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import Engine, now_ms

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests import reference
+from tests.support import reference
 from tests.support.servers import RedisServer
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from tests import reference
+from tests.support import reference
 from tests.support.checks import assert_matches_reference
 from tradeagg.contract.keys import token_keys
 from tradeagg.contract.trade import Trade

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import uuid
 
-from tests import reference
+from tests.support import reference
 from tests.support.bridge_procs import (
     Proc,
     committed,

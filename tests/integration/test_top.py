@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests import reference
+from tests.support import reference
 from tradeagg.contract.trade import Trade
 from tradeagg.devtools.synthetic import SyntheticFeed
 from tradeagg.engine import rank

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-from tests import reference
+from tests.support import reference
 from tests.support.bridge_procs import Proc, env_for, wait_for
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade

@@ -14,6 +14,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from tests.support.crashing_worker import CRASH_ENV
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade
 from tradeagg.devtools.synthetic import to_message
@@ -38,13 +39,18 @@ def env_for(redis_url: str, bootstrap: str, topic: str, **extra: str) -> dict[st
 
 
 class Proc:
-    """``python -m tradeagg COMMAND`` with its output in a file."""
+    """``python -m tradeagg COMMAND`` with its output in a file.
+
+    A worker whose env sets ``TRADEAGG_TEST_CRASH_AFTER_APPLY`` runs through
+    ``tests.support.crashing_worker``, which injects that fault.
+    """
 
     def __init__(self, command: str, env: dict[str, str], log: Path) -> None:
         self.log = log
         self.fh = open(log, "ab")  # closed in wait()/kill()
+        module = "tests.support.crashing_worker" if CRASH_ENV in env else "tradeagg"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tradeagg", command],
+            [sys.executable, "-m", module, command],
             env=env,
             stdout=self.fh,
             stderr=subprocess.STDOUT,

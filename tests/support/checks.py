@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tests import reference
+from tests.support import reference
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.read import Reader
 from tradeagg.settings import Window

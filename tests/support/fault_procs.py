@@ -7,7 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
-from tests import reference
+from tests.support import reference
 from tests.support.bridge_procs import env_for
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade

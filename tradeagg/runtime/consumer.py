@@ -12,12 +12,10 @@ counted, without touching other tokens.
 from __future__ import annotations
 
 import logging
-import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import gevent.pool
 import redis
@@ -84,6 +82,10 @@ def decode(entries: list[Entry]) -> Batch:
 
 class ShardConsumer:
     """Consumes one shard stream for this process."""
+
+    #: Runs after a batch committed, before its XACK: a seam for fault tests
+    #: (tests/support/crashing_worker.py), never set by the service itself.
+    before_ack: ClassVar[Callable[[], None] | None] = None
 
     def __init__(
         self,
@@ -197,8 +199,8 @@ class ShardConsumer:
             except redis.RedisError as exc:
                 log.error("invalidate failed %s", kv(shard=self.shard, error=str(exc)[:200]))
         done = [i for i in batch.ids if not (batch.tokens_of[i] & failed_tokens)]
-        if self.settings.test_crash_after_apply and done:
-            self._test_crash()
+        if self.before_ack is not None and done:
+            self.before_ack()
         if done:
             t1 = time.perf_counter()
             self.client.xack(self.stream, keys.STREAM_GROUP, *done)
@@ -235,17 +237,6 @@ class ShardConsumer:
         if poison:
             self.client.xack(self.stream, keys.STREAM_GROUP, *poison)
         return keep
-
-    def _test_crash(self) -> None:
-        """Test hook (TRADEAGG_TEST_CRASH_AFTER_APPLY, tests only): die after commit, before XACK.
-
-        With that probability per batch the process ends at once, as a
-        SIGKILL would: the Lua call has committed, the entries stay pending.
-        """
-        if random.random() < self.settings.test_crash_after_apply:
-            log.warning("test crash after apply, before ack %s", kv(shard=self.shard))
-            logging.shutdown()
-            os._exit(86)
 
     def apply_all(self, calls: list[list[tuple[str, list[str]]]]) -> list[Any]:
         """Outcome per call: its results or the exception that stopped it.
