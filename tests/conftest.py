@@ -6,8 +6,11 @@ area (Kafka broker, Redis Cluster, ...) keeps its own file.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from tests.support.docker_backend import DockerRedis, engine
 from tests.support.servers import RedisServer
 
 pytest_plugins = [
@@ -17,10 +20,28 @@ pytest_plugins = [
 ]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=("local", "docker"),
+        default=os.environ.get("TRADEAGG_TEST_BACKEND", "local"),
+        help="servers for the integration tests: local processes (redis-server, Tansu) "
+        "or containers of the official Redis and Apache Kafka images (skipped when no "
+        "Docker engine is reachable)",
+    )
+
+
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory):
-    """A redis-server of our own on a free port (never the machine's 6379)."""
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
+def redis_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A Redis of our own on a free port (never the machine's 6379): a local
+    redis-server, or the official image with ``--backend docker``."""
+    if request.config.getoption("backend") == "docker":
+        client, reason = engine()
+        if client is None:
+            pytest.skip(reason)
+        server = DockerRedis(client)
+    else:
+        server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
     server.stop()

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
 
+from tests.support.docker_backend import DockerKafka, engine
+from tests.support.kafka_admin import KafkaAdmin
 from tests.support.servers import free_port, stop_process, wait_port
 
 
-class TansuBroker:
+class TansuBroker(KafkaAdmin):
     """A Tansu broker process we own: start, kill (as in a crash), stop."""
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
@@ -61,22 +62,6 @@ class TansuBroker:
                 if time.monotonic() > deadline:
                     raise
 
-    def admin(self) -> AdminClient:
-        return AdminClient({"bootstrap.servers": self.bootstrap})
-
-    def create_topic(self, name: str, partitions: int = 4) -> None:
-        """Create ``name`` and wait until its metadata lists every partition."""
-        admin = self.admin()  # keep a reference: futures die with their client
-        admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=15)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            md = admin.list_topics(name, timeout=5)
-            t = md.topics.get(name)
-            if t is not None and t.error is None and len(t.partitions) == partitions:
-                return
-            time.sleep(0.05)
-        raise TimeoutError(f"topic {name} not visible")
-
     def stop(self) -> None:
         stop_process(self.proc)
         if getattr(self, "log", None):
@@ -84,9 +69,15 @@ class TansuBroker:
 
 
 @pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory):
-    """One Tansu broker for the session."""
-    broker = TansuBroker(tmp_path_factory.mktemp("tansu"))
+def kafka_broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """One broker for the session: Tansu, or Apache Kafka in Docker (``--backend docker``)."""
+    if request.config.getoption("backend") == "docker":
+        client, reason = engine()
+        if client is None:
+            pytest.skip(reason)
+        broker = DockerKafka(client)
+    else:
+        broker = TansuBroker(tmp_path_factory.mktemp("tansu"))
     broker.start()
     yield broker
     broker.stop()

@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.statsd_listener import StatsdListener
 from tradeagg.errors import ConfigError
+from tradeagg.observe.catalogue import COUNTERS
 from tradeagg.observe.metrics import (
     MAX_SAMPLES,
     StatsdMetrics,
@@ -141,3 +142,25 @@ def test_factory_follows_statsd_host(listener):
 def test_an_unresolvable_host_is_a_config_error():
     with pytest.raises(ConfigError, match="STATSD_HOST"):
         StatsdMetrics("no-such-host.invalid", 8125)
+
+
+def test_declared_counters_are_sent_as_zero_until_counted(listener):
+    m = StatsdMetrics("127.0.0.1", listener.port, "ta", declared=("trades.late", "deadletters"))
+    m.incr("trades.late", 2)
+    m.flush()
+    listener.wait_for(lambda: listener.named("ta.deadletters"))
+    assert [s.value for s in listener.named("ta.trades.late")] == [2]
+    assert [(s.value, s.type) for s in listener.named("ta.deadletters")] == [(0, "c")]
+    m.flush()  # an empty interval still reports the declared series, as zeros
+    listener.wait_for(lambda: len(listener.named("ta.trades.late")) == 2)
+    assert [s.value for s in listener.named("ta.trades.late")] == [2, 0]
+
+
+def test_processes_declare_every_catalogued_counter(listener):
+    m = metrics_from_settings(
+        Settings.from_env({"STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(listener.port)})
+    )
+    m.flush()
+    listener.wait_for(lambda: listener.named("tradeagg.greenlet.crashed"))
+    for name in COUNTERS:
+        assert [s.value for s in listener.named(f"tradeagg.{name}")] == [0], name

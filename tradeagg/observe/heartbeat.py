@@ -25,6 +25,7 @@ import redis
 from tradeagg.contract import keys
 from tradeagg.logs import kv
 from tradeagg.observe import probes
+from tradeagg.observe.catalogue import WARNINGS
 from tradeagg.observe.metrics import Metrics, run_flusher
 from tradeagg.settings import Settings
 
@@ -132,7 +133,7 @@ class Observer:
         repeat = settings.warn_repeat_s
         self.alarms = {
             n: Alarm(n, metrics, repeat)
-            for n in ("backlog", "pending_age", "memory", "loop_block", "pool", "redis")
+            for n in WARNINGS
         }
 
     def run(self, service: Any) -> None:

@@ -25,6 +25,7 @@ from gevent import monkey
 
 from tradeagg.errors import ConfigError
 from tradeagg.logs import kv
+from tradeagg.observe.catalogue import COUNTERS
 from tradeagg.settings import Settings
 
 log = logging.getLogger("tradeagg.metrics")
@@ -128,14 +129,24 @@ class _Timer:
 class StatsdMetrics(TotalsMetrics):
     """Aggregates in process; ``flush()`` sends one interval's figures in batched packets.
 
-    Counters go out as their interval sum (``name:N|c``), gauges as their last
+    Counters go out as their interval sum (``name:N|c``), every ``declared``
+    counter too, as 0 when nothing was counted, so its series exists before its
+    first event (see observe/catalogue.py); gauges as their last
     value (``name:V|g``), timers as their samples; when more than MAX_SAMPLES
     arrived, each kept sample carries the sample rate (``name:T|ms|@R``) so
     StatsD still derives the true count and rate.
     """
 
-    def __init__(self, host: str, port: int, prefix: str = "", maxudpsize: int = MAX_UDP) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        prefix: str = "",
+        maxudpsize: int = MAX_UDP,
+        declared: tuple[str, ...] = (),
+    ) -> None:
         super().__init__()
+        self.declared = declared
         try:
             self.client = statsd.StatsClient(
                 host, port, prefix=prefix or None, maxudpsize=maxudpsize
@@ -171,6 +182,8 @@ class StatsdMetrics(TotalsMetrics):
 
     def flush(self) -> None:
         counters, timers, gauges = self.take()
+        for name in self.declared:
+            counters.setdefault(name, 0)
         if not (counters or timers or gauges):
             return
         pipe = self.client.pipeline()
@@ -197,7 +210,9 @@ def metrics_from_settings(settings: Settings) -> Metrics:
     """StatsD when STATSD_HOST is set; else counters kept for heartbeats only."""
     if not settings.statsd_host:
         return TotalsMetrics()
-    return StatsdMetrics(settings.statsd_host, settings.statsd_port, settings.statsd_prefix)
+    return StatsdMetrics(
+        settings.statsd_host, settings.statsd_port, settings.statsd_prefix, declared=COUNTERS
+    )
 
 
 def run_flusher(service: Any, metrics: Metrics, interval: float) -> None:
