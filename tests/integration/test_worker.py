@@ -18,6 +18,7 @@ import redis
 
 from tests.support import reference
 from tests.support.bridge_procs import Proc, env_for, running, wait_for
+from tests.support.checks import window_mismatches
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade
 from tradeagg.devtools.bench import backlog
@@ -68,13 +69,7 @@ def assert_exact(windows: dict[str, dict], trades: list[Trade], at: int, s: Sett
     for token, got in windows.items():
         want = reference.windows([t for t in trades if t.token == token], at, s.windows)
         for w in s.windows:
-            g, r = got[w.label], want[w.label]
-            for k in ("buys", "sells", "buy_volume", "sell_volume", "volume", "open", "close"):
-                assert g[k] == r[k], (token, w.label, k, g[k], r[k])
-            if r["price_change_pct"] is None:
-                assert g["price_change_pct"] is None
-            else:
-                assert abs(float(g["price_change_pct"]) - r["price_change_pct"]) < 1e-9
+            assert window_mismatches(got[w.label], want[w.label]) == [], (token, w.label)
 
 
 def drained(client: redis.Redis) -> bool:

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from typing import Any
 
-from tests.support import reference
 from tests.support.bridge_procs import env_for, wait_for
+from tests.support.checks import reference_mismatches
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import now_ms
@@ -137,23 +137,8 @@ def mismatches(client: Any, settings: Settings, trades: list[Trade]) -> list[str
     last_update is refused.
     """
     at = now_ms() + 2_000
-    reader = Reader(client, settings)
-    bad = []
-    for token in sorted({t.token for t in trades}):
-        got = reader.read(token, at)
-        want = reference.windows([t for t in trades if t.token == token], at, settings.windows)
-        for w in settings.windows:
-            g, r = got.windows[w.label], want[w.label]
-            if (g.buys, g.sells, g.buy_volume, g.sell_volume, g.open, g.close) != (
-                r["buys"],
-                r["sells"],
-                r["buy_volume"],
-                r["sell_volume"],
-                r["open"],
-                r["close"],
-            ):
-                bad.append(f"{token} {w.label}: got {g} want {r}")
-    return bad
+    tokens = sorted({t.token for t in trades})
+    return reference_mismatches(Reader(client, settings), trades, at, settings.windows, tokens)
 
 
 def reclaim(env: dict[str, str]) -> subprocess.CompletedProcess:
