@@ -53,9 +53,10 @@ def test_sigkill_and_crash_between_commit_and_ack(tmp_path: Path, redis_client, 
     feed = Feed(seed=7, longest_ms=s.longest_ms)
     procs = [Proc("worker", crashy, tmp_path / f"w{i}.log") for i in range(2)]
     kills = hook_crashes = restarts = 0
-    deadline = time.monotonic() + 12
-    next_kill = time.monotonic() + rng.uniform(0.8, 1.5)
     try:
+        wait_groups(redis_client, s.shards, 60)  # the workers are up before the first kill
+        deadline = time.monotonic() + 12
+        next_kill = time.monotonic() + rng.uniform(0.8, 1.5)
         while time.monotonic() < deadline:
             streams.append(redis_client, s, feed.batch(rng.randrange(5, 40)))
             for i, p in enumerate(procs):
