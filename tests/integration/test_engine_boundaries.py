@@ -4,9 +4,10 @@ The scenarios (tests/support/strategies.py ``edge_scenarios``) put call and
 read instants exactly where a trade leaves a window (``ts + w``, +-1 ms),
 tie later batches with the list's tail on ``ts`` and on ``(ts, seq)``, use
 ids that differ only in byte order, runs of equal ``ts`` and trades exactly at
-the late cutoff. After every call, the applied / duplicate / late counts the
-Lua script returns must equal a model's, and every metric of every window must
-equal the reference at several boundary instants.
+the late cutoff, and ids sent again with another ts. After every call, the
+applied / duplicate / late counts the Lua script returns must equal a model's,
+and every metric of every window must equal the reference over the trades the
+model keeps, at several boundary instants.
 """
 
 from __future__ import annotations
@@ -25,38 +26,44 @@ from tradeagg.settings import Settings, parse_windows
 WINDOWS = ["250ms,2s,10s", "1s,3s,10s", "3s,15s"]
 
 
-class CountModel:
-    """What ``apply_trades.lua`` must report per token and call (CONTRACT §1, §2).
+class EngineModel:
+    """What ``apply_trades.lua`` must report per token and call, and which trades it keeps.
 
     Per token, a call stands at ``at`` = the later of its previous ``at`` and
-    the call's instant. Identical records of one call count once. A trade with
-    ``ts <= at - longest`` is late; else one whose id was applied is a
-    duplicate; else it is applied. (An applied id is only forgotten once its
-    trade left the longest window, and then a re-send of it is late.)
+    the call's instant. Identical records of one call count once; the rest are
+    taken in (ts, seq, id) order. A trade with ``ts <= at - longest`` is late
+    (CONTRACT §1); else one whose id the token remembers is a duplicate, even
+    with another ts, seq or price (the first applied stays); else it is
+    applied. After the call, trades with ``ts <= at - longest`` are dropped
+    and their ids forgotten (they are outside every window from then on).
     """
 
     def __init__(self, longest: int) -> None:
         self.longest = longest
         self.at: dict[str, int] = {}
-        self.ids: dict[str, set[str]] = {}
+        self.kept: dict[str, dict[str, Trade]] = {}
 
     def call(self, step: EdgeStep) -> dict[str, tuple[int, int, int]]:
         out: dict[str, tuple[int, int, int]] = {}
         for token in sorted({t.token for t in step.trades}):
             at = max(self.at.get(token, step.now), step.now)
-            seen = self.ids.setdefault(token, set())
+            kept = self.kept.setdefault(token, {})
             applied = duplicates = late = 0
             for t in sorted({t for t in step.trades if t.token == token}, key=_order):
                 if t.ts <= at - self.longest:
                     late += 1
-                elif t.id in seen:
+                elif t.id in kept:
                     duplicates += 1
                 else:
                     applied += 1
-                    seen.add(t.id)
+                    kept[t.id] = t
             self.at[token] = at
+            self.kept[token] = {i: t for i, t in kept.items() if t.ts > at - self.longest}
             out[token] = (applied, duplicates, late)
         return out
+
+    def trades(self) -> list[Trade]:
+        return [t for kept in self.kept.values() for t in kept.values()]
 
 
 def _order(t: Trade) -> tuple[int, int, str]:
@@ -83,7 +90,7 @@ def test_edges_match_reference_and_counts_match_model(redis_client, data, spec):
     steps = data.draw(edge_scenarios(windows_ms))
     engine = Engine(redis_client, s)
     reader = Reader(redis_client, s, engine.scripts)
-    model = CountModel(s.longest_ms)
+    model = EngineModel(s.longest_ms)
     sent: list[Trade] = []
     for n, step in enumerate(steps):
         results = engine.apply_records([t.record for t in step.trades], now=step.now)
@@ -91,6 +98,7 @@ def test_edges_match_reference_and_counts_match_model(redis_client, data, spec):
         assert not any(r.failed or r.reason for r in results), results
         assert got == model.call(step), f"call {n} at {step.now}"
         sent.extend(step.trades)
+        kept = model.trades()
         for at in read_instants(step.now, sent, windows_ms, data):
-            bad = reference_mismatches(reader, sent, at, s.windows, TOKENS)
+            bad = reference_mismatches(reader, kept, at, s.windows, TOKENS)
             assert bad == [], f"after call {n}:\n" + "\n".join(bad[:10])

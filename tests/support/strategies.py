@@ -61,6 +61,7 @@ KINDS = (
     "cutoff",  # ts at the late cutoff of this call, +-1 ms
     "boundary",  # ts exactly a window length (+-1 ms) before this call
     "resend",  # a trade sent before (a duplicate, or late by now)
+    "same_id",  # a sent trade's id with another ts, seq, side and price: still that trade
 )
 
 
@@ -146,6 +147,11 @@ def edge_scenarios(draw, windows_ms: list[int], tokens=TOKENS, max_steps: int = 
                     "tail_lower_seq": max(tail.seq - draw(st.integers(1, 2)), 0),
                 }[kind]
                 made.append(_trade(draw, ids, token, tail.ts, seq))
+            elif kind == "same_id" and mine:
+                like = draw(st.sampled_from(mine))
+                ts = now - draw(st.sampled_from(edges))
+                ts = ts if ts != like.ts else ts - 1
+                made.append(_trade(draw, ids, token, ts, draw(st.integers(0, 3)), like.id))
             elif kind == "byte_order" and mine:
                 like = draw(st.sampled_from(mine))
                 made.append(_trade(draw, ids, token, like.ts, like.seq, ids.partner(draw, like.id)))
