@@ -172,3 +172,14 @@ def test_an_emptied_window_matches_the_reference_on_every_metric(redis_client: r
     assert (w["1m"].buys, w["1m"].open) == (1, Decimal(4))
     w = Reader(redis_client, s, engine.scripts).read(TOKEN, T0 + 999).windows
     assert (w["1s"].buys, w["1s"].close) == (1, Decimal(4))
+
+
+def test_an_id_seen_again_with_another_ts_is_a_duplicate(redis_client: redis.Redis) -> None:
+    """§1: the same id is one trade; the first applied stays, whatever the second says."""
+    s = Settings(windows=parse_windows("1m"))
+    engine = Engine(redis_client, s)
+    apply(engine, [trade("x", 1000, price="5")], now=2000)
+    r = apply(engine, [trade("x", 1500, seq=3, price="9", quote_nano=7 * 10**9)], now=2001)
+    assert (r.applied, r.duplicates, r.late) == (0, 1, 0)
+    w = Reader(redis_client, s, engine.scripts).read(TOKEN, 2001).windows["1m"]
+    assert (w.buys, w.volume, w.open, w.close) == (1, Decimal(1), Decimal(5), Decimal(5))
