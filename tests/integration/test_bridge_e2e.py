@@ -10,8 +10,8 @@ import json
 import random
 import time
 
-from tests.support import reference
 from tests.support.bridge_procs import Proc, env_for, produce, trade_message, wait_for
+from tests.support.checks import assert_matches_reference
 from tradeagg.contract.keys import TokenKeys
 from tradeagg.devtools.synthetic import SyntheticFeed
 from tradeagg.engine.read import Reader
@@ -51,15 +51,4 @@ def test_produce_bridge_worker_gives_exact_aggregates(
     settings = Settings()
     reader = Reader(redis_client, settings)
     at = int(time.time() * 1000)
-    for token in tokens:
-        want = reference.windows([t for t in trades if t.token == token], at, settings.windows)
-        got = reader.read(token, at)
-        for w in settings.windows:
-            g, r = got.windows[w.label], want[w.label]
-            assert (g.buys, g.sells) == (r["buys"], r["sells"]), (token, w.label)
-            assert (g.buy_volume, g.sell_volume, g.volume) == (
-                r["buy_volume"],
-                r["sell_volume"],
-                r["volume"],
-            ), (token, w.label)
-            assert (g.open, g.close) == (r["open"], r["close"]), (token, w.label)
+    assert_matches_reference(reader, trades, at, settings.windows, tokens)

@@ -21,6 +21,7 @@ from tests.support.bridge_procs import (
     committed,
     dead_letters,
     produce,
+    running,
     trade_message,
     wait_for,
 )
@@ -31,6 +32,7 @@ from tests.support.fault_procs import (
     reclaim,
     settings_of,
     undelivered,
+    wait_groups,
     worker_env,
 )
 from tests.support.servers import RedisServer
@@ -51,9 +53,10 @@ def test_sigkill_and_crash_between_commit_and_ack(tmp_path: Path, redis_client, 
     feed = Feed(seed=7, longest_ms=s.longest_ms)
     procs = [Proc("worker", crashy, tmp_path / f"w{i}.log") for i in range(2)]
     kills = hook_crashes = restarts = 0
-    deadline = time.monotonic() + 12
-    next_kill = time.monotonic() + rng.uniform(0.8, 1.5)
     try:
+        wait_groups(redis_client, s.shards, 60)  # the workers are up before the first kill
+        deadline = time.monotonic() + 12
+        next_kill = time.monotonic() + rng.uniform(0.8, 1.5)
         while time.monotonic() < deadline:
             streams.append(redis_client, s, feed.batch(rng.randrange(5, 40)))
             for i, p in enumerate(procs):
@@ -77,13 +80,10 @@ def test_sigkill_and_crash_between_commit_and_ack(tmp_path: Path, redis_client, 
             kills += 1
     left_by_the_dead = pending(redis_client, s.shards)
     # a clean worker takes what was never delivered, then stops cleanly
-    clean = Proc("worker", env, tmp_path / "clean.log")
-    try:
+    with running(Proc("worker", env, tmp_path / "clean.log")) as clean:
         wait_for(lambda: "worker started" in clean.text(), 30, "clean worker up")
         wait_for(lambda: undelivered(redis_client, s.shards) == 0, 60, "undelivered entries")
         wait_for(lambda: pending(redis_client, s.shards) <= left_by_the_dead, 60, "own pending")
-    finally:
-        assert clean.terminate() == 0
     out = reclaim(env)
     print(
         f"\nfaults: SIGKILL={kills} crash-after-commit={hook_crashes} restarts={restarts} "
@@ -104,35 +104,39 @@ def test_redis_killed_and_restarted(tmp_path: Path, aof: bool):
     env = worker_env(server.url)
     s = settings_of(env)
     feed = Feed(seed=11, longest_ms=s.longest_ms)
-    worker = Proc("worker", env, tmp_path / "worker.log")
     client = connect(s)
     try:
-        before = []
-        for _ in range(20):
-            batch = feed.batch(30)
-            before.extend(batch)
-            streams.append(client, s, batch)
-        # kill while the worker is busy with the backlog
-        wait_for(lambda: pending(client, s.shards) or caught_up(client, s.shards), 30, "reads")
-        server.kill()
-        wait_for(lambda: "Error" in worker.text() or "error" in worker.text(), 30, "errors")
-        time.sleep(1.0)  # stays down a while; the worker must not exit meanwhile
-        assert worker.proc.poll() is None
-        server.start()
-        after = feed.batch(200)
-        wait_for(lambda: _append(client, s, after), 30, "redis back")
-        wait_for(lambda: caught_up(client, s.shards), 60, "caught up after restart")
-        assert worker.proc.poll() is None
-        if aof:  # nothing lost, nothing twice
-            assert mismatches(client, s, list(feed.sent.values())) == []
-        else:  # state lost with the server; what came after is exact
-            assert mismatches(client, s, after) == []
-        text = worker.text()
-        assert "retrying" in text or "part crashed" in text
+        with running(Proc("worker", env, tmp_path / "worker.log")) as worker:
+            _redis_killed_and_restarted(client, s, server, worker, feed, aof)
     finally:
-        code = worker.terminate()
         server.stop()
-    assert code == 0
+
+
+def _redis_killed_and_restarted(client, s, server, worker, feed, aof: bool) -> None:
+    wait_groups(client, s.shards)
+    before = []
+    for _ in range(20):
+        batch = feed.batch(30)
+        before.extend(batch)
+        streams.append(client, s, batch)
+    # kill while the worker is busy with the backlog
+    wait_for(lambda: pending(client, s.shards) or caught_up(client, s.shards), 30, "reads")
+    server.kill()
+    wait_for(lambda: "Error" in worker.text() or "error" in worker.text(), 30, "errors")
+    time.sleep(1.0)  # stays down a while; the worker must not exit meanwhile
+    assert worker.proc.poll() is None
+    server.start()
+    after = feed.batch(200)
+    wait_for(lambda: _append(client, s, after), 30, "redis back")
+    wait_groups(client, s.shards, 60)  # recreated by the worker if the server lost them
+    wait_for(lambda: caught_up(client, s.shards), 60, "caught up after restart")
+    assert worker.proc.poll() is None
+    if aof:  # nothing lost, nothing twice
+        assert mismatches(client, s, list(feed.sent.values())) == []
+    else:  # state lost with the server; what came after is exact
+        assert mismatches(client, s, after) == []
+    text = worker.text()
+    assert "retrying" in text or "part crashed" in text
 
 
 def _append(client, s, trades) -> bool:
@@ -165,33 +169,35 @@ def test_poison_entry_is_dead_lettered_and_the_shard_flows(
         t for t in (f"0x{i:040x}" for i in range(1, 200)) if keys.shard_of(t, s.shards) == shard
     ][:5]
     feed = Feed(seed=3, longest_ms=s.longest_ms, tokens=same_shard)
-    worker = Proc("worker", env, tmp_path / "worker.log")
     try:
-        first = feed.batch(50)
-        streams.append(redis_client, s, first)
-        poison = next(iter(Feed(seed=4, longest_ms=s.longest_ms, tokens=[POISON]).batch(1)))
-        (poison_id,) = streams.append(redis_client, s, [poison])
-        then = feed.batch(50)
-        streams.append(redis_client, s, then)
-        wait_for(lambda: dead_letters(redis_client, s.shards), 30, "a dead letter")
-        wait_for(lambda: caught_up(redis_client, s.shards), 30, "shard flowing")
-        dead = dead_letters(redis_client, s.shards)
-        assert [d["entry"] for d in dead] == [poison_id]
-        assert "delivered 3 times" in dead[0]["reason"] and poison.id in dead[0]["raw"]
-        assert mismatches(redis_client, s, list(feed.sent.values())) == []
-        assert worker.proc.poll() is None
+        with running(Proc("worker", env, tmp_path / "worker.log")) as worker:
+            _poison(redis_client, s, feed, worker)
     finally:
-        assert worker.terminate() == 0
         redis_client.acl_deluser("w")
+
+
+def _poison(redis_client, s, feed: Feed, worker: Proc) -> None:
+    first = feed.batch(50)
+    streams.append(redis_client, s, first)
+    poison = next(iter(Feed(seed=4, longest_ms=s.longest_ms, tokens=[POISON]).batch(1)))
+    (poison_id,) = streams.append(redis_client, s, [poison])
+    then = feed.batch(50)
+    streams.append(redis_client, s, then)
+    wait_for(lambda: dead_letters(redis_client, s.shards), 30, "a dead letter")
+    wait_for(lambda: caught_up(redis_client, s.shards), 30, "shard flowing")
+    dead = dead_letters(redis_client, s.shards)
+    assert [d["entry"] for d in dead] == [poison_id]
+    assert "delivered 3 times" in dead[0]["reason"] and poison.id in dead[0]["raw"]
+    assert mismatches(redis_client, s, list(feed.sent.values())) == []
+    assert worker.proc.poll() is None
 
 
 def test_streams_lists_and_index_stay_bounded(tmp_path: Path, redis_client, redis_server):
     env = worker_env(redis_server.url, TRADEAGG_WINDOWS="1s,3s")
     s = settings_of(env)
     feed = Feed(seed=5, longest_ms=s.longest_ms)
-    worker = Proc("worker", env, tmp_path / "worker.log")
     stream_max = list_max = 0
-    try:
+    with running(Proc("worker", env, tmp_path / "worker.log")):
         deadline = time.monotonic() + 8
         while time.monotonic() < deadline:
             streams.append(redis_client, s, feed.batch(40))
@@ -216,8 +222,6 @@ def test_streams_lists_and_index_stay_bounded(tmp_path: Path, redis_client, redi
             20,
             "streams trimmed",
         )
-    finally:
-        assert worker.terminate() == 0
     per_token_3s = written / len(feed.tokens) * 3 / 8
     print(f"\nbounded: written={written} stream_max={stream_max} list_max={list_max}")
     entries_total = written / s.entry_trades

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import gevent.pool
 import pytest
 
-from tests.support import reference
+from tests.support.checks import assert_matches_reference
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import Engine, now_ms
@@ -124,18 +124,7 @@ DEEP = {
 
 
 def assert_exact(client, trades: list[Trade]) -> None:
-    at = now_ms()
-    got = Reader(client, S).read(TOKEN, at)
-    want = reference.windows(trades, at, S.windows)
-    for w in S.windows:
-        g, r = got.windows[w.label], want[w.label]
-        assert (g.buys, g.sells) == (r["buys"], r["sells"]), w.label
-        assert (g.buy_volume, g.sell_volume, g.volume) == (
-            r["buy_volume"],
-            r["sell_volume"],
-            r["volume"],
-        ), w.label
-        assert (g.open, g.close) == (r["open"], r["close"]), w.label
+    assert_matches_reference(Reader(client, S), trades, now_ms(), S.windows, [TOKEN])
     es = entries(client)
     assert es == sorted(set(es), key=lambda e: (int(e.split()[0]), int(e.split()[1]), e.split()[5]))
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 import redis
 
+from tradeagg.contract.keys import apply_keys, token_keys
 from tradeagg.engine.apply import Engine
 from tradeagg.engine.read import Reader, view_json
 from tradeagg.settings import Settings, parse_windows
@@ -115,10 +116,80 @@ def _nano(q: str) -> int:
     return int(whole) * 10**9 + int((frac + "0" * 9)[:9])
 
 
-@pytest.mark.parametrize("name", scripts.OPERATIONS)
-def test_every_script_loads(redis_client: redis.Redis, name: str) -> None:
-    sha = redis_client.script_load(scripts.source(name))
-    assert redis_client.script_exists(sha) == [True]
+TOKEN = "So11111111111111111111111111111111111111112"
+TWO_WINDOWS = "1s:1000,1m:60000"
+TWO_TRADES = "1500 0 b 5000000000 2 a\n1200 1 s 1000000000 3 b"
+WITH_PRELUDE = {"apply_trades", "read_window", "verify_token"}  # as tradeagg loads them
+
+
+def _script(client: redis.Redis, name: str):
+    if name in WITH_PRELUDE:
+        return client.register_script(scripts.source(name))
+    return client.register_script((scripts.LUA_DIR / f"{name}.lua").read_text())
+
+
+def _applied(client: redis.Redis):
+    return _script(client, "apply_trades")(
+        keys=apply_keys(TOKEN), args=[2000, "wall", TWO_WINDOWS, 1000, TWO_TRADES]
+    )
+
+
+def _call_apply_trades(client: redis.Redis) -> None:
+    assert _applied(client) == [2, 0, 0, 0, -1, b"", b"2000"]
+    assert client.llen(f"token:{{{TOKEN}}}:trades") == 2
+
+
+def _call_read_window(client: redis.Redis) -> None:
+    _applied(client)
+    got = _script(client, "read_window")(keys=token_keys(TOKEN), args=[2100, TWO_WINDOWS])
+    per_window = [b"1", b"1", b"5.000000000", b"1.000000000", b"6.000000000", b"3", b"2"]
+    assert got[:4] == [b"ok", b"2100", b"2000", None]
+    assert got[4:12] == [b"1s", *per_window] and got[13:21] == [b"1m", *per_window]
+    assert float(got[12]) == float(got[21]) == pytest.approx(-100 / 3)
+
+
+def _call_verify_token(client: redis.Redis) -> None:
+    _applied(client)
+    verify = _script(client, "verify_token")
+    assert verify(keys=token_keys(TOKEN), args=[TWO_WINDOWS, 1000, "check"]) == b""
+    client.hset(f"token:{{{TOKEN}}}:aggregates", "1m:buys", 7)
+    assert verify(keys=token_keys(TOKEN), args=[TWO_WINDOWS, 1000, "check"]) != b""
+
+
+def _call_janitor_lock(client: redis.Redis) -> None:
+    lock, key = _script(client, "janitor_lock"), "tradeagg:{janitor}:lock"
+    assert lock(keys=[key], args=["me", 10_000]) == 1
+    assert lock(keys=[key], args=["other", 10_000]) == 0
+    assert 0 < client.pttl(key) <= 10_000
+    assert lock(keys=[key], args=["me", 0]) == 1 and not client.exists(key)
+
+
+def _call_trim_stream(client: redis.Redis) -> None:
+    stream = "tradeagg:{s0}:stream"
+    ids = [client.xadd(stream, {"v": "1", "t": ""}) for _ in range(3)]
+    client.xgroup_create(stream, "workers", id=ids[1])  # the first two delivered, none pending
+    assert _script(client, "trim_stream")(keys=[stream]) == [1, ids[1]]
+    assert [e for e, _ in client.xrange(stream)] == ids[1:]
+
+
+CALLS = {
+    "apply_trades": _call_apply_trades,
+    "read_window": _call_read_window,
+    "verify_token": _call_verify_token,
+    "janitor_lock": _call_janitor_lock,
+    "trim_stream": _call_trim_stream,
+}
+
+
+def test_every_lua_file_has_a_call() -> None:
+    files = {p.stem for p in scripts.LUA_DIR.glob("*.lua") if p.name != scripts.PRELUDE}
+    assert files == set(CALLS)
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_every_script_runs_once_with_trivial_input(redis_client: redis.Redis, name: str) -> None:
+    """Each script, loaded as tradeagg loads it, called once against a real Redis."""
+    CALLS[name](redis_client)
 
 
 def test_noscript_after_script_flush_recovers(redis_client: redis.Redis) -> None:

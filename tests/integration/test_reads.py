@@ -85,8 +85,7 @@ def test_show_without_at_follows_a_worker_clock_that_runs_ahead(redis_client) ->
     Engine(redis_client, s).apply_records([t.record for t in trades], now=now + 3_000)
     view = Reader(redis_client, s).read(A)
     assert view.at == now + 3_000 == view.last_update
-    want = reference.windows([t for t in trades if t.token == A], view.at, s.windows)
-    assert view.windows["5m"].buys == want["5m"]["buys"]
+    assert_matches_reference(Reader(redis_client, s), trades, view.at, s.windows, [A])
 
 
 def test_changing_the_windows_rebuilds_and_retires_old_fields(redis_client) -> None:

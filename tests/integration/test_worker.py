@@ -17,7 +17,8 @@ from pathlib import Path
 import redis
 
 from tests.support import reference
-from tests.support.bridge_procs import Proc, env_for, wait_for
+from tests.support.bridge_procs import Proc, env_for, running, wait_for
+from tests.support.checks import window_mismatches
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade
 from tradeagg.devtools.bench import backlog
@@ -68,13 +69,7 @@ def assert_exact(windows: dict[str, dict], trades: list[Trade], at: int, s: Sett
     for token, got in windows.items():
         want = reference.windows([t for t in trades if t.token == token], at, s.windows)
         for w in s.windows:
-            g, r = got[w.label], want[w.label]
-            for k in ("buys", "sells", "buy_volume", "sell_volume", "volume", "open", "close"):
-                assert g[k] == r[k], (token, w.label, k, g[k], r[k])
-            if r["price_change_pct"] is None:
-                assert g["price_change_pct"] is None
-            else:
-                assert abs(float(g["price_change_pct"]) - r["price_change_pct"]) < 1e-9
+            assert window_mismatches(got[w.label], want[w.label]) == [], (token, w.label)
 
 
 def drained(client: redis.Redis) -> bool:
@@ -91,8 +86,7 @@ def test_worker_and_show_equal_the_reference(redis_server, redis_client, tmp_pat
     trades = feed(3_000, seed=11)
     half = len(trades) // 2
     append(redis_client, s, trades[:half])
-    worker = Proc("worker", env, tmp_path / "worker.log")
-    try:
+    with running(Proc("worker", env, tmp_path / "worker.log")):
         append(redis_client, s, trades[half:])
         append(redis_client, s, trades[: half // 3])  # a replayed batch
         wait_for(lambda: drained(redis_client), 60, "worker to drain the streams")
@@ -103,8 +97,6 @@ def test_worker_and_show_equal_the_reference(redis_server, redis_client, tmp_pat
         empty = show_json(env, ["So11111111111111111111111111111111111111112"], at)
         w = empty["So11111111111111111111111111111111111111112"]["1m"]
         assert (w["buys"], w["volume"], w["open"], w["price_change_pct"]) == (0, 0, None, None)
-    finally:
-        assert worker.terminate() == 0, worker.text()[-2000:]
 
 
 def test_crash_between_commit_and_ack_counts_nothing_twice(
@@ -126,14 +118,11 @@ def test_crash_between_commit_and_ack_counts_nothing_twice(
     assert pending > 0
     listed = sum(redis_client.llen(f"token:{{{t}}}:trades") for t in {x.token for x in trades})
     assert listed > 0  # the crash came after a commit
-    worker = Proc("worker", env, tmp_path / "w2.log")
-    try:
+    with running(Proc("worker", env, tmp_path / "w2.log")):
         wait_for(lambda: drained(redis_client), 60, "restarted worker to drain")
         at = now_ms() + 5_000  # ahead of any janitor refresh meanwhile
         tokens = sorted({t.token for t in trades})
         assert_exact(show_json(env, tokens, at), trades, at, s)
-    finally:
-        assert worker.terminate() == 0
 
 
 def test_event_clock_windows_end_at_the_newest_trade(redis_server, redis_client, tmp_path):
@@ -143,11 +132,8 @@ def test_event_clock_windows_end_at_the_newest_trade(redis_server, redis_client,
     week_ago = now_ms() - 7 * 86_400_000
     trades = SyntheticFeed(tokens=5, seed=13).trades(600, week_ago, rate=1)
     append(redis_client, s, trades)
-    worker = Proc("worker", env, tmp_path / "worker.log")
-    try:
+    with running(Proc("worker", env, tmp_path / "worker.log")):
         wait_for(lambda: drained(redis_client), 60, "worker to drain")
-    finally:
-        assert worker.terminate() == 0
     for token in sorted({t.token for t in trades}):
         newest = max(t.ts for t in trades if t.token == token)
         out = subprocess.run(
@@ -194,11 +180,8 @@ def test_append_cli_writes_the_bridge_format(redis_server, redis_client, tmp_pat
     assert out.returncode == 1, out.stderr
     assert out.stdout.strip() == "appended=301 invalid=3"
     assert "line 11 element 0: message: not JSON" in out.stderr
-    worker = Proc("worker", env, tmp_path / "worker.log")
-    try:
+    with running(Proc("worker", env, tmp_path / "worker.log")):
         wait_for(lambda: drained(redis_client), 60, "worker to drain")
         at = now_ms() + 5_000
         tokens = sorted({t.token for t in trades})
         assert_exact(show_json(env, tokens, at), trades, at, s)
-    finally:
-        assert worker.terminate() == 0

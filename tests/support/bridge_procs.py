@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,30 @@ class Proc:
             self.proc.kill()
             self.proc.wait(10)
         self.fh.close()
+
+
+@contextmanager
+def running(proc: Proc, timeout: float = 30.0) -> Iterator[Proc]:
+    """Stop ``proc`` when the block ends, and check it stopped cleanly only if the block passed.
+
+    A ``finally: assert proc.terminate() == 0`` would replace the block's own
+    failure by the exit-code assertion; here a failing block kills the process
+    and its error propagates unchanged. A passing block sends SIGTERM, and the
+    process must exit 0 within ``timeout`` (CONTRACT §4).
+    """
+    try:
+        yield proc
+    except BaseException:
+        proc.kill()
+        raise
+    try:
+        code = proc.terminate(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(
+            f"{proc.log.name} still running {timeout}s after SIGTERM\n{proc.text()[-3000:]}"
+        ) from None
+    assert code == 0, f"{proc.log.name} exited {code}\n{proc.text()[-3000:]}"
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:

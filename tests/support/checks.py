@@ -1,35 +1,93 @@
-"""Assertions shared by tests: engine reads against the brute-force reference."""
+"""Assertions shared by tests: engine reads against the brute-force reference.
+
+``METRICS`` is the one list of per-window metrics of the contract (§2) that
+every comparison covers; a metric added to the contract is added here, and
+every comparison checks it from then on.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
 
 from tests.support import reference
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.read import Reader
 from tradeagg.settings import Window
 
+METRICS = (
+    "buys",
+    "sells",
+    "buy_volume",
+    "sell_volume",
+    "volume",
+    "open",
+    "close",
+    "price_change_pct",
+)
+COUNTS = ("buys", "sells")
+FLOATS = ("price_change_pct",)  # the one floating-point metric; all others are exact
 
-def assert_matches_reference(
+
+def metrics_of(window: Any) -> Mapping[str, Any]:
+    """A window's metrics by name: a WindowView, or a ``show --json`` window as parsed."""
+    if isinstance(window, Mapping):
+        return window
+    return {m: getattr(window, m) for m in METRICS}
+
+
+def stored_metrics(aggregates: Mapping[Any, Any], label: str) -> dict[str, Any]:
+    """The metrics of window ``label`` as stored in ``token:{A}:aggregates`` (absent: null)."""
+    raw = {(k.decode() if isinstance(k, bytes) else k): v for k, v in aggregates.items()}
+    out: dict[str, Any] = {}
+    for m in METRICS:
+        v = raw.get(f"{label}:{m}")
+        v = v.decode() if isinstance(v, bytes) else v
+        if m in COUNTS:
+            out[m] = int(v) if v is not None else 0
+        elif m in FLOATS:
+            out[m] = float(v) if v is not None else None
+        elif m in ("open", "close"):
+            out[m] = Decimal(v) if v is not None else None
+        else:
+            out[m] = Decimal(v) if v is not None else Decimal(0)
+    return out
+
+
+def _same(metric: str, got: Any, want: Any) -> bool:
+    if metric not in FLOATS or got is None or want is None:
+        return got == want
+    return math.isclose(float(got), want, rel_tol=1e-12, abs_tol=1e-9)
+
+
+def window_mismatches(got: Any, want: Mapping[str, Any]) -> list[str]:
+    """``metric: got != want`` for each metric of ``METRICS`` that differs."""
+    g = metrics_of(got)
+    return [f"{m}: {g.get(m)!r} != {want[m]!r}" for m in METRICS if not _same(m, g.get(m), want[m])]
+
+
+def reference_mismatches(
     reader: Reader, trades: list[Trade], at: int, ws: Iterable[Window], tokens: Iterable[str]
-) -> None:
-    """Every window of every token read at ``at`` equals the brute-force computation."""
+) -> list[str]:
+    """Every (token, window, metric) read at ``at`` that differs from the brute-force reference."""
     ws = list(ws)
+    bad = []
     for token in tokens:
         want = reference.windows([t for t in trades if t.token == token], at, ws)
         got = reader.read(token, at)
         for w in ws:
-            g, r = got.windows[w.label], want[w.label]
-            assert (g.buys, g.sells) == (r["buys"], r["sells"]), (token, w.label, at)
-            assert (g.buy_volume, g.sell_volume, g.volume) == (
-                r["buy_volume"],
-                r["sell_volume"],
-                r["volume"],
-            ), (token, w.label, at)
-            assert (g.open, g.close) == (r["open"], r["close"]), (token, w.label, at)
-            if r["price_change_pct"] is None:
-                assert g.price_change_pct is None
-            else:
-                assert abs(g.price_change_pct - r["price_change_pct"]) <= 1e-9 * max(
-                    1.0, abs(r["price_change_pct"])
-                )
+            bad += [
+                f"{token} {w.label} at {at}: {d}"
+                for d in window_mismatches(got.windows[w.label], want[w.label])
+            ]
+    return bad
+
+
+def assert_matches_reference(
+    reader: Reader, trades: list[Trade], at: int, ws: Iterable[Window], tokens: Iterable[str]
+) -> None:
+    """Every metric of every window of every token read at ``at`` equals the reference."""
+    bad = reference_mismatches(reader, trades, at, ws, tokens)
+    assert bad == [], "\n".join(bad[:20])

@@ -7,13 +7,14 @@ import subprocess
 import sys
 from typing import Any
 
-from tests.support import reference
-from tests.support.bridge_procs import env_for
+from tests.support.bridge_procs import env_for, wait_for
+from tests.support.checks import reference_mismatches
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import now_ms
 from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings
+from tradeagg.store.connection import text
 
 TOKENS = [f"0x{i:040x}" for i in range(1, 25)]
 
@@ -85,13 +86,31 @@ class Feed:
 
 
 def pending(client: Any, shards: int) -> int:
-    total = 0
+    """Entries delivered to some consumer and not acked yet, over every shard.
+
+    Any error raises: a missing stream or group is a failure, not 0 pending
+    (call ``wait_groups`` first where a worker may not have created them yet).
+    """
+    return sum(
+        client.xpending(keys.stream(shard), keys.STREAM_GROUP)["pending"] for shard in range(shards)
+    )
+
+
+def groups_exist(client: Any, shards: int) -> bool:
+    """Every shard stream has the workers' consumer group."""
     for shard in range(shards):
-        try:
-            total += client.xpending(keys.stream(shard), keys.STREAM_GROUP)["pending"]
-        except Exception:
-            pass
-    return total
+        stream = keys.stream(shard)
+        if not client.exists(stream):
+            return False
+        names = {text(g["name"]) for g in client.xinfo_groups(stream)}
+        if keys.STREAM_GROUP not in names:
+            return False
+    return True
+
+
+def wait_groups(client: Any, shards: int, timeout: float = 30.0) -> None:
+    """Wait until a worker has created the consumer group of every shard stream."""
+    wait_for(lambda: groups_exist(client, shards), timeout, "consumer groups on every shard")
 
 
 def undelivered(client: Any, shards: int) -> int:
@@ -118,23 +137,8 @@ def mismatches(client: Any, settings: Settings, trades: list[Trade]) -> list[str
     last_update is refused.
     """
     at = now_ms() + 2_000
-    reader = Reader(client, settings)
-    bad = []
-    for token in sorted({t.token for t in trades}):
-        got = reader.read(token, at)
-        want = reference.windows([t for t in trades if t.token == token], at, settings.windows)
-        for w in settings.windows:
-            g, r = got.windows[w.label], want[w.label]
-            if (g.buys, g.sells, g.buy_volume, g.sell_volume, g.open, g.close) != (
-                r["buys"],
-                r["sells"],
-                r["buy_volume"],
-                r["sell_volume"],
-                r["open"],
-                r["close"],
-            ):
-                bad.append(f"{token} {w.label}: got {g} want {r}")
-    return bad
+    tokens = sorted({t.token for t in trades})
+    return reference_mismatches(Reader(client, settings), trades, at, settings.windows, tokens)
 
 
 def reclaim(env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -76,10 +78,45 @@ def test_token_keys_share_one_hash_tag() -> None:
     assert keys.stream(3) == "tradeagg:{s3}:stream" and keys.active(3) == "tradeagg:{s3}:active"
 
 
-def test_shards_are_stable_and_spread() -> None:
+# Frozen: a token's shard is part of the data layout (which stream its trades
+# are in), so it may never change between versions, processes or machines.
+FROZEN_SHARDS = {
+    "So11111111111111111111111111111111111111112": {4: 0, 8: 4, 16: 12},
+    "0x" + "ab" * 20: {4: 2, 8: 6, 16: 14},
+    "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v": {4: 3, 8: 3, 16: 3},
+    f"0x{1:040x}": {4: 1, 8: 5, 16: 5},
+}
+
+
+def test_shards_are_frozen() -> None:
+    got = {t: {n: keys.shard_of(t, n) for n in want} for t, want in FROZEN_SHARDS.items()}
+    assert got == FROZEN_SHARDS
+
+
+@pytest.mark.parametrize("seed", ["0", "1", "4242", "random"])
+def test_shards_do_not_depend_on_the_hash_seed(seed: str) -> None:
+    """Another process with another str-hash seed puts every token on the same shard."""
+    code = (
+        "import json, sys; from tradeagg.contract import keys; "
+        "tokens = json.loads(sys.argv[1]); "
+        "print(json.dumps({t: {n: keys.shard_of(t, int(n)) for n in ns} for t, ns in tokens.items()}))"
+    )
+    arg = json.dumps({t: list(map(str, want)) for t, want in FROZEN_SHARDS.items()})
+    out = subprocess.run(
+        [sys.executable, "-c", code, arg],
+        env={**os.environ, "PYTHONHASHSEED": seed},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    got = {t: {int(n): v for n, v in ns.items()} for t, ns in json.loads(out.stdout).items()}
+    assert got == FROZEN_SHARDS
+
+
+def test_shards_are_spread() -> None:
     tokens = [f"0x{i:040x}" for i in range(4000)]
     shards = [keys.shard_of(t, 8) for t in tokens]
-    assert shards == [keys.shard_of(t, 8) for t in tokens]
     counts = [shards.count(i) for i in range(8)]
     assert min(counts) > 400 and max(counts) < 600
 
