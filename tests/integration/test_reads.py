@@ -6,9 +6,10 @@ import redis
 
 from tests.support import reference
 from tests.support.checks import assert_matches_reference
+from tradeagg.clock import now_ms
 from tradeagg.contract.keys import token_keys
 from tradeagg.contract.trade import Trade
-from tradeagg.engine.apply import Engine, now_ms
+from tradeagg.engine.apply import Engine
 from tradeagg.engine.rank import Ranker
 from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings, parse_windows

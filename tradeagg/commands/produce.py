@@ -18,6 +18,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
+from tradeagg.clock import now_ms
 from tradeagg.commands.bridge import on_hub_threadpool
 from tradeagg.contract.trade import Trade
 from tradeagg.devtools.synthetic import SyntheticFeed, to_message
@@ -78,12 +79,12 @@ def encode(trades: list[Trade], per_block: bool) -> Iterator[Message]:
         i = j
 
 
-def past_trades(n: int, tokens: int, seed: int, now_ms: int) -> list[Trade]:
+def past_trades(n: int, tokens: int, seed: int, now: int) -> list[Trade]:
     """``n`` trades stamped over the recent past (at most ~50 minutes), newest ~1 s ago."""
     feed = SyntheticFeed(tokens=tokens, seed=seed)
     rate = max(1000.0, n / 3000.0)
     trades = feed.trades(n, 0, rate)
-    shift = now_ms - 1000 - (trades[-1].ts if trades else 0)
+    shift = now - 1000 - (trades[-1].ts if trades else 0)
     return [_restamp(t, t.ts + shift) for t in trades]
 
 
@@ -95,7 +96,7 @@ def _restamp(t: Trade, ts: int, block: int | None = None) -> Trade:
 def paced_blocks(n: int, tokens: int, seed: int, rate: float) -> Iterator[list[Trade]]:
     """Blocks of trades, each yielded when the wall clock reaches its timestamp."""
     feed = SyntheticFeed(tokens=tokens, seed=seed)
-    start = int(time.time() * 1000)
+    start = now_ms()
     block: list[Trade] = []
     for k, t in enumerate(feed.stream(start, rate)):
         if block and t.ts != block[0].ts:
@@ -106,7 +107,7 @@ def paced_blocks(n: int, tokens: int, seed: int, rate: float) -> Iterator[list[T
         delay = t.ts / 1000 - time.time()
         if delay > 0 and not block:
             time.sleep(delay)
-        block.append(_restamp(t, max(t.ts, int(time.time() * 1000)), t.block))
+        block.append(_restamp(t, max(t.ts, now_ms()), t.block))
     if block:
         yield block
 
@@ -184,7 +185,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             except OSError as exc:
                 raise UsageError(f"{args.file}: {exc.strerror}") from None
     elif args.rate is None:
-        trades = past_trades(args.synthetic, args.tokens, args.seed, int(time.time() * 1000))
+        trades = past_trades(args.synthetic, args.tokens, args.seed, now_ms())
         sender.send(encode(trades, args.batch_per_block))
     else:
         for block in paced_blocks(args.synthetic, args.tokens, args.seed, args.rate):

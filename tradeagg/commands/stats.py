@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from tradeagg.clock import now_ms
 from tradeagg.commands.health import fresh
 from tradeagg.observe import probes
 from tradeagg.settings import Settings
@@ -42,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def gather(client: Any, settings: Settings) -> dict[str, Any]:
-    now = probes.now_ms()
+    now = now_ms()
     beats = [b for b in probes.heartbeats(client) if not b.get("corrupt")]
     live = [b for b in beats if fresh(b, now)]
     throughput: dict[str, float] = {}

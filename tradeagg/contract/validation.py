@@ -35,6 +35,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validates
 from marshmallow import validate as mv
 
+from tradeagg.contract.address import ADDRESS_RE
 from tradeagg.contract.trade import Trade
 from tradeagg.errors import InvalidTrade
 
@@ -50,7 +51,6 @@ MAX_SEQ = 2**53 - 1
 MAX_BLOCK = 2**63 - 1
 
 ID_RE = re.compile(r"[!-~]{1,128}")
-ADDRESS_RE = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}|0x[0-9a-fA-F]{40}")
 NUMBER_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
 SIDES = ("buy", "sell")
 _CTX = Context(prec=100, rounding=ROUND_HALF_EVEN)

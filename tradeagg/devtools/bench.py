@@ -23,10 +23,11 @@ from typing import Any
 import gevent
 import gevent.pool
 
+from tradeagg.clock import now_ms
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade
 from tradeagg.devtools.synthetic import SyntheticFeed
-from tradeagg.engine.apply import Engine, now_ms
+from tradeagg.engine.apply import Engine
 from tradeagg.engine.read import Reader
 from tradeagg.engine.reference import windows as reference_windows
 from tradeagg.observe.metrics import MemoryMetrics

@@ -30,6 +30,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from tradeagg.clock import now_ms
 from tradeagg.commands.produce import Sender, encode, past_trades
 from tradeagg.contract.keys import TokenKeys
 from tradeagg.devtools.bench import percentile
@@ -110,7 +111,7 @@ def run_e2e(
         # warm-up: the bridge has joined its group and the worker applies
         warm = PROBES[0]
         before = _llen(client, [warm])[0]
-        sender.send([_probe(warm, "warm", int(time.time() * 1000))])
+        sender.send([_probe(warm, "warm", now_ms())])
         sender.flush(30)
         _wait(lambda: _llen(client, [warm])[0] > before, 60, "the pipeline to warm up", 0.05)
         if rate is None:
@@ -144,7 +145,7 @@ def _probe(token: str, tag: str, ts: int) -> tuple[bytes, bytes, int]:
 
 
 def _throughput(s: Settings, client: Any, sender: Sender, n: int, tokens: int) -> dict[str, Any]:
-    trades = past_trades(n, tokens, seed=int(time.time()), now_ms=int(time.time() * 1000))
+    trades = past_trades(n, tokens, seed=int(time.time()), now=now_ms())
     names = sorted({t.token for t in trades})
     want = len({t.id for t in trades})
     base = sum(_llen(client, names))
@@ -189,14 +190,14 @@ def _latency(
         now = time.monotonic()
         due = min(n, int((now - t0) * rate) + 1)
         if due > count:
-            stamp = int(time.time() * 1000)
+            stamp = now_ms()
             batch = [feed.trade(stamp) for _ in range(due - count)]
             sender.send(encode(batch, per_block=False))
             count = due
         if now >= next_probe:
             token = PROBES[k % len(PROBES)]
             sent[token].append(time.monotonic())
-            sender.send([_probe(token, str(k), int(time.time() * 1000))])
+            sender.send([_probe(token, str(k), now_ms())])
             k += 1
             next_probe += PROBE_EVERY_S
         sender.producer.poll(0)
