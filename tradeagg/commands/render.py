@@ -21,10 +21,21 @@ UNBOUNDED = 10_000  # columns: wide enough that no table of ours wraps
 
 
 def table(
-    headers: Sequence[str], rows: Iterable[Sequence[Cell]], *, left: Collection[int] = (0,)
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Cell]],
+    *,
+    left: Collection[int] = (0,),
+    show_header: bool = True,
 ) -> Table:
     """Columns named ``headers``; those at the indices in ``left`` aligned left, others right."""
-    t = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 1), header_style="bold")
+    t = Table(
+        box=None,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1),
+        header_style="bold",
+        show_header=show_header,
+    )
     for i, name in enumerate(headers):
         t.add_column(name, justify="left" if i in left else "right", no_wrap=True)
     for row in rows:
