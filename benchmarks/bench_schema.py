@@ -14,8 +14,8 @@ import argparse
 import json
 import time
 
-from tradeagg.commands.produce import encode
 from tradeagg.contract.validation import TradeSchema, decode, parse_message
+from tradeagg.devtools.kafkatools import encode
 from tradeagg.devtools.synthetic import SyntheticFeed, to_message
 
 

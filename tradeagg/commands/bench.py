@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             )
             figures = run_engine(client, s, cfg)
         else:
-            from tradeagg.devtools.bench_e2e import run_e2e
+            from tradeagg.devtools.bench_pipeline import run_e2e
 
             url = args.redis_url or with_embedded.start_redis()
             broker = with_embedded.start_broker()

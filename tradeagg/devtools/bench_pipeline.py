@@ -1,6 +1,7 @@
 """End-to-end benchmark: synthetic trades into Kafka until visible in the aggregates.
 
-``run_e2e(settings, trades, tokens, rate)`` (called by ``tradeagg bench``):
+``run_e2e(settings, trades, tokens, rate)`` (called by ``tradeagg bench --mode e2e`` and
+``benchmarks/bench_e2e.py``):
 
 * ``rate=None`` (throughput): ``trades`` synthetic trades over ``tokens`` Zipf
   tokens, stamped over the recent past, one message per trade, produced as
@@ -28,29 +29,18 @@ import sys
 import time
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, NewTopic
-
 from tradeagg.clock import now_ms
-from tradeagg.commands.produce import Sender, encode, past_trades
 from tradeagg.contract.keys import TokenKeys
 from tradeagg.devtools.bench import percentile
-from tradeagg.devtools.synthetic import SyntheticFeed
+from tradeagg.devtools.kafkatools import Sender, create_topic, encode
+from tradeagg.devtools.synthetic import SyntheticFeed, past_trades
 from tradeagg.errors import TradeaggError
-from tradeagg.runtime.kafkaconf import common
+from tradeagg.runtime.hub import direct
 from tradeagg.settings import Settings
 from tradeagg.store.connection import connect
 
 PROBES = ["0x" + f"{0xBE7C000 + k:040x}" for k in range(4)]
 PROBE_EVERY_S = 0.05
-
-
-def _direct(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    return fn(*args, **kwargs)
-
-
-def _create_topic(settings: Settings, name: str, partitions: int = 4) -> None:
-    admin = AdminClient(common(settings, "bench"))
-    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
 
 
 def _spawn(command: str, env: dict[str, str], log_dir: str) -> subprocess.Popen:
@@ -93,7 +83,7 @@ def run_e2e(
     client = connect(bench)
     procs: list[subprocess.Popen] = []
     if spawn:
-        _create_topic(bench, bench.topic)
+        create_topic(bench, bench.topic, 4, "bench", blocking=direct)
         env = dict(
             os.environ,
             TRADEAGG_KAFKA_TOPIC=topic,
@@ -106,7 +96,7 @@ def run_e2e(
         os.makedirs(log_dir, exist_ok=True)
         procs.append(_spawn("bridge", env, log_dir))
         procs += [_spawn("worker", env, log_dir) for _ in range(workers)]
-    sender = Sender(bench, blocking=_direct)
+    sender = Sender(bench, blocking=direct)
     try:
         # warm-up: the bridge has joined its group and the worker applies
         warm = PROBES[0]
