@@ -38,12 +38,13 @@ def test_decimals_are_written_exactly(value, text):
 
 
 def test_other_values_as_json_writes_them():
-    doc = {"a": [1, True, None, "x\"y", 0.25], "b": {"c": Decimal("3.0")}, "é": "ü"}
+    doc = {"a": [1, True, None, 'x"y', 0.25], "b": {"c": Decimal("3.0")}, "é": "ü"}
     assert dumps(doc) == json.dumps({**doc, "b": {"c": 3}})
     assert json.loads(dumps(doc), parse_float=Decimal)["b"]["c"] == 3
-    for bad in (Decimal("NaN"), float("inf"), Decimal("Infinity")):
+    for bad in (Decimal("NaN"), Decimal("Infinity"), Decimal("-Infinity")):
         with pytest.raises(ValueError):
             dumps([bad])
+    assert dumps({"p99_ms": float("nan"), "max": float("inf")}) == '{"p99_ms": null, "max": null}'
     with pytest.raises(TypeError):
         dumps({"s": {1, 2}})
 
@@ -90,7 +91,9 @@ def test_real_show_and_top_output_validate(redis_server, redis_client, monkeypat
     monkeypatch.setenv("TRADEAGG_WINDOWS", "1m,5m")
     s = Settings(redis_url=redis_server.url, windows=parse_windows("1m,5m"))
     now = now_ms()
-    records = [f"{TOKEN} {now - 2_000 + i} 0 {'bs'[i % 2]} 1{i}00000001 0.00{i + 1} s{i}" for i in range(5)]
+    records = [
+        f"{TOKEN} {now - 2_000 + i} 0 {'bs'[i % 2]} 1{i}00000001 0.00{i + 1} s{i}" for i in range(5)
+    ]
     records.append(f"{OTHER} {now - 90_000} 0 b 7 12345.678901234 o1")
     Engine(redis_client, s).apply_records(records, now=now)
     at = str(now + 1)

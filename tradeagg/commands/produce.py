@@ -29,7 +29,6 @@ EXAMPLES = """examples:
 """
 
 
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "produce",

@@ -43,7 +43,9 @@ def table(
     return t
 
 
-def console(width: int = UNBOUNDED, color: bool = False, file: io.TextIOBase | None = None) -> Console:
+def console(
+    width: int = UNBOUNDED, color: bool = False, file: io.TextIOBase | None = None
+) -> Console:
     """A Console writing ``file`` (a buffer if None) at ``width`` columns, ANSI colour or none."""
     return Console(
         file=file or io.StringIO(),

@@ -4,7 +4,9 @@ Volumes and prices are ``Decimal`` values that a float would round (a 1e-9
 resolution over 1e12 units needs 21 digits). ``json.dumps`` cannot print a
 Decimal as a number, so every ``--json`` output goes through ``dumps``:
 a Decimal becomes its plain digits (``12.5``, no exponent, no trailing zeros);
-a float (a measured rate, a percentage) its shortest repr, as ``json`` would;
+a float (a measured rate, a percentage) its shortest repr, as ``json`` would,
+and ``null`` when it is NaN or infinite (a measurement without a value: JSON
+has no NaN);
 strings, ints, bools, None, lists and mappings as ``json`` would, with the
 same ``", "`` and ``": "`` separators.
 """
@@ -29,7 +31,7 @@ def number(d: Decimal) -> str:
 
 
 def dumps(value: Any) -> str:
-    """``value`` as one line of JSON; Decimals exact. ValueError for NaN or infinity."""
+    """``value`` as one line of JSON; Decimals exact (ValueError for a NaN or infinite one)."""
     if value is None or isinstance(value, bool | str):
         return json.dumps(value)
     if isinstance(value, int):
@@ -37,9 +39,7 @@ def dumps(value: Any) -> str:
     if isinstance(value, Decimal):
         return number(value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{value} is not a finite number")
-        return json.dumps(value)
+        return json.dumps(value) if math.isfinite(value) else "null"
     if isinstance(value, Mapping):
         items = (f"{json.dumps(str(k))}: {dumps(v)}" for k, v in value.items())
         return "{" + ", ".join(items) + "}"

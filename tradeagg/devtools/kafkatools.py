@@ -96,5 +96,3 @@ class Sender:
     def flush(self, timeout: float = 60.0) -> int:
         """Wait for delivery reports; returns the messages still undelivered."""
         return int(self.blocking(self.producer.flush, timeout))
-
-

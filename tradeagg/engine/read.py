@@ -121,7 +121,9 @@ class Reader:
         try:
             for i in range(0, len(tokens), self.batch):
                 pipe = self.client.pipeline(transaction=False)
-                for token, at in zip(tokens[i : i + self.batch], ats[i : i + self.batch], strict=True):
+                for token, at in zip(
+                    tokens[i : i + self.batch], ats[i : i + self.batch], strict=True
+                ):
                     self.scripts.read_window(
                         keys=token_keys(token), args=[at_arg(at), self._windows], client=pipe
                     )
