@@ -2,7 +2,7 @@
 
 Starts its own redis-server and Tansu broker on free loopback ports (never the
 machine's 6379), points the environment at them, and calls
-``tradeagg.bench_e2e.run_e2e`` for a throughput run and a latency run.
+``tradeagg.devtools.bench_pipeline.run_e2e`` for a throughput run and a latency run.
 
     python benchmarks/bench_e2e.py --trades 200000 --tokens 2000 --rate 2000 --seconds 30
 """
@@ -32,7 +32,7 @@ def main() -> None:
 
     from tests.support.fixtures_kafka import TansuBroker
     from tests.support.servers import RedisServer
-    from tradeagg.devtools.bench_e2e import run_e2e
+    from tradeagg.devtools.bench_pipeline import run_e2e
     from tradeagg.settings import Settings
 
     work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))

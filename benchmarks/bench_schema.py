@@ -2,8 +2,8 @@
 
 Requirement 1.1: parse and validate a message within 10 ms. Measures, on
 synthetic contract JSON: one-trade messages through ``schema.parse_message``
-(decode + hand validator, the bridge's path), the same through marshmallow's
-``TradeSchema``, one array message per 400 ms block, and a 1 MiB array.
+(decode + hand validator, the bridge's path), one array message per 400 ms
+block, and a 1 MiB array.
 
     python benchmarks/bench_schema.py --trades 20000
 """
@@ -14,8 +14,8 @@ import argparse
 import json
 import time
 
-from tradeagg.commands.produce import encode
-from tradeagg.contract.validation import TradeSchema, decode, parse_message
+from tradeagg.contract.validation import parse_message
+from tradeagg.devtools.kafkatools import encode
 from tradeagg.devtools.synthetic import SyntheticFeed, to_message
 
 
@@ -35,13 +35,6 @@ def main() -> None:
     for value in singles:
         parse_message(value, now, 5000)
     per("one-trade message: decode + hand validator", time.perf_counter() - t0, len(singles))
-
-    schema = TradeSchema(now, 5000)
-    t0 = time.perf_counter()
-    for value in singles:
-        for element in decode(value):
-            schema.load(element)
-    per("one-trade message: decode + marshmallow", time.perf_counter() - t0, len(singles))
 
     arrays = [value for _key, value, _n in encode(trades, per_block=True)]
     t0 = time.perf_counter()

@@ -19,8 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support.servers import RedisServer
+from tradeagg.clock import now_ms
 from tradeagg.devtools.synthetic import SyntheticFeed
-from tradeagg.engine.apply import Engine, now_ms
+from tradeagg.engine.apply import Engine
 from tradeagg.engine.rank import Ranker
 from tradeagg.settings import Settings
 

@@ -20,6 +20,36 @@ class UsageError(TradeaggError):
     """A command was called with arguments that cannot work (exit code 2)."""
 
 
+class BadQuery(UsageError):
+    """A read asked for something that cannot be answered: ``name`` = ``value`` ``problem``.
+
+    Worded without command-line flags; a command prefixes ``--`` to name its
+    option (``commands/wording.py``), a library caller reads the fields.
+    """
+
+    def __init__(self, name: str, value: object, problem: str) -> None:
+        self.name = name
+        self.value = value
+        self.problem = problem
+        shown = repr(value) if isinstance(value, str) else str(value)
+        super().__init__(f"{name} {shown} {problem}")
+
+
+class PastInstant(BadQuery):
+    """A read as of an instant earlier than a token's last_update (its state is gone).
+
+    ``last_update`` and ``token`` are the first such token's; ``newest`` is the
+    latest last_update among every token of the read that answered so.
+    """
+
+    def __init__(self, at: int, last_update: int, token: str, newest: int | None = None) -> None:
+        super().__init__("at", at, f"is earlier than last_update {last_update} of token {token}")
+        self.at = at
+        self.last_update = last_update
+        self.token = token
+        self.newest = last_update if newest is None else newest
+
+
 class InvalidTrade(TradeaggError):
     """A trade (or a message) breaks the contract; ``reason`` says how."""
 

@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 
-from tradeagg.engine.apply import Engine, now_ms
+from tradeagg.clock import now_ms
+from tradeagg.engine.apply import Engine
 from tradeagg.settings import Settings
 from tradeagg.store.connection import connect
 

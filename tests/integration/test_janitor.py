@@ -11,9 +11,10 @@ import pytest
 from tests.support import reference
 from tests.support.checks import stored_metrics, window_mismatches
 from tests.support.servers import RedisServer
+from tradeagg.clock import now_ms
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade
-from tradeagg.engine.apply import Engine, now_ms
+from tradeagg.engine.apply import Engine
 from tradeagg.observe.metrics import MemoryMetrics
 from tradeagg.runtime.janitor import Janitor
 from tradeagg.settings import Settings, parse_windows

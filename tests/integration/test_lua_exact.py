@@ -7,9 +7,11 @@ from decimal import Decimal
 import pytest
 import redis
 
+from tradeagg.contract.documents import token_document
+from tradeagg.contract.exactjson import dumps
 from tradeagg.contract.keys import apply_keys, token_keys
 from tradeagg.engine.apply import Engine
-from tradeagg.engine.read import Reader, view_json
+from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings, parse_windows
 from tradeagg.store import scripts
 
@@ -108,7 +110,7 @@ def test_an_emptied_window_reads_exactly_zero(redis_client: redis.Redis) -> None
         assert f"{label}:open" not in agg and f"{label}:price_change_pct" not in agg
     view = Reader(redis_client, s, engine.scripts).read(token, 20_000)
     assert view.windows["10s"].volume == 0 and view.windows["10s"].volume.is_zero()
-    assert '"volume": 0,' in view_json(view)
+    assert '"volume": 0,' in dumps(token_document(view))
 
 
 def _nano(q: str) -> int:

@@ -27,8 +27,8 @@ from tests.support.checks import assert_matches_reference
 from tests.support.fault_procs import Feed, pending, settings_of, undelivered, worker_env
 from tests.support.fixtures_kafka import TansuBroker
 from tests.support.servers import RedisServer
+from tradeagg.clock import now_ms
 from tradeagg.contract import keys
-from tradeagg.engine.apply import now_ms
 from tradeagg.engine.read import Reader
 from tradeagg.store.connection import connect
 

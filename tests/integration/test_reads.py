@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from tests.support import reference
 from tests.support.checks import assert_matches_reference
+from tradeagg.clock import now_ms
 from tradeagg.contract.keys import token_keys
 from tradeagg.contract.trade import Trade
-from tradeagg.engine.apply import Engine, now_ms
+from tradeagg.engine.apply import Engine
 from tradeagg.engine.rank import Ranker
 from tradeagg.engine.read import Reader
+from tradeagg.errors import PastInstant
 from tradeagg.settings import Settings, parse_windows
 
 A = "So11111111111111111111111111111111111111112"
@@ -113,3 +116,37 @@ def test_dropping_a_window_retires_its_fields(redis_client) -> None:
     assert r.rebuilt == -1 and not r.failed
     assert not [f for f in redis_client.hkeys(token_keys(A)[2]) if f.startswith(b"5m:")]
     assert_matches_reference(Reader(redis_client, fewer), trades, now + 1_000, fewer.windows, [A])
+
+
+def test_read_many_is_read_per_token_in_fewer_round_trips(redis_client) -> None:
+    s = Settings(windows=parse_windows("1m,10m"), clock="event")
+    now = now_ms()
+    trades = feed(now)
+    Engine(redis_client, s).apply_records([t.record for t in trades], now=now)
+    unknown = "0x" + "cd" * 20
+    tokens = [A, unknown, B, A]
+    one_by_one = Reader(redis_client, s)
+    for at in (None, now + 5_000):
+        want = [one_by_one.read(t, at) for t in tokens]
+        for batch in (1, 2, 500):
+            got = Reader(redis_client, s, batch=batch).read_many(tokens, at)
+            assert [(v.token, v.last_update, v.windows) for v in got] == [
+                (v.token, v.last_update, v.windows) for v in want
+            ]
+            # an unknown token read as of "now" is stamped with the clock of its read
+            known = [i for i, v in enumerate(want) if at is not None or v.last_update]
+            assert [got[i].at for i in known] == [want[i].at for i in known]
+    assert got[1].last_update is None and got[1].windows["10m"].trades == 0
+    assert got[0].windows["10m"].trades == len([t for t in trades if t.token == A])
+
+
+def test_read_many_before_a_last_update_names_the_first_and_the_newest(redis_client) -> None:
+    s = Settings(windows=parse_windows("1m"), clock="event")
+    now = now_ms()
+    engine = Engine(redis_client, s)
+    engine.apply_records([f"{A} {now - 10} 0 b 1 1 a"], now=now - 10)
+    engine.apply_records([f"{B} {now} 0 b 1 1 b"], now=now)
+    with pytest.raises(PastInstant) as info:
+        Reader(redis_client, s, batch=1).read_many([A, B], at=now - 20)
+    assert (info.value.token, info.value.last_update, info.value.newest) == (A, now - 10, now)
+    assert str(info.value) == f"at {now - 20} is earlier than last_update {now - 10} of token {A}"

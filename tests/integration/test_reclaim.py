@@ -10,9 +10,10 @@ import gevent.pool
 
 from tests.support.checks import assert_matches_reference
 from tests.support.fault_procs import reclaim
+from tradeagg.clock import now_ms
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade
-from tradeagg.engine.apply import Engine, now_ms
+from tradeagg.engine.apply import Engine
 from tradeagg.engine.read import Reader
 from tradeagg.observe.metrics import MemoryMetrics
 from tradeagg.runtime.reclaim import Reclaimer

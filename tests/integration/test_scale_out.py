@@ -24,8 +24,8 @@ from tests.support.bridge_procs import (
 )
 from tests.support.bridge_procs import wait_for as wait_until
 from tests.support.checks import assert_matches_reference
+from tradeagg.clock import now_ms
 from tradeagg.devtools.synthetic import SyntheticFeed
-from tradeagg.engine.apply import now_ms
 from tradeagg.engine.read import Reader
 from tradeagg.observe import probes
 from tradeagg.settings import Settings, parse_windows

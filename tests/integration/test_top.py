@@ -12,12 +12,14 @@ from decimal import Decimal
 import pytest
 
 from tests.support import reference
+from tradeagg.clock import now_ms
 from tradeagg.contract.trade import Trade
 from tradeagg.devtools.synthetic import SyntheticFeed
 from tradeagg.engine import rank
-from tradeagg.engine.apply import Engine, now_ms
+from tradeagg.engine.apply import Engine
 from tradeagg.engine.rank import RANK_BY, Ranker
-from tradeagg.errors import UsageError
+from tradeagg.engine.read import Reader
+from tradeagg.errors import BadQuery, UsageError
 from tradeagg.settings import Settings, parse_windows
 
 START = 1_700_000_000_000
@@ -80,13 +82,13 @@ def test_top_equals_brute_force(redis_client, seed):
                         assert mine == value
 
 
-def test_limit_and_batches(redis_client, monkeypatch):
+def test_limit_and_batches(redis_client):
     s = settings()
     trades = load(redis_client, s, seed=3, n=600)
     at = max(t.ts for t in trades) + 1_000
     whole = Ranker(redis_client, s).top("2m", "volume", limit=None, at=at)
-    monkeypatch.setattr(rank, "BATCH", 7)  # many pipelined round trips
-    top5 = Ranker(redis_client, s).top("2m", "volume", limit=5, at=at)
+    reader = Reader(redis_client, s, batch=7)  # many pipelined round trips
+    top5 = Ranker(redis_client, s, reader).top("2m", "volume", limit=5, at=at)
     assert [r.token for r in top5.rows] == [r.token for r in whole.rows[:5]]
     assert top5.candidates == len({t.token for t in trades})
     assert all(isinstance(r.window("2m").volume, Decimal) for r in top5.rows)
@@ -115,7 +117,7 @@ def test_bad_options(redis_client):
     ranker = Ranker(redis_client, settings())
     with pytest.raises(UsageError, match="not configured"):
         ranker.top("7m")
-    with pytest.raises(UsageError, match="--by"):
+    with pytest.raises(BadQuery, match="^by 'hype' is not one of volume, "):
         ranker.top("5s", by="hype")
 
 

@@ -19,11 +19,11 @@ import redis
 from tests.support import reference
 from tests.support.bridge_procs import Proc, env_for, running, wait_for
 from tests.support.checks import window_mismatches
+from tradeagg.clock import now_ms
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade
 from tradeagg.devtools.bench import backlog
 from tradeagg.devtools.synthetic import SyntheticFeed, to_message
-from tradeagg.engine.apply import now_ms
 from tradeagg.settings import Settings
 from tradeagg.store.streams import append
 

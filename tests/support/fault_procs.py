@@ -9,9 +9,9 @@ from typing import Any
 
 from tests.support.bridge_procs import env_for, wait_for
 from tests.support.checks import reference_mismatches
+from tradeagg.clock import now_ms
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade
-from tradeagg.engine.apply import now_ms
 from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings
 from tradeagg.store.connection import text

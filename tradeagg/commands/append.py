@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
+from tradeagg.clock import now_ms
 from tradeagg.contract.trade import Trade
 from tradeagg.contract.validation import parse_message
 from tradeagg.devtools.synthetic import SyntheticFeed
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if (args.file is None) == (args.synthetic is None):
         raise UsageError("give FILE (or -) or --synthetic N, not both")
     client = connect(settings)
-    now = int(time.time() * 1000)
+    now = now_ms()
     appended = invalid = 0
     if args.synthetic is not None:
         if args.synthetic < 1 or args.tokens < 1:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 
+from tradeagg.commands import render
+from tradeagg.contract.exactjson import dumps
 from tradeagg.devtools.bench import BenchConfig, run_engine
 from tradeagg.devtools.embedded import Embedded
 from tradeagg.errors import UsageError
@@ -52,11 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _print(figures: dict, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(figures), flush=True)
+        print(dumps(figures), flush=True)
         return
-    width = max(len(k) for k in figures)
-    for key, value in figures.items():
-        print(f"{key.ljust(width)}  {value}", flush=True)
+    rows = [(key, str(value)) for key, value in figures.items()]
+    print(render.text(render.table(("figure", "value"), rows, left=(0, 1))), flush=True)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             )
             figures = run_engine(client, s, cfg)
         else:
-            from tradeagg.devtools.bench_e2e import run_e2e
+            from tradeagg.devtools.bench_pipeline import run_e2e
 
             url = args.redis_url or with_embedded.start_redis()
             broker = with_embedded.start_broker()

@@ -6,7 +6,6 @@ import argparse
 import logging
 from typing import Any
 
-import gevent
 from confluent_kafka import Consumer, KafkaError, KafkaException
 from gevent import monkey
 
@@ -15,6 +14,7 @@ from tradeagg.logs import PROCESS, kv
 from tradeagg.observe import heartbeat
 from tradeagg.observe.metrics import metrics_from_settings
 from tradeagg.runtime.bridge import Bridge
+from tradeagg.runtime.hub import on_hub_threadpool
 from tradeagg.runtime.kafkaconf import consumer_config
 from tradeagg.runtime.service import Service
 from tradeagg.settings import Settings
@@ -44,11 +44,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.set_defaults(run=run)
-
-
-def on_hub_threadpool(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking librdkafka call on a native thread so the hub keeps running."""
-    return gevent.get_hub().threadpool.spawn(fn, *args, **kwargs).get()
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

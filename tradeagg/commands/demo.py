@@ -106,9 +106,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             demo.check_children()
             snap = demo.snapshot(window, cols, limit=_rows(ui))
             if ui:
-                width, height = shutil.get_terminal_size()
+                width, _height = shutil.get_terminal_size()
                 title = f"tradeagg demo  {elapsed:4.0f}s  (Ctrl-C to stop)"
-                term.draw(liveview.screen(snap, title, width, height))
+                term.draw(liveview.view(snap, title, width))
             elif elapsed - last_summary >= 5 or last_summary == 0:
                 print(liveview.summary(snap), flush=True)
                 last_summary = max(elapsed, 1e-9)

@@ -12,6 +12,7 @@ import argparse
 
 import redis
 
+from tradeagg.clock import now_ms
 from tradeagg.errors import UsageError
 from tradeagg.observe import probes
 from tradeagg.settings import Settings
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except redis.RedisError as exc:
         print(f"FAIL redis unreachable: {type(exc).__name__}: {exc}", flush=True)
         return 1
-    now = probes.now_ms()
+    now = now_ms()
     healthy = True
     for beat in beats:
         print(process_line(beat, now))

@@ -14,15 +14,11 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
 
-from confluent_kafka import KafkaException, Producer
-
-from tradeagg.commands.bridge import on_hub_threadpool
-from tradeagg.contract.trade import Trade
-from tradeagg.devtools.synthetic import SyntheticFeed, to_message
-from tradeagg.errors import ConfigError, TradeaggError, UsageError
-from tradeagg.runtime.kafkaconf import producer_config
+from tradeagg.clock import now_ms
+from tradeagg.devtools.kafkatools import Message, Sender, encode
+from tradeagg.devtools.synthetic import paced_blocks, past_trades
+from tradeagg.errors import TradeaggError, UsageError
 from tradeagg.settings import Settings
 
 EXAMPLES = """examples:
@@ -31,9 +27,6 @@ EXAMPLES = """examples:
   tradeagg produce --synthetic 200000 --tokens 2000
   tradeagg produce --synthetic 60000 --rate 2000 --batch-per-block
 """
-
-Message = tuple[bytes | None, bytes, int]  # key, value, trades in it
-MAX_ARRAY = 1_000  # trades per array message: ~400 KB, well under the 1 MiB limit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,92 +53,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="one JSON array message per block (at most 1,000 trades) instead of one per trade",
     )
     p.set_defaults(run=run)
-
-
-def encode(trades: list[Trade], per_block: bool) -> Iterator[Message]:
-    """Messages of ``trades``: one per trade keyed by token, or one array per block."""
-    if not per_block:
-        for t in trades:
-            yield t.token.encode(), json.dumps(to_message(t), separators=(",", ":")).encode(), 1
-        return
-    i = 0
-    while i < len(trades):
-        j = i
-        while j < len(trades) and j - i < MAX_ARRAY and trades[j].block == trades[i].block:
-            j += 1
-        body = [to_message(t) for t in trades[i:j]]
-        yield None, json.dumps(body, separators=(",", ":")).encode(), j - i
-        i = j
-
-
-def past_trades(n: int, tokens: int, seed: int, now_ms: int) -> list[Trade]:
-    """``n`` trades stamped over the recent past (at most ~50 minutes), newest ~1 s ago."""
-    feed = SyntheticFeed(tokens=tokens, seed=seed)
-    rate = max(1000.0, n / 3000.0)
-    trades = feed.trades(n, 0, rate)
-    shift = now_ms - 1000 - (trades[-1].ts if trades else 0)
-    return [_restamp(t, t.ts + shift) for t in trades]
-
-
-def _restamp(t: Trade, ts: int, block: int | None = None) -> Trade:
-    block = ts // 400 if block is None else block
-    return Trade(t.id, t.token, t.side, t.quote_nano, t.price, ts, t.seq, t.amount, t.trader, block)
-
-
-def paced_blocks(n: int, tokens: int, seed: int, rate: float) -> Iterator[list[Trade]]:
-    """Blocks of trades, each yielded when the wall clock reaches its timestamp."""
-    feed = SyntheticFeed(tokens=tokens, seed=seed)
-    start = int(time.time() * 1000)
-    block: list[Trade] = []
-    for k, t in enumerate(feed.stream(start, rate)):
-        if block and t.ts != block[0].ts:
-            yield block
-            block = []
-        if k >= n:
-            break
-        delay = t.ts / 1000 - time.time()
-        if delay > 0 and not block:
-            time.sleep(delay)
-        block.append(_restamp(t, max(t.ts, int(time.time() * 1000)), t.block))
-    if block:
-        yield block
-
-
-class Sender:
-    """A Producer with delivery accounting; librdkafka waits run on the hub threadpool."""
-
-    def __init__(self, settings: Settings, blocking: Any = on_hub_threadpool) -> None:
-        try:
-            self.producer = Producer(producer_config(settings))
-        except KafkaException as exc:
-            raise ConfigError(f"Kafka producer configuration: {exc.args[0]}") from None
-        self.topic = settings.topic
-        self.blocking = blocking
-        self.delivered = self.failed = self.trades = 0
-        self.errors: list[str] = []
-
-    def _done(self, err: Any, msg: Any) -> None:  # librdkafka thread: count only
-        if err is None:
-            self.delivered += 1
-        else:
-            self.failed += 1
-            if len(self.errors) < 5:
-                self.errors.append(str(err))
-
-    def send(self, messages: Iterable[Message]) -> None:
-        for key, value, n in messages:
-            while True:
-                try:
-                    self.producer.produce(self.topic, value=value, key=key, on_delivery=self._done)
-                    break
-                except BufferError:
-                    self.blocking(self.producer.poll, 0.05)
-            self.trades += n
-        self.producer.poll(0)
-
-    def flush(self, timeout: float = 60.0) -> int:
-        """Wait for delivery reports; returns the messages still undelivered."""
-        return int(self.blocking(self.producer.flush, timeout))
 
 
 def _file_messages(lines: Iterable[str]) -> Iterator[Message]:
@@ -184,7 +91,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             except OSError as exc:
                 raise UsageError(f"{args.file}: {exc.strerror}") from None
     elif args.rate is None:
-        trades = past_trades(args.synthetic, args.tokens, args.seed, int(time.time() * 1000))
+        trades = past_trades(args.synthetic, args.tokens, args.seed, now_ms())
         sender.send(encode(trades, args.batch_per_block))
     else:
         for block in paced_blocks(args.synthetic, args.tokens, args.seed, args.rate):

@@ -6,8 +6,13 @@ import argparse
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from tradeagg.engine.apply import TOKEN_RE
-from tradeagg.engine.read import Reader, TokenView, exact, view_json
+from tradeagg.commands import render
+from tradeagg.commands.wording import as_flags
+from tradeagg.contract.address import is_address
+from tradeagg.contract.documents import token_document
+from tradeagg.contract.exactjson import dumps, number
+from tradeagg.engine.args import check_at
+from tradeagg.engine.read import Reader, TokenView
 from tradeagg.errors import UsageError
 from tradeagg.settings import Settings
 from tradeagg.store.connection import connect
@@ -36,11 +41,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+HEAD = ("window", "buys", "sells", "buy_volume", "sell_volume", "volume", "open", "close")
+HEAD += ("change",)
+
+
 def _fmt(v: object) -> str:
     if v is None:
         return "-"
     if isinstance(v, Decimal):
-        return exact(v)
+        return number(v)
     if isinstance(v, float):
         return f"{v:+.2f}%"
     return str(v)
@@ -48,50 +57,33 @@ def _fmt(v: object) -> str:
 
 def table(view: TokenView) -> str:
     when = datetime.fromtimestamp(view.at / 1000, tz=UTC).isoformat(timespec="milliseconds")
-    lines = [f"{view.token}  at {view.at} ({when})"]
-    head = (
-        "window",
-        "buys",
-        "sells",
-        "buy_volume",
-        "sell_volume",
-        "volume",
-        "open",
-        "close",
-        "change",
-    )
-    rows = [head]
-    for label, w in view.windows.items():
-        rows.append(
-            (
-                label,
-                str(w.buys),
-                str(w.sells),
-                exact(w.buy_volume),
-                exact(w.sell_volume),
-                exact(w.volume),
-                _fmt(w.open),
-                _fmt(w.close),
-                _fmt(w.price_change_pct),
-            )
+    rows = [
+        (
+            label,
+            str(w.buys),
+            str(w.sells),
+            number(w.buy_volume),
+            number(w.sell_volume),
+            number(w.volume),
+            _fmt(w.open),
+            _fmt(w.close),
+            _fmt(w.price_change_pct),
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    for r in rows:
-        lines.append(
-            "  ".join(c.rjust(widths[i]) if i else c.ljust(widths[i]) for i, c in enumerate(r))
-        )
-    return "\n".join(lines)
+        for label, w in view.windows.items()
+    ]
+    return f"{view.token}  at {view.at} ({when})\n" + render.text(render.table(HEAD, rows))
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.at is not None and not 0 <= args.at < 2**53:
-        raise UsageError(f"--at {args.at} is not an epoch-millisecond instant")
-    bad = [a for a in args.addr if not TOKEN_RE.match(a)]
+    with as_flags():
+        check_at(args.at)
+    bad = [a for a in args.addr if not is_address(a)]
     if bad:
         raise UsageError(f"not a token address (base58, or 0x + 40 hex): {bad[0][:60]!r}")
     client = connect(settings)
     reader = Reader(client, settings)
     for addr in args.addr:
-        view = reader.read(addr, args.at)
-        print(view_json(view) if args.json else table(view), flush=True)
+        with as_flags():
+            view = reader.read(addr, args.at)
+        print(dumps(token_document(view)) if args.json else table(view), flush=True)
     return 0

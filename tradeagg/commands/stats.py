@@ -9,12 +9,14 @@ memory are read from Redis directly.
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 import redis
 
+from tradeagg.clock import now_ms
+from tradeagg.commands import render
 from tradeagg.commands.health import fresh
+from tradeagg.contract.exactjson import dumps
 from tradeagg.observe import probes
 from tradeagg.settings import Settings
 from tradeagg.store.connection import connect, store_error
@@ -42,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def gather(client: Any, settings: Settings) -> dict[str, Any]:
-    now = probes.now_ms()
+    now = now_ms()
     beats = [b for b in probes.heartbeats(client) if not b.get("corrupt")]
     live = [b for b in beats if fresh(b, now)]
     throughput: dict[str, float] = {}
@@ -90,28 +92,37 @@ def _bytes(n: int) -> str:
     return f"{n} B"
 
 
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+def _indented(
+    headers: tuple[str, ...], rows: list[tuple[str, ...]], left: tuple[int, ...], show_header: bool
+) -> list[str]:
+    table = render.table(headers, rows, left=left, show_header=show_header)
+    return ["  " + line for line in render.lines(table)]
 
 
-def render(s: dict[str, Any]) -> str:
+def render_text(s: dict[str, Any]) -> str:
     out = [f"processes ({sum(p['live'] for p in s['processes'])} live)"]
-    for p in s["processes"]:
-        state = "live" if p["live"] else "stale"
-        warn = ",".join(p["warnings"]) or "-"
-        out.append(
-            f"  {p['kind']:<7} {p['name']}  {state}  beat {p['beat_age_ms']} ms ago  "
-            f"up {p['up_s']} s  warnings {warn}"
+    procs = [
+        (
+            str(p["kind"]),
+            str(p["name"]),
+            "live" if p["live"] else "stale",
+            f"beat {p['beat_age_ms']} ms ago",
+            f"up {p['up_s']} s",
+            f"warnings {','.join(p['warnings']) or '-'}",
         )
-    if not s["processes"]:
+        for p in s["processes"]
+    ]
+    if procs:
+        head = ("kind", "name", "state", "beat", "up", "warnings")
+        out.extend(_indented(head, procs, (0, 1, 2, 3, 4, 5), show_header=False))
+    else:
         out.append("  none (no heartbeat: is anything running?)")
     tp = s["throughput"]
     out.append("throughput (per second, summed over live processes)")
     shown = [n for n in HEADLINE if n in tp] + sorted(n for n in tp if n not in HEADLINE)
     out.append("  " + ("  ".join(f"{n}={tp[n]:g}" for n in shown) or "none reported"))
     out.append("shards")
-    rows = [("shard", "backlog", "pending", "oldest_pending_ms", "active", "dead", "group")]
+    rows = []
     for f in s["shards"]:
         rows.append(
             (
@@ -136,7 +147,8 @@ def render(s: dict[str, Any]) -> str:
             "",
         )
     )
-    out.extend(_table(rows))
+    head = ("shard", "backlog", "pending", "oldest_pending_ms", "active", "dead", "group")
+    out.extend(_indented(head, rows, (), show_header=True))
     m = s["memory"]
     limit = f" of {_bytes(m['maxmemory'])} ({m['pct']}%)" if m["maxmemory"] else " (no maxmemory)"
     out.append(f"redis memory  {_bytes(m['used'])}{limit}")
@@ -149,5 +161,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         figures = gather(client, settings)
     except redis.RedisError as exc:
         raise store_error("redis", exc) from None
-    print(json.dumps(figures) if args.json else render(figures), flush=True)
+    print(dumps(figures) if args.json else render_text(figures), flush=True)
     return 0

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import UTC, datetime
 
-from tradeagg.commands import humanize
-from tradeagg.engine.rank import RANK_BY, Ranked, Ranker, Ranking
-from tradeagg.engine.read import window_json
+from tradeagg.commands import humanize, render
+from tradeagg.commands.wording import as_flags
+from tradeagg.contract.documents import rank_document
+from tradeagg.contract.exactjson import dumps
+from tradeagg.engine.rank import RANK_BY, Ranker, Ranking
 from tradeagg.settings import Settings
 from tradeagg.store.connection import connect
 
@@ -58,25 +59,18 @@ def default_window(settings: Settings) -> str:
     return longer[0] if longer else labels[-1]
 
 
-def row_json(r: Ranked, ranking: Ranking) -> str:
-    """``{"rank", "token", "at", "window", "by", <the window's metrics>}``, exact numbers."""
-    head = (
-        f'{{"rank": {r.rank}, "token": {json.dumps(r.token)}, "at": {r.view.at}, '
-        f'"window": {json.dumps(ranking.window)}, "by": {json.dumps(ranking.by)}, '
-    )
-    return head + window_json(r.window(ranking.window))[1:]
+HEAD = ("#", "token", "trades", "buys", "sells", "volume", "buy vol", "close", "change")
 
 
 def table(ranking: Ranking) -> str:
     """A human table with readable numbers."""
     when = datetime.fromtimestamp(ranking.at / 1000, tz=UTC).isoformat(timespec="seconds")
     label = ranking.window
-    lines = [
+    title = (
         f"top {len(ranking.rows)} of {ranking.candidates} active tokens by {ranking.by} "
         f"in {label}, at {ranking.at} ({when})"
-    ]
-    head = ("#", "token", "trades", "buys", "sells", "volume", "buy vol", "close", "change")
-    rows = [head]
+    )
+    rows = []
     for r in ranking.rows:
         w = r.window(label)
         buy_share = f"{w.buy_volume / w.volume * 100:.0f}%" if w.volume else "-"
@@ -93,13 +87,10 @@ def table(ranking: Ranking) -> str:
                 humanize.percent(w.price_change_pct),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    for row in rows:
-        cells = [c.ljust(widths[i]) if i == 1 else c.rjust(widths[i]) for i, c in enumerate(row)]
-        lines.append("  ".join(cells).rstrip())
+    body = render.text(render.table(HEAD, rows, left=(1,)))
     if not ranking.rows:
-        lines.append("(no token has a trade in this window)")
-    return "\n".join(lines)
+        body += "\n(no token has a trade in this window)"
+    return title + "\n" + body
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -107,12 +98,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         ranker = Ranker(client, settings)
         window = args.window or default_window(settings)
-        ranking = ranker.top(window, args.by, args.limit, args.at)
+        with as_flags():
+            ranking = ranker.top(window, args.by, args.limit, args.at)
     finally:
         client.close()
     if args.json:
         for r in ranking.rows:
-            print(row_json(r, ranking))
+            print(dumps(rank_document(r.rank, r.view, ranking.window, ranking.by)))
     else:
         print(table(ranking))
     return 0

@@ -1,12 +1,9 @@
 """Validation of trade messages (CONTRACT §1) into ``Trade`` values.
 
-Two implementations of one rule set:
-
-* ``validate(obj, now_ms, max_skew_ms)``: hand-written checks, the bridge's hot
-  path (~3 µs a trade, see ``benchmarks/bench_schema.py``);
-* ``TradeSchema``: the same rules declared with marshmallow (~25 µs a trade),
-  the readable statement of the contract; ``tests/unit/test_schema.py`` holds
-  both to the same verdict on a corpus of good and hostile trades.
+One implementation: ``validate(obj, now_ms, max_skew_ms)``, hand-written checks,
+the bridge's hot path (~3 µs a trade, see ``benchmarks/bench_schema.py``; a
+marshmallow schema of the same rules took ~25 µs). ``tests/unit/test_schema.py``
+holds it to literal expected results on good and hostile trades.
 
 Bounds chosen here (the contract says "finite, > 0"; these make "finite" safe
 for the Lua engine and for memory):
@@ -29,12 +26,10 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validates
-from marshmallow import validate as mv
-
+from tradeagg.contract.address import ADDRESS_RE
 from tradeagg.contract.trade import Trade
 from tradeagg.errors import InvalidTrade
 
@@ -50,7 +45,6 @@ MAX_SEQ = 2**53 - 1
 MAX_BLOCK = 2**63 - 1
 
 ID_RE = re.compile(r"[!-~]{1,128}")
-ADDRESS_RE = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}|0x[0-9a-fA-F]{40}")
 NUMBER_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
 SIDES = ("buy", "sell")
 _CTX = Context(prec=100, rounding=ROUND_HALF_EVEN)
@@ -205,68 +199,3 @@ def parse_message(
         except InvalidTrade as exc:
             bad.append((i, element, exc.reason))
     return good, bad
-
-
-# --- the same rules, declared with marshmallow -------------------------------------
-
-
-class _StrictInt(fields.Integer):
-    """An integer that is not a bool, not a float, not a numeric string."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
-        if type(value) is not int:
-            raise ValidationError("not an integer")
-        return value
-
-
-class _Number(fields.Field):
-    """A finite positive number or decimal string (bounds shared with ``number``)."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Decimal:
-        try:
-            return number(value, attr or "number")
-        except (InvalidTrade, InvalidOperation) as exc:
-            raise ValidationError(str(exc)) from None
-
-
-class TradeSchema(Schema):
-    """CONTRACT §1 as a marshmallow schema; ``load`` returns a Trade."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    id = fields.String(required=True, validate=mv.Regexp(r"\A[!-~]{1,128}\Z"))
-    token = fields.String(required=True, validate=mv.Regexp(rf"\A(?:{ADDRESS_RE.pattern})\Z"))
-    side = fields.String(required=True, validate=mv.OneOf(SIDES))
-    amount = _Number(required=True, validate=mv.Range(max=MAX_AMOUNT))
-    quote = _Number(required=True, validate=mv.Range(max=MAX_QUOTE))
-    price = _Number(required=True, validate=mv.Range(max=MAX_PRICE))
-    ts = _StrictInt(required=True, validate=mv.Range(min=0))
-    seq = _StrictInt(load_default=0, allow_none=True, validate=mv.Range(0, MAX_SEQ))
-    trader = fields.String(required=True, validate=mv.Regexp(rf"\A(?:{ADDRESS_RE.pattern})\Z"))
-    block = _StrictInt(load_default=None, allow_none=True, validate=mv.Range(0, MAX_BLOCK))
-
-    def __init__(self, now_ms: int, max_skew_ms: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.now_ms = now_ms
-        self.max_skew_ms = max_skew_ms
-
-    @validates("ts")
-    def _not_future(self, value: int, **kwargs: Any) -> None:
-        if value > self.now_ms + self.max_skew_ms:
-            raise ValidationError("in the future")
-
-    @post_load
-    def _trade(self, data: dict[str, Any], **kwargs: Any) -> Trade:
-        return Trade(
-            id=data["id"],
-            token=data["token"],
-            side=data["side"],
-            quote_nano=int(data["quote"].quantize(_NANO, context=_CTX).scaleb(9, _CTX)),
-            price=plain(data["price"]),
-            ts=data["ts"],
-            seq=data["seq"] or 0,
-            amount=plain(data["amount"]),
-            trader=data["trader"],
-            block=data["block"],
-        )

@@ -23,10 +23,11 @@ from typing import Any
 import gevent
 import gevent.pool
 
+from tradeagg.clock import now_ms
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade
 from tradeagg.devtools.synthetic import SyntheticFeed
-from tradeagg.engine.apply import Engine, now_ms
+from tradeagg.engine.apply import Engine
 from tradeagg.engine.read import Reader
 from tradeagg.engine.reference import windows as reference_windows
 from tradeagg.observe.metrics import MemoryMetrics
@@ -176,8 +177,7 @@ def verify(
     chosen = ranked[: n // 2] + rng.sample(ranked[n // 2 :], min(n - n // 2, len(ranked) - n // 2))
     reader = Reader(client, settings)
     mismatches: list[str] = []
-    for token in chosen:
-        view = reader.read(token)
+    for token, view in zip(chosen, reader.read_many(chosen), strict=True):
         want = reference_windows(by_token[token], view.at, settings.windows)
         for w in settings.windows:
             g, r = view.windows[w.label], want[w.label]

@@ -19,16 +19,17 @@ from typing import Any
 
 import gevent
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from tradeagg.devtools.embedded import Embedded
 from tradeagg.devtools.feed import PacedFeed
+from tradeagg.devtools.kafkatools import create_topic
 from tradeagg.devtools.liveview import Snapshot
 from tradeagg.engine.rank import Ranker
 from tradeagg.errors import TradeaggError
 from tradeagg.logs import kv
 from tradeagg.observe import probes
-from tradeagg.runtime.kafkaconf import common, producer_config
+from tradeagg.runtime.hub import on_hub_threadpool
+from tradeagg.runtime.kafkaconf import producer_config
 from tradeagg.settings import Settings
 from tradeagg.store.connection import connect
 
@@ -36,11 +37,6 @@ log = logging.getLogger("tradeagg.demo")
 
 PARTITIONS = 4
 TICK_S = 0.05
-
-
-def _blocking(fn: Any, *args: Any) -> Any:
-    """A blocking librdkafka call on a native thread, so the gevent hub keeps running."""
-    return gevent.get_hub().threadpool.spawn(fn, *args).get()
 
 
 class DemoRun:
@@ -76,7 +72,7 @@ class DemoRun:
             clock="wall",
             statsd_host="",
         )
-        self._create_topic()
+        create_topic(self.settings, self.settings.topic, PARTITIONS, "demo")
         env = self.child_env()
         argv = [sys.executable, "-m", "tradeagg"]
         self.embedded.spawn("bridge", [*argv, "bridge"], env)
@@ -122,17 +118,6 @@ class DemoRun:
         )
         env.setdefault("LOG_LEVEL", "INFO")
         return env
-
-    def _create_topic(self) -> None:
-        admin = AdminClient(common(self.settings, "demo"))
-        futures = admin.create_topics(
-            [NewTopic(self.settings.topic, num_partitions=PARTITIONS, replication_factor=1)]
-        )
-        try:
-            for future in futures.values():
-                _blocking(future.result, 30)
-        except Exception as exc:  # KafkaException, or a timeout: the demo cannot go on
-            raise TradeaggError(f"creating topic {self.settings.topic}: {exc}") from None
 
     def _feed_loop(self) -> None:
         assert self.feed is not None
@@ -186,7 +171,7 @@ class DemoRun:
             self._feeding.kill()
             self._feeding = None
         if self.producer is not None:
-            _blocking(self.producer.flush, 15)
+            on_hub_threadpool(self.producer.flush, 15)
         deadline = time.monotonic() + deadline_s
         while True:
             self.check_children()

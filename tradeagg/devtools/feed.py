@@ -11,18 +11,14 @@ librdkafka's call). The final ``flush`` is the caller's, on a native thread.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from tradeagg.clock import now_ms
 from tradeagg.contract.trade import Trade
 from tradeagg.devtools.synthetic import SyntheticFeed, to_message
 
 NowMs = Callable[[], int]
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class PacedFeed:
@@ -35,7 +31,7 @@ class PacedFeed:
         rate: float,
         tokens: int,
         seed: int = 1,
-        clock: NowMs = _now_ms,
+        clock: NowMs = now_ms,
         keep_ms: int = 3_600_000,
     ) -> None:
         self.producer = producer

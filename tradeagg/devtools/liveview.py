@@ -1,27 +1,26 @@
-"""The demo's screen: pure functions from figures to lines, plus plain ANSI output.
+"""The demo's screen: figures to rich renderables, drawn in place with ``rich.live``.
 
 Rendering is separated from the terminal so that the same figures give the
-refreshing table (a TTY) and the periodic one-line summaries (``--no-ui``,
-CI logs). No curses: cursor-home, clear-to-end and the alternate screen are
-enough, and they behave under tmux, ssh and a pseudo-terminal alike.
+refreshing table (a TTY: ``Terminal``, rich's alternate-screen ``Live``) and
+the periodic one-line summaries (``--no-ui``, CI logs). ``screen`` and
+``table`` give the same view as lines of text, for tests and logs.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TextIO
 
-from tradeagg.commands import humanize
+from rich.console import Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from tradeagg.commands import humanize, render
 from tradeagg.engine.rank import Ranking
 
-ENTER = "\x1b[?1049h\x1b[?25l"  # alternate screen, hide cursor
-LEAVE = "\x1b[?25h\x1b[?1049l"
-HOME = "\x1b[H"
-CLEAR_LINE = "\x1b[K"
-CLEAR_BELOW = "\x1b[J"
-BOLD, DIM, GREEN, RED, RESET = "\x1b[1m", "\x1b[2m", "\x1b[32m", "\x1b[31m", "\x1b[0m"
+GREEN, RED = "\x1b[32m", "\x1b[31m"  # what rich writes for the change column's two colours
+WAITING = "waiting for the first trades to be applied…"
 
 
 @dataclass(frozen=True)
@@ -52,55 +51,59 @@ def header(s: Snapshot) -> list[str]:
     ]
 
 
-def _cells(s: Snapshot) -> list[list[str]]:
-    rows = [["#", "token"]]
-    for label in s.columns:
-        rows[0] += [f"{label} buys", "sells", "volume", "change"]
+def _table(s: Snapshot, columns: tuple[str, ...]) -> Table:
+    headers = ["#", "token"]
+    for label in columns:
+        headers += [f"{label} buys", "sells", "volume", "change"]
+    rows = []
     for r in s.ranking.rows:
-        row = [str(r.rank), humanize.address(r.token, 13)]
-        for label in s.columns:
+        row: list[str | Text] = [str(r.rank), humanize.address(r.token, 13)]
+        for label in columns:
             w = r.window(label)
+            change = humanize.percent(w.price_change_pct)
+            color = "" if change == "-" else "green" if change.startswith("+") else "red"
             row += [
                 humanize.count(w.buys),
                 humanize.count(w.sells),
                 humanize.number(w.volume),
-                humanize.percent(w.price_change_pct),
+                Text(change, style=color),
             ]
         rows.append(row)
-    return rows
+    return render.table(headers, rows, left=(1,))
 
 
-def table(s: Snapshot, width: int, color: bool) -> list[str]:
+def fitted(s: Snapshot, width: int) -> Table:
     """The ranked table, dropping whole windows from the right until it fits ``width``."""
     columns = s.columns
     while True:
-        rows = _cells(Snapshot(**{**s.__dict__, "columns": columns}))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        total = sum(widths) + 2 * len(widths)
-        if total <= width or len(columns) == 1:
-            break
+        t = _table(s, columns)
+        natural = max(len(line) for line in render.lines(t))
+        if natural <= width or len(columns) == 1:
+            return t
         columns = columns[:-1]
-    out = []
-    for n, row in enumerate(rows):
-        cells = []
-        for i, c in enumerate(row):
-            text = c.ljust(widths[i]) if i == 1 else c.rjust(widths[i])
-            if color and n and i >= 2 and (i - 2) % 4 == 3 and c != "-":
-                text = (GREEN if c.startswith("+") else RED) + text + RESET
-            cells.append(text)
-        line = "  ".join(cells)
-        out.append(BOLD + line + RESET if color and n == 0 else line)
+
+
+def view(s: Snapshot, title: str, width: int) -> RenderableType:
+    """One refresh: title, figures, then the table (or a note that nothing ranks yet)."""
+    crop = {"no_wrap": True, "overflow": "crop"}
+    parts: list[RenderableType] = [Text(title, style="bold", **crop)]
+    parts += [Text(line, **crop) for line in header(s)]
+    parts.append(Text(""))
+    parts.append(fitted(s, width) if s.ranking.rows else Text(WAITING, **crop))
+    return Group(*parts)
+
+
+def table(s: Snapshot, width: int, color: bool) -> list[str]:
+    """The ranked table as lines (ANSI colours when ``color``)."""
+    out = render.lines(fitted(s, width), width, color)
     if not s.ranking.rows:
-        out.append("waiting for the first trades to be applied…")
+        out.append(WAITING)
     return out
 
 
 def screen(s: Snapshot, title: str, width: int, height: int, color: bool = True) -> list[str]:
     """Every line of one refresh, cut to the terminal's size."""
-    lines = [BOLD + title + RESET if color else title, *header(s), ""]
-    lines += table(s, width, color)
-    lines = lines[: max(1, height - 1)]
-    return [line if _visible(line) <= width else _cut(line, width) for line in lines]
+    return render.lines(view(s, title, width), width, color)[: max(1, height - 1)]
 
 
 def summary(s: Snapshot) -> str:
@@ -120,45 +123,23 @@ def summary(s: Snapshot) -> str:
     )
 
 
-def _visible(line: str) -> int:
-    return len(_strip(line))
-
-
-def _strip(line: str) -> str:
-    out, i = [], 0
-    while i < len(line):
-        if line[i] == "\x1b":
-            j = line.find("m", i)
-            i = j + 1 if j != -1 else len(line)
-            continue
-        out.append(line[i])
-        i += 1
-    return "".join(out)
-
-
-def _cut(line: str, width: int) -> str:
-    return _strip(line)[:width]
-
-
 class Terminal:
-    """Draws whole screens in place on a TTY, in the alternate screen buffer."""
+    """Draws whole screens in place on a TTY, in the alternate screen buffer (rich's ``Live``)."""
 
-    def __init__(self, out: TextIO = sys.stdout) -> None:
-        self.out = out
-        self.entered = False
+    def __init__(self) -> None:
+        self.live: Live | None = None
 
     def enter(self) -> None:
-        self.out.write(ENTER)
-        self.out.flush()
-        self.entered = True
+        self.live = Live(
+            screen=True, auto_refresh=False, redirect_stdout=False, redirect_stderr=False
+        )
+        self.live.start()
 
-    def draw(self, lines: list[str]) -> None:
-        body = HOME + "".join(line + CLEAR_LINE + "\r\n" for line in lines) + CLEAR_BELOW
-        self.out.write(body)
-        self.out.flush()
+    def draw(self, renderable: RenderableType) -> None:
+        if self.live is not None:
+            self.live.update(renderable, refresh=True)
 
     def leave(self) -> None:
-        if self.entered:
-            self.out.write(LEAVE)
-            self.out.flush()
-            self.entered = False
+        if self.live is not None:
+            live, self.live = self.live, None
+            live.stop()

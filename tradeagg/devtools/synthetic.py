@@ -12,9 +12,11 @@ import bisect
 import itertools
 import math
 import random
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 
+from tradeagg.clock import now_ms
 from tradeagg.contract.trade import Trade
 
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -113,3 +115,36 @@ def to_message(t: Trade) -> dict[str, object]:
     if t.block is not None:
         msg["block"] = t.block
     return msg
+
+
+def past_trades(n: int, tokens: int, seed: int, now: int) -> list[Trade]:
+    """``n`` trades stamped over the recent past (at most ~50 minutes), newest ~1 s ago."""
+    feed = SyntheticFeed(tokens=tokens, seed=seed)
+    rate = max(1000.0, n / 3000.0)
+    trades = feed.trades(n, 0, rate)
+    shift = now - 1000 - (trades[-1].ts if trades else 0)
+    return [_restamp(t, t.ts + shift) for t in trades]
+
+
+def _restamp(t: Trade, ts: int, block: int | None = None) -> Trade:
+    block = ts // 400 if block is None else block
+    return Trade(t.id, t.token, t.side, t.quote_nano, t.price, ts, t.seq, t.amount, t.trader, block)
+
+
+def paced_blocks(n: int, tokens: int, seed: int, rate: float) -> Iterator[list[Trade]]:
+    """Blocks of trades, each yielded when the wall clock reaches its timestamp."""
+    feed = SyntheticFeed(tokens=tokens, seed=seed)
+    start = now_ms()
+    block: list[Trade] = []
+    for k, t in enumerate(feed.stream(start, rate)):
+        if block and t.ts != block[0].ts:
+            yield block
+            block = []
+        if k >= n:
+            break
+        delay = t.ts / 1000 - time.time()
+        if delay > 0 and not block:
+            time.sleep(delay)
+        block.append(_restamp(t, max(t.ts, now_ms()), t.block))
+    if block:
+        yield block

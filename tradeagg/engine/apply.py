@@ -8,22 +8,21 @@ fixed cost. On a Redis Cluster a call holds the tokens of one hash slot only.
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
+from tradeagg.clock import now_ms
 from tradeagg.contract.keys import active, apply_keys, shard_of
 from tradeagg.contract.trade import entry_sort_key
+from tradeagg.engine.args import windows_arg
 from tradeagg.errors import StoreError
 from tradeagg.settings import Settings
 from tradeagg.store.connection import is_cluster, store_error, text
 from tradeagg.store.scripts import Scripts
 
-TOKEN_RE = re.compile(r"^(?:[1-9A-HJ-NP-Za-km-z]{32,44}|0x[0-9a-fA-F]{40})$")
 MAX_ENTRIES_PER_CALL = 4_000
 
 
@@ -40,14 +39,6 @@ class TokenResult:
     reason: str = ""  # why it was rebuilt, or why it failed
     last_update: int | None = None
     failed: bool = False
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def windows_arg(settings: Settings) -> str:
-    return ",".join(f"{w.label}:{w.ms}" for w in settings.windows)
 
 
 def group_records(records: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:

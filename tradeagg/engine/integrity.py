@@ -19,9 +19,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from tradeagg.contract.keys import token_keys
-from tradeagg.engine.apply import windows_arg
+from tradeagg.engine.args import windows_arg
 from tradeagg.logs import kv
 from tradeagg.settings import Settings
+from tradeagg.store.connection import text
 from tradeagg.store.scripts import source
 
 log = logging.getLogger("tradeagg.integrity")
@@ -61,7 +62,7 @@ class Integrity:
             if isinstance(raw, Exception):
                 log.error("integrity check failed %s", kv(token=token, error=str(raw)[:200]))
                 continue
-            reason = raw.decode() if isinstance(raw, bytes) else str(raw)
+            reason = text(raw)
             if reason:
                 found[token] = reason
                 if mode == "check":

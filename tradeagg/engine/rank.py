@@ -3,8 +3,8 @@
 No key scan: the engine stamps each token it applies in its shard's sorted set
 ``tradeagg:{sN}:active`` (score = wall ms of the apply), so the candidates are
 the members of ``settings.shards`` small sets. Each candidate is read with
-``read_window.lua`` (the same exact read as ``show``), pipelined in batches so
-that a few thousand tokens cost a few round trips, not thousands.
+``Reader.read_many`` (the same exact read as ``show``, pipelined in batches, so
+that a few thousand tokens cost a few round trips, not thousands).
 
 With the wall clock and no explicit ``at``, a worker may apply a trade to a
 token between our choice of "now" and our read of it; that token then answers
@@ -24,15 +24,15 @@ from typing import Any
 
 import redis
 
-from tradeagg.contract.keys import active, token_keys
-from tradeagg.engine.apply import now_ms
+from tradeagg.clock import now_ms
+from tradeagg.contract.keys import active
+from tradeagg.engine.args import check_at, check_choice, check_limit, check_window
 from tradeagg.engine.read import Reader, TokenView, WindowView
-from tradeagg.errors import StoreError, UsageError
+from tradeagg.errors import PastInstant, StoreError
 from tradeagg.settings import Settings
 from tradeagg.store.connection import text
 
 RANK_BY = ("volume", "buys", "sells", "price_change_pct", "trades")
-BATCH = 500
 CATCH_UP_TRIES = 5
 
 
@@ -82,22 +82,6 @@ def rank(views: Iterable[TokenView], window: str, by: str, limit: int | None) ->
     return [Ranked(i + 1, v.token, v) for i, (_, v) in enumerate(top)]
 
 
-class _Prefetched(Reader):
-    """A Reader whose first read of a token answers from a pipelined result.
-
-    ``Reader.read`` keeps its parsing and its handling of a worker clock
-    ahead of ours; only the round trip is batched.
-    """
-
-    def __init__(self, base: Reader, raws: dict[str, list[Any]]) -> None:
-        super().__init__(base.client, base.settings, base.scripts)
-        self._raws = raws
-
-    def _call(self, token: str, at: int | None) -> list[Any]:
-        raw = self._raws.pop(token, None)
-        return raw if raw is not None else super()._call(token, at)
-
-
 class Ranker:
     """Reads every active token as of one instant and ranks them."""
 
@@ -105,7 +89,6 @@ class Ranker:
         self.client = client
         self.settings = settings
         self.reader = reader or Reader(client, settings)
-        self._windows = ",".join(f"{w.label}:{w.ms}" for w in settings.windows)
 
     def active_tokens(self, at: int | None = None) -> list[str]:
         """Members of every shard's active set (wall clock: those that may still have trades).
@@ -132,36 +115,15 @@ class Ranker:
             at = now_ms()
         for _ in range(CATCH_UP_TRIES):
             started = time.monotonic()
-            raws = self._fetch(tokens, at)
-            newer = [int(text(r[2])) for r in raws.values() if text(r[0]) == "past"]
-            if not newer:
-                reader = _Prefetched(self.reader, raws)
-                return at, [reader.read(t, at) for t in tokens]
-            if explicit:
-                first = next(t for t, r in raws.items() if text(r[0]) == "past")
-                raise UsageError(
-                    f"--at {at} is earlier than last_update {text(raws[first][2])} of token {first}"
-                )
-            # tokens move while we read them: aim ahead by twice what a pass takes
-            ahead = int(2_000 * (time.monotonic() - started)) + 1
-            at = max(max(newer), now_ms()) + ahead
-        raise StoreError(f"tokens kept updating past at={at}; try again or pass --at")
-
-    def _fetch(self, tokens: Sequence[str], at: int | None) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {}
-        arg = "" if at is None else at
-        try:
-            for i in range(0, len(tokens), BATCH):
-                chunk = tokens[i : i + BATCH]
-                pipe = self.client.pipeline(transaction=False)
-                for t in chunk:
-                    self.reader.scripts.read_window(
-                        keys=token_keys(t), args=[arg, self._windows], client=pipe
-                    )
-                out.update(zip(chunk, pipe.execute(), strict=True))
-        except redis.RedisError as exc:
-            raise StoreError(f"batched read failed: {exc}") from None
-        return out
+            try:
+                return at, self.reader.read_many(tokens, at)
+            except PastInstant as exc:
+                if explicit:
+                    raise
+                # tokens move while we read them: aim ahead by twice what a pass takes
+                ahead = int(2_000 * (time.monotonic() - started)) + 1
+                at = max(exc.newest, now_ms()) + ahead
+        raise StoreError(f"tokens kept updating past at={at}; try again, or rank as of an instant")
 
     def top(
         self,
@@ -171,13 +133,10 @@ class Ranker:
         at: int | None = None,
     ) -> Ranking:
         """The trending list: ``limit`` tokens by ``by`` in ``window`` as of ``at`` (default now)."""
-        labels = [w.label for w in self.settings.windows]
-        if window not in labels:
-            raise UsageError(f"--window {window!r} is not configured (TRADEAGG_WINDOWS: {labels})")
-        if by not in RANK_BY:
-            raise UsageError(f"--by {by!r}: choose one of {', '.join(RANK_BY)}")
-        if limit is not None and limit < 1:
-            raise UsageError(f"--limit {limit}: must be at least 1")
+        check_window(self.settings, window)
+        check_choice("by", by, RANK_BY)
+        check_limit(limit)
+        check_at(at)
         probe = at if at is not None else (now_ms() if self.settings.clock == "wall" else None)
         tokens = self.active_tokens(probe)
         read_at, views = self.read_all(tokens, at)

@@ -9,18 +9,18 @@ counted from the list in memory; repairing is left to the writers.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import redis
 
+from tradeagg.clock import now_ms
 from tradeagg.contract.keys import token_keys
-from tradeagg.engine.apply import now_ms, windows_arg
-from tradeagg.errors import StoreError, UsageError
+from tradeagg.engine.args import at_arg, check_at, windows_arg
+from tradeagg.errors import PastInstant, StoreError
 from tradeagg.logs import kv
 from tradeagg.settings import Settings
 from tradeagg.store.connection import store_error, text
@@ -31,6 +31,7 @@ log = logging.getLogger("tradeagg.reader")
 COUNT_FIELDS = ("buys", "sells")
 VOLUME_FIELDS = ("buy_volume", "sell_volume", "volume")
 PRICE_FIELDS = ("open", "close")
+BATCH = 500  # reads per pipeline: a few thousand tokens cost a few round trips
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,13 @@ def _dec(v: Any) -> Decimal:
 class Reader:
     """Reads TokenViews; ``at=None`` means now (wall clock) or last_update (event clock)."""
 
-    def __init__(self, client: Any, settings: Settings, scripts: Scripts | None = None) -> None:
+    def __init__(
+        self, client: Any, settings: Settings, scripts: Scripts | None = None, batch: int = BATCH
+    ) -> None:
         self.client = client
         self.settings = settings
         self.scripts = scripts or Scripts(client)
+        self.batch = batch
         self._windows = windows_arg(settings)
 
     def read(self, token: str, at: int | None = None) -> TokenView:
@@ -75,16 +79,58 @@ class Reader:
 
         With ``at=None`` and the wall clock, "now" is the later of this
         machine's clock and the token's last_update (a worker's clock may be a
-        little ahead of ours).
+        little ahead of ours). An ``at`` before the token's last_update raises
+        ``PastInstant``.
         """
-        defaulted = at is None
+        return self.read_many([token], at)[0]
+
+    def read_many(self, tokens: Iterable[str], at: int | None = None) -> list[TokenView]:
+        """``[read(t, at) for t in tokens]`` in a few round trips (``batch`` reads per pipeline).
+
+        With an explicit ``at``, every token is read as of it; if any answers
+        that its last_update is later, ``PastInstant`` names the first such
+        token and carries the newest such last_update (``Ranker`` aims there).
+        """
+        tokens = list(tokens)
+        defaulted = check_at(at) is None
         if defaulted and self.settings.clock == "wall":
             at = now_ms()
-        raw = self._call(token, at)
-        if defaulted and text(raw[0]) == "past":
-            at = int(raw[2])
-            raw = self._call(token, at)
-        return self.view(token, at, raw)
+        raws = self.fetch(tokens, [at] * len(tokens))
+        ats: list[int | None] = [at] * len(tokens)
+        past = [i for i, raw in enumerate(raws) if text(raw[0]) == "past"]
+        if past and not defaulted:
+            newest = max(int(raws[i][2]) for i in past)
+            first = past[0]
+            raise PastInstant(int(text(raws[first][1])), int(raws[first][2]), tokens[first], newest)
+        if past:  # a worker's clock ahead of ours: read those as of their own last_update
+            for i in past:
+                ats[i] = int(raws[i][2])
+            again = self.fetch([tokens[i] for i in past], [ats[i] for i in past])
+            for i, raw in zip(past, again, strict=True):
+                raws[i] = raw
+        return [self.view(t, a, raw) for t, a, raw in zip(tokens, ats, raws, strict=True)]
+
+    def fetch(self, tokens: Sequence[str], ats: Sequence[int | None]) -> list[list[Any]]:
+        """``read_window.lua``'s raw answers for ``tokens``, each as of its ``ats`` entry.
+
+        One token is one script call; more are pipelined ``batch`` at a time.
+        """
+        if len(tokens) == 1:
+            return [self._call(tokens[0], ats[0])]
+        out: list[list[Any]] = []
+        try:
+            for i in range(0, len(tokens), self.batch):
+                pipe = self.client.pipeline(transaction=False)
+                for token, at in zip(
+                    tokens[i : i + self.batch], ats[i : i + self.batch], strict=True
+                ):
+                    self.scripts.read_window(
+                        keys=token_keys(token), args=[at_arg(at), self._windows], client=pipe
+                    )
+                out.extend(pipe.execute())
+        except redis.RedisError as exc:
+            raise store_error("batched read failed", exc) from None
+        return out
 
     def view(self, token: str, at: int | None, raw: list[Any]) -> TokenView:
         """A TokenView from ``read_window.lua``'s answer."""
@@ -95,9 +141,7 @@ class Reader:
                 token, at, None, {w.label: WindowView() for w in self.settings.windows}
             )
         if status == "past":
-            raise UsageError(
-                f"--at {text(raw[1])} is earlier than last_update {text(raw[2])} of token {token}"
-            )
+            raise PastInstant(int(text(raw[1])), int(raw[2]), token)
         if status != "ok":
             raise StoreError(f"token {token}: unexpected answer {status!r}")
         if raw[3]:
@@ -117,39 +161,10 @@ class Reader:
             )
         return TokenView(token, int(raw[1]), int(raw[2]), windows)
 
-    def read_many(self, tokens: Iterable[str], at: int | None = None) -> list[TokenView]:
-        return [self.read(t, at) for t in tokens]
-
     def _call(self, token: str, at: int | None) -> list[Any]:
         try:
             return self.scripts.read_window(
-                keys=token_keys(token), args=["" if at is None else at, self._windows]
+                keys=token_keys(token), args=[at_arg(at), self._windows]
             )
         except redis.RedisError as exc:
             raise store_error(f"read of token {token} failed", exc) from None
-
-
-def exact(d: Decimal) -> str:
-    """An exact decimal as plain text (JSON number text too), without trailing zeros."""
-    s = format(d, "f")
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return s
-
-
-def window_json(w: WindowView) -> str:
-    parts = [f'"buys": {w.buys}', f'"sells": {w.sells}']
-    parts += [f'"{name}": {exact(getattr(w, name))}' for name in VOLUME_FIELDS]
-    parts += [
-        f'"{name}": {"null" if getattr(w, name) is None else exact(getattr(w, name))}'
-        for name in PRICE_FIELDS
-    ]
-    pct = "null" if w.price_change_pct is None else json.dumps(w.price_change_pct)
-    parts.append(f'"price_change_pct": {pct}')
-    return "{" + ", ".join(parts) + "}"
-
-
-def view_json(view: TokenView) -> str:
-    """One line of ``show --json``; volumes and prices are exact JSON numbers."""
-    windows = ", ".join(f"{json.dumps(k)}: {window_json(w)}" for k, w in view.windows.items())
-    return f'{{"token": {json.dumps(view.token)}, "at": {view.at}, "windows": {{{windows}}}}}'

@@ -22,6 +22,7 @@ from typing import Any
 import gevent
 import redis
 
+from tradeagg.clock import now_ms
 from tradeagg.contract import keys
 from tradeagg.logs import kv
 from tradeagg.observe import probes
@@ -127,7 +128,7 @@ class Observer:
         self.key = keys.heartbeat(kind, name)
         self.loop = loop
         self.figures = figures
-        self.started = probes.now_ms()
+        self.started = now_ms()
         self.last_totals: dict[str, int] = {}
         self.last_at = time.monotonic()
         repeat = settings.warn_repeat_s
@@ -233,7 +234,7 @@ class Observer:
             pid=os.getpid(),
             host=socket.gethostname(),
             started=self.started,
-            at=probes.now_ms(),
+            at=now_ms(),
             interval_s=self.settings.heartbeat_interval,
             totals=totals,
             rates=rates,

@@ -8,7 +8,6 @@ process's own warnings measure the same thing the same way.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -145,7 +144,3 @@ def heartbeats(client: Any, kind: str = "*") -> list[dict[str, Any]]:
         beat["key"] = key
         out.append(beat)
     return sorted(out, key=lambda b: (str(b.get("kind")), str(b.get("name"))))
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

@@ -33,6 +33,7 @@ import redis
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from tenacity import RetryError, Retrying, retry_if_exception_type, wait_exponential_jitter
 
+from tradeagg.clock import now_ms
 from tradeagg.contract import keys, validation
 from tradeagg.contract.trade import Trade, stream_fields
 from tradeagg.errors import BrokerError, InvalidTrade
@@ -61,10 +62,6 @@ def fetch(consumer: Any, n: int, timeout: float) -> list[Message]:
     if first is None:
         return []
     return [first, *consumer.consume(n - 1, 0)]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Bridge:

@@ -20,9 +20,11 @@ from typing import Any, ClassVar
 import gevent.pool
 import redis
 
+from tradeagg.clock import now_ms
 from tradeagg.contract import keys
+from tradeagg.contract.address import ADDRESS_RE
 from tradeagg.contract.trade import FORMAT_VERSION
-from tradeagg.engine.apply import TOKEN_RE, Engine, TokenResult, group_records, now_ms
+from tradeagg.engine.apply import Engine, TokenResult, group_records
 from tradeagg.engine.integrity import Integrity
 from tradeagg.errors import StoreError
 from tradeagg.logs import kv
@@ -71,7 +73,7 @@ def decode(entries: list[Entry]) -> Batch:
         tokens: set[str] = set()
         for record in body.split("\n"):
             token = record.partition(" ")[0]
-            if not TOKEN_RE.match(token):
+            if not ADDRESS_RE.match(token):
                 batch.rejected.append((entry_id, "bad token in record", record[:500]))
                 continue
             tokens.add(token)

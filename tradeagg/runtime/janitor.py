@@ -29,14 +29,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tradeagg.clock import now_ms
 from tradeagg.contract import keys
-from tradeagg.engine.apply import Engine, TokenResult, now_ms
+from tradeagg.engine.apply import Engine, TokenResult
 from tradeagg.engine.integrity import Integrity
 from tradeagg.errors import StoreError
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
 from tradeagg.runtime import retry
 from tradeagg.settings import Settings
+from tradeagg.store.connection import text
 from tradeagg.store.scripts import LUA_DIR
 
 log = logging.getLogger("tradeagg.janitor")
@@ -143,7 +145,7 @@ class Janitor:
             raw = self._retry(
                 "stale", self.client.zrangebyscore, index, "-inf", cut, 0, PAGE + len(skip)
             )
-            tokens = [t for t in (x.decode() for x in raw) if t not in skip]
+            tokens = [t for t in (text(x) for x in raw) if t not in skip]
             if not tokens or done.issuperset(tokens):
                 return  # the second test guards against a wall clock stepping back
             done.update(tokens)

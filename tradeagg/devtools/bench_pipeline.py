@@ -1,6 +1,7 @@
 """End-to-end benchmark: synthetic trades into Kafka until visible in the aggregates.
 
-``run_e2e(settings, trades, tokens, rate)`` (called by ``tradeagg bench``):
+``run_e2e(settings, trades, tokens, rate)`` (called by ``tradeagg bench --mode e2e`` and
+``benchmarks/bench_e2e.py``):
 
 * ``rate=None`` (throughput): ``trades`` synthetic trades over ``tokens`` Zipf
   tokens, stamped over the recent past, one message per trade, produced as
@@ -28,28 +29,18 @@ import sys
 import time
 from typing import Any
 
-from confluent_kafka.admin import AdminClient, NewTopic
-
-from tradeagg.commands.produce import Sender, encode, past_trades
+from tradeagg.clock import now_ms
 from tradeagg.contract.keys import TokenKeys
 from tradeagg.devtools.bench import percentile
-from tradeagg.devtools.synthetic import SyntheticFeed
+from tradeagg.devtools.kafkatools import Sender, create_topic, encode
+from tradeagg.devtools.synthetic import SyntheticFeed, past_trades
 from tradeagg.errors import TradeaggError
-from tradeagg.runtime.kafkaconf import common
+from tradeagg.runtime.hub import direct
 from tradeagg.settings import Settings
 from tradeagg.store.connection import connect
 
 PROBES = ["0x" + f"{0xBE7C000 + k:040x}" for k in range(4)]
 PROBE_EVERY_S = 0.05
-
-
-def _direct(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    return fn(*args, **kwargs)
-
-
-def _create_topic(settings: Settings, name: str, partitions: int = 4) -> None:
-    admin = AdminClient(common(settings, "bench"))
-    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
 
 
 def _spawn(command: str, env: dict[str, str], log_dir: str) -> subprocess.Popen:
@@ -92,7 +83,7 @@ def run_e2e(
     client = connect(bench)
     procs: list[subprocess.Popen] = []
     if spawn:
-        _create_topic(bench, bench.topic)
+        create_topic(bench, bench.topic, 4, "bench", blocking=direct)
         env = dict(
             os.environ,
             TRADEAGG_KAFKA_TOPIC=topic,
@@ -105,12 +96,12 @@ def run_e2e(
         os.makedirs(log_dir, exist_ok=True)
         procs.append(_spawn("bridge", env, log_dir))
         procs += [_spawn("worker", env, log_dir) for _ in range(workers)]
-    sender = Sender(bench, blocking=_direct)
+    sender = Sender(bench, blocking=direct)
     try:
         # warm-up: the bridge has joined its group and the worker applies
         warm = PROBES[0]
         before = _llen(client, [warm])[0]
-        sender.send([_probe(warm, "warm", int(time.time() * 1000))])
+        sender.send([_probe(warm, "warm", now_ms())])
         sender.flush(30)
         _wait(lambda: _llen(client, [warm])[0] > before, 60, "the pipeline to warm up", 0.05)
         if rate is None:
@@ -144,7 +135,7 @@ def _probe(token: str, tag: str, ts: int) -> tuple[bytes, bytes, int]:
 
 
 def _throughput(s: Settings, client: Any, sender: Sender, n: int, tokens: int) -> dict[str, Any]:
-    trades = past_trades(n, tokens, seed=int(time.time()), now_ms=int(time.time() * 1000))
+    trades = past_trades(n, tokens, seed=int(time.time()), now=now_ms())
     names = sorted({t.token for t in trades})
     want = len({t.id for t in trades})
     base = sum(_llen(client, names))
@@ -189,14 +180,14 @@ def _latency(
         now = time.monotonic()
         due = min(n, int((now - t0) * rate) + 1)
         if due > count:
-            stamp = int(time.time() * 1000)
+            stamp = now_ms()
             batch = [feed.trade(stamp) for _ in range(due - count)]
             sender.send(encode(batch, per_block=False))
             count = due
         if now >= next_probe:
             token = PROBES[k % len(PROBES)]
             sent[token].append(time.monotonic())
-            sender.send([_probe(token, str(k), int(time.time() * 1000))])
+            sender.send([_probe(token, str(k), now_ms())])
             k += 1
             next_probe += PROBE_EVERY_S
         sender.producer.poll(0)

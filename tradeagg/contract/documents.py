@@ -1,0 +1,90 @@
+"""The output documents of ``show --json`` and ``top --json`` (CONTRACT §4), declared once.
+
+marshmallow's one role in tradeagg: the declarative statement of what a
+reader of our JSON receives. ``dump`` builds each document from the read
+models (``TokenView``, ``WindowView``: attributes of the same names), so
+the commands cannot drift from the declaration, and ``load`` checks a
+document against it (the tests feed it the real command output).
+Numbers stay ``Decimal`` here; ``contract.exactjson`` prints them exactly.
+The trade messages are validated elsewhere, by hand, on the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from tradeagg.contract.address import ADDRESS_RE
+
+RANK_FIELDS = ("rank", "token", "at", "window", "by")
+
+
+def _window_fields() -> dict[str, fields.Field]:
+    """A window's metrics in output order (CONTRACT §2); null when the window is empty."""
+    amount = {"required": True, "allow_nan": False, "validate": validate.Range(min=0)}
+    price = {"required": True, "allow_none": True, "allow_nan": False}
+    return {
+        "buys": fields.Integer(required=True, strict=True, validate=validate.Range(min=0)),
+        "sells": fields.Integer(required=True, strict=True, validate=validate.Range(min=0)),
+        "buy_volume": fields.Decimal(**amount),
+        "sell_volume": fields.Decimal(**amount),
+        "volume": fields.Decimal(**amount),
+        "open": fields.Decimal(**price),
+        "close": fields.Decimal(**price),
+        "price_change_pct": fields.Float(required=True, allow_none=True, allow_nan=False),
+    }
+
+
+def _address() -> fields.String:
+    return fields.String(required=True, validate=validate.Regexp(ADDRESS_RE))
+
+
+def _instant() -> fields.Integer:
+    return fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+WindowDocument = _Strict.from_dict(_window_fields(), name="WindowDocument")
+
+TokenDocument = _Strict.from_dict(
+    {
+        "token": _address(),
+        "at": _instant(),
+        "windows": fields.Dict(
+            keys=fields.String(), values=fields.Nested(WindowDocument), required=True
+        ),
+    },
+    name="TokenDocument",
+)
+
+RankDocument = _Strict.from_dict(
+    {
+        "rank": fields.Integer(required=True, strict=True, validate=validate.Range(min=1)),
+        "token": _address(),
+        "at": _instant(),
+        "window": fields.String(required=True),
+        "by": fields.String(required=True),
+        **_window_fields(),
+    },
+    name="RankDocument",
+)
+
+_TOKEN = TokenDocument()
+_WINDOW = WindowDocument()
+_RANK = RankDocument()
+
+
+def token_document(view: Any) -> dict[str, Any]:
+    """One line of ``show --json``: ``{"token", "at", "windows": {label: metrics}}``."""
+    return _TOKEN.dump(view)
+
+
+def rank_document(rank: int, view: Any, window: str, by: str) -> dict[str, Any]:
+    """One line of ``top --json``: the rank, the token, then its metrics in ``window``."""
+    head = {"rank": rank, "token": view.token, "at": view.at, "window": window, "by": by}
+    return _RANK.dump({**head, **_WINDOW.dump(view.windows[window])})
