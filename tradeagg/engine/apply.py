@@ -8,7 +8,6 @@ fixed cost. On a Redis Cluster a call holds the tokens of one hash slot only.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -16,15 +15,16 @@ from typing import Any
 
 import redis
 
+from tradeagg.contract.entry import TOKEN_RE, group_records
 from tradeagg.contract.keys import active, apply_keys, shard_of
-from tradeagg.contract.trade import entry_sort_key
 from tradeagg.errors import StoreError
 from tradeagg.settings import Settings
 from tradeagg.store.connection import is_cluster, store_error, text
 from tradeagg.store.scripts import Scripts
 
-TOKEN_RE = re.compile(r"^(?:[1-9A-HJ-NP-Za-km-z]{32,44}|0x[0-9a-fA-F]{40})$")
 MAX_ENTRIES_PER_CALL = 4_000
+
+__all__ = ["TOKEN_RE", "Engine", "TokenResult", "group_records", "now_ms", "windows_arg"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,36 +48,6 @@ def now_ms() -> int:
 
 def windows_arg(settings: Settings) -> str:
     return ",".join(f"{w.label}:{w.ms}" for w in settings.windows)
-
-
-def group_records(records: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
-    """Records -> ({token: sorted unique entries}, malformed records)."""
-    groups: dict[str, list[str]] = {}
-    bad: list[str] = []
-    for record in records:
-        token, sep, entry = record.partition(" ")
-        if not sep:
-            bad.append(record)
-            continue
-        groups.setdefault(token, []).append(entry)
-    for token, entries in groups.items():
-        try:
-            entries.sort(key=entry_sort_key)
-        except ValueError:
-            bad.extend(f"{token} {e}" for e in entries if not _entry_ok(e))
-            entries[:] = sorted((e for e in entries if _entry_ok(e)), key=entry_sort_key)
-        unique = [e for i, e in enumerate(entries) if i == 0 or entries[i - 1] != e]
-        if len(unique) != len(entries):
-            entries[:] = unique
-    return groups, bad
-
-
-def _entry_ok(entry: str) -> bool:
-    try:
-        entry_sort_key(entry)
-    except ValueError:
-        return False
-    return True
 
 
 class Engine:

@@ -33,8 +33,9 @@ import redis
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from tenacity import RetryError, Retrying, retry_if_exception_type, wait_exponential_jitter
 
+from tradeagg.contract import entry as codec
 from tradeagg.contract import keys, validation
-from tradeagg.contract.trade import Trade, stream_fields
+from tradeagg.contract.trade import Trade
 from tradeagg.errors import BrokerError, InvalidTrade
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
@@ -212,7 +213,7 @@ class Bridge:
         adds: list[tuple[str, dict[str, str], int | None]] = []
         for shard, chunks in pack(trades, s).items():
             for chunk in chunks:
-                adds.append((keys.stream(shard), stream_fields(chunk, src), None))
+                adds.append((keys.stream(shard), codec.encode(chunk, src), None))
         entries = len(adds)
         for shard, fields in dead:
             adds.append((keys.dead(shard), fields, s.dead_letter_max))

@@ -20,11 +20,12 @@ from typing import Any, ClassVar
 import gevent.pool
 import redis
 
+from tradeagg.contract import entry as codec
 from tradeagg.contract import keys
-from tradeagg.contract.trade import FORMAT_VERSION
-from tradeagg.engine.apply import TOKEN_RE, Engine, TokenResult, group_records, now_ms
+from tradeagg.contract.entry import SortKey
+from tradeagg.engine.apply import Engine, TokenResult, now_ms
 from tradeagg.engine.integrity import Integrity
-from tradeagg.errors import StoreError
+from tradeagg.errors import MalformedEntry, StoreError
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
 from tradeagg.settings import Settings
@@ -40,43 +41,26 @@ class Batch:
     """A decoded batch: records per entry, and what could not be used."""
 
     ids: list[str] = field(default_factory=list)
-    records: list[str] = field(default_factory=list)
+    records: list[tuple[str, str, SortKey]] = field(default_factory=list)
     tokens_of: dict[str, set[str]] = field(default_factory=dict)  # entry id -> tokens
     rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (entry id, reason, raw)
 
 
 def decode(entries: list[Entry]) -> Batch:
-    """Split entries into records; anything malformed becomes a rejection with its reason."""
+    """Split entries into records (the codec's job); what it cannot read is rejected."""
     batch = Batch()
     for raw_id, fields in entries:
         entry_id = text(raw_id)
         batch.ids.append(entry_id)
-        if not fields:  # deleted by XTRIM/XDEL while pending
-            batch.tokens_of[entry_id] = set()
-            continue
-        version = fields.get(b"v", b"").decode("ascii", "replace")
-        payload = fields.get(b"t")
-        if version != FORMAT_VERSION or payload is None:
-            batch.rejected.append(
-                (entry_id, f"unknown entry format v={version!r}", repr(fields)[:500])
-            )
-            batch.tokens_of[entry_id] = set()
-            continue
         try:
-            body = payload.decode("ascii")
-        except UnicodeDecodeError:
-            batch.rejected.append((entry_id, "entry is not ASCII", repr(payload[:500])))
+            decoded = codec.decode(fields)
+        except MalformedEntry as exc:
+            batch.rejected.append((entry_id, exc.reason, exc.raw))
             batch.tokens_of[entry_id] = set()
             continue
-        tokens: set[str] = set()
-        for record in body.split("\n"):
-            token = record.partition(" ")[0]
-            if not TOKEN_RE.match(token):
-                batch.rejected.append((entry_id, "bad token in record", record[:500]))
-                continue
-            tokens.add(token)
-            batch.records.append(record)
-        batch.tokens_of[entry_id] = tokens
+        batch.rejected.extend((entry_id, reason, raw) for reason, raw in decoded.bad)
+        batch.records.extend(decoded.records)
+        batch.tokens_of[entry_id] = decoded.tokens
     return batch
 
 
@@ -163,9 +147,7 @@ class ShardConsumer:
         batch = decode(entries)
         for entry_id, reason, raw in batch.rejected:
             self.dead_letter(entry_id, reason, raw)
-        groups, bad = group_records(batch.records)
-        for record in bad:
-            self.dead_letter("", "unparsable record", record[:500])
+        groups = codec.group(batch.records)
         calls = self.engine.calls(groups)
         results: list[TokenResult] = []
         failed_tokens: set[str] = set()

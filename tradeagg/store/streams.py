@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from tradeagg.contract import entry as codec
 from tradeagg.contract import keys
-from tradeagg.contract.trade import Trade, stream_fields
+from tradeagg.contract.trade import Trade
 from tradeagg.settings import Settings
 
 
@@ -33,7 +34,7 @@ def append(client: Any, settings: Settings, trades: Iterable[Trade], src: str = 
     n = 0
     for shard, entries in pack(trades, settings).items():
         for chunk in entries:
-            pipe.xadd(keys.stream(shard), stream_fields(chunk, src))
+            pipe.xadd(keys.stream(shard), codec.encode(chunk, src))
             n += 1
     if not n:
         return []
