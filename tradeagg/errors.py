@@ -49,6 +49,10 @@ class RefusedWrite(StoreError):
     """Redis refused a write for a reason of its own (OOM, READONLY, BUSY, MOVED,
     connection lost): the entries are fine, the write is retried later."""
 
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
 
 class BrokerError(TradeaggError):
     """Kafka failed in a way a retry may fix."""

@@ -108,6 +108,14 @@ def payload(fields: Mapping[Any, Any]) -> str:
     return body
 
 
+def replayable(fields: Mapping[Any, Any]) -> str:
+    """What a dead letter keeps of an entry: its records (replayable), or an excerpt."""
+    try:
+        return payload(fields)
+    except MalformedEntry as exc:
+        return exc.raw
+
+
 def decode(fields: Mapping[Any, Any]) -> Decoded:
     """An entry's fields (bytes or text keys) -> its records.
 
@@ -127,6 +135,34 @@ def decode(fields: Mapping[Any, Any]) -> Decoded:
         except ValueError:
             out.bad.append(("unparsable record", line[:RAW_KEEP]))
     return out
+
+
+@dataclass
+class Batch:
+    """A decoded batch: records per entry, and what could not be used."""
+
+    ids: list[str] = field(default_factory=list)
+    records: list[tuple[str, str, SortKey]] = field(default_factory=list)
+    tokens_of: dict[str, set[str]] = field(default_factory=dict)  # entry id -> tokens
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (entry id, reason, raw)
+
+
+def decode_batch(entries: list[tuple[Any, Mapping[Any, Any]]]) -> Batch:
+    """Split entries into records (the codec's job); what it cannot read is rejected."""
+    batch = Batch()
+    for raw_id, fields in entries:
+        entry_id = _text(raw_id) or ""
+        batch.ids.append(entry_id)
+        try:
+            decoded = decode(fields)
+        except MalformedEntry as exc:
+            batch.rejected.append((entry_id, exc.reason, exc.raw))
+            batch.tokens_of[entry_id] = set()
+            continue
+        batch.rejected.extend((entry_id, reason, raw) for reason, raw in decoded.bad)
+        batch.records.extend(decoded.records)
+        batch.tokens_of[entry_id] = decoded.tokens
+    return batch
 
 
 def group(records: Iterable[tuple[str, str, SortKey]]) -> dict[str, list[str]]:

@@ -17,9 +17,10 @@ import redis
 
 from tradeagg.contract.entry import TOKEN_RE, group_records
 from tradeagg.contract.keys import active, apply_keys, shard_of
-from tradeagg.errors import StoreError
+from tradeagg.errors import RefusedWrite, StoreError
 from tradeagg.settings import Settings
 from tradeagg.store.connection import is_cluster, store_error, text
+from tradeagg.store.refusal import code_in, refused
 from tradeagg.store.scripts import Scripts
 
 MAX_ENTRIES_PER_CALL = 4_000
@@ -48,6 +49,15 @@ def now_ms() -> int:
 
 def windows_arg(settings: Settings) -> str:
     return ",".join(f"{w.label}:{w.ms}" for w in settings.windows)
+
+
+def _refused_in(results: list[TokenResult]) -> RefusedWrite | None:
+    """A refusal a token's apply met inside the script (its pcall turned it into a reason)."""
+    for r in results:
+        code = code_in(r.reason) if r.failed else None
+        if code is not None:
+            return RefusedWrite(code, f"apply_trades refused: {r.reason[:200]}")
+    return None
 
 
 class Engine:
@@ -109,7 +119,11 @@ class Engine:
             raw = pipe.execute()[0]
         except redis.RedisError as exc:
             raise store_error("apply_trades failed", exc) from None
-        return self._results(call, raw)
+        results = self._results(call, raw)
+        refusal = _refused_in(results)
+        if refusal is not None:
+            raise refusal
+        return results
 
     def apply_calls(
         self, calls: list[list[tuple[str, list[str]]]], now: int | None = None
@@ -134,7 +148,8 @@ class Engine:
                 pipe.zadd(active(shard), members)
             raws = pipe.execute(raise_on_error=False)
         except redis.RedisError as exc:
-            return [StoreError(f"apply_trades failed: {exc}") for _ in calls]
+            error = store_error("apply_trades failed", exc)
+            return [error if isinstance(error, StoreError) else StoreError(str(error))] * len(calls)
         unstamped = {
             shard
             for shard, raw in zip(touched, raws[len(calls) :], strict=True)
@@ -143,11 +158,18 @@ class Engine:
         out: list[list[TokenResult] | StoreError] = []
         for call, raw in zip(calls, raws, strict=False):
             if isinstance(raw, Exception):
-                out.append(StoreError(f"apply_trades failed: {raw}"))
+                out.append(
+                    refused("apply_trades failed", raw) or StoreError(f"apply_trades failed: {raw}")
+                )
             elif any(shard_of(t, self.settings.shards) in unstamped for t, _ in call):
-                out.append(StoreError("stamping the active index failed"))
+                stamp = next(r for r in raws[len(calls) :] if isinstance(r, Exception))
+                out.append(
+                    refused("stamping the active index failed", stamp)
+                    or StoreError("stamping the active index failed")
+                )
             else:
-                out.append(self._results(call, raw))
+                results = self._results(call, raw)
+                out.append(_refused_in(results) or results)
         return out
 
     def _queue(

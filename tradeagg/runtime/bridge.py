@@ -8,12 +8,10 @@ has acknowledged, commit the batch's offsets synchronously. So at every
 uncommitted-but-written: a revocation has nothing to flush, a crash replays
 at most one batch, and the engine drops the duplicates (at-least-once).
 
-Backpressure: the backlog is, per shard stream, what group ``workers`` has
-not acknowledged yet: ``lag + pending`` from XINFO GROUPS (Redis 7), or XLEN
-when the group does not exist yet or Redis cannot tell the lag (XLEN alone
-would count acknowledged entries the janitor has not trimmed). Above
-``max_backlog`` entries (all shards) the assigned partitions are paused, so
-Kafka keeps the data; below 80% of it they resume.
+Backpressure: the backlog is what group ``workers`` has not acknowledged yet
+(``Backlog.unacked`` of ``tradeagg.store.stream``, summed over the shards).
+Above ``max_backlog`` entries the assigned partitions are paused, so Kafka
+keeps the data; below 80% of it they resume.
 
 Redis down: the write is retried with exponential backoff until it works or
 the process stops (then nothing is committed and Kafka redelivers). Broker
@@ -33,13 +31,13 @@ import redis
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from tenacity import RetryError, Retrying, retry_if_exception_type, wait_exponential_jitter
 
-from tradeagg.contract import entry as codec
 from tradeagg.contract import keys, validation
 from tradeagg.contract.trade import Trade
 from tradeagg.errors import BrokerError, InvalidTrade
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
 from tradeagg.settings import Settings
+from tradeagg.store.stream import ShardStream, unacked
 from tradeagg.store.streams import pack
 
 log = logging.getLogger("tradeagg.bridge")
@@ -210,14 +208,13 @@ class Bridge:
     def write(self, trades: list[Trade], dead: list[tuple[int, dict[str, str]]], src: str) -> bool:
         """XADD trades and dead letters in one pipeline, retried until done or stopping."""
         s = self.settings
-        adds: list[tuple[str, dict[str, str], int | None]] = []
-        for shard, chunks in pack(trades, s).items():
-            for chunk in chunks:
-                adds.append((keys.stream(shard), codec.encode(chunk, src), None))
-        entries = len(adds)
-        for shard, fields in dead:
-            adds.append((keys.dead(shard), fields, s.dead_letter_max))
-        if not adds:
+        batches = [
+            (self.stream(shard), chunk)
+            for shard, chunks in pack(trades, s).items()
+            for chunk in chunks
+        ]
+        letters = [(self.stream(shard), fields) for shard, fields in dead]
+        if not batches and not letters:
             return True
         t0 = time.perf_counter()
         try:
@@ -230,15 +227,20 @@ class Bridge:
             ):
                 with attempt:
                     pipe = self.client.pipeline(transaction=False)  # execute() empties it
-                    for key, fields, cap in adds:
-                        pipe.xadd(key, fields, maxlen=cap, approximate=cap is not None)
+                    for stream, chunk in batches:
+                        stream.add(chunk, src, pipe)
+                    for stream, fields in letters:
+                        stream.dead_letter(fields, pipe)
                     pipe.execute()
         except RetryError:
             log.warning("stopping with Redis down: batch not committed %s", kv(src=src))
             return False
         self.metrics.timing("bridge.xadd", (time.perf_counter() - t0) * 1000)
-        self.metrics.incr("entries.written", entries)
+        self.metrics.incr("entries.written", len(batches))
         return True
+
+    def stream(self, shard: int) -> ShardStream:
+        return ShardStream(self.client, shard, self.settings.dead_letter_max)
 
     def _redis_retry_log(self, state: Any) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -276,7 +278,7 @@ class Bridge:
         """Measure the backlog; pause or resume the assigned partitions accordingly."""
         self._backlog_due = time.monotonic() + BACKLOG_EVERY_S / (2 if self.paused else 1)
         try:
-            self.backlog = backlog(self.client, self.settings.shards)
+            self.backlog = unacked(self.client, self.settings.shards)
         except redis.RedisError as exc:
             log.warning("backlog unknown %s", kv(error=type(exc).__name__, detail=str(exc)[:200]))
             return
@@ -299,35 +301,6 @@ class Bridge:
         parts = self.consumer.assignment()
         if parts:
             self.consumer.pause(parts)
-
-
-def backlog(client: Any, shards: int) -> int:
-    """Entries of all shard streams not yet acknowledged by group ``workers``."""
-    pipe = client.pipeline(transaction=False)
-    for shard in range(shards):
-        pipe.xinfo_groups(keys.stream(shard))
-        pipe.xlen(keys.stream(shard))
-    replies = pipe.execute(raise_on_error=False)
-    total = 0
-    for shard in range(shards):
-        groups, length = replies[2 * shard], replies[2 * shard + 1]
-        if isinstance(length, Exception):
-            raise length
-        total += _unacked(groups, length)
-    return total
-
-
-def _unacked(groups: Any, length: int) -> int:
-    if isinstance(groups, Exception):  # no stream yet: "no such key"
-        return length
-    for g in groups:
-        name = g.get("name")
-        if (name.decode() if isinstance(name, bytes) else name) == keys.STREAM_GROUP:
-            lag = g.get("lag")
-            if lag is None:
-                return length
-            return int(lag) + int(g.get("pending", 0))
-    return length
 
 
 def _dump(element: Any) -> str:
