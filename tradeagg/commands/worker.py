@@ -63,6 +63,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         )
         service.spawn(f"shard-{shard}", consumer.run)
     janitor = Janitor(client, engine, settings, metrics, service.sleep, stopping, name)
+    janitor.pressure = pressure
     service.spawn("janitor", janitor.run)
     reclaimer = Reclaimer(engine, pool, settings, metrics, name, stopping, pressure)
     service.spawn("reclaim", reclaimer.run, service.sleep)

@@ -288,7 +288,10 @@ class ShardConsumer:
     def accepted(self, what: str, fn: Callable[[], Any]) -> bool:
         """``fn()`` retried while Redis refuses it (``retry.until_accepted``); False if stopping."""
         who = f"shard={self.shard} {what}"
-        done, _ = retry.until_accepted(
-            fn, until=self.stopping, on_refused=lambda exc: self.pressure.refused(who, exc)
-        )
+
+        def refused(exc: BaseException) -> None:
+            self.metrics.incr("batch.refused")
+            self.pressure.refused(who, exc)
+
+        done, _ = retry.until_accepted(fn, until=self.stopping, on_refused=refused)
         return done
