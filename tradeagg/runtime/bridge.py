@@ -13,8 +13,13 @@ Backpressure: the backlog is what group ``workers`` has not acknowledged yet
 Above ``max_backlog`` entries the assigned partitions are paused, so Kafka
 keeps the data; below 80% of it they resume.
 
-Redis down: the write is retried with exponential backoff until it works or
-the process stops (then nothing is committed and Kafka redelivers). Broker
+Redis down or refusing writes (out of memory, read-only, ...): the write is
+retried with exponential backoff until it works or the process stops (then
+nothing is committed and Kafka redelivers). Meanwhile the assigned partitions
+are paused and the pauses are spent polling, so the consumer stays in its
+group past ``max.poll.interval.ms``; the first accepted write resumes them.
+Out of memory is backpressure: counted in ``warnings.redis_oom``, one WARNING
+a minute, no ERROR per attempt. Broker
 down: librdkafka reconnects by itself; its errors reach ``errors`` through the
 consumer's ``error_cb`` and are logged from the loop, rate-limited per code.
 """
@@ -36,7 +41,9 @@ from tradeagg.contract.trade import Trade
 from tradeagg.errors import BrokerError, InvalidTrade
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
+from tradeagg.runtime.pressure import Pressure
 from tradeagg.settings import Settings
+from tradeagg.store.refusal import refusal
 from tradeagg.store.stream import ShardStream, unacked
 from tradeagg.store.streams import pack
 
@@ -87,7 +94,9 @@ class Bridge:
         self.stopping = stopping
         self.blocking = blocking
         self.clock = clock
-        self.paused = False
+        self.paused = False  # over max_backlog
+        self.refused = False  # Redis refuses writes: partitions paused until one goes through
+        self.pressure = Pressure(metrics)
         self.backlog = 0
         self._backlog_due = 0.0
         self._events: list[tuple[str, list[tuple[str, int]]]] = []  # filled by callbacks
@@ -130,7 +139,7 @@ class Bridge:
         while self._events:
             what, parts = self._events.pop(0)
             log.info("partitions %s %s", what, kv(partitions=_parts(parts)))
-            if what == "assigned" and self.paused:
+            if what == "assigned" and (self.paused or self.refused):
                 self._pause()
 
     # -- one batch ---------------------------------------------------------------------
@@ -223,6 +232,7 @@ class Bridge:
                 wait=wait_exponential_jitter(initial=0.1, max=5.0),
                 stop=lambda _state: self.stopping(),
                 before_sleep=self._redis_retry_log,
+                sleep=self._wait_polling,
                 reraise=False,
             ):
                 with attempt:
@@ -235,6 +245,8 @@ class Bridge:
         except RetryError:
             log.warning("stopping with Redis down: batch not committed %s", kv(src=src))
             return False
+        if self.refused:
+            self._accepted()
         self.metrics.timing("bridge.xadd", (time.perf_counter() - t0) * 1000)
         self.metrics.incr("entries.written", len(batches))
         return True
@@ -245,10 +257,50 @@ class Bridge:
     def _redis_retry_log(self, state: Any) -> None:
         exc = state.outcome.exception() if state.outcome else None
         self.metrics.incr("redis.errors")
+        if exc is not None and refusal(exc) is not None:
+            self._refused(exc)
+            if refusal(exc) == "OOM":
+                return  # backpressure: Pressure's one WARNING a minute says it
         log.error(
             "redis write failed, retrying %s",
             kv(attempt=state.attempt_number, error=type(exc).__name__, detail=str(exc)[:200]),
         )
+
+    # -- Redis refusing writes: pause, stay in the group, resume ------------------------
+    def _refused(self, exc: BaseException) -> None:
+        """A refused write: pause the assigned partitions (Kafka keeps the data)."""
+        self.pressure.refused("bridge write", exc)
+        if not self.refused:
+            self.refused = True
+            self._pause()
+            self.metrics.gauge("bridge.paused", 1)
+            log.info("redis refuses writes, partitions paused %s", kv(code=refusal(exc)))
+
+    def _accepted(self) -> None:
+        self.refused = False
+        self.pressure.accepted()
+        if not self.paused:
+            parts = self.consumer.assignment()
+            if parts:
+                self.consumer.resume(parts)
+            self.metrics.gauge("bridge.paused", 0)
+        log.info("redis accepts writes again, partitions resumed")
+
+    def _wait_polling(self, seconds: float) -> None:
+        """The retry pause, spent polling: the consumer stays in its group.
+
+        Partitions are paused, so a poll serves rebalances and returns nothing
+        new; a message fetched before the pause is sought back, to be read
+        again after the resume.
+        """
+        if not self.refused:
+            time.sleep(seconds)
+            return
+        msg = self.blocking(self.consumer.poll, seconds)
+        if msg is not None and msg.error() is None:
+            self.consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+        elif msg is not None:
+            self._kafka_error(msg.error())
 
     def commit(self, offsets: dict[tuple[str, int], tuple[int, int]]) -> None:
         """Commit next offsets synchronously; a failure only means a replay (duplicates)."""
