@@ -62,7 +62,12 @@ def record(trade: Trade) -> str:
 
 def encode(trades: Iterable[Trade], src: str = "") -> dict[str, str]:
     """The fields of one stream entry holding ``trades``."""
-    fields = {"v": FORMAT_VERSION, "t": "\n".join(record(t) for t in trades)}
+    return encode_records((record(t) for t in trades), src)
+
+
+def encode_records(records: Iterable[str], src: str = "") -> dict[str, str]:
+    """The fields of one stream entry holding already encoded ``records``."""
+    fields = {"v": FORMAT_VERSION, "t": "\n".join(records)}
     if src:
         fields["src"] = src
     return fields

@@ -75,6 +75,10 @@ class ShardStream:
         """XADD one entry holding ``trades``; on ``pipe`` when given (then it is only queued)."""
         return (pipe or self.client).xadd(self.key, codec.encode(trades, src))
 
+    def add_records(self, records: Iterable[str], src: str = "", pipe: Any = None) -> Any:
+        """XADD one entry of records already encoded (a replayed dead letter's)."""
+        return (pipe or self.client).xadd(self.key, codec.encode_records(records, src))
+
     def dead_letter(self, fields: Mapping[str, str], pipe: Any = None) -> Any:
         """XADD a dead letter (capped at ``dead_max``, approximately).
 
