@@ -36,9 +36,15 @@ local function write(K, st, ws, at, touched, rebuilt)
   if #set > 0 then redis.call('HSET', K[3], unpack(set)) end
   if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
   if touched or rebuilt then
-    -- new trades: a full TTL. A rebuild without trades may have recreated keys
-    -- (losing their TTL): they get what last_update had left.
+    -- new trades: a full TTL, from the newest trade when it is ahead of at (a
+    -- future-stamped trade stays until it leaves its window). A rebuild without
+    -- trades may have recreated keys (losing their TTL): they get what
+    -- last_update had left.
     local ttl = longest
+    if touched and st.n > 0 then
+      local newest = tonumber(string.match(redis.call('LINDEX', K[1], -1), '^%-?%d+'))
+      if newest and newest > at then ttl = longest + (newest - at) end
+    end
     if not touched then
       local left = redis.call('PTTL', K[4])
       if type(left) == 'number' and left > 0 then ttl = left end

@@ -25,6 +25,7 @@ COMMANDS = (
     "health",
     "produce",
     "append",
+    "dead",
     "bench",
     "demo",
 )

@@ -58,12 +58,30 @@ class InvalidTrade(TradeaggError):
         self.reason = reason
 
 
+class MalformedEntry(TradeaggError):
+    """A shard-stream entry (or one of its records) the codec cannot read."""
+
+    def __init__(self, reason: str, raw: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.raw = raw
+
+
 class StoreError(TradeaggError):
     """Redis failed or answered something the engine cannot use."""
 
 
 class CorruptTokenError(StoreError):
     """A token's keys do not hold what the engine wrote (requirement 8.4)."""
+
+
+class RefusedWrite(StoreError):
+    """Redis refused a write for a reason of its own (OOM, READONLY, BUSY, MOVED,
+    connection lost): the entries are fine, the write is retried later."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class BrokerError(TradeaggError):

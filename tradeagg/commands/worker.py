@@ -16,6 +16,7 @@ from tradeagg.observe import heartbeat
 from tradeagg.observe.metrics import metrics_from_settings
 from tradeagg.runtime.consumer import ShardConsumer
 from tradeagg.runtime.janitor import Janitor
+from tradeagg.runtime.pressure import Pressure
 from tradeagg.runtime.reclaim import Reclaimer
 from tradeagg.runtime.service import Service
 from tradeagg.settings import Settings
@@ -55,12 +56,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     def stopping() -> bool:
         return service.stopping.is_set()
 
+    pressure = Pressure(metrics)  # one refusal warning a minute for the whole process
     for shard in range(settings.shards):
-        consumer = ShardConsumer(shard, reader, engine, pool, settings, metrics, name, stopping)
+        consumer = ShardConsumer(
+            shard, reader, engine, pool, settings, metrics, name, stopping, pressure
+        )
         service.spawn(f"shard-{shard}", consumer.run)
     janitor = Janitor(client, engine, settings, metrics, service.sleep, stopping, name)
+    janitor.pressure = pressure
     service.spawn("janitor", janitor.run)
-    reclaimer = Reclaimer(engine, pool, settings, metrics, name, stopping)
+    reclaimer = Reclaimer(engine, pool, settings, metrics, name, stopping, pressure)
     service.spawn("reclaim", reclaimer.run, service.sleep)
     heartbeat.start(
         service,

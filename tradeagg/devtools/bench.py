@@ -34,6 +34,7 @@ from tradeagg.observe.metrics import MemoryMetrics
 from tradeagg.runtime.consumer import ShardConsumer
 from tradeagg.settings import Settings
 from tradeagg.store.connection import is_cluster
+from tradeagg.store.stream import unacked
 from tradeagg.store.streams import append
 
 
@@ -78,15 +79,7 @@ def make_trades(cfg: BenchConfig, clock: str) -> list[Trade]:
 
 def backlog(client: Any, shards: int) -> int:
     """Entries not yet acknowledged (undelivered lag + pending) over all shards."""
-    total = 0
-    for shard in range(shards):
-        groups = (
-            client.xinfo_groups(keys.stream(shard)) if client.exists(keys.stream(shard)) else []
-        )
-        for g in groups:
-            if g["name"] in (keys.STREAM_GROUP, keys.STREAM_GROUP.encode()):
-                total += int(g["pending"]) + int(g["lag"] or 0)
-    return total
+    return unacked(client, shards)
 
 
 def batch_entries(cfg: BenchConfig, settings: Settings) -> int:

@@ -15,15 +15,18 @@ from typing import Any
 import redis
 
 from tradeagg.clock import now_ms
+from tradeagg.contract.entry import TOKEN_RE, group_records
 from tradeagg.contract.keys import active, apply_keys, shard_of
-from tradeagg.contract.trade import entry_sort_key
 from tradeagg.engine.args import windows_arg
-from tradeagg.errors import StoreError
+from tradeagg.errors import RefusedWrite, StoreError
 from tradeagg.settings import Settings
 from tradeagg.store.connection import is_cluster, store_error, text
+from tradeagg.store.refusal import code_in, refused
 from tradeagg.store.scripts import Scripts
 
 MAX_ENTRIES_PER_CALL = 4_000
+
+__all__ = ["TOKEN_RE", "Engine", "TokenResult", "group_records", "now_ms", "windows_arg"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,34 +44,13 @@ class TokenResult:
     failed: bool = False
 
 
-def group_records(records: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
-    """Records -> ({token: sorted unique entries}, malformed records)."""
-    groups: dict[str, list[str]] = {}
-    bad: list[str] = []
-    for record in records:
-        token, sep, entry = record.partition(" ")
-        if not sep:
-            bad.append(record)
-            continue
-        groups.setdefault(token, []).append(entry)
-    for token, entries in groups.items():
-        try:
-            entries.sort(key=entry_sort_key)
-        except ValueError:
-            bad.extend(f"{token} {e}" for e in entries if not _entry_ok(e))
-            entries[:] = sorted((e for e in entries if _entry_ok(e)), key=entry_sort_key)
-        unique = [e for i, e in enumerate(entries) if i == 0 or entries[i - 1] != e]
-        if len(unique) != len(entries):
-            entries[:] = unique
-    return groups, bad
-
-
-def _entry_ok(entry: str) -> bool:
-    try:
-        entry_sort_key(entry)
-    except ValueError:
-        return False
-    return True
+def _refused_in(results: list[TokenResult]) -> RefusedWrite | None:
+    """A refusal a token's apply met inside the script (its pcall turned it into a reason)."""
+    for r in results:
+        code = code_in(r.reason) if r.failed else None
+        if code is not None:
+            return RefusedWrite(code, f"apply_trades refused: {r.reason[:200]}")
+    return None
 
 
 class Engine:
@@ -130,7 +112,11 @@ class Engine:
             raw = pipe.execute()[0]
         except redis.RedisError as exc:
             raise store_error("apply_trades failed", exc) from None
-        return self._results(call, raw)
+        results = self._results(call, raw)
+        refusal = _refused_in(results)
+        if refusal is not None:
+            raise refusal
+        return results
 
     def apply_calls(
         self, calls: list[list[tuple[str, list[str]]]], now: int | None = None
@@ -155,7 +141,8 @@ class Engine:
                 pipe.zadd(active(shard), members)
             raws = pipe.execute(raise_on_error=False)
         except redis.RedisError as exc:
-            return [StoreError(f"apply_trades failed: {exc}") for _ in calls]
+            error = store_error("apply_trades failed", exc)
+            return [error if isinstance(error, StoreError) else StoreError(str(error))] * len(calls)
         unstamped = {
             shard
             for shard, raw in zip(touched, raws[len(calls) :], strict=True)
@@ -164,11 +151,18 @@ class Engine:
         out: list[list[TokenResult] | StoreError] = []
         for call, raw in zip(calls, raws, strict=False):
             if isinstance(raw, Exception):
-                out.append(StoreError(f"apply_trades failed: {raw}"))
+                out.append(
+                    refused("apply_trades failed", raw) or StoreError(f"apply_trades failed: {raw}")
+                )
             elif any(shard_of(t, self.settings.shards) in unstamped for t, _ in call):
-                out.append(StoreError("stamping the active index failed"))
+                stamp = next(r for r in raws[len(calls) :] if isinstance(r, Exception))
+                out.append(
+                    refused("stamping the active index failed", stamp)
+                    or StoreError("stamping the active index failed")
+                )
             else:
-                out.append(self._results(call, raw))
+                results = self._results(call, raw)
+                out.append(_refused_in(results) or results)
         return out
 
     def _queue(

@@ -16,6 +16,7 @@ from redis.cluster import RedisCluster
 from tradeagg.contract import keys
 from tradeagg.settings import Settings
 from tradeagg.store.connection import is_cluster, text
+from tradeagg.store.stream import Backlog, ShardStream, missing
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class ShardFigures:
 
     shard: int
     length: int  # XLEN: entries kept in the stream
-    backlog: int  # entries not yet delivered to the group (all of them if no group yet)
+    backlog: int  # Backlog.lag: not yet delivered to the group (all of them if no group yet)
     pending: int  # delivered to a consumer, not acknowledged
     pending_age_ms: int  # idle time of the oldest pending entry; 0 when none
     active: int  # ZCARD of the shard's active-token index
@@ -51,31 +52,21 @@ class MemoryFigures:
         return {"used": self.used, "maxmemory": self.maximum, "pct": self.pct, "node": self.node}
 
 
-def _shard(shard: int, results: list[Any]) -> ShardFigures:
+def _shard(stream: ShardStream, results: list[Any]) -> ShardFigures:
     length, groups, oldest, active, dead = results
-    length = length if isinstance(length, int) else 0
-    info = None
-    if isinstance(groups, list):
-        info = next((g for g in groups if text(g.get("name")) == keys.STREAM_GROUP), None)
-    if info is None:
-        backlog, pending, age = length, 0, 0
-    else:
-        pending = int(info.get("pending") or 0)
-        lag = info.get("lag")
-        # lag is unknown to Redis after some deletions; XLEN - pending bounds it from above
-        backlog = int(lag) if lag is not None else max(0, length - pending)
-        age = 0
-        if isinstance(oldest, list) and oldest:
-            age = int(oldest[0].get("time_since_delivered") or 0)
+    b = Backlog.from_replies(length, groups)
+    age = 0
+    if b.group and isinstance(oldest, list) and oldest:
+        age = int(oldest[0].get("time_since_delivered") or 0)
     return ShardFigures(
-        shard=shard,
-        length=length,
-        backlog=backlog,
-        pending=pending,
+        shard=stream.shard,
+        length=b.length,
+        backlog=b.lag,
+        pending=b.pending,
         pending_age_ms=age,
         active=active if isinstance(active, int) else 0,
         dead=dead if isinstance(dead, int) else 0,
-        group=info is not None,
+        group=b.group,
     )
 
 
@@ -86,23 +77,17 @@ def shard_figures(client: Any, settings: Settings) -> list[ShardFigures]:
     a stream without its group, as a backlog of everything in it).
     """
     pipe = client.pipeline(transaction=False) if not is_cluster(client) else client.pipeline()
-    for shard in range(settings.shards):
-        stream = keys.stream(shard)
-        pipe.xlen(stream)
-        pipe.xinfo_groups(stream)
-        pipe.xpending_range(stream, keys.STREAM_GROUP, "-", "+", 1)
-        pipe.zcard(keys.active(shard))
-        pipe.xlen(keys.dead(shard))
+    streams = [ShardStream(client, shard) for shard in range(settings.shards)]
+    for s in streams:
+        s.queue_backlog(pipe)
+        pipe.xpending_range(s.key, keys.STREAM_GROUP, "-", "+", 1)
+        pipe.zcard(keys.active(s.shard))
+        pipe.xlen(s.dead_key)
     results = pipe.execute(raise_on_error=False)
     for r in results:
-        if isinstance(r, Exception) and not _missing(r):
+        if isinstance(r, Exception) and not missing(r):
             raise r
-    return [_shard(s, results[s * 5 : s * 5 + 5]) for s in range(settings.shards)]
-
-
-def _missing(exc: Exception) -> bool:
-    message = str(exc).lower()
-    return "no such key" in message or "nogroup" in message
+    return [_shard(s, results[i * 5 : i * 5 + 5]) for i, s in enumerate(streams)]
 
 
 def memory(client: Any) -> MemoryFigures:

@@ -8,15 +8,18 @@ has acknowledged, commit the batch's offsets synchronously. So at every
 uncommitted-but-written: a revocation has nothing to flush, a crash replays
 at most one batch, and the engine drops the duplicates (at-least-once).
 
-Backpressure: the backlog is, per shard stream, what group ``workers`` has
-not acknowledged yet: ``lag + pending`` from XINFO GROUPS (Redis 7), or XLEN
-when the group does not exist yet or Redis cannot tell the lag (XLEN alone
-would count acknowledged entries the janitor has not trimmed). Above
-``max_backlog`` entries (all shards) the assigned partitions are paused, so
-Kafka keeps the data; below 80% of it they resume.
+Backpressure: the backlog is what group ``workers`` has not acknowledged yet
+(``Backlog.unacked`` of ``tradeagg.store.stream``, summed over the shards).
+Above ``max_backlog`` entries the assigned partitions are paused, so Kafka
+keeps the data; below 80% of it they resume.
 
-Redis down: the write is retried with exponential backoff until it works or
-the process stops (then nothing is committed and Kafka redelivers). Broker
+Redis down or refusing writes (out of memory, read-only, ...): the write is
+retried with exponential backoff until it works or the process stops (then
+nothing is committed and Kafka redelivers). Meanwhile the assigned partitions
+are paused and the pauses are spent polling, so the consumer stays in its
+group past ``max.poll.interval.ms``; the first accepted write resumes them.
+Out of memory is backpressure: counted in ``warnings.redis_oom``, one WARNING
+a minute, no ERROR per attempt. Broker
 down: librdkafka reconnects by itself; its errors reach ``errors`` through the
 consumer's ``error_cb`` and are logged from the loop, rate-limited per code.
 """
@@ -35,11 +38,14 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, wait_exponen
 
 from tradeagg.clock import now_ms
 from tradeagg.contract import keys, validation
-from tradeagg.contract.trade import Trade, stream_fields
+from tradeagg.contract.trade import Trade
 from tradeagg.errors import BrokerError, InvalidTrade
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
+from tradeagg.runtime.pressure import Pressure
 from tradeagg.settings import Settings
+from tradeagg.store.refusal import refusal
+from tradeagg.store.stream import ShardStream, unacked
 from tradeagg.store.streams import pack
 
 log = logging.getLogger("tradeagg.bridge")
@@ -85,7 +91,9 @@ class Bridge:
         self.stopping = stopping
         self.blocking = blocking
         self.clock = clock
-        self.paused = False
+        self.paused = False  # over max_backlog
+        self.refused = False  # Redis refuses writes: partitions paused until one goes through
+        self.pressure = Pressure(metrics)
         self.backlog = 0
         self._backlog_due = 0.0
         self._events: list[tuple[str, list[tuple[str, int]]]] = []  # filled by callbacks
@@ -128,7 +136,7 @@ class Bridge:
         while self._events:
             what, parts = self._events.pop(0)
             log.info("partitions %s %s", what, kv(partitions=_parts(parts)))
-            if what == "assigned" and self.paused:
+            if what == "assigned" and (self.paused or self.refused):
                 self._pause()
 
     # -- one batch ---------------------------------------------------------------------
@@ -206,14 +214,13 @@ class Bridge:
     def write(self, trades: list[Trade], dead: list[tuple[int, dict[str, str]]], src: str) -> bool:
         """XADD trades and dead letters in one pipeline, retried until done or stopping."""
         s = self.settings
-        adds: list[tuple[str, dict[str, str], int | None]] = []
-        for shard, chunks in pack(trades, s).items():
-            for chunk in chunks:
-                adds.append((keys.stream(shard), stream_fields(chunk, src), None))
-        entries = len(adds)
-        for shard, fields in dead:
-            adds.append((keys.dead(shard), fields, s.dead_letter_max))
-        if not adds:
+        batches = [
+            (self.stream(shard), chunk)
+            for shard, chunks in pack(trades, s).items()
+            for chunk in chunks
+        ]
+        letters = [(self.stream(shard), fields) for shard, fields in dead]
+        if not batches and not letters:
             return True
         t0 = time.perf_counter()
         try:
@@ -222,27 +229,75 @@ class Bridge:
                 wait=wait_exponential_jitter(initial=0.1, max=5.0),
                 stop=lambda _state: self.stopping(),
                 before_sleep=self._redis_retry_log,
+                sleep=self._wait_polling,
                 reraise=False,
             ):
                 with attempt:
                     pipe = self.client.pipeline(transaction=False)  # execute() empties it
-                    for key, fields, cap in adds:
-                        pipe.xadd(key, fields, maxlen=cap, approximate=cap is not None)
+                    for stream, chunk in batches:
+                        stream.add(chunk, src, pipe)
+                    for stream, fields in letters:
+                        stream.dead_letter(fields, pipe)
                     pipe.execute()
         except RetryError:
             log.warning("stopping with Redis down: batch not committed %s", kv(src=src))
             return False
+        if self.refused:
+            self._accepted()
         self.metrics.timing("bridge.xadd", (time.perf_counter() - t0) * 1000)
-        self.metrics.incr("entries.written", entries)
+        self.metrics.incr("entries.written", len(batches))
         return True
+
+    def stream(self, shard: int) -> ShardStream:
+        return ShardStream(self.client, shard, self.settings.dead_letter_max)
 
     def _redis_retry_log(self, state: Any) -> None:
         exc = state.outcome.exception() if state.outcome else None
         self.metrics.incr("redis.errors")
+        if exc is not None and refusal(exc) is not None:
+            self._refused(exc)
+            if refusal(exc) == "OOM":
+                return  # backpressure: Pressure's one WARNING a minute says it
         log.error(
             "redis write failed, retrying %s",
             kv(attempt=state.attempt_number, error=type(exc).__name__, detail=str(exc)[:200]),
         )
+
+    # -- Redis refusing writes: pause, stay in the group, resume ------------------------
+    def _refused(self, exc: BaseException) -> None:
+        """A refused write: pause the assigned partitions (Kafka keeps the data)."""
+        self.pressure.refused("bridge write", exc)
+        if not self.refused:
+            self.refused = True
+            self._pause()
+            self.metrics.gauge("bridge.paused", 1)
+            log.info("redis refuses writes, partitions paused %s", kv(code=refusal(exc)))
+
+    def _accepted(self) -> None:
+        self.refused = False
+        self.pressure.accepted()
+        if not self.paused:
+            parts = self.consumer.assignment()
+            if parts:
+                self.consumer.resume(parts)
+            self.metrics.gauge("bridge.paused", 0)
+        log.info("redis accepts writes again, partitions resumed")
+
+    def _wait_polling(self, seconds: float) -> None:
+        """The retry pause, spent polling: the consumer stays in its group.
+
+        Partitions are paused, so a poll serves rebalances and returns nothing
+        new; a message fetched before the pause is sought back, to be read
+        again after the resume.
+        """
+        if not self.refused:
+            time.sleep(seconds)
+            return
+        msg = self.blocking(self.consumer.poll, seconds)
+        if msg is not None and msg.error() is None:
+            self.consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+        elif msg is not None:
+            self._kafka_error(msg.error())
 
     def commit(self, offsets: dict[tuple[str, int], tuple[int, int]]) -> None:
         """Commit next offsets synchronously; a failure only means a replay (duplicates)."""
@@ -272,7 +327,7 @@ class Bridge:
         """Measure the backlog; pause or resume the assigned partitions accordingly."""
         self._backlog_due = time.monotonic() + BACKLOG_EVERY_S / (2 if self.paused else 1)
         try:
-            self.backlog = backlog(self.client, self.settings.shards)
+            self.backlog = unacked(self.client, self.settings.shards)
         except redis.RedisError as exc:
             log.warning("backlog unknown %s", kv(error=type(exc).__name__, detail=str(exc)[:200]))
             return
@@ -295,35 +350,6 @@ class Bridge:
         parts = self.consumer.assignment()
         if parts:
             self.consumer.pause(parts)
-
-
-def backlog(client: Any, shards: int) -> int:
-    """Entries of all shard streams not yet acknowledged by group ``workers``."""
-    pipe = client.pipeline(transaction=False)
-    for shard in range(shards):
-        pipe.xinfo_groups(keys.stream(shard))
-        pipe.xlen(keys.stream(shard))
-    replies = pipe.execute(raise_on_error=False)
-    total = 0
-    for shard in range(shards):
-        groups, length = replies[2 * shard], replies[2 * shard + 1]
-        if isinstance(length, Exception):
-            raise length
-        total += _unacked(groups, length)
-    return total
-
-
-def _unacked(groups: Any, length: int) -> int:
-    if isinstance(groups, Exception):  # no stream yet: "no such key"
-        return length
-    for g in groups:
-        name = g.get("name")
-        if (name.decode() if isinstance(name, bytes) else name) == keys.STREAM_GROUP:
-            lag = g.get("lag")
-            if lag is None:
-                return length
-            return int(lag) + int(g.get("pending", 0))
-    return length
 
 
 def _dump(element: Any) -> str:

@@ -7,6 +7,13 @@ cut into Lua calls, and the calls run in a bounded gevent pool shared by all
 shards of the process. An entry is acknowledged only when every token it
 carries has committed; a failing token leaves its entries pending, logged and
 counted, without touching other tokens.
+
+Redis refusing a write (out of memory, read-only, busy, redirected, the
+connection lost: ``tradeagg.store.refusal``) is not the entries' fault: the
+same calls, dead letters or XACK are retried in place with backoff, never by
+re-reading, so the delivery count (which makes an entry poison) only counts
+genuine failures. An entry is dropped (acked) as poison or as malformed only
+once its dead letter is stored.
 """
 
 from __future__ import annotations
@@ -14,72 +21,28 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import gevent.pool
 import redis
 
 from tradeagg.clock import now_ms
-from tradeagg.contract import keys
-from tradeagg.contract.address import ADDRESS_RE
-from tradeagg.contract.trade import FORMAT_VERSION
-from tradeagg.engine.apply import Engine, TokenResult, group_records
+from tradeagg.contract import entry as codec
+from tradeagg.engine.apply import Engine, TokenResult
 from tradeagg.engine.integrity import Integrity
-from tradeagg.errors import StoreError
+from tradeagg.errors import RefusedWrite, StoreError
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
+from tradeagg.runtime import retry
+from tradeagg.runtime.pressure import Pressure
 from tradeagg.settings import Settings
 from tradeagg.store.connection import text
+from tradeagg.store.stream import ShardStream
 
 log = logging.getLogger("tradeagg.worker")
 
 Entry = tuple[str, dict[bytes, bytes]]
-
-
-@dataclass
-class Batch:
-    """A decoded batch: records per entry, and what could not be used."""
-
-    ids: list[str] = field(default_factory=list)
-    records: list[str] = field(default_factory=list)
-    tokens_of: dict[str, set[str]] = field(default_factory=dict)  # entry id -> tokens
-    rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (entry id, reason, raw)
-
-
-def decode(entries: list[Entry]) -> Batch:
-    """Split entries into records; anything malformed becomes a rejection with its reason."""
-    batch = Batch()
-    for raw_id, fields in entries:
-        entry_id = text(raw_id)
-        batch.ids.append(entry_id)
-        if not fields:  # deleted by XTRIM/XDEL while pending
-            batch.tokens_of[entry_id] = set()
-            continue
-        version = fields.get(b"v", b"").decode("ascii", "replace")
-        payload = fields.get(b"t")
-        if version != FORMAT_VERSION or payload is None:
-            batch.rejected.append(
-                (entry_id, f"unknown entry format v={version!r}", repr(fields)[:500])
-            )
-            batch.tokens_of[entry_id] = set()
-            continue
-        try:
-            body = payload.decode("ascii")
-        except UnicodeDecodeError:
-            batch.rejected.append((entry_id, "entry is not ASCII", repr(payload[:500])))
-            batch.tokens_of[entry_id] = set()
-            continue
-        tokens: set[str] = set()
-        for record in body.split("\n"):
-            token = record.partition(" ")[0]
-            if not ADDRESS_RE.match(token):
-                batch.rejected.append((entry_id, "bad token in record", record[:500]))
-                continue
-            tokens.add(token)
-            batch.records.append(record)
-        batch.tokens_of[entry_id] = tokens
-    return batch
+RAW_KEEP = 2_000  # characters of a malformed entry or record kept in its dead letter
 
 
 class ShardConsumer:
@@ -99,9 +62,11 @@ class ShardConsumer:
         metrics: Metrics,
         consumer: str,
         stopping: Callable[[], bool],
+        pressure: Pressure | None = None,
     ) -> None:
         self.shard = shard
-        self.stream = keys.stream(shard)
+        self.pressure = pressure or Pressure(metrics)
+        self.stream = ShardStream(engine.client, shard, settings.dead_letter_max)
         self.reader = reader
         self.client = engine.client
         self.engine = engine
@@ -113,40 +78,24 @@ class ShardConsumer:
         self.backlog_id = "0"  # re-read own pending entries first
         self.integrity = Integrity(self.client, settings)
 
-    def ensure_group(self) -> None:
-        try:
-            self.client.xgroup_create(self.stream, keys.STREAM_GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
     def read(self) -> list[Entry]:
         s = self.settings
         if self.backlog_id != ">":
-            resp = self.reader.xreadgroup(
-                keys.STREAM_GROUP, self.consumer, {self.stream: self.backlog_id}, count=s.read_count
-            )
-            entries = resp[0][1] if resp else []
+            entries = self.stream.read(self.reader, self.consumer, self.backlog_id, s.read_count)
             if entries:
                 last = entries[-1][0]
                 self.backlog_id = last.decode() if isinstance(last, bytes) else last
                 return entries
             self.backlog_id = ">"
         t0 = time.perf_counter()
-        resp = self.reader.xreadgroup(
-            keys.STREAM_GROUP,
-            self.consumer,
-            {self.stream: ">"},
-            count=s.read_count,
-            block=s.block_ms,
-        )
-        if resp:
+        entries = self.stream.read(self.reader, self.consumer, ">", s.read_count, s.block_ms)
+        if entries:
             self.metrics.timing("redis.xreadgroup", (time.perf_counter() - t0) * 1000)
-        return resp[0][1] if resp else []
+        return entries
 
     def run(self) -> None:
         """Read, apply, ack until stopping. Redis errors propagate to the supervisor."""
-        self.ensure_group()
+        self.stream.ensure_group()
         self.backlog_id = "0"
         log.info("shard consumer started %s", kv(shard=self.shard, consumer=self.consumer))
         while not self.stopping():
@@ -162,16 +111,13 @@ class ShardConsumer:
     def process(self, entries: list[Entry]) -> int:
         """Apply one batch; ack what committed. Returns the number of entries left pending."""
         t0 = time.perf_counter()
-        batch = decode(entries)
-        for entry_id, reason, raw in batch.rejected:
-            self.dead_letter(entry_id, reason, raw)
-        groups, bad = group_records(batch.records)
-        for record in bad:
-            self.dead_letter("", "unparsable record", record[:500])
+        batch = codec.decode_batch(entries)
+        held = {e for e, reason, raw in batch.rejected if not self.dead_letter(e, reason, raw)}
+        groups = codec.group(batch.records)
         calls = self.engine.calls(groups)
         results: list[TokenResult] = []
         failed_tokens: set[str] = set()
-        for call, outcome in zip(calls, self.apply_all(calls), strict=True):
+        for call, outcome in zip(calls, self.apply_accepted(calls), strict=True):
             if isinstance(outcome, Exception):
                 failed_tokens.update(token for token, _ in call)
                 log.error(
@@ -200,12 +146,13 @@ class ShardConsumer:
                 self.integrity.invalidate(corrupt)
             except redis.RedisError as exc:
                 log.error("invalidate failed %s", kv(shard=self.shard, error=str(exc)[:200]))
-        done = [i for i in batch.ids if not (batch.tokens_of[i] & failed_tokens)]
+        done = [i for i in batch.ids if i not in held and not (batch.tokens_of[i] & failed_tokens)]
         if self.before_ack is not None and done:
             self.before_ack()
         if done:
             t1 = time.perf_counter()
-            self.client.xack(self.stream, keys.STREAM_GROUP, *done)
+            if not self.ack(done):
+                return len(batch.ids)  # stopping while Redis refuses: re-read next time
             self.metrics.timing("redis.xack", (time.perf_counter() - t1) * 1000)
         self.account(results, groups, len(done), t0)
         return len(batch.ids) - len(done)
@@ -215,29 +162,26 @@ class ShardConsumer:
 
         An entry this consumer has been handed more than ``max_deliveries``
         times (its own re-reads and claims both count) never committed; it
-        goes to the dead-letter stream with its raw fields so that it stops
-        blocking the shard. Called on the re-read and reclaim paths only:
-        a first delivery cannot be poison.
+        goes to the dead-letter stream with its records (so that ``tradeagg
+        dead replay`` can re-inject it) and is acked once that is stored, so
+        that it stops blocking the shard; a refused dead letter leaves it
+        pending. Called on the re-read and reclaim paths only: a first
+        delivery cannot be poison.
         """
-        first, last = entries[0][0], entries[-1][0]
-        info = self.client.xpending_range(
-            self.stream, keys.STREAM_GROUP, first, last, len(entries), consumername=self.consumer
-        )
-        count = {text(p["message_id"]): int(p["times_delivered"]) for p in info}
+        count = self.stream.deliveries(self.consumer, entries)
         limit = self.settings.max_deliveries
         keep: list[Entry] = []
         poison: list[str] = []
         for raw_id, fields in entries:
             entry_id = text(raw_id)
             n = count.get(entry_id, 0)
-            if n > limit:
-                self.metrics.incr("entries.poison")
-                self.dead_letter(entry_id, f"delivered {n} times without success", repr(fields))
-                poison.append(entry_id)
-            else:
+            reason = f"delivered {n} times without success"
+            if n <= limit:
                 keep.append((raw_id, fields))
-        if poison:
-            self.client.xack(self.stream, keys.STREAM_GROUP, *poison)
+            elif self.dead_letter(entry_id, reason, codec.replayable(fields), keep_all=True):
+                self.metrics.incr("entries.poison")
+                poison.append(entry_id)
+        self.ack(poison)
         return keep
 
     def apply_all(self, calls: list[list[tuple[str, list[str]]]]) -> list[Any]:
@@ -285,15 +229,70 @@ class ShardConsumer:
         if newest:
             m.timing("visible.latency", max(0, now_ms() - newest))
 
-    def dead_letter(self, entry_id: str, reason: str, raw: str) -> None:
-        log.warning("dead letter %s", kv(shard=self.shard, entry=entry_id, reason=reason))
-        self.metrics.incr("deadletters")
+    def apply_accepted(self, calls: list[list[tuple[str, list[str]]]]) -> list[Any]:
+        """``apply_all``, with the calls Redis refused retried in place until accepted.
+
+        Each call is atomic and re-applying one is harmless (the script drops
+        trades it holds), so a retry repeats only the refused calls. When the
+        process stops first, those calls come back as their refusal.
+        """
+        outcomes: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+
+        def attempt() -> None:
+            nonlocal todo
+            refusal: RefusedWrite | None = None
+            left = []
+            for i, out in zip(todo, self.apply_all([calls[i] for i in todo]), strict=True):
+                outcomes[i] = out
+                if isinstance(out, RefusedWrite):
+                    left.append(i)
+                    refusal = out
+            todo = left
+            if refusal is not None:
+                raise refusal
+
+        if calls and self.accepted("apply", attempt):
+            self.pressure.accepted()
+        return outcomes
+
+    def ack(self, ids: list[str]) -> bool:
+        """XACK ``ids``, retried while Redis refuses; False if stopping first."""
+        return not ids or self.accepted("ack", lambda: self.stream.ack(ids))
+
+    def dead_letter(self, entry_id: str, reason: str, raw: str, keep_all: bool = False) -> bool:
+        """Store a dead letter; True once stored (only then may its entry be acked).
+
+        ``raw`` is cut to ``RAW_KEEP`` characters unless ``keep_all`` (a poison
+        entry keeps its records, a bounded entry, for replay).
+        """
+        fields = {
+            "reason": reason,
+            "entry": entry_id,
+            "raw": raw if keep_all else raw[:RAW_KEEP],
+            "source": "worker",
+        }
         try:
-            self.client.xadd(
-                keys.dead(self.shard),
-                {"reason": reason, "entry": entry_id, "raw": raw[:2000], "source": "worker"},
-                maxlen=self.settings.dead_letter_max,
-                approximate=True,
-            )
+            stored = self.accepted("dead-letter", lambda: self.stream.dead_letter(fields))
         except redis.RedisError as exc:
-            log.error("dead letter not written %s", kv(shard=self.shard, error=str(exc)))
+            stored = False
+            log.error(
+                "dead letter not written, entry stays pending %s",
+                kv(shard=self.shard, entry=entry_id, error=str(exc)[:200]),
+            )
+        if stored:
+            self.pressure.accepted()
+            self.metrics.incr("deadletters")
+            log.warning("dead letter %s", kv(shard=self.shard, entry=entry_id, reason=reason))
+        return stored
+
+    def accepted(self, what: str, fn: Callable[[], Any]) -> bool:
+        """``fn()`` retried while Redis refuses it (``retry.until_accepted``); False if stopping."""
+        who = f"shard={self.shard} {what}"
+
+        def refused(exc: BaseException) -> None:
+            self.metrics.incr("batch.refused")
+            self.pressure.refused(who, exc)
+
+        done, _ = retry.until_accepted(fn, until=self.stopping, on_refused=refused)
+        return done

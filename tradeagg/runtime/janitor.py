@@ -33,10 +33,11 @@ from tradeagg.clock import now_ms
 from tradeagg.contract import keys
 from tradeagg.engine.apply import Engine, TokenResult
 from tradeagg.engine.integrity import Integrity
-from tradeagg.errors import StoreError
+from tradeagg.errors import RefusedWrite, StoreError
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
 from tradeagg.runtime import retry
+from tradeagg.runtime.pressure import Pressure
 from tradeagg.settings import Settings
 from tradeagg.store.connection import text
 from tradeagg.store.scripts import LUA_DIR
@@ -81,6 +82,7 @@ class Janitor:
         self._lock = client.register_script((LUA_DIR / "janitor_lock.lua").read_text())
         self._trim = client.register_script((LUA_DIR / "trim_stream.lua").read_text())
         self.integrity = Integrity(client, settings)
+        self.pressure = Pressure(metrics)  # the worker hands over its process-wide one
 
     def run(self) -> None:
         """Every interval: hold the lock, then one pass. Returns when stopping."""
@@ -181,6 +183,9 @@ class Janitor:
         results: dict[str, TokenResult] = {}
         outcomes = self._retry("advance", self.engine.apply_calls, calls, now)
         for call, outcome in zip(calls, outcomes, strict=True):
+            if isinstance(outcome, RefusedWrite):  # backpressure: the next pass retries
+                self.pressure.refused("janitor advance", outcome)
+                continue
             if isinstance(outcome, StoreError):
                 log.error("advance failed %s", kv(tokens=len(call), error=str(outcome)[:200]))
                 continue

@@ -30,6 +30,7 @@ from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
 from tradeagg.runtime import retry
 from tradeagg.runtime.consumer import ShardConsumer
+from tradeagg.runtime.pressure import Pressure
 from tradeagg.settings import Settings
 from tradeagg.store.connection import text
 
@@ -56,6 +57,7 @@ class Reclaimer:
         metrics: Metrics,
         consumer: str,
         stopping: Callable[[], bool] = lambda: False,
+        pressure: Pressure | None = None,
     ) -> None:
         self.client = engine.client
         self.settings = settings
@@ -63,7 +65,9 @@ class Reclaimer:
         self.consumer = consumer
         self.stopping = stopping
         self.shards = [
-            ShardConsumer(shard, None, engine, pool, settings, metrics, consumer, stopping)
+            ShardConsumer(
+                shard, None, engine, pool, settings, metrics, consumer, stopping, pressure
+            )
             for shard in range(settings.shards)
         ]
 
@@ -80,14 +84,7 @@ class Reclaimer:
         start = "0-0"
         count = self.settings.read_count
         while not self.stopping():
-            try:
-                nxt, entries, *_deleted = self.client.xautoclaim(
-                    sc.stream, keys.STREAM_GROUP, self.consumer, min_idle_ms, start, count=count
-                )
-            except redis.ResponseError as exc:
-                if "NOGROUP" in str(exc):
-                    return  # nothing was ever read from this shard
-                raise
+            nxt, entries = sc.stream.claim(self.consumer, min_idle_ms, start, count)
             if entries:
                 out.claimed += len(entries)
                 self.metrics.incr("entries.reclaimed", len(entries))
@@ -99,7 +96,7 @@ class Reclaimer:
                 out.poison += len(entries) - len(kept)
                 if kept:
                     out.left_pending += sc.process(kept)
-            start = text(nxt)
+            start = nxt
             if start == "0-0":
                 return
 
@@ -109,13 +106,13 @@ class Reclaimer:
         gone = 0
         for sc in self.shards:
             try:
-                consumers = self.client.xinfo_consumers(sc.stream, keys.STREAM_GROUP)
+                consumers = self.client.xinfo_consumers(sc.stream.key, keys.STREAM_GROUP)
             except redis.ResponseError:
                 continue  # no stream or no group yet
             for c in consumers:
                 name = text(c["name"])
                 if name != self.consumer and int(c["pending"]) == 0 and int(c["idle"]) > limit:
-                    self.client.xgroup_delconsumer(sc.stream, keys.STREAM_GROUP, name)
+                    self.client.xgroup_delconsumer(sc.stream.key, keys.STREAM_GROUP, name)
                     gone += 1
                     log.info(
                         "idle consumer removed %s",

@@ -9,6 +9,7 @@ when its process is stopping, so SIGTERM is not held up by an outage.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ import redis
 from tenacity import (
     RetryCallState,
     Retrying,
+    retry_if_exception,
     retry_if_exception_type,
     stop_after_attempt,
     stop_never,
@@ -24,17 +26,30 @@ from tenacity import (
 
 from tradeagg.errors import StoreError
 from tradeagg.logs import kv
+from tradeagg.store.refusal import refusal
 
 T = TypeVar("T")
 
+OOM_LOG_EVERY_S = 60.0
 RETRYABLE: tuple[type[BaseException], ...] = (redis.RedisError, StoreError, OSError)
 
 
 def _logger(log: logging.Logger, what: str) -> Callable[[RetryCallState], None]:
+    quiet_until = 0.0
+
     def before_sleep(state: RetryCallState) -> None:
+        nonlocal quiet_until
         exc = state.outcome.exception() if state.outcome else None
         pause = state.next_action.sleep if state.next_action else 0.0
-        log.warning(
+        level = logging.WARNING
+        if exc is not None and refusal(exc) == "OOM":  # backpressure: one line a minute
+            now = time.monotonic()
+            if now < quiet_until:
+                level = logging.DEBUG
+            else:
+                quiet_until = now + OOM_LOG_EVERY_S
+        log.log(
+            level,
             "redis work failed, retrying %s",
             kv(
                 what=what,
@@ -90,3 +105,43 @@ def call(
 ) -> T:
     """``fn(*args, **kwargs)`` under ``policy``."""
     return policy(log, what, attempts=attempts, until=until)(fn, *args, **kwargs)
+
+
+def until_accepted(
+    fn: Callable[[], T],
+    *,
+    until: Callable[[], bool],
+    on_refused: Callable[[BaseException], None],
+    sleep: Callable[[float], None] | None = None,
+    first_s: float = 0.1,
+    max_s: float = 5.0,
+) -> tuple[bool, T | None]:
+    """``fn()`` until Redis accepts it: ``(True, result)``, or ``(False, None)`` if stopping.
+
+    Only refusals (``tradeagg.store.refusal``: OOM, READONLY, BUSY, MOVED,
+    connection lost...) are retried, with backoff ``first_s`` doubling up to
+    ``max_s``; ``on_refused`` sees each one (count it, warn, pause). Any other
+    error is the work's own and is raised at once. ``sleep`` replaces the
+    pause (the bridge polls Kafka meanwhile, so it stays in its group).
+    """
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is not None:
+            on_refused(exc)
+
+    options: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
+    retrying = Retrying(
+        retry=retry_if_exception(lambda exc: refusal(exc) is not None),
+        wait=wait_exponential(multiplier=first_s, min=first_s, max=max_s),
+        stop=lambda _state: until(),
+        before_sleep=before_sleep,
+        reraise=True,
+        **options,
+    )
+    try:
+        return True, retrying(fn)
+    except Exception as exc:
+        if refusal(exc) is not None and until():
+            return False, None
+        raise

@@ -30,6 +30,7 @@ from redis.exceptions import ClusterError, NoScriptError, RedisClusterException
 
 from tradeagg.errors import ConfigError, StoreError, TradeaggError
 from tradeagg.settings import Settings
+from tradeagg.store.refusal import refused
 
 
 class Cluster(RedisCluster):
@@ -122,10 +123,11 @@ CLUSTER_HINT = (
 
 
 def store_error(what: str, exc: Exception) -> TradeaggError:
-    """A Redis failure as tradeagg's error; a cluster node used as one Redis is a config error."""
+    """A Redis failure as tradeagg's error: ``RefusedWrite`` when Redis refused the work
+    (``tradeagg.store.refusal``); a cluster node used as one Redis is a config error."""
     if isinstance(exc, redis.exceptions.MovedError) or str(exc).startswith("MOVED"):
         return ConfigError(CLUSTER_HINT)
-    return StoreError(f"{what}: {exc}")
+    return refused(what, exc) or StoreError(f"{what}: {exc}")
 
 
 def text(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""Writing trades into the shard streams: the bridge's output, and a path for tools.
+"""Writing trades into many shard streams at once: the bridge's output, and a path for tools.
 
 Trades are packed per shard, ``settings.entry_trades`` to an entry, and sent
 with one pipelined round trip of XADDs, so a stream entry amortises Redis's
@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from tradeagg.contract import keys
-from tradeagg.contract.trade import Trade, stream_fields
+from tradeagg.contract.trade import Trade
 from tradeagg.settings import Settings
+from tradeagg.store.stream import ShardStream
 
 
 def pack(trades: Iterable[Trade], settings: Settings) -> dict[int, list[list[Trade]]]:
@@ -32,8 +33,9 @@ def append(client: Any, settings: Settings, trades: Iterable[Trade], src: str = 
     pipe = client.pipeline(transaction=False)
     n = 0
     for shard, entries in pack(trades, settings).items():
+        stream = ShardStream(client, shard)
         for chunk in entries:
-            pipe.xadd(keys.stream(shard), stream_fields(chunk, src))
+            stream.add(chunk, src, pipe)
             n += 1
     if not n:
         return []

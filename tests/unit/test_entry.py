@@ -1,0 +1,88 @@
+"""The stream entry codec: round trip, grouping, and malformed entries as typed errors."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+
+from tests.support.strategies import trades
+from tradeagg.contract import entry as codec
+from tradeagg.errors import MalformedEntry
+
+TOKEN = "So11111111111111111111111111111111111111112"
+
+
+def as_bytes(fields: dict[str, str]) -> dict[bytes, bytes]:
+    """What redis-py returns for an entry written with ``fields``."""
+    return {k.encode(): v.encode() for k, v in fields.items()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(trades())
+def test_round_trip_keeps_every_trade_in_order(ts):
+    fields = codec.encode(ts, src="trades/0:1-2")
+    assert fields["src"] == "trades/0:1-2" and fields["v"] == codec.FORMAT_VERSION
+    decoded = codec.decode(as_bytes(fields))
+    assert decoded.bad == []
+    assert [(tok, e) for tok, e, _k in decoded.records] == [(t.token, t.entry) for t in ts]
+    groups = codec.group(decoded.records)
+    for token, entries in groups.items():
+        mine = sorted((t for t in ts if t.token == token), key=lambda t: (t.ts, t.seq, t.id))
+        assert entries == [t.entry for t in mine]
+    assert decoded.tokens == {t.token for t in ts}
+
+
+def test_text_fields_decode_like_bytes():
+    fields = {"v": "1", "t": f"{TOKEN} 5 0 b 1 2 x"}
+    assert codec.decode(fields).records == codec.decode(as_bytes(fields)).records
+
+
+def test_group_drops_identical_duplicates_only():
+    a = (TOKEN, "5 0 b 1 2 x", (5, 0, "x"))
+    b = (TOKEN, "4 0 s 1 2 y", (4, 0, "y"))
+    assert codec.group([a, b, a]) == {TOKEN: ["4 0 s 1 2 y", "5 0 b 1 2 x"]}
+
+
+@pytest.mark.parametrize(
+    "fields, reason",
+    [
+        ({b"v": b"2", b"t": b"x"}, "unknown entry format v='2'"),
+        ({b"t": b"x"}, "unknown entry format v=None"),
+        ({b"v": b"1"}, "unknown entry format v='1'"),
+        ({b"v": b"1", b"t": "\u00e9".encode()}, "entry is not ASCII"),
+    ],
+)
+def test_unusable_entry_raises_malformed_entry(fields, reason):
+    with pytest.raises(MalformedEntry) as info:
+        codec.decode(fields)
+    assert info.value.reason == reason and info.value.raw
+
+
+def test_bad_records_are_reported_and_the_rest_kept():
+    lines = [
+        f"{TOKEN} 5 0 b 1 2 x",
+        "nottoken 5 0 b 1 2 y",
+        f"{TOKEN} five 0 b 1 2 z",
+        f"{TOKEN} 5 0 q 1 2 z",
+        f"{TOKEN} 5 0 b 1 2",
+        f"{TOKEN}",
+    ]
+    decoded = codec.decode({b"v": b"1", b"t": "\n".join(lines).encode()})
+    assert [e for _t, e, _k in decoded.records] == ["5 0 b 1 2 x"]
+    assert [reason for reason, _raw in decoded.bad] == [
+        "bad token in record",
+        "unparsable record",
+        "unparsable record",
+        "unparsable record",
+        "unparsable record",
+    ]
+    assert decoded.bad[0][1] == lines[1]
+
+
+def test_deleted_entry_decodes_to_nothing():
+    assert codec.decode({}).records == [] and codec.decode({}).bad == []
+
+
+def test_group_records_splits_good_and_bad_lines():
+    groups, bad = codec.group_records([f"{TOKEN} 5 0 b 1 2 x", "junk", f"{TOKEN} 1 0 b"])
+    assert groups == {TOKEN: ["5 0 b 1 2 x"]} and bad == ["junk", f"{TOKEN} 1 0 b"]

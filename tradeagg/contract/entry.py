@@ -1,0 +1,197 @@
+"""The stream entry codec: the one owner of how trades travel through a shard stream.
+
+A shard stream entry (``tradeagg:{sN}:stream``) packs many trades::
+
+    v = "1"                        format version
+    t = "<record>\\n<record>..."   one record per trade
+    src = "..."                    optional: where the trades came from
+
+A record is ``<token> <list entry>``, and a list entry, exactly what
+``token:{A}:trades`` holds and ``apply_trades.lua`` parses, is
+``<ts> <seq> <b|s> <quote_nano> <price> <id> <digest>``. The digest (20 hex
+digits of SHA-1 of the id) keys the token's id index ``tradeagg:{A}:ids``;
+an entry without it is accepted too (the engine computes it). Every field is
+free of spaces (the contract forbids whitespace in ids and addresses), so
+splitting on a space is unambiguous. ``quote_nano`` is the quote in units of
+1e-9, an integer; ``price`` a plain decimal.
+
+``encode`` is the bridge's side, ``decode`` and ``group`` the worker's: a
+whole entry that cannot be used raises ``MalformedEntry``; a bad record in a
+good entry is reported on its own so the entry's other trades still apply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tradeagg.errors import MalformedEntry
+
+if TYPE_CHECKING:
+    from tradeagg.contract.trade import Trade
+
+FORMAT_VERSION = "1"
+DIGEST = 20
+RAW_KEEP = 500  # characters of a bad record or entry quoted in its error
+TOKEN_RE = re.compile(r"^(?:[1-9A-HJ-NP-Za-km-z]{32,44}|0x[0-9a-fA-F]{40})$")
+
+SortKey = tuple[int, int, str]
+
+
+def id_digest(ident: str) -> str:
+    """The id's digest kept in ``tradeagg:{A}:ids``: 20 hex digits of SHA-1 (80 bits)."""
+    return hashlib.sha1(ident.encode("ascii", "replace")).hexdigest()[:DIGEST]
+
+
+def list_entry(trade: Trade) -> str:
+    """The list entry of ``trade`` (what ``token:{A}:trades`` holds)."""
+    side = "b" if trade.side == "buy" else "s"
+    return (
+        f"{trade.ts} {trade.seq} {side} {trade.quote_nano} {trade.price} {trade.id} "
+        f"{id_digest(trade.id)}"
+    )
+
+
+def record(trade: Trade) -> str:
+    """The stream record of ``trade``: its token, a space, its list entry."""
+    return f"{trade.token} {list_entry(trade)}"
+
+
+def encode(trades: Iterable[Trade], src: str = "") -> dict[str, str]:
+    """The fields of one stream entry holding ``trades``."""
+    return encode_records((record(t) for t in trades), src)
+
+
+def encode_records(records: Iterable[str], src: str = "") -> dict[str, str]:
+    """The fields of one stream entry holding already encoded ``records``."""
+    fields = {"v": FORMAT_VERSION, "t": "\n".join(records)}
+    if src:
+        fields["src"] = src
+    return fields
+
+
+def sort_key(entry: str) -> SortKey:
+    """The (ts, seq, id) order of a list entry; ValueError if it is not one."""
+    parts = entry.split(" ")
+    if len(parts) not in (6, 7) or parts[2] not in ("b", "s"):
+        raise ValueError("not a list entry")
+    int(parts[3])
+    return int(parts[0]), int(parts[1]), parts[5]
+
+
+@dataclass
+class Decoded:
+    """One entry's records, and its records that could not be used (reason, raw)."""
+
+    records: list[tuple[str, str, SortKey]] = field(default_factory=list)  # token, entry, key
+    bad: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> set[str]:
+        return {token for token, _e, _k in self.records}
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode("ascii") if isinstance(value, bytes | bytearray) else str(value)
+
+
+def payload(fields: Mapping[Any, Any]) -> str:
+    """The ``t`` text of an entry; ``MalformedEntry`` if its version or encoding is wrong."""
+    get = fields.get
+    try:
+        version = _text(get(b"v", get("v")))
+        body = _text(get(b"t", get("t")))
+    except UnicodeDecodeError:
+        raise MalformedEntry("entry is not ASCII", repr(dict(fields))[:RAW_KEEP]) from None
+    if version != FORMAT_VERSION or body is None:
+        raise MalformedEntry(f"unknown entry format v={version!r}", repr(dict(fields))[:RAW_KEEP])
+    return body
+
+
+def replayable(fields: Mapping[Any, Any]) -> str:
+    """What a dead letter keeps of an entry: its records (replayable), or an excerpt."""
+    try:
+        return payload(fields)
+    except MalformedEntry as exc:
+        return exc.raw
+
+
+def decode(fields: Mapping[Any, Any]) -> Decoded:
+    """An entry's fields (bytes or text keys) -> its records.
+
+    Raises ``MalformedEntry`` when the entry as a whole is unusable; an entry
+    with no fields (deleted by XTRIM/XDEL while pending) decodes to nothing.
+    """
+    out = Decoded()
+    if not fields:
+        return out
+    for line in payload(fields).split("\n"):
+        token, _sep, entry = line.partition(" ")
+        if not TOKEN_RE.match(token):
+            out.bad.append(("bad token in record", line[:RAW_KEEP]))
+            continue
+        try:
+            out.records.append((token, entry, sort_key(entry)))
+        except ValueError:
+            out.bad.append(("unparsable record", line[:RAW_KEEP]))
+    return out
+
+
+@dataclass
+class Batch:
+    """A decoded batch: records per entry, and what could not be used."""
+
+    ids: list[str] = field(default_factory=list)
+    records: list[tuple[str, str, SortKey]] = field(default_factory=list)
+    tokens_of: dict[str, set[str]] = field(default_factory=dict)  # entry id -> tokens
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (entry id, reason, raw)
+
+
+def decode_batch(entries: list[tuple[Any, Mapping[Any, Any]]]) -> Batch:
+    """Split entries into records (the codec's job); what it cannot read is rejected."""
+    batch = Batch()
+    for raw_id, fields in entries:
+        entry_id = _text(raw_id) or ""
+        batch.ids.append(entry_id)
+        try:
+            decoded = decode(fields)
+        except MalformedEntry as exc:
+            batch.rejected.append((entry_id, exc.reason, exc.raw))
+            batch.tokens_of[entry_id] = set()
+            continue
+        batch.rejected.extend((entry_id, reason, raw) for reason, raw in decoded.bad)
+        batch.records.extend(decoded.records)
+        batch.tokens_of[entry_id] = decoded.tokens
+    return batch
+
+
+def group(records: Iterable[tuple[str, str, SortKey]]) -> dict[str, list[str]]:
+    """Decoded records -> {token: its entries in (ts, seq, id) order, duplicates dropped}."""
+    keyed: dict[str, list[tuple[SortKey, str]]] = {}
+    for token, entry, key in records:
+        keyed.setdefault(token, []).append((key, entry))
+    groups: dict[str, list[str]] = {}
+    for token, items in keyed.items():
+        items.sort()
+        groups[token] = [e for i, (_k, e) in enumerate(items) if i == 0 or items[i - 1][1] != e]
+    return groups
+
+
+def group_records(records: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """Record lines -> ({token: sorted unique entries}, malformed lines), for tools and tests."""
+    good: list[tuple[str, str, SortKey]] = []
+    bad: list[str] = []
+    for line in records:
+        token, sep, entry = line.partition(" ")
+        try:
+            if not sep:
+                raise ValueError("no space")
+            good.append((token, entry, sort_key(entry)))
+        except ValueError:
+            bad.append(line)
+    return group(good), bad
