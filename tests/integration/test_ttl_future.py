@@ -11,9 +11,10 @@ import time
 
 import redis
 
+from tradeagg.clock import now_ms
 from tradeagg.contract.keys import TokenKeys
 from tradeagg.contract.trade import Trade
-from tradeagg.engine.apply import Engine, now_ms
+from tradeagg.engine.apply import Engine
 from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings, parse_windows
 
