@@ -6,6 +6,8 @@ import logging
 import os
 import socket
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 PROCESS = f"{socket.gethostname()}.{os.getpid()}"
@@ -36,3 +38,39 @@ def setup(level: str = "INFO", process: str = "") -> None:
     root.setLevel(level)
     for noisy in ("urllib3", "docker"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class Throttle:
+    """At most ``burst`` log lines per ``window_s`` for one kind of event; the rest counted.
+
+    ``admit()`` returns None to skip a line, else how many were skipped before
+    it (to print with it); ``overdue()`` hands out (once) the count skipped in a
+    window that has ended with nothing logged since, for one summary line.
+    """
+
+    def __init__(
+        self, burst: int, window_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.burst = burst
+        self.window_s = window_s
+        self.clock = clock
+        self.start = float("-inf")
+        self.used = 0
+        self.suppressed = 0
+
+    def admit(self) -> int | None:
+        now = self.clock()
+        if now - self.start >= self.window_s:
+            self.start, self.used = now, 0
+        if self.used >= self.burst:
+            self.suppressed += 1
+            return None
+        self.used += 1
+        skipped, self.suppressed = self.suppressed, 0
+        return skipped
+
+    def overdue(self) -> int:
+        if self.suppressed and self.clock() - self.start >= self.window_s:
+            skipped, self.suppressed = self.suppressed, 0
+            return skipped
+        return 0
