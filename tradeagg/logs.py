@@ -1,4 +1,8 @@
-"""Logging: one line per event, ``key=value`` context, level from LOG_LEVEL."""
+"""Logging: one line per event, ``key=value`` context, level from LOG_LEVEL.
+
+Every line goes through ``settings.mask`` (``MaskingFormatter``): whatever a
+message or a library's exception text holds, no credential reaches the logs.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from tradeagg.settings import mask
 
 PROCESS = f"{socket.gethostname()}.{os.getpid()}"
 
@@ -24,6 +30,13 @@ def kv(**context: Any) -> str:
     return " ".join(parts)
 
 
+class MaskingFormatter(logging.Formatter):
+    """A formatter whose every line, traceback included, is passed through ``mask``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask(super().format(record))
+
+
 def setup(level: str = "INFO", process: str = "") -> None:
     """Configure the root logger once, to stderr (Heroku-style platforms collect it)."""
     fmt = (
@@ -32,7 +45,7 @@ def setup(level: str = "INFO", process: str = "") -> None:
         + "%(message)s"
     )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(fmt))
+    handler.setFormatter(MaskingFormatter(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

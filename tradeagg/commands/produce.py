@@ -23,7 +23,7 @@ from tradeagg.contract.trade import Trade
 from tradeagg.devtools.synthetic import SyntheticFeed, to_message
 from tradeagg.errors import ConfigError, TradeaggError, UsageError
 from tradeagg.runtime.kafkaconf import producer_config
-from tradeagg.settings import Settings
+from tradeagg.settings import Settings, mask
 
 EXAMPLES = """examples:
   tradeagg produce trades.jsonl
@@ -118,7 +118,7 @@ class Sender:
         try:
             self.producer = Producer(producer_config(settings))
         except KafkaException as exc:
-            raise ConfigError(f"Kafka producer configuration: {exc.args[0]}") from None
+            raise ConfigError(f"Kafka producer configuration: {mask(str(exc.args[0]))}") from None
         self.topic = settings.topic
         self.blocking = blocking
         self.delivered = self.failed = self.trades = 0
