@@ -42,6 +42,7 @@ KINDS = (
     "big_integer",
     "deep_nesting",
     "bad_trader",
+    "many_keys",
 )
 
 
@@ -90,6 +91,13 @@ def build(kind: str, now: int) -> bytes:
         return b"[" * depth + b"]" * depth
     if kind == "bad_trader":  # every check passes but the last field's
         return _trades(now, trader="not-an-address")
+    if kind == "many_keys":  # one object of ~100k distinct keys: the decoder's worst memory case
+        pairs, size, i = [], 2, 0
+        while size < TARGET - 20:
+            pairs.append(f'"k{i}":0')
+            size += len(pairs[-1]) + 1
+            i += 1
+        return ("{" + ",".join(pairs) + "}").encode()
     raise SystemExit(f"unknown kind {kind}")
 
 
