@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from tradeagg import __version__, logs
 from tradeagg.errors import ConfigError, TradeaggError, UsageError
-from tradeagg.settings import Settings
+from tradeagg.settings import Settings, mask
 
 COMMANDS = (
     "worker",
@@ -58,17 +58,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
-        print(f"tradeagg: {exc}", file=sys.stderr)
+        print(f"tradeagg: {mask(str(exc))}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level, process=f"{args.command}.{logs.PROCESS}")
     try:
         return int(args.run(args, settings) or 0)
     except (UsageError, ConfigError) as exc:
-        print(f"tradeagg {args.command}: {exc}", file=sys.stderr)
+        print(f"tradeagg {args.command}: {mask(str(exc))}", file=sys.stderr)
         return 2
     except TradeaggError as exc:
         logging.getLogger("tradeagg").error("%s", logs.kv(command=args.command, error=str(exc)))
-        print(f"tradeagg {args.command}: {exc}", file=sys.stderr)
+        print(f"tradeagg {args.command}: {mask(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # unexpected: one masked line here, the traceback in the masked log
+        logging.getLogger("tradeagg").error(
+            "unexpected failure %s",
+            logs.kv(command=args.command, error=type(exc).__name__),
+            exc_info=True,
+        )
+        print(
+            f"tradeagg {args.command}: unexpected {type(exc).__name__}: {mask(str(exc))}",
+            file=sys.stderr,
+        )
+        return 1

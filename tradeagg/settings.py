@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from tradeagg.errors import ConfigError
 
@@ -93,6 +94,10 @@ def _bool(raw: str) -> bool:
 def _redis_url(raw: str) -> str:
     if not re.match(r"^(redis|rediss|redis\+cluster|rediss\+cluster|unix)://", raw):
         raise ValueError("must start with redis://, rediss://, redis+cluster:// or unix://")
+    try:
+        urlsplit(raw).port  # noqa: B018  (the property raises on a port that is no number)
+    except ValueError:
+        raise ValueError("the port is not a number from 0 to 65535") from None
     return raw
 
 
@@ -274,14 +279,17 @@ class Settings:
                 try:
                     values[f.name] = f.metadata["parse"](raw)
                 except ValueError as exc:
-                    shown = "<hidden>" if f.metadata["secret"] else _mask(raw[:60])
+                    shown = "<hidden>" if f.metadata["secret"] else mask(raw)[:60]
                     problems.append(f"{name}={shown!r}: {exc}")
         url = str(values.get("redis_url", cls.redis_url))
         if "+cluster://" in url:
             values["redis_cluster"] = True
         if values.get("kafka_url"):
-            if not re.match(r"^kafka(\+ssl)?://[^,\s]+(,[^,\s]+)*$", str(values["kafka_url"])):
+            kafka_url = str(values["kafka_url"])
+            if not re.match(r"^kafka(\+ssl)?://[^,\s]+(,[^,\s]+)*$", kafka_url):
                 problems.append("KAFKA_URL: must look like kafka+ssl://host:port[,host:port...]")
+            elif "@" in kafka_url:
+                problems.append("KAFKA_URL: credentials in the URL are not supported")
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))
         return cls(**values)  # type: ignore[arg-type]
@@ -307,11 +315,36 @@ class Settings:
             elif f.name == "windows":
                 value = ",".join(w.label for w in value)
             elif isinstance(value, str):
-                value = _mask(value)
+                value = mask(value)
             out[f.name] = value
         return out
 
 
-def _mask(text: str) -> str:
-    """``scheme://user:password@host`` -> ``scheme://***@host``: credentials never printed."""
-    return re.sub(r"://[^@/\s]*@", "://***@", text)
+_AT_RUN = re.compile(r'[^\s"]*@[^\s"]*')  # a run of text holding an "@" (userinfo)
+_SCHEME_HEAD = re.compile(r"^[^@]*?[A-Za-z][A-Za-z0-9+.-]*:/+")  # kept: "NAME='redis://"
+_KEYWORD = re.compile(
+    r"(?i)\b(password|passwd|pwd|secret|sasl[._]password|api[_-]?key)(\s*[=:]\s*)(\"?)[^\s\"&,;]+"
+)
+_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----[\s\S]*?(?:-----END [A-Z0-9 ]+-----|\Z)")
+
+
+def _userinfo(match: re.Match[str]) -> str:
+    run = match.group(0)
+    head = _SCHEME_HEAD.match(run)
+    return (head.group(0) if head else "") + "***@" + run[run.rindex("@") + 1 :]
+
+
+def mask(text: str) -> str:
+    """``text`` with credentials hidden, for every message and log line that may hold one.
+
+    The one masking helper: URL userinfo (``scheme://user:password@host`` ->
+    ``scheme://***@host``, up to the last ``@`` so a password holding ``@``
+    or ``/`` is hidden whole; also without ``://``), ``password=...``-style
+    pairs (SASL, query strings) and PEM blocks (Kafka certificates and keys).
+    Over-masking an e-mail address is the price of never echoing a secret.
+    """
+    if "@" in text:
+        text = _AT_RUN.sub(_userinfo, text)
+    if "-----BEGIN" in text:
+        text = _PEM.sub("<PEM hidden>", text)
+    return _KEYWORD.sub(r"\1\2\3***", text)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from collections import Counter
 
@@ -24,6 +25,7 @@ from tests.support.bridge_procs import (
 )
 from tradeagg.contract import keys
 from tradeagg.devtools.synthetic import SyntheticFeed
+from tradeagg.runtime.bridge import INVALID_BURST, INVALID_WINDOW_S
 
 SHARDS = 4
 PARTITIONS = 4
@@ -76,12 +78,12 @@ def test_valid_invalid_arrays_duplicates_out_of_order(
     messages = [trade_message(t) for t in singles]
     messages += [trade_message(t) for t in random.Random(1).sample(singles, 50)]  # duplicates
     random.Random(2).shuffle(messages)  # out of order
-    invalid_elements = 0
+    arrays = 0  # each with two bad elements: one dead letter per message
     for i in range(0, len(in_arrays), 20):
         body = [json.loads(trade_message(t)[1]) for t in in_arrays[i : i + 20]]
         body.insert(3, bad_element(BAD_KINDS[(i // 20) % len(BAD_KINDS)], now))
         body.insert(9, 42)
-        invalid_elements += 2
+        arrays += 1
         messages.append((None, json.dumps(body).encode()))
     invalid_messages = [
         b"not json",
@@ -98,7 +100,7 @@ def test_valid_invalid_arrays_duplicates_out_of_order(
     bridge = Proc("bridge", env, tmp_path / "bridge.log")
     try:
         want = {t.record for t in trades}
-        expected_dead = len(invalid_messages) + invalid_elements
+        expected_dead = len(invalid_messages) + arrays
         wait_for(
             lambda: (
                 {r for _, _, r in stream_records(redis_client, SHARDS)} >= want
@@ -114,6 +116,8 @@ def test_valid_invalid_arrays_duplicates_out_of_order(
             ),
             what="offsets committed",
         )
+        # lines skipped by the rate limit are counted in a summary once its window ends
+        wait_for(lambda: "lines suppressed" in bridge.text(), timeout=3 * INVALID_WINDOW_S)
         assert bridge.terminate(timeout=30) == 0
     finally:
         bridge.kill()
@@ -125,13 +129,25 @@ def test_valid_invalid_arrays_duplicates_out_of_order(
     dead = dead_letters(redis_client, SHARDS)
     assert len(dead) == expected_dead
     reasons = Counter(d["reason"].split(":")[0] for d in dead)
-    assert reasons["element"] == len(in_arrays) // 20  # the 42s
+    in_array = [d for d in dead if d["elements"] == "22"]
+    assert len(in_array) == arrays
+    for d in in_array:  # one dead letter: both reasons, both elements, the count
+        assert (d["invalid"], d["index"]) == ("2", "3"), d
+        assert d["reasons"].split("\n")[1] == "9: element: a int, not an object"
+        if d["truncated"] == "0":  # the rejected elements, as a message to send again
+            assert json.loads(d["raw"])[1] == 42
+        else:  # the 100,000-character id does not fit
+            assert d["reason"].startswith("id:") and len(d["raw"]) == 1000
     assert reasons["message"] == 6
     assert reasons["ts"] >= 2 and reasons["token"] >= 2 and reasons["quote"] >= 2
     big = next(d for d in dead if "bytes, over" in d["reason"])
     assert len(big["raw"]) <= 1000 and big["topic"] == kafka_topic and int(big["offset"]) >= 0
     log = bridge.text()
-    assert log.count("invalid input") == expected_dead
+    lines = log.count("invalid input topic=")  # one per bad message, rate-limited
+    assert 0 < lines <= 2 * INVALID_BURST < expected_dead
+    accounted = lines + sum(int(n) for n in re.findall(r"suppressed_before=(\d+)", log))
+    accounted += sum(int(n) for n in re.findall(r"lines suppressed suppressed=(\d+)", log))
+    assert accounted == expected_dead  # every bad message is in the log, as a line or a count
     assert "partition=" in log and "offset=" in log
     assert "Traceback" not in log
     assert committed(kafka_broker.bootstrap, kafka_topic, kafka_topic, PARTITIONS) == {

@@ -178,8 +178,9 @@ def test_append_cli_writes_the_bridge_format(redis_server, redis_client, tmp_pat
         timeout=60,
     )
     assert out.returncode == 1, out.stderr
-    assert out.stdout.strip() == "appended=301 invalid=3"
-    assert "line 11 element 0: message: not JSON" in out.stderr
+    assert out.stdout.strip() == "appended=301 invalid=3 invalid_lines=3"
+    assert "line 11: message: not JSON" in out.stderr
+    assert "line 13: 1 of 2 elements invalid; element 1: id: a int, not a string" in out.stderr
     with running(Proc("worker", env, tmp_path / "worker.log")):
         wait_for(lambda: drained(redis_client), 60, "worker to drain")
         at = now_ms() + 5_000

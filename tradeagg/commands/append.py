@@ -1,18 +1,23 @@
 """`tradeagg append`: write trades straight into the shard streams, without Kafka.
 
 The same validation and the same stream entries as the bridge, for tests,
-benchmarks, backfills and debugging on a machine without a broker. Invalid
-lines are reported on stderr (line number and reason) and skipped.
+benchmarks, backfills and debugging on a machine without a broker. Each
+invalid line is reported on stderr in one line (line number, how many
+elements it rejected, the first reason), the first ``SHOWN_LINES`` of them and
+then a count; the valid trades of a line still go in. Lines are read as bytes
+and at most 1 MiB of a line is held: whatever the input, no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from tradeagg.clock import now_ms
 from tradeagg.contract.trade import Trade
-from tradeagg.contract.validation import parse_message
+from tradeagg.contract.validation import MAX_MESSAGE_BYTES, parse
 from tradeagg.devtools.synthetic import SyntheticFeed
 from tradeagg.errors import InvalidTrade, UsageError
 from tradeagg.settings import Settings
@@ -25,6 +30,7 @@ EXAMPLES = """examples:
   tradeagg append --synthetic 10000 --tokens 200
 """
 CHUNK = 10_000
+SHOWN_LINES = 20  # invalid lines reported one by one; the rest only counted
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write trades straight into the shard streams (no Kafka).",
         description="Validates each line of FILE (- for stdin) as a trade message, exactly as "
         "the bridge does, and appends the valid trades to their shard streams; or appends "
-        "--synthetic N trades stamped over the last minutes. Prints how many were appended; "
-        "exit 1 if any line was invalid.",
+        "--synthetic N trades stamped over the last minutes. Prints how many were appended and "
+        "rejected (appended=N invalid=N invalid_lines=N); exit 1 if any line was invalid.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -50,7 +56,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("give FILE (or -) or --synthetic N, not both")
     client = connect(settings)
     now = now_ms()
-    appended = invalid = 0
+    appended = invalid = bad_lines = 0
     if args.synthetic is not None:
         if args.synthetic < 1 or args.tokens < 1:
             raise UsageError("--synthetic and --tokens must be positive")
@@ -61,21 +67,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         appended = len(trades)
     else:
         try:
-            source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
+            source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
         except OSError as exc:
             raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
         batch: list[Trade] = []
         with source:
-            for number, line in enumerate(source, 1):
-                if not line.strip():
+            for number, line in _lines(source):
+                if line is not None and not line.strip():
                     continue
-                try:
-                    good, bad = parse_message(line, now, settings.max_skew_ms)
-                except InvalidTrade as exc:
-                    good, bad = [], [(0, None, exc.reason)]
-                for index, _element, reason in bad:
-                    print(f"line {number} element {index}: {reason}", file=sys.stderr)
-                invalid += len(bad)
+                rejected, reason, good = _check(line, now, settings.max_skew_ms)
+                if rejected:
+                    invalid += rejected
+                    bad_lines += 1
+                    if bad_lines <= SHOWN_LINES:
+                        print(f"line {number}: {reason}", file=sys.stderr)
                 batch.extend(good)
                 if len(batch) >= CHUNK:
                     append(client, settings, batch, src="append")
@@ -83,5 +88,41 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if batch:
             append(client, settings, batch, src="append")
             appended += len(batch)
-    print(f"appended={appended} invalid={invalid}", flush=True)
+        if bad_lines > SHOWN_LINES:
+            print(f"... and {bad_lines - SHOWN_LINES} more invalid lines", file=sys.stderr)
+    print(f"appended={appended} invalid={invalid} invalid_lines={bad_lines}", flush=True)
     return 1 if invalid else 0
+
+
+def _check(line: bytes | None, now: int, skew: int) -> tuple[int, str, list[Trade]]:
+    """(rejected count, one-line reason, valid trades) of one line."""
+    if line is None:
+        return 1, f"message: over {MAX_MESSAGE_BYTES} bytes", []
+    try:
+        got = parse(line, now, skew)
+    except InvalidTrade as exc:
+        return 1, _printable(exc.reason), []
+    if not got.rejected:
+        return 0, "", got.trades
+    index, first = got.reasons[0]
+    more = f" (+{got.rejected - 1} more)" if got.rejected > 1 else ""
+    text = f"{got.rejected} of {got.elements} elements invalid; element {index}: {first}{more}"
+    return got.rejected, _printable(text), got.trades
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:300]
+
+
+def _lines(source: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, line) with at most 1 MiB of a line held; a longer one is None."""
+    limit = MAX_MESSAGE_BYTES + 2  # the value plus "\r\n"
+    number = 0
+    while line := source.readline(limit):
+        number += 1
+        if len(line) < limit or line.endswith(b"\n"):
+            yield number, line
+            continue
+        while (rest := source.readline(limit)) and not rest.endswith(b"\n"):
+            pass  # the rest of an over-long line, dropped as it is read
+        yield number, None

@@ -17,7 +17,7 @@ from tradeagg.runtime.bridge import Bridge
 from tradeagg.runtime.hub import on_hub_threadpool
 from tradeagg.runtime.kafkaconf import consumer_config
 from tradeagg.runtime.service import Service
-from tradeagg.settings import Settings
+from tradeagg.settings import Settings, mask
 from tradeagg.store.connection import connect
 
 log = logging.getLogger("tradeagg.bridge")
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             return Consumer(conf)
         except KafkaException as exc:
-            raise ConfigError(f"Kafka consumer configuration: {exc.args[0]}") from None
+            raise ConfigError(f"Kafka consumer configuration: {mask(str(exc.args[0]))}") from None
 
     consumers = [new_consumer()]  # a bad configuration exits 2 here, not in a restart loop
     current: list[Bridge] = []

@@ -16,7 +16,7 @@ from tradeagg.commands.top import table as top_table
 from tradeagg.devtools import liveview
 from tradeagg.devtools.demorun import DemoRun
 from tradeagg.errors import UsageError
-from tradeagg.settings import Settings
+from tradeagg.settings import Settings, mask
 
 EXAMPLES = """examples:
   tradeagg demo                          live view until Ctrl-C
@@ -91,7 +91,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         demo.start(args.workers)
         s = demo.settings
         print(
-            f"redis {s.redis_url}  kafka {s.kafka_bootstrap_servers}  topic {s.topic}", flush=True
+            f"redis {mask(s.redis_url)}  kafka {s.kafka_bootstrap_servers}  topic {s.topic}",
+            flush=True,
         )
         if ui:
             term.enter()

@@ -21,7 +21,7 @@ from tradeagg.devtools.synthetic import to_message
 from tradeagg.errors import ConfigError, TradeaggError
 from tradeagg.runtime.hub import on_hub_threadpool
 from tradeagg.runtime.kafkaconf import common, producer_config
-from tradeagg.settings import Settings
+from tradeagg.settings import Settings, mask
 
 Message = tuple[bytes | None, bytes, int]  # key, value, trades in it
 Blocking = Callable[..., Any]
@@ -68,7 +68,7 @@ class Sender:
         try:
             self.producer = Producer(producer_config(settings))
         except KafkaException as exc:
-            raise ConfigError(f"Kafka producer configuration: {exc.args[0]}") from None
+            raise ConfigError(f"Kafka producer configuration: {mask(str(exc.args[0]))}") from None
         self.topic = settings.topic
         self.blocking = blocking
         self.delivered = self.failed = self.trades = 0

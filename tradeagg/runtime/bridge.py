@@ -26,7 +26,6 @@ consumer's ``error_cb`` and are logged from the loop, rate-limited per code.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -34,14 +33,13 @@ from typing import Any
 
 import redis
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
-from tenacity import RetryError, Retrying, retry_if_exception_type, wait_exponential_jitter
 
 from tradeagg.clock import now_ms
-from tradeagg.contract import keys, validation
 from tradeagg.contract.trade import Trade
-from tradeagg.errors import BrokerError, InvalidTrade
-from tradeagg.logs import kv
+from tradeagg.errors import BrokerError
+from tradeagg.logs import Throttle, kv
 from tradeagg.observe.metrics import Metrics
+from tradeagg.runtime import intake, retry
 from tradeagg.runtime.pressure import Pressure
 from tradeagg.settings import Settings
 from tradeagg.store.refusal import refusal
@@ -54,7 +52,8 @@ BATCH_MESSAGES = 2_000
 POLL_S = 0.2
 BACKLOG_EVERY_S = 0.5
 RESUME_FRACTION = 0.8
-RAW_KEEP = 1_000  # characters of an invalid value kept in its dead letter
+INVALID_BURST = 5  # "invalid input" lines per window; the rest are counted
+INVALID_WINDOW_S = 10.0
 
 Blocking = Callable[..., Any]
 
@@ -98,6 +97,7 @@ class Bridge:
         self._backlog_due = 0.0
         self._events: list[tuple[str, list[tuple[str, int]]]] = []  # filled by callbacks
         self._error_logged: dict[int, float] = {}
+        self._invalid_throttle = Throttle(INVALID_BURST, INVALID_WINDOW_S)
         # the consumer's error_cb appends here (librdkafka's thread); step() logs them
         self.errors: list[KafkaError] = [] if errors is None else errors
 
@@ -126,6 +126,7 @@ class Bridge:
             self.check_backlog()
         msgs = self.blocking(fetch, self.consumer, BATCH_MESSAGES, POLL_S)
         self._log_events()
+        self._report_suppressed()
         while self.errors:
             self._kafka_error(self.errors.pop(0))
         if msgs:
@@ -141,46 +142,65 @@ class Bridge:
 
     # -- one batch ---------------------------------------------------------------------
     def handle(self, msgs: list[Message]) -> None:
+        """Validate, write and commit one batch; no message content can make this raise.
+
+        Each message gives its valid trades and at most one dead letter
+        (``intake.take``); an unexpected exception while handling one message
+        dead-letters that message (``intake.failed``) and the batch goes on, so
+        its offset is committed past it and the partition never stalls on it.
+        """
         m = self.metrics
         trades: list[Trade] = []
         dead: list[tuple[int, dict[str, str]]] = []
         offsets: dict[tuple[str, int], tuple[int, int]] = {}
         now = self.clock()
-        skew = self.settings.max_skew_ms
-        received = invalid_msgs = 0
+        skew, shards = self.settings.max_skew_ms, self.settings.shards
+        received = invalid = invalid_msgs = failed = n_ok = 0
+        self._report_suppressed()
         t0 = time.perf_counter()
         for msg in msgs:
             err = msg.error()
             if err is not None:
                 self._kafka_error(err)
                 continue
-            topic, part, off = msg.topic(), msg.partition(), msg.offset()
+            n_ok += 1
+            where = (msg.topic(), msg.partition(), msg.offset())
+            topic, part, off = where
             lo, _hi = offsets.get((topic, part), (off, off))
             offsets[(topic, part)] = (min(lo, off), off)
             value = msg.value()
             try:
-                elements = validation.decode(value)
-            except InvalidTrade as exc:
-                invalid_msgs += 1
-                raw = (value or b"")[:RAW_KEEP].decode("utf-8", "replace")
-                dead.append(self._dead(topic, part, off, -1, exc.reason, raw, None))
-                continue
-            received += len(elements)
-            for i, element in enumerate(elements):
-                try:
-                    trades.append(validation.validate(element, now, skew))
-                except InvalidTrade as exc:
-                    raw = _dump(element)
-                    dead.append(self._dead(topic, part, off, i, exc.reason, raw, element))
+                got = intake.take(value, where, now, skew, shards)
+            except Exception as exc:  # belt and braces: no message may stop a partition
+                got = intake.failed(value, where, exc, shards)
+                log.error(
+                    "message handling failed, dead-lettered %s",
+                    kv(
+                        topic=topic,
+                        partition=part,
+                        offset=off,
+                        error=type(exc).__name__,
+                        detail=intake.clean(str(exc)[:200]),
+                    ),
+                )
+            trades.extend(got.trades)
+            received += got.elements
+            invalid += got.rejected
+            invalid_msgs += got.whole
+            failed += got.failed
+            if got.dead is not None:
+                dead.append(got.dead)
+                if not got.failed:
+                    self._invalid_log(where, got)
         parse_ms = (time.perf_counter() - t0) * 1000
-        n_ok = sum(1 for msg in msgs if msg.error() is None)
         if n_ok:
             m.timing("bridge.parse_per_message", parse_ms / n_ok)
         m.incr("messages.received", n_ok)
         m.incr("trades.received", received)
         m.incr("trades.valid", len(trades))
-        m.incr("trades.invalid", len(dead) - invalid_msgs)
+        m.incr("trades.invalid", invalid)
         m.incr("messages.invalid", invalid_msgs)
+        m.incr("messages.failed", failed)
         m.incr("deadletters", len(dead))
         if not offsets:
             return
@@ -188,28 +208,32 @@ class Bridge:
             return  # stopping while Redis is down: commit nothing, Kafka redelivers
         self.commit(offsets)
 
-    def _dead(
-        self, topic: str, part: int, off: int, index: int, reason: str, raw: str, element: Any
-    ) -> tuple[int, dict[str, str]]:
+    def _invalid_log(self, where: tuple[str, int, int], got: intake.Intake) -> None:
+        """One WARNING per bad message, at most ``INVALID_BURST`` per window; the rest counted."""
+        suppressed = self._invalid_throttle.admit()
+        if suppressed is None:
+            return
+        topic, part, off = where
         log.warning(
             "invalid input %s",
-            kv(topic=topic, partition=part, offset=off, index=index, reason=reason[:200]),
+            kv(
+                topic=topic,
+                partition=part,
+                offset=off,
+                invalid=got.rejected or 1,
+                elements=got.elements,
+                reason=intake.clean(got.reason[:200]),
+                suppressed_before=suppressed,
+            ),
         )
-        token = element.get("token") if isinstance(element, dict) else None
-        if isinstance(token, str) and validation.ADDRESS_RE.fullmatch(token):
-            shard = keys.shard_of(token, self.settings.shards)
-        else:
-            shard = part % self.settings.shards
-        fields = {
-            "reason": reason,
-            "source": "bridge",
-            "topic": topic,
-            "partition": str(part),
-            "offset": str(off),
-            "index": str(index),
-            "raw": raw,
-        }
-        return shard, fields
+
+    def _report_suppressed(self) -> None:
+        n = self._invalid_throttle.overdue()
+        if n:
+            log.warning(
+                "invalid input lines suppressed %s",
+                kv(suppressed=n, window_s=self._invalid_throttle.window_s),
+            )
 
     def write(self, trades: list[Trade], dead: list[tuple[int, dict[str, str]]], src: str) -> bool:
         """XADD trades and dead letters in one pipeline, retried until done or stopping."""
@@ -223,14 +247,14 @@ class Bridge:
         if not batches and not letters:
             return True
         t0 = time.perf_counter()
+
         try:
-            for attempt in Retrying(
-                retry=retry_if_exception_type(redis.RedisError),
-                wait=wait_exponential_jitter(initial=0.1, max=5.0),
-                stop=lambda _state: self.stopping(),
+            for attempt in retry.policy(
+                log,
+                "bridge.write",
+                until=self.stopping,
                 before_sleep=self._redis_retry_log,
                 sleep=self._wait_polling,
-                reraise=False,
             ):
                 with attempt:
                     pipe = self.client.pipeline(transaction=False)  # execute() empties it
@@ -239,7 +263,7 @@ class Bridge:
                     for stream, fields in letters:
                         stream.dead_letter(fields, pipe)
                     pipe.execute()
-        except RetryError:
+        except retry.RETRYABLE:
             log.warning("stopping with Redis down: batch not committed %s", kv(src=src))
             return False
         if self.refused:
@@ -352,11 +376,6 @@ class Bridge:
             self.consumer.pause(parts)
 
 
-def _dump(element: Any) -> str:
-    try:
-        return json.dumps(element, default=str)[:RAW_KEEP]
-    except (TypeError, ValueError):
-        return repr(element)[:RAW_KEEP]
 
 
 def _src(offsets: dict[tuple[str, int], tuple[int, int]]) -> str:

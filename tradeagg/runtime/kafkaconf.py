@@ -23,7 +23,7 @@ from typing import Any
 
 from tradeagg.errors import ConfigError
 from tradeagg.logs import PROCESS
-from tradeagg.settings import Settings
+from tradeagg.settings import Settings, mask
 
 _SCHEME = re.compile(r"^kafka(\+ssl)?://")
 
@@ -41,7 +41,7 @@ def brokers(settings: Settings) -> tuple[str, bool]:
             part = part[match.end() :]
         part = part.rstrip("/")
         if not part:
-            raise ConfigError(f"KAFKA_URL: empty host in {settings.kafka_url!r}")
+            raise ConfigError(f"KAFKA_URL: empty host in {mask(settings.kafka_url)!r}")
         hosts.append(part)
     return ",".join(hosts), tls
 

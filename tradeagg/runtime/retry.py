@@ -71,11 +71,16 @@ def policy(
     until: Callable[[], bool] | None = None,
     first_s: float = 0.1,
     max_s: float = 5.0,
+    before_sleep: Callable[[RetryCallState], None] | None = None,
+    sleep: Callable[[float], None] | None = None,
 ) -> Retrying:
     """A tenacity ``Retrying``: backoff ``first_s`` doubling up to ``max_s``.
 
     Retries forever unless ``attempts`` is given or ``until()`` turns true;
     then the last error is re-raised to the caller (the supervisor logs it).
+    ``before_sleep`` replaces the default log line (a caller that counts or
+    rate-limits its own); ``sleep`` spends the pause (the bridge polls Kafka
+    meanwhile, to stay in its consumer group).
     """
     stop: Any = stop_never if attempts is None else stop_after_attempt(attempts)
     if until is not None:
@@ -85,12 +90,14 @@ def policy(
             return stopping() or _base(state)
 
         stop = stop_when
+    extra: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
     return Retrying(
         retry=retry_if_exception_type(RETRYABLE),
         wait=wait_exponential(multiplier=first_s, min=first_s, max=max_s),
         stop=stop,
-        before_sleep=_logger(log, what),
+        before_sleep=before_sleep or _logger(log, what),
         reraise=True,
+        **extra,
     )
 
 
