@@ -4,5 +4,5 @@ from setuptools import setup
 
 setup(
     package_dir={"tradeagg.lua": "lua"},
-    package_data={"tradeagg.lua": ["*.lua"]},
+    package_data={"tradeagg.lua": ["*.lua", "lib/*.lua"]},
 )

@@ -8,15 +8,20 @@
 --
 -- KEYS: 5 per token, in order: token:{A}:trades, token:{A}:indices,
 --       token:{A}:aggregates, token:{A}:last_update, tradeagg:{A}:ids
--- ARGV[1] now, epoch ms (wall clock of the caller)
--- ARGV[2] clock: "wall" (windows end at now) or "event" (at the newest trade)
+-- ARGV[1] now, epoch ms (the caller's clock, or the instant it asks for)
+-- ARGV[2] clock: "wall" (live: windows end at now, clamped to Redis' TIME so
+--         no caller's clock runs ahead of the others), "at" (windows end at
+--         now exactly: an explicit instant) or "event" (at the newest trade)
 -- ARGV[3] windows "label:ms,label:ms,..." shortest first
 -- ARGV[4] most entries a token's list may hold
 -- ARGV[5..] one per token: its list entries "<ts> <seq> <b|s> <quote_nano> <price> <id>"
 --          joined by "\n" (empty: no new trades, only slide the windows)
--- Returns: per token 7 values: applied, duplicates, late, over_capacity,
---          rebuilt (-1 if not, else elements dropped), reason ("" if none),
---          last_update (ms, as a string)
+-- Returns: per token R_FIELDS values in the order of R (lib/status.lua):
+--          status, applied, duplicates, late, over_capacity, rebuilt (-1 if
+--          not, else elements dropped), unparsable, last_update (ms text, ""
+--          if no state), touched, scanned, detail ("" or why)
+--@include lib/insert.lua
+--@include lib/slide.lua
 
 local now = tonumber(ARGV[1])
 local clock = ARGV[2]
@@ -24,7 +29,12 @@ local ws = parse_windows(ARGV[3])
 local cap = tonumber(ARGV[4])
 local longest = ws[#ws].ms
 
-local function write(K, st, ws, at, touched, rebuilt)
+if clock == 'wall' then
+  local t = redis.call('TIME')
+  now = min(now, tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000))
+end
+
+local function write(K, st, at, fresh_ttl, rebuilt)
   local idx, moved = {}, false
   for i, w in ipairs(ws) do
     idx[#idx + 1] = w.label; idx[#idx + 1] = st.idx[i]
@@ -35,17 +45,17 @@ local function write(K, st, ws, at, touched, rebuilt)
   local set, del = changes(K, st, ws)
   if #set > 0 then redis.call('HSET', K[3], unpack(set)) end
   if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
-  if touched or rebuilt then
+  if fresh_ttl or rebuilt then
     -- new trades: a full TTL, from the newest trade when it is ahead of at (a
     -- future-stamped trade stays until it leaves its window). A rebuild without
     -- trades may have recreated keys (losing their TTL): they get what
     -- last_update had left.
     local ttl = longest
-    if touched and st.n > 0 then
+    if fresh_ttl and st.n > 0 then
       local newest = tonumber(string.match(redis.call('LINDEX', K[1], -1), '^%-?%d+'))
       if newest and newest > at then ttl = longest + (newest - at) end
     end
-    if not touched then
+    if not fresh_ttl then
       local left = redis.call('PTTL', K[4])
       if type(left) == 'number' and left > 0 then ttl = left end
     end
@@ -75,25 +85,41 @@ local function unseen(K, xs)
   return out
 end
 
-local function apply_token(K, news)
-  local rebuilt, reason = -1, ''
+-- Drop what left the longest window from the list and the id index.
+local function trim(K, st)
+  local drop = st.idx[#ws]
+  if drop == 0 then return end
+  local gone = st.gone  -- the digests the longest window's walk passed
+  if not gone or #gone ~= drop then
+    gone = {}
+    for j, raw in ipairs(lrange(K[1], 0, drop - 1)) do gone[j] = digest_of(raw) end
+  end
+  chunked('SREM', K[5], gone)
+  if drop < st.n then redis.call('LTRIM', K[1], drop, -1) else redis.call('DEL', K[1]) end
+  st.n = st.n - drop; st.e = st.e - drop
+  for i = 1, #ws do st.idx[i] = st.idx[i] - drop end
+  st.shift = drop
+end
+
+local function apply_token(K, news, r)
   local ok, st = pcall(load_state, K, ws)
   if not ok then
-    reason = tostring(st)
+    local _, why = caught(st)
+    r[R.status], r[R.detail] = REBUILT, why
     local lu = tonumber(redis.pcall('GET', K[4]))
-    st, rebuilt = rebuild(K, ws, lu or now)
+    st, r[R.rebuilt] = rebuild(K, ws, lu or now)
   end
   local maxts = nil
   for _, x in ipairs(news) do if not maxts or x.ts > maxts then maxts = x.ts end end
   local target = now
   if clock == 'event' then target = maxts or (st and st.at) or now end
   if st == nil then
-    if not maxts then return {0, 0, 0, 0, rebuilt, reason, ''} end
+    if not maxts then return end
     redis.call('DEL', K[5])  -- an id index left over from an expired state
     st = {at = -1e18, n = 0, e = 0, idx = {}, tot = {}, old = blank_old(ws, false), dirty = {}}
     for i = 1, #ws do st.idx[i] = 0; st.tot[i] = new_totals() end
   end
-  local at = math.max(st.at, target)
+  local at = max(st.at, target)
   local valid, late, over = {}, 0, 0
   for _, x in ipairs(news) do
     if x.ts <= at - longest then late = late + 1
@@ -106,53 +132,35 @@ local function apply_token(K, news)
   local dgs = {}
   for j, x in ipairs(inserted) do dgs[j] = x.dg end
   if #dgs > 0 then chunked('SADD', K[5], dgs) end
-  if #inserted == 0 and (fresh or (at == st.at and rebuilt < 0)) then
-    return {0, #news - late - over, late, over, rebuilt, reason, fmt_int(at)}
-  end
+  r[R.late], r[R.over_capacity] = late, over
+  r[R.applied], r[R.duplicates] = #inserted, #news - late - over - #inserted
+  r[R.last_update] = fmt_int(at)
+  if #inserted == 0 and (fresh or (at == st.at and r[R.rebuilt] < 0)) then return end
   account(st, ws, inserted)
   advance(K, st, ws, at)
-  local drop = st.idx[#ws]
-  if drop > 0 then
-    local gone = st.gone  -- the digests the longest window's walk passed
-    if not gone or #gone ~= drop then
-      gone = {}
-      for j, raw in ipairs(redis.call('LRANGE', K[1], 0, drop - 1)) do
-        gone[j] = ssub(raw, -DIGEST)
-      end
-    end
-    chunked('SREM', K[5], gone)
-    if drop < st.n then redis.call('LTRIM', K[1], drop, -1) else redis.call('DEL', K[1]) end
-    st.n = st.n - drop; st.e = st.e - drop
-    for i = 1, #ws do st.idx[i] = st.idx[i] - drop end
-    st.shift = drop
-  end
-  write(K, st, ws, at, #inserted > 0, rebuilt >= 0)
-  return {#inserted, #news - late - over - #inserted, late, over, rebuilt, reason, fmt_int(at)}
+  trim(K, st)
+  write(K, st, at, #inserted > 0, r[R.rebuilt] >= 0)
 end
 
 local out = {}
 for t = 0, #KEYS / 5 - 1 do
   local K = {KEYS[5 * t + 1], KEYS[5 * t + 2], KEYS[5 * t + 3], KEYS[5 * t + 4], KEYS[5 * t + 5]}
   local news, bad = {}, 0
-  local sorted = true
   for line in string.gmatch(ARGV[5 + t], '[^\n]+') do
     local x = parse(line)
-    if x then
-      if #news > 0 and cmp(news[#news], x) >= 0 then sorted = false end
-      news[#news + 1] = x
-    else bad = bad + 1 end
+    if x then news[#news + 1] = x else bad = bad + 1 end
   end
-  if not sorted then
-    table.sort(news, function(p, q) return cmp(p, q) < 0 end)
-    local uniq = {}
-    for j = 1, #news do
-      if j == 1 or cmp(news[j - 1], news[j]) ~= 0 then uniq[#uniq + 1] = news[j] end
-    end
-    news = uniq
+  news = sort_unique(news)
+  reset_touched()
+  local r = result(OK)
+  local ok, err = pcall(apply_token, K, news, r)
+  if not ok then
+    local status, why = caught(err)
+    r = result(status == CORRUPT and CORRUPT or FAILED, 'error: ' .. why)
   end
-  local ok, r = pcall(apply_token, K, news)
-  if not ok then r = {0, 0, 0, 0, -1, 'error: ' .. tostring(r), ''} end
-  if bad > 0 and r[6] == '' then r[6] = 'unparsable entries: ' .. bad end
+  r[R.unparsable] = bad
+  if bad > 0 and r[R.detail] == '' then r[R.detail] = 'unparsable entries: ' .. bad end
+  r[R.touched], r[R.scanned] = touched, scanned
   for _, v in ipairs(r) do out[#out + 1] = v end
 end
 return out

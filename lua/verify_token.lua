@@ -12,6 +12,7 @@
 -- ARGV[2] longest list to check (longer lists are skipped: "")
 -- ARGV[3] "check", or "invalidate" (delete the indices without checking)
 -- Returns: "" if consistent, skipped or without state; else the reason found.
+--@include lib/state.lua
 
 if ARGV[3] == 'invalidate' then
   redis.call('DEL', KEYS[2])
@@ -19,11 +20,11 @@ if ARGV[3] == 'invalidate' then
 end
 local ws = parse_windows(ARGV[1])
 local ok, st = pcall(load_state, KEYS, ws)
-if not ok then return tostring(st) end -- apply_trades rebuilds it on its next call
+if not ok then return select(2, caught(st)) end -- apply_trades rebuilds it on its next call
 if st == nil or st.n > tonumber(ARGV[2]) then return '' end
 
 local function check()
-  local raw = redis.call('LRANGE', KEYS[1], 0, -1)
+  local raw = lrange(KEYS[1], 0, -1)
   local es = {}
   for i = 1, #raw do
     local e = parse(raw[i])
@@ -35,28 +36,18 @@ local function check()
   end
   local fields = {}
   for _, w in ipairs(ws) do
-    fields[#fields + 1] = w.label .. ':volume'
-    fields[#fields + 1] = w.label .. ':open'
-    fields[#fields + 1] = w.label .. ':close'
+    fields[#fields + 1] = w.volume; fields[#fields + 1] = w.open; fields[#fields + 1] = w.close
   end
   local agg = redis.call('HMGET', KEYS[3], unpack(fields))
   for i, w in ipairs(ws) do
-    local t, first = new_totals(), st.e
-    for j = st.e, 1, -1 do
-      if es[j].ts <= st.at - w.ms then break end
-      add(t, es[j], 1)
-      first = j - 1
-    end
-    local s = st.tot[i]
-    if first ~= st.idx[i] or t.b ~= s.b or t.s ~= s.s or t.bh ~= s.bh or t.bl ~= s.bl
-        or t.sh ~= s.sh or t.sl ~= s.sl then
+    local counted = state_of(es, {w}, st.at)
+    local t = counted.tot[1]
+    if counted.idx[1] ~= st.idx[i] or counted.e ~= st.e or not same_totals(t, st.tot[i]) then
       return 'corrupt: totals of ' .. w.label .. ' do not match the list'
     end
-    local vh, vl = t.bh + t.sh, t.bl + t.sl
-    if vl >= 1000000000 then vl = vl - 1000000000; vh = vh + 1 end
     local open, close = false, false
-    if first < st.e then open = es[first + 1].price; close = es[st.e].price end
-    if agg[3 * i - 2] ~= fmt_vol(vh, vl) or agg[3 * i - 1] ~= open or agg[3 * i] ~= close then
+    if st.idx[i] < st.e then open = es[st.idx[i] + 1].price; close = es[st.e].price end
+    if agg[3 * i - 2] ~= volume(t) or agg[3 * i - 1] ~= open or agg[3 * i] ~= close then
       return 'corrupt: stored metrics of ' .. w.label .. ' do not match the list'
     end
   end

@@ -78,7 +78,7 @@ def python_reference(n: int, w: int) -> list[str]:
 
 def test_a_million_add_expire_cycles_do_not_drift(redis_client: redis.Redis) -> None:
     """Volumes up to ~10^15 quote units per window stay exact to the nano unit."""
-    source = (scripts.LUA_DIR / scripts.PRELUDE).read_text() + DRIFT_TEST
+    source = scripts.assemble("--@include lib/volume.lua\n" + DRIFT_TEST)
     got = [v.decode() for v in redis_client.eval(source, 0, CYCLES, WINDOW)]
     assert got == python_reference(CYCLES, WINDOW)
 

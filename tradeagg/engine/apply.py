@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from enum import IntEnum
+from typing import Any, NamedTuple
 
 import redis
 
@@ -18,7 +19,7 @@ from tradeagg.clock import now_ms
 from tradeagg.contract.entry import TOKEN_RE, group_records
 from tradeagg.contract.keys import active, apply_keys, shard_of
 from tradeagg.engine.args import windows_arg
-from tradeagg.errors import RefusedWrite, StoreError
+from tradeagg.errors import CorruptTokenError, RefusedWrite, StoreError
 from tradeagg.settings import Settings
 from tradeagg.store.connection import is_cluster, store_error, text
 from tradeagg.store.refusal import code_in, refused
@@ -27,6 +28,34 @@ from tradeagg.store.scripts import Scripts
 MAX_ENTRIES_PER_CALL = 4_000
 
 __all__ = ["TOKEN_RE", "Engine", "TokenResult", "group_records", "now_ms", "windows_arg"]
+
+
+class ApplyStatus(IntEnum):
+    """Outcome of one token's apply; the Lua side is ``lua/lib/status.lua``."""
+
+    OK = 0  # applied, or nothing to do
+    REBUILT = 1  # the stored state failed its checks and was rebuilt from the list
+    CORRUPT = 2  # damage met mid-apply: the token failed; invalidate it to have it rebuilt
+    FAILED = 3  # any other error: the token failed
+
+
+class RawResult(NamedTuple):
+    """One token's fields in ``apply_trades.lua``'s reply, in order (``R`` in lib/status.lua)."""
+
+    status: int
+    applied: int
+    duplicates: int
+    late: int
+    over_capacity: int
+    rebuilt: int
+    unparsable: int
+    last_update: str
+    touched: int
+    scanned: int
+    detail: str
+
+
+RESULT_FIELDS = len(RawResult._fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +70,53 @@ class TokenResult:
     rebuilt: int = -1  # -1: not rebuilt; else list elements dropped while rebuilding
     reason: str = ""  # why it was rebuilt, or why it failed
     last_update: int | None = None
-    failed: bool = False
+    status: ApplyStatus = ApplyStatus.OK
+    unparsable: int = 0  # entries the script could not parse (dropped)
+    touched: int = 0  # list elements the call read or wrote in Lua
+    scanned: int = 0  # list elements LINSERT scanned in C to find its pivots
+
+    @property
+    def failed(self) -> bool:
+        return self.status in (ApplyStatus.CORRUPT, ApplyStatus.FAILED)
+
+    @property
+    def corrupt(self) -> bool:
+        """The apply met damage the cheap checks missed: invalidate the token."""
+        return self.status is ApplyStatus.CORRUPT
+
+    def error(self) -> StoreError | None:
+        """The failure as a typed error (CorruptTokenError for damage), or None."""
+        if self.status is ApplyStatus.CORRUPT:
+            return CorruptTokenError(f"token {self.token}: {self.reason}")
+        if self.status is ApplyStatus.FAILED:
+            return StoreError(f"apply of token {self.token} failed: {self.reason}")
+        return None
+
+    def raise_for_status(self) -> TokenResult:
+        """Raise the failure (CorruptTokenError, StoreError); else return self."""
+        error = self.error()
+        if error is not None:
+            raise error
+        return self
+
+
+def token_result(token: str, raw: RawResult) -> TokenResult:
+    """A TokenResult from one token's decoded fields."""
+    last_update = text(raw.last_update)
+    return TokenResult(
+        token=token,
+        applied=int(raw.applied),
+        duplicates=int(raw.duplicates),
+        late=int(raw.late),
+        over_capacity=int(raw.over_capacity),
+        rebuilt=int(raw.rebuilt),
+        reason=text(raw.detail),
+        last_update=int(last_update) if last_update else None,
+        status=ApplyStatus(int(raw.status)),
+        unparsable=int(raw.unparsable),
+        touched=int(raw.touched),
+        scanned=int(raw.scanned),
+    )
 
 
 def _refused_in(results: list[TokenResult]) -> RefusedWrite | None:
@@ -131,7 +206,6 @@ class Engine:
         """
         if not calls:
             return []
-        now = self.clock() if now is None else now
         touched: dict[int, dict[str, int]] = {}
         try:
             pipe = self.client.pipeline(transaction=False)
@@ -175,8 +249,7 @@ class Engine:
         """Queue the ``apply_trades`` call on ``pipe``; note its tokens' stamps in ``touched``."""
         keys: list[str] = []
         args: list[Any] = [
-            self.clock() if now is None else now,
-            self.settings.clock,
+            *self._clock_args(now),
             self._windows,
             self.settings.max_token_trades,
         ]
@@ -188,25 +261,31 @@ class Engine:
             touched.setdefault(shard_of(token, self.settings.shards), {})[token] = stamp
         self.scripts.apply_trades(keys=keys, args=args, client=pipe)
 
+    def _clock_args(self, now: int | None) -> tuple[int, str]:
+        """ARGV[1..2] of ``apply_trades.lua``: an instant and how the script takes it.
+
+        Live (``now`` None, wall clock): this process' clock, which the script
+        clamps to Redis' own TIME, so a worker whose clock runs fast cannot make
+        the others drop valid trades as late (one clock, CONTRACT §2). An
+        explicit ``now`` (tests, tools, the janitor's given instant) is used as
+        is ("at"); the event clock ignores wall time anyway.
+        """
+        if self.settings.clock == "event":
+            return (self.clock() if now is None else now), "event"
+        if now is None:
+            return self.clock(), "wall"
+        return now, "at"
+
     def _results(self, call: list[tuple[str, list[str]]], raw: list[Any]) -> list[TokenResult]:
-        results = []
-        for i, (token, _entries) in enumerate(call):
-            applied, dups, late, over, rebuilt, reason, lu = raw[7 * i : 7 * i + 7]
-            reason, lu_text = text(reason), text(lu)
-            results.append(
-                TokenResult(
-                    token=token,
-                    applied=int(applied),
-                    duplicates=int(dups),
-                    late=int(late),
-                    over_capacity=int(over),
-                    rebuilt=int(rebuilt),
-                    reason=reason,
-                    last_update=int(lu_text) if lu_text else None,
-                    failed=reason.startswith("error:"),
-                )
+        if len(raw) != RESULT_FIELDS * len(call):
+            raise StoreError(
+                f"apply_trades answered {len(raw)} values for {len(call)} tokens "
+                f"({RESULT_FIELDS} each): script and engine disagree"
             )
-        return results
+        return [
+            token_result(token, RawResult(*raw[RESULT_FIELDS * i : RESULT_FIELDS * (i + 1)]))
+            for i, (token, _entries) in enumerate(call)
+        ]
 
     def apply(self, groups: dict[str, list[str]], now: int | None = None) -> list[TokenResult]:
         """Apply every token in ``groups``, call after call (tests, tools, reclaim)."""

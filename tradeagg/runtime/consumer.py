@@ -133,7 +133,7 @@ class ShardConsumer:
                 log.error(
                     "token apply failed %s", kv(shard=self.shard, token=r.token, reason=r.reason)
                 )
-                if "corrupt" in r.reason:
+                if r.corrupt:
                     corrupt.append(r.token)
             elif r.rebuilt >= 0:
                 self.metrics.incr("tokens.rebuilt")

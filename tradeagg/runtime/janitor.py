@@ -153,7 +153,7 @@ class Janitor:
             done.update(tokens)
             self._retry("verify", self.integrity.check, tokens)
             results = self._advance(tokens, now)
-            broken = [t for t, r in results.items() if r.failed and "corrupt" in r.reason]
+            broken = [t for t, r in results.items() if r.corrupt]
             if broken:  # damage the cheap checks missed: have the list rebuilt, once
                 self._retry("invalidate", self.integrity.invalidate, broken)
                 results.update(self._advance(broken, now))

@@ -1,0 +1,149 @@
+"""Longest single Redis call into a hot token, before vs after, in one run.
+
+Issue 11: Redis runs one script at a time, so the longest EVALSHA is what
+every other client waits for. This builds a token holding --trades trades
+(88-character ids, like Solana signatures, spread over 55 minutes) through
+the engine, then times, client side, one ``apply_trades`` call per case:
+late trades at several ages (where they land in the list), a one-trade
+append, a duplicate and an in-order batch. Every case starts from the same
+state (DUMP/RESTORE). A code tree is measured in a child process with
+PYTHONPATH set to it, alternating trees, so both are measured on the same
+machine in the same run; figures are then compared as ratios. Optionally it
+also alternates ``tradeagg bench --json`` (engine, event clock) runs and
+prints the throughput ratio after/before. Prints figures; asserts nothing.
+
+    python benchmarks/bench_hot_token.py --before /work/main --after . --rounds 2 --bench-rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MINUTE = 60_000
+BATCH = 4_000
+# case -> how old the late trade is (ms before the newest), or a kind
+AGES = {"late-55min (head)": 55 * MINUTE, "late-30min (middle)": 30 * MINUTE,
+        "late-5min": 5 * MINUTE, "late-2s (near end)": 2_000}
+
+
+def child(trades: int, reps: int) -> dict:
+    """Measure the tree on PYTHONPATH; returns {case: figures}."""
+    import redis
+
+    from tradeagg.contract.keys import TokenKeys, apply_keys
+    from tradeagg.devtools.embedded import Embedded
+    from tradeagg.engine.apply import Engine, windows_arg
+    from tradeagg.settings import Settings
+
+    token = "So11111111111111111111111111111111111111112"
+    step = 55 * MINUTE // trades
+    base = 1_700_000_000_000
+
+    def entry(i: int, ts: int, ident: str = "") -> str:
+        ident = ident or f"{i:0>88}"[-88:] + ":1"
+        return f"{ts} 0 {'b' if i % 3 else 's'} {1_000_000_000 + i % 977} 1.{i % 97:02d} {ident}"
+
+    emb = Embedded()
+    try:
+        client = redis.Redis.from_url(emb.start_redis(), socket_timeout=600)
+        s = Settings(max_token_trades=2_000_000)
+        engine = Engine(client, s)
+        build_max = 0.0
+        for i in range(0, trades, BATCH):
+            batch = [entry(j, base + j * step) for j in range(i, min(i + BATCH, trades))]
+            t0 = time.perf_counter()
+            engine.apply_call([(token, batch)], now=base + (min(i + BATCH, trades) - 1) * step)
+            build_max = max(build_max, time.perf_counter() - t0)
+        at = base + (trades - 1) * step
+        k = TokenKeys(token)
+        dumps = {key: client.dump(key) for key in [*k.all(), k.ids]}
+        cases = {name: [entry(trades, at - age + step // 2, "late")] for name, age in AGES.items()}
+        cases["append 1"] = [entry(trades, at + 1, "new")]
+        cases["duplicate"] = [entry(7, at, f"{trades // 2:0>88}"[-88:] + ":1")]
+        cases["in-order batch of 1000"] = [entry(trades + j, at + 1 + j) for j in range(1000)]
+        args = [at, "event", windows_arg(s), s.max_token_trades]
+        out: dict = {"in-order build batches of 4000 (max)": {"max_ms": build_max * 1000}}
+        for name, entries in cases.items():
+            times, raw = [], []
+            for _ in range(reps):
+                for key, value in dumps.items():
+                    client.restore(key, 0, value, replace=True)
+                t0 = time.perf_counter()
+                raw = engine.scripts.apply_trades(
+                    keys=apply_keys(token), args=[*args, "\n".join(entries)]
+                )
+                times.append(time.perf_counter() - t0)
+            fig = {"max_ms": max(times) * 1000, "median_ms": statistics.median(times) * 1000}
+            if len(raw) == 11:  # the structured result: touched and scanned are counted
+                fig["touched"], fig["scanned"] = int(raw[8]), int(raw[9])
+            out[name] = fig
+        return out
+    finally:
+        emb.close()
+
+
+def run_child(tree: str, trades: int, reps: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve())}
+    cmd = [sys.executable, __file__, "--child", "--trades", str(trades), "--reps", str(reps)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd="/tmp")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def engine_bench(tree: str) -> float:
+    env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve())}
+    cmd = [sys.executable, "-m", "tradeagg", "bench", "--json"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd="/tmp")
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["trades_per_s"])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--before", default="", help="code tree before the change (PYTHONPATH)")
+    p.add_argument("--after", default=".", help="code tree after the change (PYTHONPATH)")
+    p.add_argument("--trades", type=int, default=300_000)
+    p.add_argument("--reps", type=int, default=3, help="calls per case per child")
+    p.add_argument("--rounds", type=int, default=1, help="children per tree, alternating")
+    p.add_argument("--bench-rounds", type=int, default=0, help="tradeagg bench runs per tree")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        print(json.dumps(child(args.trades, args.reps)))
+        return
+    trees = {"after": args.after, **({"before": args.before} if args.before else {})}
+    got: dict[str, list[dict]] = {name: [] for name in trees}
+    for r in range(args.rounds):
+        order = list(trees.items()) if r % 2 else list(reversed(trees.items()))
+        for name, tree in order:
+            got[name].append(run_child(tree, args.trades, args.reps))
+    print(f"{args.trades} trades in one token; longest EVALSHA per case (client side, ms), "
+          f"max over {args.rounds} x {args.reps} calls")
+    cases = list(got["after"][0])
+    header = f"{'case':<38}" + "".join(f"{n + ' max ms':>16}" for n in trees)
+    print(header + f"{'before/after':>14}{'touched':>10}{'scanned':>10}")
+    for case in cases:
+        worst = {n: max(run[case]["max_ms"] for run in got[n]) for n in trees}
+        line = f"{case:<38}" + "".join(f"{worst[n]:>16.1f}" for n in trees)
+        ratio = worst["before"] / worst["after"] if "before" in worst else float("nan")
+        after = got["after"][0][case]
+        line += f"{ratio:>14.1f}{after.get('touched', '-'):>10}{after.get('scanned', '-'):>10}"
+        print(line)
+    if args.bench_rounds and args.before:
+        tput: dict[str, list[float]] = {name: [] for name in trees}
+        for r in range(args.bench_rounds):
+            order = list(trees.items()) if r % 2 else list(reversed(trees.items()))
+            for name, tree in order:
+                tput[name].append(engine_bench(tree))
+        med = {n: statistics.median(v) for n, v in tput.items()}
+        print(f"tradeagg bench trades/s: before {tput['before']} after {tput['after']}")
+        print(f"throughput after/before (medians): {med['after'] / med['before']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+-- lib/slide.lua: move a state's windows forward in time and turn totals into
+-- metrics. Windows only ever move forward: entries enter at the end (st.e)
+-- and leave at each window's start (st.idx[i]), each read once.
+--@include lib/state.lua
+
+-- Walk entries from index `from` (below `limit`) while their ts <= bound,
+-- calling fn(ctx, side, qhi, qlo, raw) on each. Chunks start small and grow:
+-- a call usually moves a pointer by a few. Returns the index of the first
+-- entry not taken, its price (if read) and the price of the last one taken.
+local function walk(key, from, limit, bound, fn, ctx)
+  local size, last = 2, nil
+  while from < limit do
+    local raw = lrange(key, from, min(from + size, limit) - 1)
+    if #raw == 0 then corrupt('list shorter than its indices') end
+    for i = 1, #raw do
+      local r = raw[i]
+      local ts, side, hi, lo, price = head(r)
+      if not ts then corrupt('unparsable list element at ' .. (from + i - 1)) end
+      if ts > bound then return from + i - 1, price, last end
+      fn(ctx, side, hi, lo, r)
+      last = price
+    end
+    from = from + #raw
+    if size < 1024 then size = size * 8 end
+  end
+  return from, nil, last
+end
+
+local function enter(tots, side, qhi, qlo)
+  for i = 1, #tots do addq(tots[i], side, qhi, qlo, 1) end
+end
+
+-- ctx: {t = totals, gone = digests of the leavers or nil}
+local function leave(ctx, side, qhi, qlo, raw)
+  addq(ctx.t, side, qhi, qlo, -1)
+  if ctx.gone then ctx.gone[#ctx.gone + 1] = digest_of(raw) end
+end
+
+-- Account for entries inserted into a state that stands at st.at.
+local function account(st, ws, inserted)
+  for _, x in ipairs(inserted) do
+    if x.ts <= st.at then
+      st.e = st.e + 1
+      st.close = nil
+      for i, w in ipairs(ws) do
+        if x.ts > st.at - w.ms then add(st.tot[i], x, 1); st.dirty[i] = true
+        else st.idx[i] = st.idx[i] + 1 end
+      end
+    end
+  end
+end
+
+-- Slide every window forward to `at` (>= st.at): add what entered, subtract
+-- what left, walking from the stored indices. Never a rescan. Entries this
+-- call appended (st.mem, from list index st.mem_from) are taken from memory.
+-- The longest window's leavers' digests end in st.gone.
+local function advance(K, st, ws, at)
+  local e0 = st.e
+  local limit = st.n
+  if st.mem and st.e <= st.mem_from then limit = st.mem_from end
+  local _, close
+  st.e, _, close = walk(K[1], st.e, limit, at, enter, st.tot)
+  if st.mem and st.e >= st.mem_from then
+    local j = st.e - st.mem_from + 1
+    while j <= #st.mem and st.mem[j].ts <= at do
+      local x = st.mem[j]
+      enter(st.tot, x.side, x.qhi, x.qlo)
+      st.e = st.e + 1; j = j + 1
+      close = x.price
+    end
+  end
+  if st.e ~= e0 then st.close = close end
+  st.opens, st.gone = {}, {}
+  local n = #ws
+  for i, w in ipairs(ws) do
+    local i0 = st.idx[i]
+    local ctx = {t = st.tot[i], gone = (i == n) and st.gone or nil}
+    local open
+    st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx)
+    if open then st.opens[i] = open end
+    if st.idx[i] ~= i0 then st.dirty[i] = true end
+    if st.idx[i] == st.e then st.tot[i] = new_totals() end
+  end
+  st.at = at
+end
+
+-- open of window i and the close, as price strings (false when empty); a
+-- price is read from the list only when the window's first or last entry moved
+local function prices(K, st, i)
+  if st.idx[i] >= st.e then return false, false end
+  if not st.close then st.close = price_at(K[1], st.e - 1) end
+  if st.opens and st.opens[i] then return st.opens[i], st.close end
+  local o = st.old and st.old[i]
+  if st.dirty[i] or not o or not o.open or o.idx ~= st.idx[i] + (st.shift or 0) then
+    return price_at(K[1], st.idx[i]), st.close
+  end
+  return o.open, st.close
+end
+
+local function pct(open, close)
+  return sfmt('%.17g', (tonumber(close) - tonumber(open)) / tonumber(open) * 100)
+end
+
+-- prices from in-memory entries instead of the list (reads of damaged tokens)
+local function memory_prices(es)
+  return function(st, i)
+    if st.idx[i] >= st.e then return false, false end
+    return es[st.idx[i] + 1].price, es[st.e].price
+  end
+end
+
+-- Metrics of every window as a flat list: label, then METRICS in order
+-- (open, close and price_change_pct are false when the window is empty)
+local function metrics(K, st, ws, price_of)
+  local out = {}
+  for i, w in ipairs(ws) do
+    local t = st.tot[i]
+    local open, close
+    if price_of then open, close = price_of(st, i) else open, close = prices(K, st, i) end
+    out[#out + 1] = w.label; out[#out + 1] = fmt_int(t.b); out[#out + 1] = fmt_int(t.s)
+    out[#out + 1] = fmt_vol(t.bh, t.bl); out[#out + 1] = fmt_vol(t.sh, t.sl)
+    out[#out + 1] = volume(t)
+    out[#out + 1] = open; out[#out + 1] = close
+    out[#out + 1] = open and pct(open, close)
+  end
+  return out
+end
+
+-- HSET/HDEL arguments for the aggregate fields that changed since loading
+local function changes(K, st, ws)
+  local set, del = {}, {}
+  local function put(f, v) set[#set + 1] = f; set[#set + 1] = v end
+  for i, w in ipairs(ws) do
+    local t, o = st.tot[i], st.old[i]
+    local bchg = t.bh ~= o.bh or t.bl ~= o.bl
+    local schg = t.sh ~= o.sh or t.sl ~= o.sl
+    if t.b ~= o.b then put(w.buys, fmt_int(t.b)) end
+    if t.s ~= o.s then put(w.sells, fmt_int(t.s)) end
+    if bchg then put(w.buy_volume, fmt_vol(t.bh, t.bl)) end
+    if schg then put(w.sell_volume, fmt_vol(t.sh, t.sl)) end
+    if bchg or schg then put(w.volume, volume(t)) end
+    local open, close = prices(K, st, i)
+    if open then
+      if open ~= o.open then put(w.open, open) end
+      if close ~= o.close then put(w.close, close) end
+      if open ~= o.open or close ~= o.close then put(w.price_change_pct, pct(open, close)) end
+    elseif o.open ~= false then
+      del[#del + 1] = w.open; del[#del + 1] = w.close; del[#del + 1] = w.price_change_pct
+    end
+  end
+  return set, del
+end

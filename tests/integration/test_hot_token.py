@@ -1,0 +1,165 @@
+"""Hot tokens (issue 11): a call into a 300,000-trade token touches O(log n)
+list elements, counted by the script itself, and stays exact.
+
+The big token is built once through the engine (in-order batches), dumped, and
+restored before each case, so every case starts from the same state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import redis
+
+from tests.support.checks import assert_matches_reference
+from tradeagg.contract.keys import TokenKeys
+from tradeagg.contract.trade import Trade
+from tradeagg.engine.apply import MAX_ENTRIES_PER_CALL, ApplyStatus, Engine, TokenResult
+from tradeagg.engine.read import Reader
+from tradeagg.settings import Settings, parse_windows
+
+N = 300_000
+STEP = 10  # ms between trades: 300,000 trades cover 50 minutes
+BASE = 1_700_000_000_000
+AT = BASE + (N - 1) * STEP  # the state's last_update: the newest trade
+TOKEN = "So11111111111111111111111111111111111111112"
+S = Settings(windows=parse_windows("1m,10m,1h"), clock="wall", max_token_trades=1_000_000)
+LOG = math.ceil(math.log2(N))
+TAIL_MERGE = 64  # lua/lib/insert.lua
+
+
+def trade(i: int, ts: int, ident: str | None = None) -> Trade:
+    return Trade(
+        id=ident or f"h{i}",
+        token=TOKEN,
+        side="buy" if i % 3 else "sell",
+        quote_nano=1_000_000_000 + (i * 7919 % 1000) * 1_000_003,
+        price=f"{1 + (i % 97) / 100:.2f}",
+        ts=ts,
+    )
+
+
+HISTORY = [trade(i, BASE + i * STEP) for i in range(N)]
+
+
+@pytest.fixture(scope="module")
+def big_token(redis_server) -> dict[str, bytes]:
+    """DUMPs of the big token's keys, built through the engine in in-order batches."""
+    client = redis_server.client()
+    client.flushall()
+    engine = Engine(client, S)
+    for i in range(0, N, MAX_ENTRIES_PER_CALL):
+        batch = HISTORY[i : i + MAX_ENTRIES_PER_CALL]
+        [r] = engine.apply_call([(TOKEN, [t.entry for t in batch])], now=batch[-1].ts)
+        assert (r.status, r.applied) == (ApplyStatus.OK, len(batch))
+    k = TokenKeys(TOKEN)
+    assert client.llen(k.trades) == N
+    dumps = {key: client.dump(key) for key in [*k.all(), k.ids]}
+    client.close()
+    return dumps
+
+
+@pytest.fixture
+def hot(redis_client: redis.Redis, big_token: dict[str, bytes]) -> Engine:
+    for key, value in big_token.items():
+        redis_client.restore(key, 0, value, replace=True)
+    return Engine(redis_client, S)
+
+
+def apply(engine: Engine, trades: list[Trade], now: int) -> TokenResult:
+    [r] = engine.apply_call([(TOKEN, sorted(t.entry for t in trades))], now=now)
+    assert r.status is ApplyStatus.OK, r
+    return r
+
+
+def exact(engine: Engine, trades: list[Trade], at: int) -> None:
+    reader = Reader(engine.client, S, engine.scripts)
+    for instant in (at, at + 30_000, at + 5 * 60_000):
+        assert_matches_reference(reader, trades, instant, S.windows, [TOKEN])
+
+
+def test_in_order_batch_touches_what_it_adds(hot: Engine) -> None:
+    new = [trade(N + j, AT + 1 + j) for j in range(10)]
+    r = apply(hot, new, now=AT + 10)
+    assert r.applied == 10
+    # the tail read, 10 pushed, each window's start moves by one entry: a chunk or two
+    assert r.touched <= 1 + 10 + len(S.windows) * (2 + 16) + 2 * len(S.windows), r
+    assert r.scanned == 0
+    exact(hot, HISTORY + new, AT + 10)
+
+
+@pytest.mark.parametrize(
+    ("where", "position"), [("head", 1), ("middle", N // 2 + 1), ("nine-tenths", N * 9 // 10)]
+)
+def test_late_insert_is_a_binary_search_and_one_linsert(hot: Engine, where, position) -> None:
+    x = trade(N, BASE + (position - 1) * STEP + STEP // 2, ident=f"late-{where}")
+    r = apply(hot, [x], now=AT)
+    assert r.applied == 1
+    # tail + at most LOG + 1 probes + the LINSERT + open/close reads of the windows
+    assert r.touched <= 1 + (LOG + 1) + 1 + 2 * len(S.windows), r
+    assert r.scanned == position + 1  # what LINSERT walks in C to reach its pivot
+    assert hot.client.lindex(TokenKeys(TOKEN).trades, position).decode() == x.entry
+    exact(hot, [*HISTORY, x], AT)
+
+
+def test_late_entries_spread_over_the_list_in_one_call(hot: Engine) -> None:
+    positions = (1, N // 2 + 1, N * 9 // 10, N - 100)
+    xs = [
+        trade(N + j, BASE + (p - 1) * STEP + STEP // 2, ident=f"spread-{j}")
+        for j, p in enumerate(positions)
+    ]
+    r = apply(hot, xs, now=AT)
+    assert r.applied == len(xs)
+    # each placed by a search from the previous one; the last one spliced near the end
+    assert r.touched <= 1 + len(xs) * (LOG + 2) + 2 * 100 + 2 * len(S.windows), r
+    assert r.scanned == sum(p + 1 + j for j, p in enumerate(positions[:-1]))
+    exact(hot, [*HISTORY, *xs], AT)
+
+
+@pytest.mark.parametrize("back", [10, 200, 5_000])
+def test_late_insert_near_the_end_splices_the_tail_after_it(hot: Engine, back: int) -> None:
+    """Cheaper than LINSERT's scan from the head: the elements after it move, no more."""
+    position = N - back
+    x = trade(N, BASE + (position - 1) * STEP + STEP // 2, ident=f"back-{back}")
+    r = apply(hot, [x], now=AT)
+    assert r.applied == 1
+    assert r.touched <= 1 + (LOG + 1) + 2 * back + 1 + 2 * len(S.windows), r
+    assert r.scanned == 0
+    assert hot.client.lindex(TokenKeys(TOKEN).trades, position).decode() == x.entry
+    exact(hot, [*HISTORY, x], AT)
+
+
+def test_several_late_entries_at_the_tail_are_one_splice(hot: Engine) -> None:
+    xs = [trade(N + j, AT - 15 * STEP + j, ident=f"tail-{j}") for j in range(3)]
+    r = apply(hot, xs, now=AT)
+    assert r.applied == 3
+    assert r.touched <= 1 + (LOG + 1) + 2 * TAIL_MERGE + 3 + 2 * len(S.windows), r
+    assert r.scanned == 0
+    exact(hot, [*HISTORY, *xs], AT)
+
+
+def test_a_duplicate_and_a_late_trade_touch_one_element(hot: Engine) -> None:
+    again = trade(N // 2, AT - 5, ident=f"h{N // 2}")  # a known id, another ts
+    too_old = trade(N + 1, AT - 3_600_000, ident="too-old")
+    r = apply(hot, [again, too_old], now=AT)
+    assert (r.applied, r.duplicates, r.late) == (0, 1, 1)
+    assert (r.touched, r.scanned) == (1, 0)  # the tail, read by the load checks
+    exact(hot, HISTORY, AT)
+
+
+def test_entries_ahead_of_the_clock_are_not_walked(redis_client: redis.Redis) -> None:
+    """20,000 entries stamped after last_update: the load finds the windows' end in
+    O(log d) reads (it walked back one LINDEX per entry before)."""
+    engine = Engine(redis_client, S)
+    now = BASE
+    ahead = [trade(i, now + 1 + i) for i in range(20_000)]
+    for i in range(0, len(ahead), MAX_ENTRIES_PER_CALL):
+        apply(engine, ahead[i : i + MAX_ENTRIES_PER_CALL], now=now)
+    before = trade(99_999, now - 1_000, ident="before")
+    r = apply(engine, [before], now=now)
+    assert r.applied == 1
+    bound = 1 + 2 * (math.ceil(math.log2(20_000)) + 1) + (LOG + 1) + 1 + 2 * len(S.windows)
+    assert r.touched <= bound, r
+    assert r.scanned == 1
+    exact(engine, [*ahead, before], now)
