@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from typing import NoReturn
 
+import redis
+from confluent_kafka import KafkaException
+from redis.exceptions import RedisClusterException
+
 from tradeagg import __version__, logs
 from tradeagg.errors import ConfigError, TradeaggError, UsageError
-from tradeagg.settings import Settings
+from tradeagg.settings import Settings, _mask
 
 COMMANDS = (
     "worker",
@@ -52,22 +55,31 @@ def build_parser() -> Parser:
     return parser
 
 
+def fail(command: str, exc: BaseException) -> str:
+    """The one line an operator sees: ``tradeagg CMD: what went wrong``, credentials masked."""
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return f"tradeagg {command}: {_mask(detail)}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
-        print(f"tradeagg: {exc}", file=sys.stderr)
+        print(f"tradeagg: {_mask(str(exc))}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level, process=f"{args.command}.{logs.PROCESS}")
     try:
         return int(args.run(args, settings) or 0)
     except (UsageError, ConfigError) as exc:
-        print(f"tradeagg {args.command}: {exc}", file=sys.stderr)
+        print(fail(args.command, exc), file=sys.stderr)
         return 2
-    except TradeaggError as exc:
-        logging.getLogger("tradeagg").error("%s", logs.kv(command=args.command, error=str(exc)))
-        print(f"tradeagg {args.command}: {exc}", file=sys.stderr)
+    except (TradeaggError, redis.RedisError, RedisClusterException, KafkaException) as exc:
+        print(fail(args.command, exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -137,6 +137,21 @@ class Settings:
     redis_cluster: bool = setting(
         False, "TRADEAGG_REDIS_CLUSTER", _bool, "Redis Cluster (also implied by a +cluster URL)"
     )
+    redis_tls_verify: str = setting(
+        "required",
+        "TRADEAGG_REDIS_TLS_VERIFY",
+        _choice("required", "none"),
+        "rediss:// certificate check: required, or none (Heroku Redis is self-signed)",
+    )
+    redis_ca_cert: str = setting(
+        "", "TRADEAGG_REDIS_CA_CERT", _str, "CA for rediss://: a PEM file path or PEM text"
+    )
+    redis_max_connections: int = setting(
+        24,
+        "TRADEAGG_REDIS_MAX_CONNECTIONS",
+        _int(4, 10_000),
+        "Redis connections per process (per node on a cluster); a worker needs shards + 3",
+    )
     kafka_bootstrap_servers: str = setting(
         "127.0.0.1:9092", "KAFKA_BOOTSTRAP_SERVERS", _str, "Kafka brokers host:port,..."
     )

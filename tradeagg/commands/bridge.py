@@ -18,7 +18,7 @@ from tradeagg.runtime.bridge import Bridge
 from tradeagg.runtime.kafkaconf import consumer_config
 from tradeagg.runtime.service import Service
 from tradeagg.settings import Settings
-from tradeagg.store.connection import connect
+from tradeagg.store.connection import BRIDGE_CONNECTIONS, check, connect
 
 log = logging.getLogger("tradeagg.bridge")
 
@@ -56,7 +56,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         log.warning("gevent has not patched socket: run through the tradeagg entry point")
     metrics = metrics_from_settings(settings)
     service = Service("bridge", metrics)
-    client = connect(settings, max_connections=8)
+    client = connect(settings, max_connections=BRIDGE_CONNECTIONS, name="bridge")
+    check(client)
     # error_cb runs on librdkafka's thread: it only appends; the loop logs, rate-limited
     kafka_errors: list[KafkaError] = []
     conf = {**consumer_config(settings), "error_cb": kafka_errors.append}
