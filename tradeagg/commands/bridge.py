@@ -15,7 +15,7 @@ from tradeagg.logs import PROCESS, kv
 from tradeagg.observe import heartbeat
 from tradeagg.observe.metrics import metrics_from_settings
 from tradeagg.runtime.bridge import Bridge
-from tradeagg.runtime.kafkaconf import consumer_config
+from tradeagg.runtime.kafkaconf import consumer_config, scrub
 from tradeagg.runtime.service import Service
 from tradeagg.settings import Settings
 from tradeagg.store.connection import BRIDGE_CONNECTIONS, check, connect
@@ -66,7 +66,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             return Consumer(conf)
         except KafkaException as exc:
-            raise ConfigError(f"Kafka consumer configuration: {exc.args[0]}") from None
+            raise ConfigError(
+                scrub(f"Kafka consumer configuration: {exc.args[0]}", settings)
+            ) from None
 
     consumers = [new_consumer()]  # a bad configuration exits 2 here, not in a restart loop
     current: list[Bridge] = []
