@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.integration.test_worker import assert_exact, feed, show_json
 from tests.support.bridge_procs import Proc, wait_for
+from tests.support.cli import assert_one_line_failure, cli
 from tests.support.tls_server import TLSRedis
 from tradeagg.contract import keys
 from tradeagg.devtools.bench import backlog
@@ -43,25 +42,6 @@ def app_json_env(url: str, **extra: str) -> dict[str, str]:
     env.update({k: v["value"] for k, v in declared.items() if "value" in v})
     env.update({"REDIS_URL": url, "TRADEAGG_BLOCK_MS": "200", **extra})
     return env
-
-
-def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tradeagg", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def assert_one_line_failure(done: subprocess.CompletedProcess, *needles: str) -> None:
-    lines = done.stderr.strip().splitlines()
-    assert done.returncode == 1, (done.returncode, done.stderr)
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_worker_append_and_show_over_tls_with_app_json_settings(tls_redis, tmp_path) -> None:

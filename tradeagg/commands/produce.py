@@ -16,13 +16,13 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from tradeagg.commands.bridge import on_hub_threadpool
 from tradeagg.contract.trade import Trade
 from tradeagg.devtools.synthetic import SyntheticFeed, to_message
-from tradeagg.errors import ConfigError, TradeaggError, UsageError
-from tradeagg.runtime.kafkaconf import producer_config
+from tradeagg.errors import BrokerError, ConfigError, TradeaggError, UsageError
+from tradeagg.runtime.kafkaconf import brokers, producer_config, scrub
 from tradeagg.settings import Settings
 
 EXAMPLES = """examples:
@@ -33,6 +33,14 @@ EXAMPLES = """examples:
 """
 
 Message = tuple[bytes | None, bytes, int]  # key, value, trades in it
+CONNECT_S = 10.0  # at most this long to reach a broker before giving up
+BROKER_FATAL = (
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._AUTHENTICATION,
+    KafkaError._RESOLVE,
+    KafkaError._SSL,
+)
+TOPIC_FATAL = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.TOPIC_AUTHORIZATION_FAILED)
 MAX_ARRAY = 1_000  # trades per array message: ~400 KB, well under the 1 MiB limit
 
 
@@ -115,10 +123,15 @@ class Sender:
     """A Producer with delivery accounting; librdkafka waits run on the hub threadpool."""
 
     def __init__(self, settings: Settings, blocking: Any = on_hub_threadpool) -> None:
+        self.settings = settings
+        self.broker_errors: list[Any] = []  # error_cb: librdkafka thread, append only
+        conf = {**producer_config(settings), "error_cb": self.broker_errors.append}
         try:
-            self.producer = Producer(producer_config(settings))
+            self.producer = Producer(conf)
         except KafkaException as exc:
-            raise ConfigError(f"Kafka producer configuration: {exc.args[0]}") from None
+            raise ConfigError(
+                scrub(f"Kafka producer configuration: {exc.args[0]}", settings)
+            ) from None
         self.topic = settings.topic
         self.blocking = blocking
         self.delivered = self.failed = self.trades = 0
@@ -131,6 +144,41 @@ class Sender:
             self.failed += 1
             if len(self.errors) < 5:
                 self.errors.append(str(err))
+
+    def connect(self, timeout: float = CONNECT_S) -> None:
+        """Fail fast, in one line, when no broker answers or the topic is not there."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            meta, failure = self.blocking(self._metadata)
+            self.producer.poll(0)  # serves error_cb
+            if failure is not None:
+                last = failure
+            else:
+                topic = meta.topics.get(self.topic)
+                err = topic.error if topic is not None else None
+                if err is None:
+                    return
+                if err.code() in TOPIC_FATAL:
+                    raise BrokerError(
+                        f"topic {self.topic}: {err.str()} (create it first; on Heroku "
+                        "basic plans: heroku kafka:topics:create, KAFKA_PREFIX is added)"
+                    )
+                last = err.str()
+            fatal = [e for e in self.broker_errors if e.code() in BROKER_FATAL]
+            if fatal:
+                last = fatal[-1].str()
+                break
+        where = brokers(self.settings)[0]
+        raise BrokerError(scrub(f"Kafka at {where} unreachable: {last}", self.settings))
+
+    def _metadata(self) -> tuple[Any, str | None]:
+        """The topic's metadata, or why not (raising on the threadpool would print a traceback)."""
+        try:
+            return self.producer.list_topics(self.topic, timeout=1.0), None
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            return None, err.str() if isinstance(err, KafkaError) else str(exc)
 
     def send(self, messages: Iterable[Message]) -> None:
         for key, value, n in messages:
@@ -148,19 +196,27 @@ class Sender:
         return int(self.blocking(self.producer.flush, timeout))
 
 
+def trades_in(doc: Any) -> int:
+    """Trades a message carries: an array's elements, one object, else none."""
+    if isinstance(doc, list):
+        return len(doc)
+    return 1 if isinstance(doc, dict) else 0
+
+
 def _file_messages(lines: Iterable[str]) -> Iterator[Message]:
     for line in lines:
         line = line.rstrip("\r\n")
         if not line.strip():
             continue
-        key = None
+        key, n = None, 0
         try:
             doc = json.loads(line)
+            n = trades_in(doc)
             if isinstance(doc, dict) and isinstance(doc.get("token"), str):
                 key = doc["token"].encode()
         except ValueError:
             pass
-        yield key, line.encode(), 1
+        yield key, line.encode(), n
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -173,6 +229,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.tokens < 1:
         raise UsageError("--tokens must be >= 1")
     sender = Sender(settings)
+    sender.connect()
     t0 = time.monotonic()
     if args.file is not None:
         if args.file == "-":
