@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"tradeagg: {_mask(str(exc))}", file=sys.stderr)
         return 2
-    logs.setup(settings.log_level, process=f"{args.command}.{logs.PROCESS}")
+    logs.setup(
+        settings.log_level, process=f"{args.command}.{logs.process_name(settings.process_name)}"
+    )
     try:
         return int(args.run(args, settings) or 0)
     except (UsageError, ConfigError) as exc:

@@ -313,6 +313,12 @@ class Settings:
         60.0, "TRADEAGG_WARN_REPEAT_S", _float(0, 86_400), "repeat a standing warning this often, s"
     )
     log_level: str = setting("INFO", "LOG_LEVEL", _log_level, "debug, info, warning, error")
+    process_name: str = setting(
+        "",
+        ("DYNO", "TRADEAGG_PROCESS_NAME"),
+        _str,
+        "process name in logs and per-process metric paths; default host-pid",
+    )
     consumer_name: str = setting(
         "", ("DYNO", "TRADEAGG_CONSUMER"), _str, "consumer name; default host-pid"
     )

@@ -23,7 +23,7 @@ import gevent
 import redis
 
 from tradeagg.contract import keys
-from tradeagg.logs import kv
+from tradeagg.logs import kv, metric_segment, process_name
 from tradeagg.observe import probes
 from tradeagg.observe.metrics import Metrics, run_flusher
 from tradeagg.settings import Settings
@@ -124,6 +124,8 @@ class Observer:
         self.kind = kind
         self.name = name
         self.key = keys.heartbeat(kind, name)
+        # gauges of this process alone carry its name: dynos must not overwrite each other
+        self.own = metric_segment(process_name(settings.process_name))
         self.loop = loop
         self.figures = figures
         self.started = probes.now_ms()
@@ -149,7 +151,7 @@ class Observer:
         s, m, a = self.settings, self.metrics, self.alarms
         beat: dict[str, Any] = {}
         worst, pool = self.loop.take()
-        m.gauge("loop.block_ms", round(worst, 1))
+        m.gauge(f"loop.block_ms.{self.own}", round(worst, 1))
         a["loop_block"].check(
             worst > s.warn_loop_block_ms,
             worst_ms=f"{worst:.0f}",
@@ -158,7 +160,7 @@ class Observer:
         beat["loop_block_ms"] = round(worst, 1)
         if pool is not None:
             pct = round(pool * 100, 1)
-            m.gauge("pool.utilisation", pct)
+            m.gauge(f"pool.utilisation.{self.own}", pct)
             a["pool"].check(pct >= s.warn_pool_pct, utilisation_pct=pct, threshold=s.warn_pool_pct)
             beat["pool_utilisation_pct"] = pct
         try:

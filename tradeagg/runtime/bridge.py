@@ -36,7 +36,7 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, wait_exponen
 from tradeagg.contract import keys, validation
 from tradeagg.contract.trade import Trade, stream_fields
 from tradeagg.errors import BrokerError, InvalidTrade
-from tradeagg.logs import kv
+from tradeagg.logs import kv, metric_segment, process_name
 from tradeagg.observe.metrics import Metrics
 from tradeagg.settings import Settings
 from tradeagg.store.streams import pack
@@ -292,7 +292,8 @@ class Bridge:
             if parts:
                 self.consumer.resume(parts)
             log.info("backlog drained, resumed %s", kv(backlog=self.backlog, limit=limit))
-        self.metrics.gauge("bridge.paused", 1 if self.paused else 0)
+        own = metric_segment(process_name(self.settings.process_name))  # one gauge per bridge
+        self.metrics.gauge(f"bridge.paused.{own}", 1 if self.paused else 0)
 
     def _pause(self) -> None:
         parts = self.consumer.assignment()
