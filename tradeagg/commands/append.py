@@ -11,6 +11,7 @@ import argparse
 import sys
 import time
 
+from tradeagg.commands.summary import add_json_flag, emit
 from tradeagg.contract.trade import Trade
 from tradeagg.contract.validation import parse_message
 from tradeagg.devtools.synthetic import SyntheticFeed
@@ -42,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--synthetic", type=int, metavar="N", help="append N synthetic trades")
     p.add_argument("--tokens", type=int, default=200, metavar="K", help="synthetic tokens")
     p.add_argument("--seed", type=int, default=1, help="synthetic feed seed (default 1)")
+    add_json_flag(p)
     p.set_defaults(run=run)
 
 
@@ -83,5 +85,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if batch:
             append(client, settings, batch, src="append")
             appended += len(batch)
-    print(f"appended={appended} invalid={invalid}", flush=True)
+    emit("append", not invalid, args.json, appended=appended, invalid=invalid)
     return 1 if invalid else 0

@@ -19,9 +19,10 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from tradeagg.commands.bridge import on_hub_threadpool
+from tradeagg.commands.summary import add_json_flag, emit
 from tradeagg.contract.trade import Trade
 from tradeagg.devtools.synthetic import SyntheticFeed, to_message
-from tradeagg.errors import BrokerError, ConfigError, TradeaggError, UsageError
+from tradeagg.errors import BrokerError, ConfigError, UsageError
 from tradeagg.runtime.kafkaconf import brokers, producer_config, scrub
 from tradeagg.settings import Settings
 
@@ -67,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="one JSON array message per block (at most 1,000 trades) instead of one per trade",
     )
+    add_json_flag(p)
     p.set_defaults(run=run)
 
 
@@ -248,11 +250,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             sender.send(encode(block, args.batch_per_block))
     left = sender.flush()
     took = time.monotonic() - t0
-    print(
-        f"produced {sender.delivered} messages ({sender.trades} trades) to {sender.topic} "
-        f"in {took:.1f}s; failed {sender.failed + left}",
-        flush=True,
-    )
-    if sender.failed or left:
-        raise TradeaggError(f"{sender.failed + left} messages not delivered: {sender.errors[:3]}")
+    failed = sender.failed + left
+    if args.json:
+        emit(
+            "produce",
+            not failed,
+            True,
+            topic=sender.topic,
+            messages=sender.delivered,
+            trades=sender.trades,
+            failed=failed,
+            seconds=round(took, 1),
+        )
+    else:
+        print(
+            f"produced {sender.delivered} messages ({sender.trades} trades) to {sender.topic} "
+            f"in {took:.1f}s; failed {failed}",
+            flush=True,
+        )
+    if failed:
+        raise BrokerError(f"{failed} messages not delivered: {'; '.join(sender.errors[:3])}")
     return 0
