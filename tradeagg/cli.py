@@ -40,12 +40,23 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def environment_help() -> str:
+    """Every setting with its variable(s) and default, for ``tradeagg --help``."""
+    lines = ["configuration (environment variables, default in brackets):"]
+    for names, default, doc in Settings.docs():
+        shown = default if default not in ("", "{}") else "unset"
+        lines.append(f"  {names} [{shown}]\n      {doc}")
+    return "\n".join(lines)
+
+
 def build_parser() -> Parser:
     parser = Parser(
         prog="tradeagg",
-        description="Exact sliding-window trade aggregates in Redis, fed from Kafka.",
-        epilog="Configuration comes from the environment: see README.md. "
-        "Exit codes: 0 ok, 1 failure, 2 usage or configuration error.",
+        description="Exact sliding-window trade aggregates in Redis, fed from Kafka. "
+        "'tradeagg COMMAND --help' explains each command.",
+        epilog=environment_help()
+        + "\n\nexit codes: 0 ok, 1 failure (one line on stderr), 2 usage or configuration error.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"tradeagg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)

@@ -204,4 +204,4 @@ def test_broker_restart(tmp_path: Path, redis_client, redis_server):
 
 def broker_errors(text: str) -> list[str]:
     """Codes of the bridge's own ``kafka error`` lines."""
-    return re.findall(r"kafka error .*?code=(\S+)", text)
+    return re.findall(r'msg="kafka error" .*?code=(\S+)', text)

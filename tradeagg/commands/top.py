@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 
 from tradeagg.commands import humanize
+from tradeagg.commands.coverage import add_strict_flag, check_windows
 from tradeagg.engine.rank import RANK_BY, Ranked, Ranker, Ranking
 from tradeagg.engine.read import window_json
 from tradeagg.settings import Settings
@@ -46,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=_positive, default=20, metavar="N", help="rows (default 20)")
     p.add_argument("--json", action="store_true", help="one JSON object per line, ranked")
     p.add_argument("--at", type=int, metavar="MS", help="instant, epoch milliseconds")
+    add_strict_flag(p)
     p.set_defaults(run=run)
 
 
@@ -105,6 +107,7 @@ def table(ranking: Ranking) -> str:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     client = connect(settings)
     try:
+        check_windows(client, settings, "top", args.strict)
         ranker = Ranker(client, settings)
         window = args.window or default_window(settings)
         ranking = ranker.top(window, args.by, args.limit, args.at)

@@ -239,6 +239,8 @@ class Observer:
             totals=totals,
             rates=rates,
             warnings=sorted(n for n, a in self.alarms.items() if a.on),
+            windows=[w.label for w in self.settings.windows],
+            longest_ms=self.settings.longest_ms,
         )
         if self.figures is not None:
             beat["figures"] = self.figures()
