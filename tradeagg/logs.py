@@ -1,13 +1,21 @@
-"""Logging: one line per event, ``key=value`` context, level from LOG_LEVEL.
+"""Logging in logfmt, one line per event, level from LOG_LEVEL.
 
-Every line goes through ``settings.mask`` (``MaskingFormatter``): whatever a
-message or a library's exception text holds, no credential reaches the logs.
+A line reads ``ts=2026-01-02T03:04:05.678Z level=INFO logger=tradeagg.worker
+process=worker.worker.1 msg="worker started" consumer=worker.1 shards=8``, the
+form Heroku log drains and most log tools parse. Code logs
+``log.info("worker started %s", kv(consumer=..., shards=...))``: the formatter
+splits the text from the trailing ``key=value`` pairs, so ``msg`` holds the
+words and the pairs stay keys. An exception becomes an escaped ``exc="..."``
+on the same line. Every line, traceback included, goes through
+``settings.mask``: whatever a message or a library's exception text holds, no
+credential reaches the logs.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -18,34 +26,85 @@ from tradeagg.settings import mask
 
 PROCESS = f"{socket.gethostname()}.{os.getpid()}"
 
+_PAIRS = re.compile(r'[A-Za-z_][\w.]*=(?:"(?:[^"\\]|\\.)*"|[^\s"]*)(?:\s+|$)')
+_KEY = re.compile(r"(?:^|(?<=\s))[A-Za-z_][\w.]*=")
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def quote(text: str) -> str:
+    """``text`` as a logfmt value: bare when it can be, else double-quoted and escaped."""
+    if text and not any(c in text for c in ' "=\n\\'):
+        return text
+    return f'"{_escape(text)}"'
+
 
 def kv(**context: Any) -> str:
     """``key=value`` pairs for a log line; values with spaces are quoted."""
-    parts = []
-    for key, value in context.items():
-        text = str(value)
-        if not text or any(c in text for c in ' "=\n'):
-            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-        parts.append(f"{key}={text}")
-    return " ".join(parts)
+    return " ".join(f"{key}={quote(str(value))}" for key, value in context.items())
 
 
-class MaskingFormatter(logging.Formatter):
-    """A formatter whose every line, traceback included, is passed through ``mask``."""
+def split_message(text: str) -> tuple[str, str]:
+    """``("worker started", "consumer=a shards=8")`` from ``"worker started consumer=a shards=8"``.
+
+    The pairs are the longest tail that is nothing but ``key=value`` pairs;
+    a message without such a tail is all text.
+    """
+    for match in _KEY.finditer(text):
+        tail = text[match.start() :]
+        if _fully_pairs(tail):
+            return text[: match.start()].rstrip(), tail.rstrip()
+    return text, ""
+
+
+def _fully_pairs(tail: str) -> bool:
+    pos = 0
+    while pos < len(tail):
+        match = _PAIRS.match(tail, pos)
+        if not match or match.end() == pos:
+            return False
+        pos = match.end()
+    return True
+
+
+class LogfmtFormatter(logging.Formatter):
+    """``ts= level= logger= [process=] msg="..." key=value... [exc="..."]`` on one line."""
+
+    def __init__(self, process: str = "") -> None:
+        super().__init__()
+        self.process = process
 
     def format(self, record: logging.LogRecord) -> str:
-        return mask(super().format(record))
+        text, pairs = split_message(record.getMessage())
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        parts = [f"ts={stamp}.{int(record.msecs):03d}Z", f"level={record.levelname}"]
+        parts.append(f"logger={quote(record.name)}")
+        if self.process:
+            parts.append(f"process={quote(self.process)}")
+        parts.append(f'msg="{_escape(text)}"')
+        if pairs:
+            parts.append(pairs)
+        if record.exc_info:
+            parts.append(f"exc={quote(self.formatException(record.exc_info))}")
+        return mask(" ".join(parts))
+
+
+def process_name(configured: str = "") -> str:
+    """This process's name: DYNO or TRADEAGG_PROCESS_NAME when set, else host-pid."""
+    return configured or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def metric_segment(name: str) -> str:
+    """``name`` as one metric path segment (``worker.1`` -> ``worker_1``)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "unnamed"
 
 
 def setup(level: str = "INFO", process: str = "") -> None:
     """Configure the root logger once, to stderr (Heroku-style platforms collect it)."""
-    fmt = (
-        "%(asctime)s level=%(levelname)s logger=%(name)s "
-        + (f"process={process} " if process else "")
-        + "%(message)s"
-    )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(MaskingFormatter(fmt))
+    handler.setFormatter(LogfmtFormatter(process))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -9,6 +9,7 @@ so an operator fixes a Procfile in one go.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -105,6 +106,30 @@ def _str(raw: str) -> str:
     return raw
 
 
+def _upper_choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().upper()
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _json_object(raw: str) -> dict[str, str | int | float | bool]:
+    """A JSON object of librdkafka properties; values are not echoed (they may be secret)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ValueError("not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ValueError('must be a JSON object like {"property": "value"}')
+    for key, item in value.items():
+        if not isinstance(item, str | int | float | bool):
+            raise ValueError(f"property {key!r}: value must be a string, number or boolean")
+    return value
+
+
 def _log_level(raw: str) -> str:
     return _choice("debug", "info", "warning", "error", "critical")(raw).upper()
 
@@ -142,6 +167,21 @@ class Settings:
     redis_cluster: bool = setting(
         False, "TRADEAGG_REDIS_CLUSTER", _bool, "Redis Cluster (also implied by a +cluster URL)"
     )
+    redis_tls_verify: str = setting(
+        "required",
+        "TRADEAGG_REDIS_TLS_VERIFY",
+        _choice("required", "none"),
+        "rediss:// certificate check: required, or none (Heroku Redis is self-signed)",
+    )
+    redis_ca_cert: str = setting(
+        "", "TRADEAGG_REDIS_CA_CERT", _str, "CA for rediss://: a PEM file path or PEM text"
+    )
+    redis_max_connections: int = setting(
+        24,
+        "TRADEAGG_REDIS_MAX_CONNECTIONS",
+        _int(4, 10_000),
+        "Redis connections per process (per node on a cluster); a worker needs shards + 3",
+    )
     kafka_bootstrap_servers: str = setting(
         "127.0.0.1:9092", "KAFKA_BOOTSTRAP_SERVERS", _str, "Kafka brokers host:port,..."
     )
@@ -154,6 +194,38 @@ class Settings:
     )
     kafka_client_cert_key: str = setting(
         "", "KAFKA_CLIENT_CERT_KEY", _str, "Heroku Kafka client key (PEM text)", secret=True
+    )
+    kafka_security_protocol: str = setting(
+        "",
+        "TRADEAGG_KAFKA_SECURITY_PROTOCOL",
+        _choice("plaintext", "ssl", "sasl_plaintext", "sasl_ssl"),
+        "Kafka security.protocol; default: sasl_ssl with a SASL mechanism, ssl with kafka+ssl://",
+    )
+    kafka_sasl_mechanism: str = setting(
+        "",
+        "TRADEAGG_KAFKA_SASL_MECHANISM",
+        _upper_choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"),
+        "Kafka SASL: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER",
+    )
+    kafka_sasl_username: str = setting(
+        "", "TRADEAGG_KAFKA_SASL_USERNAME", _str, "SASL user (API key); OAUTHBEARER: client id"
+    )
+    kafka_sasl_password: str = setting(
+        "",
+        "TRADEAGG_KAFKA_SASL_PASSWORD",
+        _str,
+        "SASL password (API secret); OAUTHBEARER: client secret",
+        secret=True,
+    )
+    kafka_oauth_token_url: str = setting(
+        "", "TRADEAGG_KAFKA_OAUTH_TOKEN_URL", _str, "OAUTHBEARER (OIDC) token endpoint"
+    )
+    kafka_config: dict = setting(
+        dict,
+        "TRADEAGG_KAFKA_CONFIG",
+        _json_object,
+        "extra librdkafka properties for bridge and produce, a JSON object (applied last)",
+        secret=True,
     )
     kafka_prefix: str = setting("", "KAFKA_PREFIX", _str, "prepended to topic and group")
     kafka_topic: str = setting("trades", "TRADEAGG_KAFKA_TOPIC", _str, "trade topic")
@@ -246,6 +318,12 @@ class Settings:
         60.0, "TRADEAGG_WARN_REPEAT_S", _float(0, 86_400), "repeat a standing warning this often, s"
     )
     log_level: str = setting("INFO", "LOG_LEVEL", _log_level, "debug, info, warning, error")
+    process_name: str = setting(
+        "",
+        ("DYNO", "TRADEAGG_PROCESS_NAME"),
+        _str,
+        "process name in logs and per-process metric paths; default host-pid",
+    )
     consumer_name: str = setting(
         "", ("DYNO", "TRADEAGG_CONSUMER"), _str, "consumer name; default host-pid"
     )

@@ -91,7 +91,7 @@ def test_bridge_metrics_backlog_warning_and_health(
         assert listener.counter("ta.trades.duplicate") == 0
         assert listener.counter("ta.trades.late") == 0
         assert [s.value for s in listener.named("ta.batch.latency")], "no worker timer"
-        bridge.wait_log("warning cleared warning=backlog")
+        bridge.wait_log('msg="warning cleared" warning=backlog')
         listener.wait_for(lambda: backlog_gauges() == 0)
         wait(lambda: beats() == {"bridge", "worker"}, 20, "both heartbeats")
         healthy = tradeagg(env, "health", "--expect", "worker,bridge")

@@ -129,16 +129,16 @@ def test_memory_warns_against_maxmemory_and_clears(redis_server, redis_client, c
 
 def test_pool_utilisation_is_averaged_and_warns(redis_server, redis_client, caplog):
     caplog.set_level(logging.INFO, logger="tradeagg.observe")
-    s = settings_for(redis_server.url, TRADEAGG_WARN_POOL_PCT="90")
+    s = settings_for(redis_server.url, TRADEAGG_WARN_POOL_PCT="90", TRADEAGG_PROCESS_NAME="w.9")
     m = MemoryMetrics()
     busy = [1.0]
     obs = observer(redis_client, s, m, pool_utilisation=lambda: busy[0])
     obs.tick()
-    assert m.gauges["pool.utilisation"] == 100.0
+    assert m.gauges["pool.utilisation.w_9"] == 100.0
     assert len(warnings_of(caplog, "pool")) == 1
     busy[0] = 0.25
     obs.tick()
-    assert m.gauges["pool.utilisation"] == 25.0
+    assert m.gauges["pool.utilisation.w_9"] == 25.0
     assert cleared_of(caplog, "pool")
 
 

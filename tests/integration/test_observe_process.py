@@ -44,13 +44,14 @@ def observed(procs, env, kind="worker", name="w1", *more: str) -> Proc:
 
 
 def test_a_process_sends_its_figures_to_statsd(redis_server, redis_client, listener, procs):
-    p = observed(procs, env_for(redis_server.url, listener.port), "worker", "w1", "--feed", "5000")
+    env = env_for(redis_server.url, listener.port, TRADEAGG_PROCESS_NAME="worker.1")
+    p = observed(procs, env, "worker", "w1", "--feed", "5000")
     listener.wait_for(lambda: listener.counter("ta.trades.received") == 5000)
     timers = listener.named("ta.apply.latency")
     assert {s.type for s in timers} == {"ms"}
     assert round(sum(1 / s.rate for s in timers)) == 5000  # sampled, rate restores the count
     assert all(0 <= s.value <= 9 for s in timers)
-    listener.wait_for(lambda: listener.named("ta.loop.block_ms"))
+    listener.wait_for(lambda: listener.named("ta.loop.block_ms.worker_1"))
     gauges = {s.name: s for s in listener.stats() if s.type == "g"}
     for name in (
         "ta.stream.backlog.s0",
@@ -60,7 +61,7 @@ def test_a_process_sends_its_figures_to_statsd(redis_server, redis_client, liste
         "ta.tokens.active",
         "ta.deadletters.stored",
         "ta.redis.memory.used",
-        "ta.loop.block_ms",
+        "ta.loop.block_ms.worker_1",
     ):
         assert name in gauges, name
     assert gauges["ta.stream.backlog.s0"].value == 0 and gauges["ta.redis.memory.used"].value > 0
@@ -73,7 +74,7 @@ def test_a_process_sends_its_figures_to_statsd(redis_server, redis_client, liste
 def test_the_last_figures_are_flushed_on_stop(redis_server, listener, procs):
     env = env_for(redis_server.url, listener.port, TRADEAGG_METRICS_INTERVAL="3600")
     p = observed(procs, env, "bridge", "b1", "--feed", "777")
-    p.wait_log("fed count=777")
+    p.wait_log('msg="fed" count=777')
     assert listener.counter("ta.trades.received") == 0  # the interval has not elapsed
     assert p.stop() == 0
     listener.wait_for(lambda: listener.counter("ta.trades.received") == 777)
@@ -96,21 +97,23 @@ def test_backlog_warning_fires_with_no_worker_and_clears(
     redis_client.xgroup_create(stream, keys.STREAM_GROUP, id="0")
     got = redis_client.xreadgroup(keys.STREAM_GROUP, "c", {stream: ">"})
     redis_client.xack(stream, keys.STREAM_GROUP, *[i for i, _ in got[0][1]])
-    p.wait_log("warning cleared warning=backlog")
+    p.wait_log('msg="warning cleared" warning=backlog')
     text = p.text()
     assert text.count("warning=backlog") == 2  # one on (rate-limited), one cleared
     assert p.stop() == 0
 
 
 def test_a_blocked_event_loop_warns(redis_server, listener, procs):
-    env = env_for(redis_server.url, listener.port, TRADEAGG_WARN_LOOP_BLOCK_MS="200")
+    env = env_for(
+        redis_server.url, listener.port, TRADEAGG_WARN_LOOP_BLOCK_MS="200", DYNO="worker.7"
+    )
     p = observed(procs, env, "worker", "w1", "--block-ms", "600")
     p.wait_log("warning=loop_block")
     line = next(ln for ln in p.text().splitlines() if "warning=loop_block" in ln)
     worst = int(line.split("worst_ms=")[1].split()[0])
     assert worst >= 500
-    p.wait_log("warning cleared warning=loop_block")
-    listener.wait_for(lambda: any(s.value >= 500 for s in listener.named("ta.loop.block_ms")))
+    p.wait_log('msg="warning cleared" warning=loop_block')
+    listener.wait_for(lambda: any(s.value >= 500 for s in listener.named("ta.loop.block_ms.worker_7")))
     assert p.stop() == 0
 
 

@@ -130,7 +130,8 @@ def test_redis_down_30s_while_trades_flow(tmp_path: Path, kafka_broker, kafka_to
         assert "part crashed" in worker_log and "ConnectionError" in worker_log
         assert "redis work failed, retrying" in worker_log  # janitor / reclaimer backoff
         for text in (worker_log, bridge_log):  # the redis warning went on, then cleared
-            assert "warning warning=redis" in text and "warning cleared warning=redis" in text
+            assert 'msg="warning" warning=redis' in text
+            assert 'msg="warning cleared" warning=redis' in text
         print(
             f"\nredis down {OUTAGE_S:.0f}s: trades={feed.n} duplicates={feed.duplicates} "
             f"late={feed.late} sent-while-down={sent_down} recovered-in={recovered_s:.1f}s "
@@ -204,4 +205,4 @@ def test_broker_restart(tmp_path: Path, redis_client, redis_server):
 
 def broker_errors(text: str) -> list[str]:
     """Codes of the bridge's own ``kafka error`` lines."""
-    return re.findall(r"kafka error .*?code=(\S+)", text)
+    return re.findall(r'msg="kafka error" .*?code=(\S+)', text)

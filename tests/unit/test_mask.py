@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from tradeagg.logs import MaskingFormatter
+from tradeagg.logs import LogfmtFormatter
 from tradeagg.settings import mask
 
 CASES = [
@@ -33,7 +33,7 @@ def test_mask(text: str, want: str) -> None:
 
 
 def test_every_log_line_is_masked_tracebacks_too() -> None:
-    fmt = MaskingFormatter("%(message)s")
+    fmt = LogfmtFormatter()
     try:
         raise ValueError("cannot reach rediss://u:pw@h")
     except ValueError:

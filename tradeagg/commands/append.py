@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from tradeagg.clock import now_ms
+from tradeagg.commands.summary import add_json_flag, emit
 from tradeagg.contract.trade import Trade
 from tradeagg.contract.validation import MAX_MESSAGE_BYTES, parse
 from tradeagg.devtools.synthetic import SyntheticFeed
@@ -48,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--synthetic", type=int, metavar="N", help="append N synthetic trades")
     p.add_argument("--tokens", type=int, default=200, metavar="K", help="synthetic tokens")
     p.add_argument("--seed", type=int, default=1, help="synthetic feed seed (default 1)")
+    add_json_flag(p)
     p.set_defaults(run=run)
 
 
@@ -90,7 +92,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             appended += len(batch)
         if bad_lines > SHOWN_LINES:
             print(f"... and {bad_lines - SHOWN_LINES} more invalid lines", file=sys.stderr)
-    print(f"appended={appended} invalid={invalid} invalid_lines={bad_lines}", flush=True)
+    emit(
+        "append",
+        not invalid,
+        args.json,
+        appended=appended,
+        invalid=invalid,
+        invalid_lines=bad_lines,
+    )
     return 1 if invalid else 0
 
 

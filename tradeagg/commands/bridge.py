@@ -15,10 +15,10 @@ from tradeagg.observe import heartbeat
 from tradeagg.observe.metrics import metrics_from_settings
 from tradeagg.runtime.bridge import Bridge
 from tradeagg.runtime.hub import on_hub_threadpool
-from tradeagg.runtime.kafkaconf import consumer_config
+from tradeagg.runtime.kafkaconf import consumer_config, scrub
 from tradeagg.runtime.service import Service
 from tradeagg.settings import Settings, mask
-from tradeagg.store.connection import connect
+from tradeagg.store.connection import BRIDGE_CONNECTIONS, check, connect
 
 log = logging.getLogger("tradeagg.bridge")
 
@@ -51,7 +51,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         log.warning("gevent has not patched socket: run through the tradeagg entry point")
     metrics = metrics_from_settings(settings)
     service = Service("bridge", metrics)
-    client = connect(settings, max_connections=8)
+    client = connect(settings, max_connections=BRIDGE_CONNECTIONS, name="bridge")
+    check(client)
     # error_cb runs on librdkafka's thread: it only appends; the loop logs, rate-limited
     kafka_errors: list[KafkaError] = []
     conf = {**consumer_config(settings), "error_cb": kafka_errors.append}
@@ -60,7 +61,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             return Consumer(conf)
         except KafkaException as exc:
-            raise ConfigError(f"Kafka consumer configuration: {mask(str(exc.args[0]))}") from None
+            raise ConfigError(
+                mask(scrub(f"Kafka consumer configuration: {exc.args[0]}", settings))
+            ) from None
 
     consumers = [new_consumer()]  # a bad configuration exits 2 here, not in a restart loop
     current: list[Bridge] = []

@@ -13,6 +13,7 @@ import argparse
 import redis
 
 from tradeagg.clock import now_ms
+from tradeagg.commands.summary import add_json_flag, emit
 from tradeagg.errors import UsageError
 from tradeagg.observe import probes
 from tradeagg.settings import Settings
@@ -59,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="longest a delivered entry may stay unacknowledged "
         "(default: TRADEAGG_WARN_PENDING_AGE_MS)",
     )
+    add_json_flag(p)
     p.set_defaults(run=run)
 
 
@@ -97,29 +99,49 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         beats = probes.heartbeats(client)
         shards = probes.shard_figures(client, settings)
     except redis.RedisError as exc:
-        print(f"FAIL redis unreachable: {type(exc).__name__}: {exc}", flush=True)
+        detail = f"redis unreachable: {type(exc).__name__}: {exc}"
+        if args.json:
+            emit("health", False, True, checks=[{"check": "redis", "ok": False, "detail": detail}])
+        else:
+            print(f"FAIL {detail}", flush=True)
         return 1
     now = now_ms()
-    healthy = True
-    for beat in beats:
-        print(process_line(beat, now))
+    checks: list[dict] = []
     for kind in expect:
         alive = sum(1 for b in beats if b.get("kind") == kind and fresh(b, now))
-        if not alive:
-            healthy = False
-            print(f"FAIL {kind} no live heartbeat")
+        checks.append({"check": f"{kind}_alive", "ok": bool(alive), "alive": alive})
     worst = max(shards, key=lambda f: f.backlog)
     oldest = max(shards, key=lambda f: f.pending_age_ms)
-    lag_ok = worst.backlog <= max_lag
-    age_ok = oldest.pending_age_ms <= max_age
-    healthy = healthy and lag_ok and age_ok
-    print(
-        f"{'ok' if lag_ok else 'FAIL'} backlog max_shard=s{worst.shard} entries={worst.backlog} "
-        f"limit={max_lag} total={sum(f.backlog for f in shards)}"
-    )
-    print(
-        f"{'ok' if age_ok else 'FAIL'} pending shard=s{oldest.shard} "
-        f"oldest_ms={oldest.pending_age_ms} limit={max_age} total={sum(f.pending for f in shards)}"
-    )
+    lag = {
+        "check": "backlog",
+        "ok": worst.backlog <= max_lag,
+        "max_shard": f"s{worst.shard}",
+        "entries": worst.backlog,
+        "limit": max_lag,
+        "total": sum(f.backlog for f in shards),
+    }
+    pending = {
+        "check": "pending",
+        "ok": oldest.pending_age_ms <= max_age,
+        "shard": f"s{oldest.shard}",
+        "oldest_ms": oldest.pending_age_ms,
+        "limit": max_age,
+        "total": sum(f.pending for f in shards),
+    }
+    checks += [lag, pending]
+    healthy = all(c["ok"] for c in checks)
+    if args.json:
+        processes = [{**b, "fresh": fresh(b, now)} for b in beats]
+        emit("health", healthy, True, processes=processes, checks=checks)
+        return 0 if healthy else 1
+    for beat in beats:
+        print(process_line(beat, now))
+    for c in checks[: len(expect)]:
+        if not c["ok"]:
+            print(f"FAIL {c['check'][: -len('_alive')]} no live heartbeat")
+    for c in (lag, pending):
+        state = "ok" if c["ok"] else "FAIL"
+        figures = " ".join(f"{k}={v}" for k, v in c.items() if k not in ("check", "ok"))
+        print(f"{state} {c['check']} {figures}")
     print("healthy" if healthy else "unhealthy", flush=True)
     return 0 if healthy else 1

@@ -14,11 +14,13 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from tradeagg.clock import now_ms
+from tradeagg.commands.summary import add_json_flag, emit
 from tradeagg.devtools.kafkatools import Message, Sender, encode
 from tradeagg.devtools.synthetic import paced_blocks, past_trades
-from tradeagg.errors import TradeaggError, UsageError
+from tradeagg.errors import BrokerError, UsageError
 from tradeagg.settings import Settings
 
 EXAMPLES = """examples:
@@ -27,7 +29,6 @@ EXAMPLES = """examples:
   tradeagg produce --synthetic 200000 --tokens 2000
   tradeagg produce --synthetic 60000 --rate 2000 --batch-per-block
 """
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -52,7 +53,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="one JSON array message per block (at most 1,000 trades) instead of one per trade",
     )
+    add_json_flag(p)
     p.set_defaults(run=run)
+
+
+def trades_in(doc: Any) -> int:
+    """Trades a message carries: an array's elements, one object, else none."""
+    if isinstance(doc, list):
+        return len(doc)
+    return 1 if isinstance(doc, dict) else 0
 
 
 def _file_messages(lines: Iterable[str]) -> Iterator[Message]:
@@ -60,14 +69,15 @@ def _file_messages(lines: Iterable[str]) -> Iterator[Message]:
         line = line.rstrip("\r\n")
         if not line.strip():
             continue
-        key = None
+        key, n = None, 0
         try:
             doc = json.loads(line)
+            n = trades_in(doc)
             if isinstance(doc, dict) and isinstance(doc.get("token"), str):
                 key = doc["token"].encode()
         except ValueError:
             pass
-        yield key, line.encode(), 1
+        yield key, line.encode(), n
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -80,6 +90,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.tokens < 1:
         raise UsageError("--tokens must be >= 1")
     sender = Sender(settings)
+    sender.connect()
     t0 = time.monotonic()
     if args.file is not None:
         if args.file == "-":
@@ -98,11 +109,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             sender.send(encode(block, args.batch_per_block))
     left = sender.flush()
     took = time.monotonic() - t0
-    print(
-        f"produced {sender.delivered} messages ({sender.trades} trades) to {sender.topic} "
-        f"in {took:.1f}s; failed {sender.failed + left}",
-        flush=True,
-    )
-    if sender.failed or left:
-        raise TradeaggError(f"{sender.failed + left} messages not delivered: {sender.errors[:3]}")
+    failed = sender.failed + left
+    if args.json:
+        emit(
+            "produce",
+            not failed,
+            True,
+            topic=sender.topic,
+            messages=sender.delivered,
+            trades=sender.trades,
+            failed=failed,
+            seconds=round(took, 1),
+        )
+    else:
+        print(
+            f"produced {sender.delivered} messages ({sender.trades} trades) to {sender.topic} "
+            f"in {took:.1f}s; failed {failed}",
+            flush=True,
+        )
+    if failed:
+        raise BrokerError(f"{failed} messages not delivered: {'; '.join(sender.errors[:3])}")
     return 0

@@ -10,6 +10,7 @@ import socket
 import gevent.pool
 import redis
 
+from tradeagg.commands.summary import add_json_flag, emit
 from tradeagg.contract import keys
 from tradeagg.engine.apply import Engine
 from tradeagg.errors import StoreError, UsageError
@@ -45,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"claim entries idle at least N ms (default {DEFAULT_MIN_IDLE_MS}; 0: all pending)",
     )
+    add_json_flag(p)
     p.set_defaults(run=run)
 
 
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except redis.RedisError as exc:
         raise StoreError(f"reclaim failed: {exc}") from None
     t = metrics.totals()
-    summary = kv(
+    figures = dict(
         claimed=result.claimed,
         applied=t.get("trades.applied", 0),
         duplicates=t.get("trades.duplicate", 0),
@@ -78,6 +80,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         acked=t.get("entries.acked", 0) + result.poison,
         left_pending=result.left_pending,
     )
-    log.info("reclaim done %s", summary)
-    print(f"reclaim: {summary}")
+    log.info("reclaim done %s", kv(**figures))
+    emit("reclaim", True, args.json, prefix="reclaim: ", **figures)
     return 0

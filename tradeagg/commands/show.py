@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from tradeagg.commands import render
+from tradeagg.commands.coverage import add_strict_flag, check_windows
 from tradeagg.commands.wording import as_flags
 from tradeagg.contract.address import is_address
 from tradeagg.contract.documents import token_document
@@ -38,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("addr", nargs="+", metavar="ADDR", help="token (mint) address")
     p.add_argument("--at", type=int, metavar="MS", help="instant, epoch milliseconds")
     p.add_argument("--json", action="store_true", help="one JSON object per line per address")
+    add_strict_flag(p)
     p.set_defaults(run=run)
 
 
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if bad:
         raise UsageError(f"not a token address (base58, or 0x + 40 hex): {bad[0][:60]!r}")
     client = connect(settings)
+    check_windows(client, settings, "show", args.strict)
     reader = Reader(client, settings)
     for addr in args.addr:
         with as_flags():

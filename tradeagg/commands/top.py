@@ -6,6 +6,7 @@ import argparse
 from datetime import UTC, datetime
 
 from tradeagg.commands import humanize, render
+from tradeagg.commands.coverage import add_strict_flag, check_windows
 from tradeagg.commands.wording import as_flags
 from tradeagg.contract.documents import rank_document
 from tradeagg.contract.exactjson import dumps
@@ -47,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=_positive, default=20, metavar="N", help="rows (default 20)")
     p.add_argument("--json", action="store_true", help="one JSON object per line, ranked")
     p.add_argument("--at", type=int, metavar="MS", help="instant, epoch milliseconds")
+    add_strict_flag(p)
     p.set_defaults(run=run)
 
 
@@ -96,6 +98,7 @@ def table(ranking: Ranking) -> str:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     client = connect(settings)
     try:
+        check_windows(client, settings, "top", args.strict)
         ranker = Ranker(client, settings)
         window = args.window or default_window(settings)
         with as_flags():

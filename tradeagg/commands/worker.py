@@ -20,7 +20,7 @@ from tradeagg.runtime.pressure import Pressure
 from tradeagg.runtime.reclaim import Reclaimer
 from tradeagg.runtime.service import Service
 from tradeagg.settings import Settings
-from tradeagg.store.connection import connect
+from tradeagg.store.connection import check, worker_clients
 
 log = logging.getLogger("tradeagg.worker")
 
@@ -47,8 +47,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         log.warning("gevent has not patched socket: run through the tradeagg entry point")
     metrics = metrics_from_settings(settings)
     service = Service("worker", metrics)
-    reader = connect(settings, block_ms=settings.block_ms, max_connections=settings.shards + 4)
-    client = connect(settings, max_connections=settings.worker_pool + settings.shards + 8)
+    reader, client = worker_clients(settings)
+    check(client)
     engine = Engine(client, settings)
     pool = gevent.pool.Pool(settings.worker_pool)
     name = consumer_name(settings)

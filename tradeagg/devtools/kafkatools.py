@@ -10,22 +10,31 @@ waits run through ``blocking`` (the hub's threadpool by default).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tradeagg.contract.trade import Trade
 from tradeagg.devtools.synthetic import to_message
-from tradeagg.errors import ConfigError, TradeaggError
+from tradeagg.errors import BrokerError, ConfigError, TradeaggError
 from tradeagg.runtime.hub import on_hub_threadpool
-from tradeagg.runtime.kafkaconf import common, producer_config
-from tradeagg.settings import Settings, mask
+from tradeagg.runtime.kafkaconf import brokers, common, producer_config, scrub
+from tradeagg.settings import Settings
 
 Message = tuple[bytes | None, bytes, int]  # key, value, trades in it
 Blocking = Callable[..., Any]
 MAX_ARRAY = 1_000  # trades per array message: ~400 KB, well under the 1 MiB limit
+CONNECT_S = 10.0  # at most this long to reach a broker before giving up
+BROKER_FATAL = (
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._AUTHENTICATION,
+    KafkaError._RESOLVE,
+    KafkaError._SSL,
+)
+TOPIC_FATAL = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.TOPIC_AUTHORIZATION_FAILED)
 
 
 def create_topic(
@@ -65,10 +74,15 @@ class Sender:
     """A Producer with delivery accounting; librdkafka waits run on the hub threadpool."""
 
     def __init__(self, settings: Settings, blocking: Blocking = on_hub_threadpool) -> None:
+        self.settings = settings
+        self.broker_errors: list[Any] = []  # error_cb: librdkafka thread, append only
+        conf = {**producer_config(settings), "error_cb": self.broker_errors.append}
         try:
-            self.producer = Producer(producer_config(settings))
+            self.producer = Producer(conf)
         except KafkaException as exc:
-            raise ConfigError(f"Kafka producer configuration: {mask(str(exc.args[0]))}") from None
+            raise ConfigError(
+                scrub(f"Kafka producer configuration: {exc.args[0]}", settings)
+            ) from None
         self.topic = settings.topic
         self.blocking = blocking
         self.delivered = self.failed = self.trades = 0
@@ -81,6 +95,41 @@ class Sender:
             self.failed += 1
             if len(self.errors) < 5:
                 self.errors.append(str(err))
+
+    def connect(self, timeout: float = CONNECT_S) -> None:
+        """Fail fast, in one line, when no broker answers or the topic is not there."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            meta, failure = self.blocking(self._metadata)
+            self.producer.poll(0)  # serves error_cb
+            if failure is not None:
+                last = failure
+            else:
+                topic = meta.topics.get(self.topic)
+                err = topic.error if topic is not None else None
+                if err is None:
+                    return
+                if err.code() in TOPIC_FATAL:
+                    raise BrokerError(
+                        f"topic {self.topic}: {err.str()} (create it first; on Heroku "
+                        "basic plans: heroku kafka:topics:create, KAFKA_PREFIX is added)"
+                    )
+                last = err.str()
+            fatal = [e for e in self.broker_errors if e.code() in BROKER_FATAL]
+            if fatal:
+                last = fatal[-1].str()
+                break
+        where = brokers(self.settings)[0]
+        raise BrokerError(scrub(f"Kafka at {where} unreachable: {last}", self.settings))
+
+    def _metadata(self) -> tuple[Any, str | None]:
+        """The topic's metadata, or why not (raising on the threadpool would print a traceback)."""
+        try:
+            return self.producer.list_topics(self.topic, timeout=1.0), None
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            return None, err.str() if isinstance(err, KafkaError) else str(exc)
 
     def send(self, messages: Iterable[Message]) -> None:
         for key, value, n in messages:

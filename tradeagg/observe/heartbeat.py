@@ -24,7 +24,7 @@ import redis
 
 from tradeagg.clock import now_ms
 from tradeagg.contract import keys
-from tradeagg.logs import kv
+from tradeagg.logs import kv, metric_segment, process_name
 from tradeagg.observe import probes
 from tradeagg.observe.catalogue import WARNINGS
 from tradeagg.observe.metrics import Metrics, run_flusher
@@ -126,6 +126,8 @@ class Observer:
         self.kind = kind
         self.name = name
         self.key = keys.heartbeat(kind, name)
+        # gauges of this process alone carry its name: dynos must not overwrite each other
+        self.own = metric_segment(process_name(settings.process_name))
         self.loop = loop
         self.figures = figures
         self.started = now_ms()
@@ -151,7 +153,7 @@ class Observer:
         s, m, a = self.settings, self.metrics, self.alarms
         beat: dict[str, Any] = {}
         worst, pool = self.loop.take()
-        m.gauge("loop.block_ms", round(worst, 1))
+        m.gauge(f"loop.block_ms.{self.own}", round(worst, 1))
         a["loop_block"].check(
             worst > s.warn_loop_block_ms,
             worst_ms=f"{worst:.0f}",
@@ -160,7 +162,7 @@ class Observer:
         beat["loop_block_ms"] = round(worst, 1)
         if pool is not None:
             pct = round(pool * 100, 1)
-            m.gauge("pool.utilisation", pct)
+            m.gauge(f"pool.utilisation.{self.own}", pct)
             a["pool"].check(pct >= s.warn_pool_pct, utilisation_pct=pct, threshold=s.warn_pool_pct)
             beat["pool_utilisation_pct"] = pct
         try:
@@ -239,6 +241,8 @@ class Observer:
             totals=totals,
             rates=rates,
             warnings=sorted(n for n, a in self.alarms.items() if a.on),
+            windows=[w.label for w in self.settings.windows],
+            longest_ms=self.settings.longest_ms,
         )
         if self.figures is not None:
             beat["figures"] = self.figures()

@@ -37,7 +37,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from tradeagg.clock import now_ms
 from tradeagg.contract.trade import Trade
 from tradeagg.errors import BrokerError
-from tradeagg.logs import Throttle, kv
+from tradeagg.logs import Throttle, kv, metric_segment, process_name
 from tradeagg.observe.metrics import Metrics
 from tradeagg.runtime import intake, retry
 from tradeagg.runtime.pressure import Pressure
@@ -294,7 +294,7 @@ class Bridge:
         if not self.refused:
             self.refused = True
             self._pause()
-            self.metrics.gauge("bridge.paused", 1)
+            self.metrics.gauge(self._paused_gauge(), 1)
             log.info("redis refuses writes, partitions paused %s", kv(code=refusal(exc)))
 
     def _accepted(self) -> None:
@@ -304,7 +304,7 @@ class Bridge:
             parts = self.consumer.assignment()
             if parts:
                 self.consumer.resume(parts)
-            self.metrics.gauge("bridge.paused", 0)
+            self.metrics.gauge(self._paused_gauge(), 0)
         log.info("redis accepts writes again, partitions resumed")
 
     def _wait_polling(self, seconds: float) -> None:
@@ -368,7 +368,11 @@ class Bridge:
             if parts:
                 self.consumer.resume(parts)
             log.info("backlog drained, resumed %s", kv(backlog=self.backlog, limit=limit))
-        self.metrics.gauge("bridge.paused", 1 if self.paused else 0)
+        self.metrics.gauge(self._paused_gauge(), 1 if self.paused or self.refused else 0)
+
+    def _paused_gauge(self) -> str:
+        """One gauge per bridge process: ``bridge.paused.<process>``."""
+        return f"bridge.paused.{metric_segment(process_name(self.settings.process_name))}"
 
     def _pause(self) -> None:
         parts = self.consumer.assignment()

@@ -1,4 +1,4 @@
-"""librdkafka configuration built from Settings: plain brokers or Heroku Kafka.
+"""librdkafka configuration built from Settings: plain brokers, Heroku Kafka, or SASL.
 
 ``KAFKA_URL`` (Heroku: ``kafka+ssl://h1:9096,kafka+ssl://h2:9096``, or
 ``kafka+ssl://h1:9096,h2:9096``) wins over ``KAFKA_BOOTSTRAP_SERVERS``. With
@@ -7,6 +7,15 @@
 key material is written to disk. Heroku's broker certificates are signed by the
 add-on's own CA and do not name the hosts, hence hostname verification is off
 when a trusted cert is given (the CA pin still authenticates the broker).
+
+Managed Kafka elsewhere (Confluent Cloud, Aiven, Redpanda Cloud, Upstash, MSK)
+authenticates with SASL: ``TRADEAGG_KAFKA_SASL_MECHANISM`` (PLAIN, SCRAM-SHA-256,
+SCRAM-SHA-512, or OAUTHBEARER through an OIDC token endpoint) with
+``TRADEAGG_KAFKA_SASL_USERNAME``/``_PASSWORD``; the security protocol defaults to
+``sasl_ssl`` and the broker certificate is checked against the system CAs, host
+name included. Anything else librdkafka knows goes in ``TRADEAGG_KAFKA_CONFIG``
+(a JSON object, applied last), except the properties at-least-once delivery
+depends on. Config errors are reported with every secret value masked.
 
 The consumer commits by hand (after Redis acknowledged), a new group starts
 at the earliest offset, and ``session.timeout.ms`` stays at 6 s (group joins
@@ -46,18 +55,79 @@ def brokers(settings: Settings) -> tuple[str, bool]:
     return ",".join(hosts), tls
 
 
+MECHANISM_HELP = "TRADEAGG_KAFKA_SASL_MECHANISM"
+# at-least-once depends on these: the bridge commits offsets itself, after Redis acknowledged
+PROTECTED = ("enable.auto.commit", "enable.auto.offset.store", "group.id")
+_SECRET_WORDS = ("password", "secret", "key", "token", "jaas", "pem")
+
+
+def _protocol(settings: Settings, tls: bool) -> str:
+    if settings.kafka_security_protocol:
+        return settings.kafka_security_protocol
+    if settings.kafka_sasl_mechanism:
+        return "sasl_ssl"
+    return "ssl" if tls else "plaintext"
+
+
+def _sasl(settings: Settings, protocol: str) -> dict[str, Any]:
+    mechanism = settings.kafka_sasl_mechanism
+    if not mechanism:
+        if protocol.startswith("sasl_"):
+            raise ConfigError(f"security protocol {protocol} needs {MECHANISM_HELP}")
+        return {}
+    if not protocol.startswith("sasl_"):
+        raise ConfigError(
+            f"{MECHANISM_HELP} needs TRADEAGG_KAFKA_SECURITY_PROTOCOL=sasl_ssl or sasl_plaintext"
+        )
+    missing = [
+        name
+        for name, value in (
+            ("TRADEAGG_KAFKA_SASL_USERNAME", settings.kafka_sasl_username),
+            ("TRADEAGG_KAFKA_SASL_PASSWORD", settings.kafka_sasl_password),
+        )
+        if not value
+    ]
+    conf: dict[str, Any] = {"sasl.mechanism": mechanism}
+    if mechanism == "OAUTHBEARER":
+        extra = settings.kafka_config
+        if not settings.kafka_oauth_token_url:
+            if any(k.startswith("sasl.oauthbearer.") for k in extra):
+                return conf  # configured entirely through TRADEAGG_KAFKA_CONFIG
+            raise ConfigError("OAUTHBEARER needs TRADEAGG_KAFKA_OAUTH_TOKEN_URL")
+        if missing:
+            raise ConfigError(f"OAUTHBEARER needs {' and '.join(missing)} (client id, secret)")
+        conf.update(
+            {
+                "sasl.oauthbearer.method": "oidc",
+                "sasl.oauthbearer.client.id": settings.kafka_sasl_username,
+                "sasl.oauthbearer.client.secret": settings.kafka_sasl_password,
+                "sasl.oauthbearer.token.endpoint.url": settings.kafka_oauth_token_url,
+            }
+        )
+        return conf
+    if missing:
+        raise ConfigError(f"{mechanism} needs {' and '.join(missing)}")
+    conf["sasl.username"] = settings.kafka_sasl_username
+    conf["sasl.password"] = settings.kafka_sasl_password
+    return conf
+
+
 def common(settings: Settings, role: str) -> dict[str, Any]:
     """Connection settings shared by consumer and producer."""
     servers, tls = brokers(settings)
+    protocol = _protocol(settings, tls)
     conf: dict[str, Any] = {
         "bootstrap.servers": servers,
         "client.id": f"tradeagg-{role}-{PROCESS}",
         "socket.keepalive.enable": True,
         "reconnect.backoff.ms": 100,
         "reconnect.backoff.max.ms": 5_000,
+        "log_level": 7 if settings.log_level == "DEBUG" else 2,
     }
+    if protocol != "plaintext":
+        conf["security.protocol"] = protocol
     if tls:
-        conf["security.protocol"] = "ssl"
+        # Heroku's CA signs broker certificates that do not name the hosts
         if settings.kafka_trusted_cert:
             conf["ssl.ca.pem"] = settings.kafka_trusted_cert
             conf["ssl.endpoint.identification.algorithm"] = "none"
@@ -68,7 +138,40 @@ def common(settings: Settings, role: str) -> dict[str, Any]:
             conf["ssl.key.pem"] = settings.kafka_client_cert_key
     elif settings.kafka_client_cert or settings.kafka_trusted_cert:
         raise ConfigError("KAFKA_*_CERT given but KAFKA_URL is not kafka+ssl://")
+    conf.update(_sasl(settings, protocol))
     return conf
+
+
+def with_passthrough(settings: Settings, conf: dict[str, Any]) -> dict[str, Any]:
+    """``conf`` with TRADEAGG_KAFKA_CONFIG applied last (protected properties refused)."""
+    refused = [k for k in settings.kafka_config if k in PROTECTED]
+    if refused:
+        raise ConfigError(
+            f"TRADEAGG_KAFKA_CONFIG may not set {', '.join(refused)}: the bridge commits "
+            "offsets itself, after Redis acknowledged"
+        )
+    return {**conf, **settings.kafka_config}
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every configured value that must never be printed."""
+    values = [
+        settings.kafka_sasl_password,
+        settings.kafka_client_cert_key,
+        *(
+            str(v)
+            for k, v in settings.kafka_config.items()
+            if any(word in k.lower() for word in _SECRET_WORDS)
+        ),
+    ]
+    return sorted((v for v in values if v and len(v) >= 3), key=len, reverse=True)
+
+
+def scrub(text: str, settings: Settings) -> str:
+    """``text`` (a librdkafka error) with every secret value replaced by ``***``."""
+    for value in secret_values(settings):
+        text = text.replace(value, "***")
+    return text
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -86,14 +189,16 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
             "fetch.wait.max.ms": 25,
             "queued.max.messages.kbytes": 65_536,
             "topic.metadata.refresh.interval.ms": 10_000,
-            "log_level": 7 if settings.log_level == "DEBUG" else 2,
         }
     )
-    return conf
+    return with_passthrough(settings, conf)
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:
-    """``produce`` and bench: batched, acknowledged by the leader and replicas."""
+    """``produce`` and bench: batched, acknowledged by the leader and replicas.
+
+    Bounded waits, so a producer with no broker gives up in seconds, not minutes.
+    """
     conf = common(settings, "produce")
     conf.update(
         {
@@ -101,7 +206,9 @@ def producer_config(settings: Settings) -> dict[str, Any]:
             "linger.ms": 5,
             "batch.num.messages": 10_000,
             "queue.buffering.max.messages": 1_000_000,
-            "message.timeout.ms": 60_000,
+            "message.timeout.ms": 30_000,
+            "socket.connection.setup.timeout.ms": 5_000,
+            "socket.timeout.ms": 10_000,
         }
     )
-    return conf
+    return with_passthrough(settings, conf)

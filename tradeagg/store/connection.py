@@ -21,6 +21,7 @@ callers handle every Redis failure with ``except redis.RedisError``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import redis
@@ -29,8 +30,12 @@ from redis.commands.core import Script
 from redis.exceptions import ClusterError, NoScriptError, RedisClusterException
 
 from tradeagg.errors import ConfigError, StoreError, TradeaggError
-from tradeagg.settings import Settings
+from tradeagg.logs import kv
+from tradeagg.settings import Settings, mask
 from tradeagg.store.refusal import refused
+from tradeagg.store.tls import TLSConnection, TLSSetupError, tls_options
+
+log = logging.getLogger("tradeagg.redis")
 
 
 class Cluster(RedisCluster):
@@ -139,19 +144,103 @@ def _plain_url(url: str) -> str:
     return url.replace("redis+cluster://", "redis://").replace("rediss+cluster://", "rediss://")
 
 
-def connect(settings: Settings, *, block_ms: int = 0, max_connections: int = 64) -> Any:
-    """A client for ``settings.redis_url``; ``block_ms`` raises the socket timeout above it."""
+POOL_WAIT_S = 20.0  # a greenlet waits this long for a free connection, then the call fails
+
+
+def _pool_class(tls: bool) -> type[redis.BlockingConnectionPool]:
+    """A bounded pool that waits for a free connection; ``TLSConnection`` for rediss://."""
+
+    class Pool(redis.BlockingConnectionPool):
+        def __init__(self, connection_class: Any = redis.Connection, **kwargs: Any) -> None:
+            super().__init__(connection_class=TLSConnection if tls else connection_class, **kwargs)
+
+    return Pool
+
+
+def connect(
+    settings: Settings,
+    *,
+    block_ms: int = 0,
+    max_connections: int | None = None,
+    name: str = "",
+) -> Any:
+    """A client for ``settings.redis_url`` holding at most ``max_connections`` connections.
+
+    ``max_connections`` is capped by ``TRADEAGG_REDIS_MAX_CONNECTIONS`` (per node on a
+    cluster); a caller beyond the bound waits for a free connection. ``block_ms``
+    raises the socket timeout above it; ``name`` is the ``CLIENT SETNAME``
+    (``tradeagg-NAME``), so ``CLIENT LIST`` shows who holds what.
+    """
     timeout = max(10.0, block_ms / 1000.0 + 5.0)
     url = _plain_url(settings.redis_url)
+    tls = url.startswith("rediss://")
+    bound = min(max_connections or settings.redis_max_connections, settings.redis_max_connections)
     options: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": 5.0,
         "health_check_interval": 30,
+        "max_connections": bound,
+        "timeout": POOL_WAIT_S,
     }
+    if name:
+        options["client_name"] = f"tradeagg-{name}"
+    if tls:
+        options.update(tls_options(settings))
+    pool_class = _pool_class(tls)
     if settings.redis_cluster:
-        return Cluster.from_url(url, max_connections=max_connections, **options)
-    return redis.Redis.from_url(url, max_connections=max_connections, **options)
+        try:
+            return Cluster.from_url(url, connection_pool_class=pool_class, **options)
+        except (RedisClusterException, redis.RedisError) as exc:
+            raise StoreError(cluster_failure(settings, exc)) from None
+    return redis.Redis(connection_pool=pool_class.from_url(url, **options))
+
+
+BRIDGE_CONNECTIONS = 4  # XADD pipeline, backlog check, heartbeat, probe
+WORKER_SPARE = 3  # janitor, heartbeat, probe: beside the shard readers and the Lua pool
+
+
+def worker_clients(settings: Settings) -> tuple[Any, Any]:
+    """A worker's two clients within TRADEAGG_REDIS_MAX_CONNECTIONS.
+
+    Each shard reader holds a connection through its XREADGROUP BLOCK, so the
+    blocking client gets exactly one per shard; the rest serve the Lua pool,
+    the janitor and the heartbeat (a Lua call beyond them waits for one).
+    """
+    total = settings.redis_max_connections
+    if total < settings.shards + WORKER_SPARE:
+        raise ConfigError(
+            f"TRADEAGG_REDIS_MAX_CONNECTIONS={total} is too few for a worker: it needs "
+            f"TRADEAGG_SHARDS ({settings.shards}) blocking readers + {WORKER_SPARE}"
+        )
+    reader = connect(
+        settings, block_ms=settings.block_ms, max_connections=settings.shards, name="worker-read"
+    )
+    return reader, connect(settings, max_connections=total - settings.shards, name="worker")
+
+
+def cluster_failure(settings: Settings, exc: Exception) -> str:
+    """One line for a cluster client that could not start."""
+    where = mask(settings.redis_url)
+    detail = " ".join(str(exc).split())
+    if "cluster mode is not enabled" in detail.lower() or "cluster support disabled" in detail:
+        return f"{where} is not a Redis Cluster: use redis:// (and TRADEAGG_REDIS_CLUSTER=0)"
+    return f"Redis Cluster at {where} unreachable: {detail[:200]}"
 
 
 def is_cluster(client: Any) -> bool:
     return isinstance(client, RedisCluster)
+
+
+def check(client: Any) -> None:
+    """PING once at start: fail now on what no retry can fix (TLS, cluster mode).
+
+    A Redis that is merely down is not fatal: long-running processes retry.
+    """
+    try:
+        client.ping()
+    except TLSSetupError as exc:
+        raise StoreError(str(exc)) from None
+    except redis.RedisError as exc:
+        if isinstance(exc, redis.exceptions.MovedError) or str(exc).startswith("MOVED"):
+            raise ConfigError(CLUSTER_HINT) from None
+        log.warning("redis not reachable yet, retrying %s", kv(error=" ".join(str(exc).split())))
