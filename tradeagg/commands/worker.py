@@ -8,6 +8,7 @@ import os
 import socket
 
 import gevent.pool
+from confluent_kafka import Producer
 from gevent import monkey
 
 from tradeagg.engine.apply import Engine
@@ -15,7 +16,9 @@ from tradeagg.logs import kv
 from tradeagg.observe import heartbeat
 from tradeagg.observe.metrics import metrics_from_settings
 from tradeagg.runtime.consumer import ShardConsumer
+from tradeagg.runtime.feed import ChangeFeed
 from tradeagg.runtime.janitor import Janitor
+from tradeagg.runtime.kafkaconf import producer_config
 from tradeagg.runtime.reclaim import Reclaimer
 from tradeagg.runtime.service import Service
 from tradeagg.settings import Settings
@@ -41,6 +44,13 @@ def consumer_name(settings: Settings) -> str:
     return settings.consumer_name or f"{socket.gethostname()}-{os.getpid()}"
 
 
+def output_producer(settings: Settings) -> Producer | None:
+    """A Kafka producer for ``TRADEAGG_OUTPUT_TOPIC``, or None when it is unset."""
+    if not settings.output_topic:
+        return None
+    return Producer({**producer_config(settings), "linger.ms": 20})
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if not monkey.is_module_patched("socket"):
         log.warning("gevent has not patched socket: run through the tradeagg entry point")
@@ -55,10 +65,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     def stopping() -> bool:
         return service.stopping.is_set()
 
+    feed = ChangeFeed(client, settings, metrics, output_producer(settings))
+    service.spawn("feed", feed.run, stopping)
     for shard in range(settings.shards):
-        consumer = ShardConsumer(shard, reader, engine, pool, settings, metrics, name, stopping)
+        consumer = ShardConsumer(
+            shard, reader, engine, pool, settings, metrics, name, stopping, feed.applied
+        )
         service.spawn(f"shard-{shard}", consumer.run)
-    janitor = Janitor(client, engine, settings, metrics, service.sleep, stopping, name)
+    janitor = Janitor(
+        client, engine, settings, metrics, service.sleep, stopping, name, feed.refreshed
+    )
     service.spawn("janitor", janitor.run)
     reclaimer = Reclaimer(engine, pool, settings, metrics, name, stopping)
     service.spawn("reclaim", reclaimer.run, service.sleep)

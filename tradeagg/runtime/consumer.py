@@ -97,7 +97,9 @@ class ShardConsumer:
         metrics: Metrics,
         consumer: str,
         stopping: Callable[[], bool],
+        on_applied: Callable[[list[TokenResult]], None] | None = None,
     ) -> None:
+        self.on_applied = on_applied  # told of committed results (the change feed)
         self.shard = shard
         self.stream = keys.stream(shard)
         self.reader = reader
@@ -193,6 +195,8 @@ class ShardConsumer:
                     "token state rebuilt from its list %s",
                     kv(shard=self.shard, token=r.token, reason=r.reason, dropped=r.rebuilt),
                 )
+        if self.on_applied is not None:
+            self.on_applied(results)
         if corrupt:  # damage found mid-apply: the re-read of these entries rebuilds the token
             try:
                 self.integrity.invalidate(corrupt)
