@@ -27,6 +27,7 @@ COMMANDS = (
     "append",
     "bench",
     "demo",
+    "serve",
 )
 
 
