@@ -21,11 +21,15 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import gevent
 import gevent.lock
 import redis
+from gevent.pywsgi import WSGIHandler
+from gevent.socket import wait_read
 
 from tradeagg.api import http, params
 from tradeagg.api.hub import Hub, Subscriber, update_event
@@ -49,7 +53,29 @@ SSE_HEADERS = [
     ("X-Accel-Buffering", "no"),
 ]
 
-Handler = Callable[..., http.Response]
+SOCKET = "tradeagg.socket"  # environ key of the client's socket (see ``Handler``)
+
+Route = Callable[..., http.Response]
+
+
+class Handler(WSGIHandler):
+    """pywsgi's handler, also handing the client socket to the application, so that an
+    idle event stream notices at once when its client hangs up."""
+
+    def get_environ(self) -> dict:
+        environ = super().get_environ()
+        environ[SOCKET] = self.socket
+        return environ
+
+
+def watch_hangup(sock: Any, sub: Subscriber) -> None:
+    """Close ``sub`` when its client hangs up (readable with nothing to read)."""
+    try:
+        wait_read(sock.fileno())
+        if not sock.recv(1, socket.MSG_PEEK):
+            sub.close()
+    except OSError:
+        sub.close()
 
 
 class Api:
@@ -62,7 +88,7 @@ class Api:
         self.ranker = Ranker(client, settings, self.reader)
         self.static = Static()
         self.slots = gevent.lock.BoundedSemaphore(REDIS_CONCURRENCY)
-        self.routes: list[tuple[re.Pattern[str], Handler, bool]] = [
+        self.routes: list[tuple[re.Pattern[str], Route, bool]] = [
             (re.compile(r"^/v1/tokens/([^/]*)$"), self.token, True),
             (re.compile(r"^/v1/tokens$"), self.tokens, True),
             (re.compile(r"^/v1/top$"), self.top, True),
@@ -93,7 +119,7 @@ class Api:
                 if match:
                     if guarded:
                         http.authorize(environ, self.settings.api_token)
-                    return handler(environ.get("QUERY_STRING", ""), *match.groups())
+                    return handler(environ, *match.groups())
             raise ApiError(404, f"no route {path[:80]!r}")
         except ApiError as exc:
             return http.error(exc)
@@ -108,14 +134,16 @@ class Api:
 
     # -- routes --
 
-    def token(self, qs: str, addr: str) -> http.Response:
+    def token(self, environ: dict, addr: str) -> http.Response:
+        qs = environ.get("QUERY_STRING", "")
         q = params.query(qs, ("at",))
         token, at = params.token(addr), params.at(q.get("at"))
         with self.slots:
             view = self.reader.read(token, at)
         return http.json_text(200, view_json(view))
 
-    def tokens(self, qs: str) -> http.Response:
+    def tokens(self, environ: dict) -> http.Response:
+        qs = environ.get("QUERY_STRING", "")
         q = params.query(qs, ("ids", "at"))
         if "ids" not in q:
             raise ApiError(400, "ids: give up to 100 comma-separated token addresses")
@@ -124,7 +152,8 @@ class Api:
             _, views = self.ranker.read_all(tokens, at)
         return http.json_text(200, "[" + ", ".join(view_json(v) for v in views) + "]")
 
-    def top(self, qs: str) -> http.Response:
+    def top(self, environ: dict) -> http.Response:
+        qs = environ.get("QUERY_STRING", "")
         q = params.query(qs, ("window", "by", "limit", "at"))
         window = params.window(q.get("window"), self.settings, default_window(self.settings))
         by, limit = params.by(q.get("by")), params.limit(q.get("limit"), 50)
@@ -135,7 +164,8 @@ class Api:
             200, "[" + ", ".join(row_json(r, ranking) for r in ranking.rows) + "]"
         )
 
-    def stream(self, qs: str) -> http.Response:
+    def stream(self, environ: dict) -> http.Response:
+        qs = environ.get("QUERY_STRING", "")
         q = params.query(qs, ("tokens", "top"))
         if ("tokens" in q) == ("top" in q):
             raise ApiError(400, "give either tokens=A,B,... or top=WINDOW:BY:LIMIT")
@@ -154,9 +184,10 @@ class Api:
         except BaseException:
             self.hub.unsubscribe(sub)
             raise
-        return http.Response(200, self._events(sub), SSE_HEADERS)
+        return http.Response(200, self._events(sub, environ.get(SOCKET)), SSE_HEADERS)
 
-    def _events(self, sub: Subscriber) -> Iterator[bytes]:
+    def _events(self, sub: Subscriber, sock: Any) -> Iterator[bytes]:
+        watcher = gevent.spawn(watch_hangup, sock, sub) if sock is not None else None
         try:
             yield b"retry: 2000\n\n"
             while not sub.closed:
@@ -166,14 +197,18 @@ class Api:
                 yield b"".join(items) if items else b": keepalive\n\n"
         finally:
             self.hub.unsubscribe(sub)
+            if watcher is not None:
+                watcher.kill(block=False)
 
-    def windows(self, qs: str) -> http.Response:
+    def windows(self, environ: dict) -> http.Response:
+        qs = environ.get("QUERY_STRING", "")
         params.query(qs, ())
         labels = [w.label for w in self.settings.windows]
         doc = {"windows": labels, "default": default_window(self.settings)}
         return http.json_text(200, json.dumps(doc))
 
-    def health(self, qs: str) -> http.Response:
+    def health(self, environ: dict) -> http.Response:
+        qs = environ.get("QUERY_STRING", "")
         params.query(qs, ())
         try:
             with self.slots:
@@ -182,10 +217,10 @@ class Api:
             return http.json_text(503, json.dumps({"ok": False, "error": type(exc).__name__}))
         return http.json_text(200, json.dumps({"ok": True, "sse_clients": self.hub.clients()}))
 
-    def page(self, qs: str) -> http.Response:
-        return self.asset(qs, "index.html")
+    def page(self, environ: dict) -> http.Response:
+        return self.asset(environ, "index.html")
 
-    def asset(self, qs: str, name: str) -> http.Response:
+    def asset(self, environ: dict, name: str) -> http.Response:
         found = self.static.get(name)
         if found is None:
             raise ApiError(404, f"no file {name!r}")

@@ -19,7 +19,7 @@ from tradeagg.settings import Settings
 MAX_IDS = 100  # CONTRACT §7: a batch read holds up to 100 tokens
 MAX_LIMIT = 500
 MAX_STREAM_LIMIT = 100
-MAX_QUERY = 8_192
+MAX_QUERY = 6_000
 MAX_AT = 2**53
 _DIGITS = re.compile(r"^[0-9]{1,16}$")  # ASCII only: str.isdigit() accepts "²"
 

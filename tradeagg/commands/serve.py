@@ -9,7 +9,7 @@ import gevent.pool
 from gevent import monkey
 from gevent.pywsgi import WSGIServer
 
-from tradeagg.api.app import REDIS_CONCURRENCY, Api
+from tradeagg.api.app import REDIS_CONCURRENCY, Api, Handler
 from tradeagg.api.hub import Hub
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import metrics_from_settings, run_flusher
@@ -62,6 +62,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         (settings.http_host, settings.http_port),
         api,
         spawn=gevent.pool.Pool(MAX_CONNECTIONS),
+        handler_class=Handler,
         log=None,
         error_log=logging.getLogger("tradeagg.http"),
     )
