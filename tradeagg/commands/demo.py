@@ -93,6 +93,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"redis {s.redis_url}  kafka {s.kafka_bootstrap_servers}  topic {s.topic}", flush=True
         )
+        print(f"live screener: {demo.url}", flush=True)
         if ui:
             term.enter()
         started = time.monotonic()
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             snap = demo.snapshot(window, cols, limit=_rows(ui))
             if ui:
                 width, height = shutil.get_terminal_size()
-                title = f"tradeagg demo  {elapsed:4.0f}s  (Ctrl-C to stop)"
+                title = f"tradeagg demo  {elapsed:4.0f}s  (Ctrl-C to stop)  web: {demo.url}"
                 term.draw(liveview.screen(snap, title, width, height))
             elif elapsed - last_summary >= 5 or last_summary == 0:
                 print(liveview.summary(snap), flush=True)

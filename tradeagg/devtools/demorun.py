@@ -1,5 +1,8 @@
 """One demo run: embedded servers, the pipeline's processes, the feed, and its figures.
 
+Besides the bridge and workers, ``tradeagg serve`` runs as a child on a free
+loopback port: ``url`` is its live web screener.
+
 The demo command only draws; this module owns what runs. The bridge and
 workers are the real ``python -m tradeagg bridge|worker`` processes, pointed
 at the embedded servers through their environment exactly as an operator
@@ -21,7 +24,7 @@ import gevent
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tradeagg.devtools.embedded import Embedded
+from tradeagg.devtools.embedded import Embedded, free_port
 from tradeagg.devtools.feed import PacedFeed
 from tradeagg.devtools.liveview import Snapshot
 from tradeagg.engine.rank import Ranker
@@ -52,6 +55,7 @@ class DemoRun:
         self.embedded = Embedded()
         self.settings = settings
         self.client: Any = None
+        self.url = ""  # the live screener, once started
         self.producer: Producer | None = None
         self.feed: PacedFeed | None = None
         self._feeding: gevent.Greenlet | None = None
@@ -85,6 +89,10 @@ class DemoRun:
             self.embedded.spawn(
                 name, [*argv, "worker"], {**env, "TRADEAGG_CONSUMER": f"demo-{name}"}
             )
+        port = free_port()
+        web = {"TRADEAGG_HTTP_PORT": str(port), "PORT": "", "TRADEAGG_HTTP_HOST": "127.0.0.1"}
+        self.embedded.spawn("serve", [*argv, "serve"], {**env, **web})
+        self.url = f"http://127.0.0.1:{port}/"
         self.client = connect(self.settings, max_connections=8)
         self.producer = Producer({**producer_config(self.settings), "linger.ms": 20})
         self.feed = PacedFeed(

@@ -21,6 +21,7 @@ function authHeaders() {
 
 async function getJSON(path) {
   const r = await fetch(path, { headers: authHeaders(), cache: "no-store" });
+  if (r.status === 401) throw new Error("the API needs its bearer token: add #token=… to the URL");
   const body = await r.json();
   if (!r.ok) throw new Error(body.error || r.status);
   return body;
