@@ -24,7 +24,7 @@ import gevent
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tradeagg.devtools.embedded import Embedded, free_port
+from tradeagg.devtools.embedded import Embedded, free_port, wait_port
 from tradeagg.devtools.feed import PacedFeed
 from tradeagg.devtools.liveview import Snapshot
 from tradeagg.engine.rank import Ranker
@@ -91,7 +91,8 @@ class DemoRun:
             )
         port = free_port()
         web = {"TRADEAGG_HTTP_PORT": str(port), "PORT": "", "TRADEAGG_HTTP_HOST": "127.0.0.1"}
-        self.embedded.spawn("serve", [*argv, "serve"], {**env, **web})
+        serve = self.embedded.spawn("serve", [*argv, "serve"], {**env, **web})
+        wait_port(port, 60.0, serve)
         self.url = f"http://127.0.0.1:{port}/"
         self.client = connect(self.settings, max_connections=8)
         self.producer = Producer({**producer_config(self.settings), "linger.ms": 20})
