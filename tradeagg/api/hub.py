@@ -10,7 +10,8 @@ a subscriber's mailbox holds at most one pending event per token (a newer
 state replaces the older one: the client skips ahead), and a subscriber
 whose mailbox outgrows ``MAX_PENDING`` or who has not taken anything for
 ``STALL_S`` seconds is dropped. Ranking subscriptions (``?top=5m:volume:50``)
-share one exact ranking, refreshed at most every ``RANK_EVERY_S``; when the
+share one exact ranking, refreshed at most every ``RANK_EVERY_S`` by its own
+greenlet (``rank_loop``); when the
 members change the subscribers get a ``top`` event with the new order.
 """
 
@@ -41,7 +42,7 @@ READ_COUNT = 2_000
 BLOCK_MS = 500
 MAX_PENDING = 256
 STALL_S = 30.0
-RANK_EVERY_S = 1.0
+RANK_EVERY_S = 2.0
 TOP_KEY = "\0top"  # mailbox slot of the ranking event (never a token address)
 
 
@@ -109,6 +110,7 @@ class Hub:
         self.members: dict[TopSpec, list[str]] = {}
         self.latest: dict[str, bytes] = {}  # update events of current ranking members
         self.ranked_at = -1e18
+        self.wake_ranker = gevent.event.Event()
         self.last_top_at = 0
         self.dropped = 0
 
@@ -124,7 +126,8 @@ class Hub:
             if known:
                 self._greet(sub, sub.top)
             else:
-                self.ranked_at = -1e18  # rank on the next pass
+                self.ranked_at = -1e18  # rank at once
+                self.wake_ranker.set()
         self.metrics.gauge("sse.clients", self.clients())
 
     def unsubscribe(self, sub: Subscriber) -> None:
@@ -188,10 +191,22 @@ class Hub:
         self.metrics.incr("sse.announcements", len(changed))
         return changed
 
+    def rank_loop(self, stopping: Callable[[], bool]) -> None:
+        """Re-rank while ranking subscribers exist: at most every RANK_EVERY_S, one at a time.
+
+        Its own greenlet, so that a ranking over thousands of tokens never holds up
+        the delivery of updates.
+        """
+        while not stopping():
+            left = RANK_EVERY_S - (self.clock() - self.ranked_at)
+            if self.by_top and left <= 0:
+                retry.call(log, "hub.rank", self.refresh_rankings, until=stopping)
+            else:
+                self.wake_ranker.wait(max(0.01, min(left, RANK_EVERY_S)))
+                self.wake_ranker.clear()
+
     def dispatch(self, changed: set[str]) -> None:
-        """Read what is watched, hand each event to its subscribers; re-rank when due."""
-        if self.by_top and self.clock() - self.ranked_at >= RANK_EVERY_S:
-            self.refresh_rankings()
+        """Read what is watched, hand each event to its subscribers."""
         members = {t for ts in self.members.values() for t in ts}
         wanted = sorted(t for t in changed if t in self.by_token or t in members)
         if not wanted:
@@ -229,6 +244,8 @@ class Hub:
         """One exact read of every active token, ranked for each subscribed spec."""
         self.ranked_at = self.clock()
         specs = list(self.by_top)
+        if not specs:
+            return
         ranking = self.ranker.top(specs[0].window, specs[0].by, None)
         views = {v.token: v for v in ranking.views}
         kept: dict[str, bytes] = {}

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return service.stopping.is_set()
 
     service.spawn("hub", hub.run, stopping)
+    service.spawn("ranking", hub.rank_loop, stopping)
     service.spawn("metrics", run_flusher, service, metrics, settings.metrics_interval)
     server = WSGIServer(
         (settings.http_host, settings.http_port),
