@@ -32,6 +32,7 @@ COMMANDS = (
     "dead",
     "bench",
     "demo",
+    "serve",
 )
 
 

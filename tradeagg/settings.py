@@ -317,6 +317,22 @@ class Settings:
     warn_repeat_s: float = setting(
         60.0, "TRADEAGG_WARN_REPEAT_S", _float(0, 86_400), "repeat a standing warning this often, s"
     )
+    feed_hz: float = setting(
+        4.0, "TRADEAGG_FEED_HZ", _float(0.01, 1_000), "change announcements per token per second"
+    )
+    feed_maxlen: int = setting(
+        10_000, "TRADEAGG_FEED_MAXLEN", _int(10, 10_000_000), "change stream entries per shard"
+    )
+    output_topic: str = setting(
+        "", "TRADEAGG_OUTPUT_TOPIC", _str, "Kafka topic of changed tokens' JSON; empty: off"
+    )
+    http_port: int = setting(
+        8080, ("TRADEAGG_HTTP_PORT", "PORT"), _int(1, 65_535), "serve: HTTP port (PORT wins)"
+    )
+    http_host: str = setting("0.0.0.0", "TRADEAGG_HTTP_HOST", _str, "serve: address to bind")
+    api_token: str = setting(
+        "", "TRADEAGG_API_TOKEN", _str, "serve: bearer token of /v1/*; empty: open", secret=True
+    )
     log_level: str = setting("INFO", "LOG_LEVEL", _log_level, "debug, info, warning, error")
     process_name: str = setting(
         "",

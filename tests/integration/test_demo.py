@@ -17,6 +17,7 @@ import subprocess
 import sys
 import termios
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -178,7 +179,11 @@ def test_killed_demo_takes_its_children_along(demo_env):
             if line.startswith("["):  # the first summary: servers and children are up
                 break
         where = addresses("".join(seen))
-        assert len(marked(mark, where)) == 5, seen  # demo, redis, broker, bridge, worker
+        assert len(marked(mark, where)) == 6, seen  # demo, redis, broker, bridge, worker, serve
+        url = re.search(r"live screener: (http://127\.0\.0\.1:\d+/)", "".join(seen))
+        assert url, seen
+        with urllib.request.urlopen(url.group(1), timeout=10) as page:
+            assert page.status == 200 and b"/static/screener.js" in page.read()
         proc.kill()
         proc.wait(10)
     finally:

@@ -94,6 +94,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"redis {mask(s.redis_url)}  kafka {s.kafka_bootstrap_servers}  topic {s.topic}",
             flush=True,
         )
+        print(f"live screener: {demo.url}", flush=True)
         if ui:
             term.enter()
         started = time.monotonic()
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             snap = demo.snapshot(window, cols, limit=_rows(ui))
             if ui:
                 width, _height = shutil.get_terminal_size()
-                title = f"tradeagg demo  {elapsed:4.0f}s  (Ctrl-C to stop)"
+                title = f"tradeagg demo  {elapsed:4.0f}s  (Ctrl-C to stop)  web: {demo.url}"
                 term.draw(liveview.view(snap, title, width))
             elif elapsed - last_summary >= 5 or last_summary == 0:
                 print(liveview.summary(snap), flush=True)

@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 from tradeagg.commands import humanize, render
 from tradeagg.commands.coverage import add_strict_flag, check_windows
 from tradeagg.commands.wording import as_flags
-from tradeagg.contract.documents import rank_document
-from tradeagg.contract.exactjson import dumps
-from tradeagg.engine.rank import RANK_BY, Ranker, Ranking
+from tradeagg.contract.documents import rank_json
+from tradeagg.engine.rank import RANK_BY, Ranker, Ranking, default_window
 from tradeagg.settings import Settings
 from tradeagg.store.connection import connect
 
@@ -50,15 +49,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--at", type=int, metavar="MS", help="instant, epoch milliseconds")
     add_strict_flag(p)
     p.set_defaults(run=run)
-
-
-def default_window(settings: Settings) -> str:
-    """5m when configured, else the shortest window longer than a minute, else the longest."""
-    labels = [w.label for w in settings.windows]
-    if "5m" in labels:
-        return "5m"
-    longer = [w.label for w in settings.windows if w.ms > 60_000]
-    return longer[0] if longer else labels[-1]
 
 
 HEAD = ("#", "token", "trades", "buys", "sells", "volume", "buy vol", "close", "change")
@@ -107,7 +97,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         client.close()
     if args.json:
         for r in ranking.rows:
-            print(dumps(rank_document(r.rank, r.view, ranking.window, ranking.by)))
+            print(rank_json(r, ranking))
     else:
         print(table(ranking))
     return 0

@@ -8,6 +8,7 @@ import os
 import socket
 
 import gevent.pool
+from confluent_kafka import Producer
 from gevent import monkey
 
 from tradeagg.engine.apply import Engine
@@ -15,7 +16,9 @@ from tradeagg.logs import kv
 from tradeagg.observe import heartbeat
 from tradeagg.observe.metrics import metrics_from_settings
 from tradeagg.runtime.consumer import ShardConsumer
+from tradeagg.runtime.feed import ChangeFeed
 from tradeagg.runtime.janitor import Janitor
+from tradeagg.runtime.kafkaconf import producer_config
 from tradeagg.runtime.pressure import Pressure
 from tradeagg.runtime.reclaim import Reclaimer
 from tradeagg.runtime.service import Service
@@ -42,6 +45,13 @@ def consumer_name(settings: Settings) -> str:
     return settings.consumer_name or f"{socket.gethostname()}-{os.getpid()}"
 
 
+def output_producer(settings: Settings) -> Producer | None:
+    """A Kafka producer for ``TRADEAGG_OUTPUT_TOPIC``, or None when it is unset."""
+    if not settings.output_topic:
+        return None
+    return Producer({**producer_config(settings), "linger.ms": 20})
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if not monkey.is_module_patched("socket"):
         log.warning("gevent has not patched socket: run through the tradeagg entry point")
@@ -56,13 +66,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     def stopping() -> bool:
         return service.stopping.is_set()
 
+    feed = ChangeFeed(client, settings, metrics, output_producer(settings))
+    service.spawn("feed", feed.run, stopping)
     pressure = Pressure(metrics)  # one refusal warning a minute for the whole process
     for shard in range(settings.shards):
         consumer = ShardConsumer(
-            shard, reader, engine, pool, settings, metrics, name, stopping, pressure
+            shard, reader, engine, pool, settings, metrics, name, stopping, pressure, feed.applied
         )
         service.spawn(f"shard-{shard}", consumer.run)
-    janitor = Janitor(client, engine, settings, metrics, service.sleep, stopping, name)
+    janitor = Janitor(
+        client, engine, settings, metrics, service.sleep, stopping, name, feed.refreshed
+    )
     janitor.pressure = pressure
     service.spawn("janitor", janitor.run)
     reclaimer = Reclaimer(engine, pool, settings, metrics, name, stopping, pressure)

@@ -16,6 +16,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate
 
 from tradeagg.contract.address import ADDRESS_RE
+from tradeagg.contract.exactjson import dumps
 
 RANK_FIELDS = ("rank", "token", "at", "window", "by")
 
@@ -88,3 +89,13 @@ def rank_document(rank: int, view: Any, window: str, by: str) -> dict[str, Any]:
     """One line of ``top --json``: the rank, the token, then its metrics in ``window``."""
     head = {"rank": rank, "token": view.token, "at": view.at, "window": window, "by": by}
     return _RANK.dump({**head, **_WINDOW.dump(view.windows[window])})
+
+
+def token_json(view: Any) -> str:
+    """The ``show --json`` document of ``view`` as one line of exact JSON (API, feed, CLI)."""
+    return dumps(token_document(view))
+
+
+def rank_json(row: Any, ranking: Any) -> str:
+    """One ``top --json`` line of ``row`` in ``ranking`` (API and CLI alike)."""
+    return dumps(rank_document(row.rank, row.view, ranking.window, ranking.by))

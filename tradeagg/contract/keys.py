@@ -76,3 +76,9 @@ def heartbeat(kind: str, name: str) -> str:
 def janitor_lock() -> str:
     """Lock (SET NX PX) so that one janitor runs at a time across processes."""
     return f"{PREFIX}:{{janitor}}:lock"
+
+
+def changes(shard: int) -> str:
+    """Capped change feed of the shard (CONTRACT §6): entries ``token``, ``at``,
+    ``last_update``, at most ``TRADEAGG_FEED_MAXLEN`` of them."""
+    return f"{PREFIX}:{{s{shard}}}:changes"

@@ -1,5 +1,8 @@
 """One demo run: embedded servers, the pipeline's processes, the feed, and its figures.
 
+Besides the bridge and workers, ``tradeagg serve`` runs as a child on a free
+loopback port: ``url`` is its live web screener.
+
 The demo command only draws; this module owns what runs. The bridge and
 workers are the real ``python -m tradeagg bridge|worker`` processes, pointed
 at the embedded servers through their environment exactly as an operator
@@ -20,7 +23,7 @@ from typing import Any
 import gevent
 from confluent_kafka import Producer
 
-from tradeagg.devtools.embedded import Embedded
+from tradeagg.devtools.embedded import Embedded, free_port, wait_port
 from tradeagg.devtools.feed import PacedFeed
 from tradeagg.devtools.kafkatools import create_topic
 from tradeagg.devtools.liveview import Snapshot
@@ -48,6 +51,7 @@ class DemoRun:
         self.embedded = Embedded()
         self.settings = settings
         self.client: Any = None
+        self.url = ""  # the live screener, once started
         self.producer: Producer | None = None
         self.feed: PacedFeed | None = None
         self._feeding: gevent.Greenlet | None = None
@@ -81,6 +85,11 @@ class DemoRun:
             self.embedded.spawn(
                 name, [*argv, "worker"], {**env, "TRADEAGG_CONSUMER": f"demo-{name}"}
             )
+        port = free_port()
+        web = {"TRADEAGG_HTTP_PORT": str(port), "PORT": "", "TRADEAGG_HTTP_HOST": "127.0.0.1"}
+        serve = self.embedded.spawn("serve", [*argv, "serve"], {**env, **web})
+        wait_port(port, 60.0, serve)
+        self.url = f"http://127.0.0.1:{port}/"
         self.client = connect(self.settings, max_connections=8)
         self.producer = Producer({**producer_config(self.settings), "linger.ms": 20})
         self.feed = PacedFeed(

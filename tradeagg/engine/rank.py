@@ -143,3 +143,12 @@ class Ranker:
         rows = rank(views, window, by, limit)
         stamp = read_at if read_at is not None else max((v.at for v in views), default=0)
         return Ranking(stamp, window, by, len(tokens), rows, views)
+
+
+def default_window(settings: Settings) -> str:
+    """5m when configured, else the shortest window longer than a minute, else the longest."""
+    labels = [w.label for w in settings.windows]
+    if "5m" in labels:
+        return "5m"
+    longer = [w.label for w in settings.windows if w.ms > 60_000]
+    return longer[0] if longer else labels[-1]

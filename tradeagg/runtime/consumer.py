@@ -63,7 +63,9 @@ class ShardConsumer:
         consumer: str,
         stopping: Callable[[], bool],
         pressure: Pressure | None = None,
+        on_applied: Callable[[list[TokenResult]], None] | None = None,
     ) -> None:
+        self.on_applied = on_applied  # told of committed results (the change feed)
         self.shard = shard
         self.pressure = pressure or Pressure(metrics)
         self.stream = ShardStream(engine.client, shard, settings.dead_letter_max)
@@ -141,6 +143,8 @@ class ShardConsumer:
                     "token state rebuilt from its list %s",
                     kv(shard=self.shard, token=r.token, reason=r.reason, dropped=r.rebuilt),
                 )
+        if self.on_applied is not None:
+            self.on_applied(results)
         if corrupt:  # damage found mid-apply: the re-read of these entries rebuilds the token
             try:
                 self.integrity.invalidate(corrupt)

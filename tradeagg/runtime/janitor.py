@@ -70,7 +70,9 @@ class Janitor:
         wait: Callable[[float], bool],
         stopping: Callable[[], bool],
         holder: str = "",
+        on_refreshed: Callable[[list[TokenResult]], None] | None = None,
     ) -> None:
+        self.on_refreshed = on_refreshed  # told of committed refreshes (the change feed)
         self.client = client
         self.engine = engine
         self.settings = settings
@@ -157,6 +159,8 @@ class Janitor:
             if broken:  # damage the cheap checks missed: have the list rebuilt, once
                 self._retry("invalidate", self.integrity.invalidate, broken)
                 results.update(self._advance(broken, now))
+            if self.on_refreshed is not None:
+                self.on_refreshed(list(results.values()))
             gone = []
             for token in tokens:
                 r = results.get(token)

@@ -1,0 +1,275 @@
+"""The SSE hub: one reader of the change streams per server process, fanned out.
+
+``Hub.run`` XREADs every shard's ``tradeagg:{sN}:changes`` (one blocking
+connection for the whole process), reads each announced token that somebody
+watches once (pipelined, exact, as of one instant), renders its ``update``
+event once, and hands the same bytes to every subscriber of that token.
+
+Subscribers never make the hub wait and never make it buffer without bound:
+a subscriber's mailbox holds at most one pending event per token (a newer
+state replaces the older one: the client skips ahead), and a subscriber
+whose mailbox outgrows ``MAX_PENDING`` or who has not taken anything for
+``STALL_S`` seconds is dropped. Ranking subscriptions (``?top=5m:volume:50``)
+share one exact ranking, refreshed at most every ``RANK_EVERY_S`` by its own
+greenlet (``rank_loop``); when the
+members change the subscribers get a ``top`` event with the new order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import gevent.event
+
+from tradeagg.api.params import TopSpec
+from tradeagg.contract import keys
+from tradeagg.contract.documents import token_json
+from tradeagg.engine.apply import TOKEN_RE
+from tradeagg.engine.rank import Ranker, rank
+from tradeagg.engine.read import TokenView
+from tradeagg.logs import kv
+from tradeagg.observe.metrics import Metrics
+from tradeagg.runtime import retry
+from tradeagg.settings import Settings
+from tradeagg.store.connection import text
+
+log = logging.getLogger("tradeagg.hub")
+
+READ_COUNT = 2_000
+BLOCK_MS = 500
+MAX_PENDING = 256
+STALL_S = 30.0
+RANK_EVERY_S = 2.0
+TOP_KEY = "\0top"  # mailbox slot of the ranking event (never a token address)
+
+
+def update_event(view: TokenView) -> bytes:
+    return b"event: update\ndata: " + token_json(view).encode() + b"\n\n"
+
+
+def top_event(spec: TopSpec, members: list[str], at: int) -> bytes:
+    doc = {"window": spec.window, "by": spec.by, "limit": spec.limit, "at": at, "tokens": members}
+    return b"event: top\ndata: " + json.dumps(doc).encode() + b"\n\n"
+
+
+class Subscriber:
+    """One SSE client: a bounded mailbox, one slot per token (newest wins)."""
+
+    __slots__ = ("tokens", "top", "mailbox", "ready", "closed", "taken_at")
+
+    def __init__(self, tokens: Iterable[str] = (), top: TopSpec | None = None) -> None:
+        self.tokens = frozenset(tokens)
+        self.top = top
+        self.mailbox: dict[str, bytes] = {}
+        self.ready = gevent.event.Event()
+        self.closed = False
+        self.taken_at = time.monotonic()
+
+    def offer(self, key: str, payload: bytes) -> None:
+        self.mailbox.pop(key, None)  # re-insert: events leave in the order of their newest state
+        self.mailbox[key] = payload
+        if not self.ready.is_set():
+            self.ready.set()
+
+    def take(self, timeout: float) -> list[bytes]:
+        """Everything pending (possibly nothing after ``timeout`` s); empties the mailbox."""
+        self.ready.wait(timeout)
+        self.ready.clear()
+        self.taken_at = time.monotonic()
+        out = list(self.mailbox.values())
+        self.mailbox.clear()
+        return out
+
+    def close(self) -> None:
+        self.closed = True
+        self.mailbox.clear()
+        self.ready.set()
+
+
+class Hub:
+    def __init__(
+        self,
+        reader_client: Any,
+        client: Any,
+        settings: Settings,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.blocking = reader_client
+        self.client = client
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        self.ranker = Ranker(client, settings)
+        self.subscribers: set[Subscriber] = set()
+        self.by_token: dict[str, set[Subscriber]] = {}
+        self.by_top: dict[TopSpec, set[Subscriber]] = {}
+        self.members: dict[TopSpec, list[str]] = {}
+        self.latest: dict[str, bytes] = {}  # update events of current ranking members
+        self.ranked_at = -1e18
+        self.wake_ranker = gevent.event.Event()
+        self.last_top_at = 0
+        self.dropped = 0
+
+    # -- subscriptions (called from request greenlets) --
+
+    def subscribe(self, sub: Subscriber) -> None:
+        self.subscribers.add(sub)
+        for token in sub.tokens:
+            self.by_token.setdefault(token, set()).add(sub)
+        if sub.top is not None:
+            known = sub.top in self.members
+            self.by_top.setdefault(sub.top, set()).add(sub)
+            if known:
+                self._greet(sub, sub.top)
+            else:
+                self.ranked_at = -1e18  # rank at once
+                self.wake_ranker.set()
+        self.metrics.gauge("sse.clients", self.clients())
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+        for token in sub.tokens:
+            subs = self.by_token.get(token)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self.by_token[token]
+        if sub.top is not None:
+            subs = self.by_top.get(sub.top)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self.by_top[sub.top]
+                    self.members.pop(sub.top, None)
+
+    def clients(self) -> int:
+        return len(self.subscribers)
+
+    def close(self) -> None:
+        for sub in list(self.subscribers):
+            sub.close()
+
+    # -- the one reader --
+
+    def run(self, stopping: Callable[[], bool]) -> None:
+        ids = retry.call(log, "hub.tails", self.tails, until=stopping)
+        log.info("sse hub started %s", kv(shards=self.settings.shards))
+        while not stopping():
+            changed = retry.call(log, "hub.read", self.read, ids, until=stopping)
+            if changed is None:
+                break
+            retry.call(log, "hub.dispatch", self.dispatch, changed, until=stopping)
+        self.close()
+
+    def tails(self) -> dict[str, str]:
+        """The newest id of every change stream: only announcements after it are read."""
+        pipe = self.blocking.pipeline(transaction=False)
+        names = [keys.changes(s) for s in range(self.settings.shards)]
+        for name in names:
+            pipe.xrevrange(name, count=1)
+        return {
+            name: (text(last[0][0]) if last else "0-0")
+            for name, last in zip(names, pipe.execute(), strict=True)
+        }
+
+    def read(self, ids: dict[str, str]) -> set[str]:
+        """Tokens announced since ``ids`` (advanced in place); blocks up to BLOCK_MS."""
+        resp = self.blocking.xread(ids, count=READ_COUNT, block=BLOCK_MS) or []
+        changed: set[str] = set()
+        for stream, entries in resp:
+            if not entries:
+                continue
+            ids[text(stream)] = text(entries[-1][0])
+            for _id, fields in entries:
+                token = text(fields.get(b"token", b""))
+                if TOKEN_RE.match(token):
+                    changed.add(token)
+        self.metrics.incr("sse.announcements", len(changed))
+        return changed
+
+    def rank_loop(self, stopping: Callable[[], bool]) -> None:
+        """Re-rank while ranking subscribers exist: at most every RANK_EVERY_S, one at a time.
+
+        Its own greenlet, so that a ranking over thousands of tokens never holds up
+        the delivery of updates.
+        """
+        while not stopping():
+            left = RANK_EVERY_S - (self.clock() - self.ranked_at)
+            if self.by_top and left <= 0:
+                retry.call(log, "hub.rank", self.refresh_rankings, until=stopping)
+            else:
+                self.wake_ranker.wait(max(0.01, min(left, RANK_EVERY_S)))
+                self.wake_ranker.clear()
+
+    def dispatch(self, changed: set[str]) -> None:
+        """Read what is watched, hand each event to its subscribers."""
+        members = {t for ts in self.members.values() for t in ts}
+        wanted = sorted(t for t in changed if t in self.by_token or t in members)
+        if not wanted:
+            return
+        _, views = self.ranker.read_all(wanted, None)
+        for view in views:
+            payload = update_event(view)
+            if view.token in members:
+                self.latest[view.token] = payload
+            targets = set(self.by_token.get(view.token, ()))
+            for spec, ts in self.members.items():
+                if view.token in ts:
+                    targets.update(self.by_top.get(spec, ()))
+            self.deliver(targets, view.token, payload)
+
+    def deliver(self, targets: Iterable[Subscriber], key: str, payload: bytes) -> None:
+        now = time.monotonic()
+        for sub in targets:
+            if sub.closed:
+                continue
+            sub.offer(key, payload)
+            if len(sub.mailbox) > MAX_PENDING or (
+                len(sub.mailbox) > 1 and now - sub.taken_at > STALL_S
+            ):
+                self.drop(sub)
+
+    def drop(self, sub: Subscriber) -> None:
+        self.unsubscribe(sub)
+        sub.close()
+        self.dropped += 1
+        self.metrics.incr("sse.dropped")
+        log.warning("slow sse client dropped %s", kv(dropped=self.dropped))
+
+    def refresh_rankings(self) -> None:
+        """One exact read of every active token, ranked for each subscribed spec."""
+        self.ranked_at = self.clock()
+        specs = list(self.by_top)
+        if not specs:
+            return
+        ranking = self.ranker.top(specs[0].window, specs[0].by, None)
+        views = {v.token: v for v in ranking.views}
+        kept: dict[str, bytes] = {}
+        for spec in specs:
+            order = [r.token for r in rank(ranking.views, spec.window, spec.by, spec.limit)]
+            for token in order:
+                kept.setdefault(token, update_event(views[token]))
+            before = self.members.get(spec)
+            self.members[spec] = order
+            if before == order:
+                continue
+            fresh = [t for t in order if t not in set(before or ())]
+            targets = list(self.by_top.get(spec, ()))
+            self.deliver(targets, TOP_KEY, top_event(spec, order, ranking.at))
+            for token in fresh:
+                self.deliver(targets, token, kept[token])
+        self.latest = kept
+        self.last_top_at = ranking.at
+
+    def _greet(self, sub: Subscriber, spec: TopSpec) -> None:
+        """A new ranking subscriber: the current order and its members' latest states."""
+        order = self.members[spec]
+        sub.offer(TOP_KEY, top_event(spec, order, self.last_top_at))
+        for token in order:
+            if token in self.latest:
+                sub.offer(token, self.latest[token])
