@@ -12,9 +12,10 @@ from confluent_kafka import Consumer, Producer
 from tests.integration.test_worker import SHARDS, drained, feed, worker_env
 from tests.support.bridge_procs import Proc, wait_for
 from tradeagg.contract import keys
+from tradeagg.contract.documents import token_json
 from tradeagg.devtools.synthetic import SyntheticFeed
 from tradeagg.engine.apply import Engine, now_ms
-from tradeagg.engine.read import Reader, view_json
+from tradeagg.engine.read import Reader
 from tradeagg.observe.metrics import NullMetrics
 from tradeagg.runtime.feed import ChangeFeed
 from tradeagg.settings import Settings
@@ -165,7 +166,7 @@ def test_output_topic_gets_the_show_json_object(
     reader = Reader(redis_client, s)
     for token, doc in got.items():
         view = reader.read(token, doc["at"])  # the same instant: the same object, exactly
-        assert doc == json.loads(view_json(view), parse_float=Decimal)
+        assert doc == json.loads(token_json(view), parse_float=Decimal)
         assert doc["windows"]["1m"]["buys"] + doc["windows"]["1h"]["sells"] > 0
 
 

@@ -12,12 +12,12 @@ import pytest
 
 from tests.support.bridge_procs import wait_for
 from tests.support.serve_procs import ServeProc, SseClient
-from tradeagg.commands.top import row_json
 from tradeagg.contract import keys
+from tradeagg.contract.documents import rank_json, token_json
 from tradeagg.devtools.synthetic import SyntheticFeed
 from tradeagg.engine.apply import Engine, now_ms
 from tradeagg.engine.rank import Ranker
-from tradeagg.engine.read import Reader, view_json
+from tradeagg.engine.read import Reader
 from tradeagg.observe.metrics import NullMetrics
 from tradeagg.runtime.feed import ChangeFeed
 from tradeagg.settings import Settings
@@ -49,16 +49,16 @@ def test_reads_equal_show_and_top_json(world, redis_client) -> None:
     reader = Reader(redis_client, s)
     status, body = server.request("GET", f"/v1/tokens/{tokens[0]}?at={at}")[::2]
     assert status == 200
-    assert exact(body) == exact(view_json(reader.read(tokens[0], at)))
+    assert exact(body) == exact(token_json(reader.read(tokens[0], at)))
     status, doc = server.get(f"/v1/tokens?ids={','.join(tokens[:5])},{tokens[0]}&at={at}")
     assert status == 200 and [d["token"] for d in doc] == tokens[:5]
     assert [exact(json.dumps(d)) for d in doc] == [
-        exact(view_json(reader.read(t, at))) for t in tokens[:5]
+        exact(token_json(reader.read(t, at))) for t in tokens[:5]
     ]
     status, hdrs, body = server.request("GET", f"/v1/top?window=1m&by=buys&limit=4&at={at}")
     assert status == 200 and hdrs["content-type"] == "application/json"
     ranking = Ranker(redis_client, s).top("1m", "buys", 4, at)
-    assert exact(body) == [exact(row_json(r, ranking)) for r in ranking.rows]
+    assert exact(body) == [exact(rank_json(r, ranking)) for r in ranking.rows]
     assert len(ranking.rows) == 4
     status, doc = server.get("/v1/top")  # defaults: 5m, volume, 50
     assert status == 200 and {d["window"] for d in doc} == {"5m"} and len(doc) == len(tokens)

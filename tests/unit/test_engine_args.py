@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from tradeagg.commands.demo import columns
-from tradeagg.commands.top import _positive, default_window
+from tradeagg.commands.top import _positive
 from tradeagg.commands.wording import as_flags, flag_error
 from tradeagg.contract.address import is_address
 from tradeagg.engine.args import (
@@ -18,6 +18,7 @@ from tradeagg.engine.args import (
     check_window,
     windows_arg,
 )
+from tradeagg.engine.rank import default_window
 from tradeagg.errors import BadQuery, PastInstant, UsageError
 from tradeagg.settings import Settings, parse_windows
 
