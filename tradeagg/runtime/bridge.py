@@ -39,6 +39,7 @@ from tradeagg.errors import BrokerError, InvalidTrade
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
 from tradeagg.settings import Settings
+from tradeagg.store.replication import Replication
 from tradeagg.store.streams import pack
 
 log = logging.getLogger("tradeagg.bridge")
@@ -93,6 +94,9 @@ class Bridge:
         self._backlog_due = 0.0
         self._events: list[tuple[str, list[tuple[str, int]]]] = []  # filled by callbacks
         self._error_logged: dict[int, float] = {}
+        self.replication = Replication(
+            client, settings.redis_wait_replicas, settings.redis_wait_timeout_ms
+        )
         # the consumer's error_cb appends here (librdkafka's thread); step() logs them
         self.errors: list[KafkaError] = [] if errors is None else errors
 
@@ -232,6 +236,9 @@ class Bridge:
                     for key, fields, cap in adds:
                         pipe.xadd(key, fields, maxlen=cap, approximate=cap is not None)
                     pipe.execute()
+                    # before any offset commit: the entries on N replicas (a lag re-sends
+                    # them; the copies are the same trades, applied once)
+                    self.replication.confirm()
         except RetryError:
             log.warning("stopping with Redis down: batch not committed %s", kv(src=src))
             return False

@@ -146,6 +146,10 @@ def connect(settings: Settings, *, block_ms: int = 0, max_connections: int = 64)
         "socket_connect_timeout": 5.0,
         "health_check_interval": 30,
     }
+    if "+sentinel://" in settings.redis_url:
+        from tradeagg.store import sentinel
+
+        return sentinel.connect(settings.redis_url, options, max_connections)
     if settings.redis_cluster:
         return Cluster.from_url(url, max_connections=max_connections, **options)
     return redis.Redis.from_url(url, max_connections=max_connections, **options)
