@@ -21,6 +21,7 @@ from pathlib import Path
 from tests.support import reference
 from tests.support.bridge_procs import Proc, committed, produce, trade_message, wait_for
 from tests.support.checks import assert_matches_reference
+from tests.support.cluster_server import RedisClusterServer
 from tests.support.fault_procs import Feed, pending, settings_of, undelivered, worker_env
 from tests.support.sentinel_set import SentinelSet
 from tradeagg.contract import keys
@@ -137,3 +138,52 @@ def test_failover_without_wait_loses_what_only_the_primary_had(
     """
     lost, feed = run_failover(tmp_path, kafka_broker, kafka_topic, wait_replicas=0)
     assert 0 < lost <= feed.n
+
+
+def test_cluster_primary_killed_with_wait_loses_nothing(tmp_path: Path, kafka_broker, kafka_topic):
+    """3 primaries with a replica each; one primary SIGKILLed mid-run, its replica promoted."""
+    cluster = RedisClusterServer(tmp_path / "cluster", masters=3, replicas=1)
+    cluster.start(timeout=60)
+    env = worker_env(cluster.url, TRADEAGG_WINDOWS="10s,5m")
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_broker.bootstrap,
+        TRADEAGG_KAFKA_TOPIC=kafka_topic,
+        TRADEAGG_KAFKA_GROUP=kafka_topic,
+        TRADEAGG_REDIS_WAIT_REPLICAS="1",
+        TRADEAGG_REDIS_WAIT_TIMEOUT_MS="200",
+        TRADEAGG_RECLAIM_IDLE_MS="3000",
+    )
+    s = settings_of(env)
+    feed = Feed(seed=40, longest_ms=s.longest_ms)
+    flow = Flow(kafka_broker.bootstrap, kafka_topic, feed)
+    client = connect(s)
+    bridge = Proc("bridge", env, tmp_path / "bridge.log")
+    worker = Proc("worker", env, tmp_path / "worker.log")
+    try:
+        flow.send(300)
+        wait_for(lambda: flow.all_in(client, s.shards), 90, "first trades through")
+        victim = cluster.primaries()[0]
+        flow.send(200)
+        victim.kill()
+        wait_for(lambda: len(cluster.primaries()) == 3, 60, "a replica promoted")
+        victim.start()  # its nodes.conf says it was failed over: it rejoins as a replica
+        wait_for(lambda: cluster.role(victim) == "slave", 60, "the old primary as a replica")
+        flow.send(100)
+        wait_for(lambda: flow.all_in(client, s.shards), 180, "everything through after failover")
+        for proc in (bridge, worker):
+            assert proc.proc.poll() is None, f"{proc.log.name} exited:\n{proc.text()[-3000:]}"
+        at = now_ms() + 2_000
+        trades = list(feed.sent.values())
+        assert_matches_reference(
+            Reader(client, s), trades, at, s.windows, sorted({t.token for t in trades})
+        )
+        print(
+            f"\ncluster failover WAIT=1: trades={feed.n} "
+            f"bridge-retries={bridge.text().count('redis write failed, retrying')} "
+            f"worker-held-acks={worker.text().count('replicas behind, ack held')}"
+        )
+    finally:
+        bridge.kill()
+        worker.kill()
+        client.close()
+        cluster.stop()
