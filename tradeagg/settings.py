@@ -93,10 +93,13 @@ def _bool(raw: str) -> bool:
 
 
 def _redis_url(raw: str) -> str:
-    if not re.match(r"^(redis|rediss|redis\+cluster|rediss\+cluster|unix)://", raw):
-        raise ValueError("must start with redis://, rediss://, redis+cluster:// or unix://")
+    if not re.match(r"^(redis|rediss)(\+cluster|\+sentinel)?://|^unix://", raw):
+        raise ValueError(
+            "must start with redis://, rediss://, redis+cluster://, redis+sentinel:// or unix://"
+        )
     try:
-        urlsplit(raw).port  # noqa: B018  (the property raises on a port that is no number)
+        if "+sentinel://" not in raw:  # several host:port pairs: store/sentinel.py checks them
+            urlsplit(raw).port  # noqa: B018  (the property raises on a port that is no number)
     except ValueError:
         raise ValueError("the port is not a number from 0 to 65535") from None
     return raw
@@ -162,7 +165,7 @@ class Settings:
         "redis://127.0.0.1:6379/0",
         "REDIS_URL",
         _redis_url,
-        "Redis (redis://, rediss://, redis+cluster://, unix://)",
+        "Redis (redis://, rediss://, redis+cluster://, redis+sentinel://, unix://)",
     )
     redis_cluster: bool = setting(
         False, "TRADEAGG_REDIS_CLUSTER", _bool, "Redis Cluster (also implied by a +cluster URL)"
@@ -181,6 +184,15 @@ class Settings:
         "TRADEAGG_REDIS_MAX_CONNECTIONS",
         _int(4, 10_000),
         "Redis connections per process (per node on a cluster); a worker needs shards + 3",
+    )
+    redis_wait_replicas: int = setting(
+        0,
+        "TRADEAGG_REDIS_WAIT_REPLICAS",
+        _int(0, 16),
+        "replicas that must hold writes before Kafka commit / stream ack (0: do not wait)",
+    )
+    redis_wait_timeout_ms: int = setting(
+        1_000, "TRADEAGG_REDIS_WAIT_TIMEOUT_MS", _int(1, 60_000), "WAIT timeout, ms (then retry)"
     )
     kafka_bootstrap_servers: str = setting(
         "127.0.0.1:9092", "KAFKA_BOOTSTRAP_SERVERS", _str, "Kafka brokers host:port,..."

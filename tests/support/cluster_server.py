@@ -51,9 +51,10 @@ def cluster_ports(count: int, lo: int = 12_000, hi: int = 22_000) -> list[int]:
 class RedisClusterServer:
     """Three (or more) cluster-enabled redis-servers with all 16384 slots assigned."""
 
-    def __init__(self, workdir: Path, masters: int = 3) -> None:
+    def __init__(self, workdir: Path, masters: int = 3, replicas: int = 0) -> None:
         self.workdir = Path(workdir)
         self.masters = masters
+        self.replicas = replicas
         self.nodes: list[RedisServer] = []
         cli = shutil.which("redis-cli")
         if not cli:
@@ -77,7 +78,7 @@ class RedisClusterServer:
             raise
 
     def _start(self, timeout: float) -> None:
-        for i, port in enumerate(cluster_ports(self.masters)):
+        for i, port in enumerate(cluster_ports(self.masters * (1 + self.replicas))):
             workdir = self.workdir / f"node{i}"
             workdir.mkdir(parents=True, exist_ok=True)
             node = RedisServer(
@@ -101,7 +102,7 @@ class RedisClusterServer:
                 "create",
                 *(f"127.0.0.1:{p}" for p in self.ports),
                 "--cluster-replicas",
-                "0",
+                str(self.replicas),
                 "--cluster-yes",
             ],
             capture_output=True,
@@ -122,13 +123,27 @@ class RedisClusterServer:
                     info = client.cluster("info")
                     if info.get("cluster_state") == "ok" and int(
                         info.get("cluster_known_nodes", 0)
-                    ) == len(self.nodes):
+                    ) == len(self.nodes) and self._roles_settled(client):
                         break
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"cluster not ok on node {node.port}: {info}")
                     time.sleep(0.05)
             finally:
                 client.close()
+
+    def _roles_settled(self, client: redis.Redis) -> bool:
+        """Every primary has its replicas attached (replicas: the cluster says so)."""
+        if not self.replicas:
+            return True
+        primaries = [n for n in client.cluster("nodes").values() if "master" in n["flags"]]
+        replicas = [n for n in client.cluster("nodes").values() if "slave" in n["flags"]]
+        return len(primaries) == self.masters and len(replicas) == self.masters * self.replicas
+
+    def role(self, node: RedisServer) -> str:
+        return node.client().info("replication")["role"]
+
+    def primaries(self) -> list[RedisServer]:
+        return [n for n in self.nodes if n.proc and n.proc.poll() is None and self.role(n) == "master"]
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -73,6 +73,11 @@ def heartbeat(kind: str, name: str) -> str:
     return f"{PREFIX}:{{hb}}:{kind}:{name}"
 
 
+def replication_mark(tag: str) -> str:
+    """Marker written before ``WAIT`` (store/replication.py): string ``1``, one-hour TTL."""
+    return f"{PREFIX}:{{{tag}}}:mark"
+
+
 def janitor_lock() -> str:
     """Lock (SET NX PX) so that one janitor runs at a time across processes."""
     return f"{PREFIX}:{{janitor}}:lock"

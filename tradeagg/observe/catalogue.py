@@ -32,6 +32,7 @@ COUNTERS = (
     "entries.reclaimed",
     "entries.poison",
     "deadletters",
+    "redis.wait_timeouts",
     # janitor
     "janitor.runs",
     "janitor.refreshed",

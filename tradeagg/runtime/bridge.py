@@ -43,6 +43,7 @@ from tradeagg.runtime import intake, retry
 from tradeagg.runtime.pressure import Pressure
 from tradeagg.settings import Settings
 from tradeagg.store.refusal import refusal
+from tradeagg.store.replication import Replication
 from tradeagg.store.stream import ShardStream, unacked
 from tradeagg.store.streams import pack
 
@@ -98,6 +99,9 @@ class Bridge:
         self._events: list[tuple[str, list[tuple[str, int]]]] = []  # filled by callbacks
         self._error_logged: dict[int, float] = {}
         self._invalid_throttle = Throttle(INVALID_BURST, INVALID_WINDOW_S)
+        self.replication = Replication(
+            client, settings.redis_wait_replicas, settings.redis_wait_timeout_ms
+        )
         # the consumer's error_cb appends here (librdkafka's thread); step() logs them
         self.errors: list[KafkaError] = [] if errors is None else errors
 
@@ -263,6 +267,9 @@ class Bridge:
                     for stream, fields in letters:
                         stream.dead_letter(fields, pipe)
                     pipe.execute()
+                    # before any offset commit: the entries on N replicas (a lag re-sends
+                    # them; the copies are the same trades, applied once)
+                    self.replication.confirm()
         except retry.RETRYABLE:
             log.warning("stopping with Redis down: batch not committed %s", kv(src=src))
             return False

@@ -37,6 +37,7 @@ from tradeagg.runtime import retry
 from tradeagg.runtime.pressure import Pressure
 from tradeagg.settings import Settings
 from tradeagg.store.connection import text
+from tradeagg.store.replication import Replication, ReplicationLag
 from tradeagg.store.stream import ShardStream
 
 log = logging.getLogger("tradeagg.worker")
@@ -79,6 +80,9 @@ class ShardConsumer:
         self.stopping = stopping
         self.backlog_id = "0"  # re-read own pending entries first
         self.integrity = Integrity(self.client, settings)
+        self.replication = Replication(
+            self.client, settings.redis_wait_replicas, settings.redis_wait_timeout_ms
+        )
 
     def read(self) -> list[Entry]:
         s = self.settings
@@ -153,6 +157,8 @@ class ShardConsumer:
         done = [i for i in batch.ids if i not in held and not (batch.tokens_of[i] & failed_tokens)]
         if self.before_ack is not None and done:
             self.before_ack()
+        if done and not self.replicated():
+            return len(batch.ids)  # nothing acked: these entries are read and applied again
         if done:
             t1 = time.perf_counter()
             if not self.ack(done):
@@ -160,6 +166,34 @@ class ShardConsumer:
             self.metrics.timing("redis.xack", (time.perf_counter() - t1) * 1000)
         self.account(results, groups, len(done), t0)
         return len(batch.ids) - len(done)
+
+    def replicated(self) -> bool:
+        """With TRADEAGG_REDIS_WAIT_REPLICAS: are this batch's applies on enough replicas?
+
+        A WAIT that times out is retried in place (the applies are on this
+        primary, replicas are catching up). Any other Redis error may mean the
+        primary changed under us, so the applies may be gone with it: then
+        nothing is acknowledged and the entries are applied again (trades are
+        idempotent), never acknowledged on the strength of another node.
+        """
+        pause = 0.05
+        while True:
+            try:
+                self.replication.confirm()
+                return True
+            except ReplicationLag as exc:
+                self.metrics.incr("redis.wait_timeouts")
+                log.warning("replicas behind, ack held %s", kv(shard=self.shard, detail=exc))
+                if self.stopping():
+                    return False
+                gevent.sleep(pause)
+                pause = min(2.0, pause * 2)
+            except redis.RedisError as exc:
+                log.error(
+                    "replica wait failed, entries stay pending %s",
+                    kv(shard=self.shard, error=type(exc).__name__, detail=str(exc)[:200]),
+                )
+                return False
 
     def screen(self, entries: list[Entry]) -> list[Entry]:
         """Poison check of redelivered entries: too many deliveries -> dead letter and ack.

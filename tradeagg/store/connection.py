@@ -187,6 +187,10 @@ def connect(
     if tls:
         options.update(tls_options(settings))
     pool_class = _pool_class(tls)
+    if "+sentinel://" in settings.redis_url:
+        from tradeagg.store import sentinel
+
+        return sentinel.connect(settings.redis_url, options)
     if settings.redis_cluster:
         try:
             return Cluster.from_url(url, connection_pool_class=pool_class, **options)

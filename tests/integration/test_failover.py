@@ -1,0 +1,189 @@
+"""Redis failover under Sentinel, with real bridge and worker processes.
+
+Trades flow Kafka → bridge → shard streams → worker into a primary with one
+replica, watched by three Sentinels; every client reaches Redis through a
+``redis+sentinel://`` URL. Mid-stream the replication stream to the replica
+is held (a partition), more trades are sent, the primary is SIGKILLed and the
+replica is promoted: the writes only the primary had are gone. Then the old
+primary comes back (the Sentinels make it a replica) and more trades flow.
+
+With ``TRADEAGG_REDIS_WAIT_REPLICAS=1`` the bridge committed no offset and the
+worker acknowledged no entry that a replica did not hold, so Kafka resends
+what died with the primary: every token equals the brute-force reference.
+With 0 the trades the primary alone had are lost; the test reports how many,
+which is why the setting exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support import reference
+from tests.support.bridge_procs import Proc, committed, produce, trade_message, wait_for
+from tests.support.checks import assert_matches_reference
+from tests.support.cluster_server import RedisClusterServer
+from tests.support.fault_procs import Feed, pending, settings_of, undelivered, worker_env
+from tests.support.sentinel_set import SentinelSet
+from tradeagg.contract import keys
+from tradeagg.engine.apply import now_ms
+from tradeagg.engine.read import Reader
+from tradeagg.store.connection import connect
+
+PARTITIONS = 4
+
+
+class Flow:
+    """The feed's trades produced to one topic, each partition's end offset remembered."""
+
+    def __init__(self, bootstrap: str, topic: str, feed: Feed) -> None:
+        self.bootstrap, self.topic, self.feed = bootstrap, topic, feed
+        self.ends: dict[int, int] = {}
+
+    def send(self, n: int) -> None:
+        for p, end in produce(self.bootstrap, self.topic, map(trade_message, self.feed.batch(n))).items():
+            self.ends[p] = max(self.ends.get(p, 0), end)
+
+    def committed(self) -> bool:
+        done = committed(self.bootstrap, self.topic, self.topic, PARTITIONS)
+        return all(done.get(p, -1) >= end for p, end in self.ends.items())
+
+    def all_in(self, client, shards: int) -> bool:
+        return self.committed() and undelivered(client, shards) == 0 and pending(client, shards) == 0
+
+
+def stream_entries(client, shards: int) -> int:
+    return sum(client.xlen(keys.stream(i)) for i in range(shards))
+
+
+def lost_trades(client, settings, feed: Feed, at: int) -> int:
+    """Trades in the reference's longest window that the aggregates do not count."""
+    longest = max(settings.windows, key=lambda w: w.ms)
+    reader = Reader(client, settings)
+    trades = list(feed.sent.values())
+    lost = 0
+    for token in sorted({t.token for t in trades}):
+        want = reference.windows([t for t in trades if t.token == token], at, settings.windows)
+        got = reader.read(token, at).windows[longest.label]
+        lost += (want[longest.label]["buys"] + want[longest.label]["sells"]) - (got.buys + got.sells)
+    return lost
+
+
+def run_failover(tmp_path: Path, broker, topic: str, wait_replicas: int) -> tuple[int, Feed]:
+    redis_set = SentinelSet(tmp_path / "redis")
+    redis_set.start()
+    env = worker_env(redis_set.url, TRADEAGG_WINDOWS="10s,5m")
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
+        TRADEAGG_KAFKA_TOPIC=topic,
+        TRADEAGG_KAFKA_GROUP=topic,
+        TRADEAGG_REDIS_WAIT_REPLICAS=str(wait_replicas),
+        TRADEAGG_REDIS_WAIT_TIMEOUT_MS="200",
+        TRADEAGG_RECLAIM_IDLE_MS="3000",
+    )
+    s = settings_of(env)
+    feed = Feed(seed=30 + wait_replicas, longest_ms=s.longest_ms)
+    flow = Flow(broker.bootstrap, topic, feed)
+    client = connect(s)
+    bridge = Proc("bridge", env, tmp_path / "bridge.log")
+    worker = Proc("worker", env, tmp_path / "worker.log")
+    try:
+        flow.send(300)
+        wait_for(lambda: flow.all_in(client, s.shards), 90, "first trades through")
+        redis_set.hold_replica()
+        before = stream_entries(redis_set.primary.client(), s.shards)
+        flow.send(200)  # from here on, only the primary gets these writes
+        wait_for(
+            lambda: stream_entries(redis_set.primary.client(), s.shards) > before,
+            60,
+            "new entries on the primary",
+        )
+        if wait_replicas == 0:  # nothing holds the commit back: let it happen
+            wait_for(flow.committed, 60, "offsets committed without a replica")
+        redis_set.fail_over()
+        redis_set.rejoin_old_primary()
+        flow.send(100)
+        wait_for(lambda: flow.all_in(client, s.shards), 180, "everything through after failover")
+        for proc in (bridge, worker):
+            assert proc.proc.poll() is None, f"{proc.log.name} exited:\n{proc.text()[-3000:]}"
+        at = now_ms() + 2_000
+        lost = lost_trades(client, s, feed, at)
+        if wait_replicas:
+            trades = list(feed.sent.values())
+            tokens = sorted({t.token for t in trades})
+            assert_matches_reference(Reader(client, s), trades, at, s.windows, tokens)
+        print(
+            f"\nfailover WAIT={wait_replicas}: trades={feed.n} lost={lost} "
+            f"bridge-retries={bridge.text().count('redis write failed, retrying')} "
+            f"worker-held-acks={worker.text().count('replicas behind, ack held')}"
+        )
+        return lost, feed
+    finally:
+        bridge.kill()
+        worker.kill()
+        client.close()
+        redis_set.stop()
+
+
+def test_failover_with_wait_loses_nothing(tmp_path: Path, kafka_broker, kafka_topic):
+    lost, _feed = run_failover(tmp_path, kafka_broker, kafka_topic, wait_replicas=1)
+    assert lost == 0
+
+
+def test_failover_without_wait_loses_what_only_the_primary_had(
+    tmp_path: Path, kafka_broker, kafka_topic
+):
+    """The same partition without WAIT: trades committed to Kafka die with the primary.
+
+    This is what the setting prevents, and proof that the scenario above bites.
+    """
+    lost, feed = run_failover(tmp_path, kafka_broker, kafka_topic, wait_replicas=0)
+    assert 0 < lost <= feed.n
+
+
+def test_cluster_primary_killed_with_wait_loses_nothing(tmp_path: Path, kafka_broker, kafka_topic):
+    """3 primaries with a replica each; one primary SIGKILLed mid-run, its replica promoted."""
+    cluster = RedisClusterServer(tmp_path / "cluster", masters=3, replicas=1)
+    cluster.start(timeout=60)
+    env = worker_env(cluster.url, TRADEAGG_WINDOWS="10s,5m")
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_broker.bootstrap,
+        TRADEAGG_KAFKA_TOPIC=kafka_topic,
+        TRADEAGG_KAFKA_GROUP=kafka_topic,
+        TRADEAGG_REDIS_WAIT_REPLICAS="1",
+        TRADEAGG_REDIS_WAIT_TIMEOUT_MS="200",
+        TRADEAGG_RECLAIM_IDLE_MS="3000",
+    )
+    s = settings_of(env)
+    feed = Feed(seed=40, longest_ms=s.longest_ms)
+    flow = Flow(kafka_broker.bootstrap, kafka_topic, feed)
+    client = connect(s)
+    bridge = Proc("bridge", env, tmp_path / "bridge.log")
+    worker = Proc("worker", env, tmp_path / "worker.log")
+    try:
+        flow.send(300)
+        wait_for(lambda: flow.all_in(client, s.shards), 90, "first trades through")
+        victim = cluster.primaries()[0]
+        flow.send(200)
+        victim.kill()
+        wait_for(lambda: len(cluster.primaries()) == 3, 60, "a replica promoted")
+        victim.start()  # its nodes.conf says it was failed over: it rejoins as a replica
+        wait_for(lambda: cluster.role(victim) == "slave", 60, "the old primary as a replica")
+        flow.send(100)
+        wait_for(lambda: flow.all_in(client, s.shards), 180, "everything through after failover")
+        for proc in (bridge, worker):
+            assert proc.proc.poll() is None, f"{proc.log.name} exited:\n{proc.text()[-3000:]}"
+        at = now_ms() + 2_000
+        trades = list(feed.sent.values())
+        assert_matches_reference(
+            Reader(client, s), trades, at, s.windows, sorted({t.token for t in trades})
+        )
+        print(
+            f"\ncluster failover WAIT=1: trades={feed.n} "
+            f"bridge-retries={bridge.text().count('redis write failed, retrying')} "
+            f"worker-held-acks={worker.text().count('replicas behind, ack held')}"
+        )
+    finally:
+        bridge.kill()
+        worker.kill()
+        client.close()
+        cluster.stop()
