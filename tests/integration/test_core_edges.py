@@ -103,15 +103,15 @@ def test_window_boundaries_at_minus_w_and_at(redis_client) -> None:
     s = settings()
     engine = Engine(redis_client, s)
     trades = [trade(f"t{i}", T0 + i, price=str(10 + i)) for i in range(3)]
-    engine.apply_records([x.record for x in trades], now=T0 + 2)
+    engine.apply_records([x.record for x in trades], now=T0)  # two trades still in the future
     reader = Reader(redis_client, s)
     w1 = reader.read(A, T0 + 2).windows["1s"]
     assert (w1.buys, str(w1.open), str(w1.close)) == (3, "10", "12")  # ts = at is inside
-    for at in (T0 + 999, T0 + 1000, T0 + 1001, T0 + 1002, T0 + 10_000, T0 + 10_001):
+    for at in (T0, T0 + 1, T0 + 2, T0 + 999, T0 + 1000, T0 + 1001, T0 + 1002, T0 + 10_001):
         exact(redis_client, s, trades, at)  # read-only: slides in memory
     assert reader.read(A, T0 + 1000).windows["1s"].buys == 2  # T0 = at - 1s has left
     assert reader.read(A, T0 + 10_001).windows["10s"].buys == 1
-    for at in (T0 + 1000, T0 + 1001, T0 + 10_000, T0 + 10_001):
+    for at in (T0 + 1, T0 + 2, T0 + 1000, T0 + 1001, T0 + 10_000, T0 + 10_001):
         engine.advance([A], now=at)  # the stored state slides too (the janitor's path)
         exact(redis_client, s, trades, at)
     assert listed(redis_client) == [trades[2].entry]  # the list keeps the longest window only
