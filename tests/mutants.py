@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -272,14 +273,29 @@ def run_tests(root: Path, tests: tuple[str, ...] | list[str]) -> tuple[bool, flo
     env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     t0 = time.monotonic()
+    # its own process group: on a timeout (or ^C) the servers the tests started go too
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
     try:
-        proc = subprocess.run(
-            cmd, cwd=root, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
-        )
+        out, _ = proc.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
+        _kill_group(proc)
         return False, time.monotonic() - t0, f"timed out after {TIMEOUT_S} s"
-    out = (proc.stdout + proc.stderr).strip().splitlines()
-    return proc.returncode == 0, time.monotonic() - t0, "\n".join(out[-15:])
+    except BaseException:
+        _kill_group(proc)
+        raise
+    lines = out.strip().splitlines()
+    return proc.returncode == 0, time.monotonic() - t0, "\n".join(lines[-15:])
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate()
 
 
 def check(m: Mutant) -> Outcome:
