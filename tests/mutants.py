@@ -325,12 +325,13 @@ def table(outcomes: list[Outcome]) -> str:
 
 
 def select(only: list[str] | None) -> list[Mutant]:
+    """The mutants named in ``only`` (all if None); ValueError names the unknown ones."""
     if not only:
         return list(MUTANTS)
     names = {m.name for m in MUTANTS}
     unknown = [n for n in only if n not in names]
     if unknown:
-        raise SystemExit(f"mutants: unknown mutant(s): {', '.join(unknown)} (see --list)")
+        raise ValueError(f"unknown mutant(s): {', '.join(unknown)} (see --list)")
     return [m for m in MUTANTS if m.name in only]
 
 
@@ -342,7 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.jobs < 1:
         p.error("--jobs must be at least 1")
-    mutants = select(args.only)
+    try:
+        mutants = select(args.only)
+    except ValueError as exc:
+        p.error(str(exc))
     if args.list:
         for m in mutants:
             print(f"{m.name}  [{m.category}]  {m.file}\n    {' '.join(m.tests)}")

@@ -57,3 +57,10 @@ def test_planting_a_mutant_changes_only_its_line(tmp_path) -> None:
     mutated = (tmp_path / m.file).read_text()
     assert mutated == (ROOT / m.file).read_text().replace(m.original, m.replacement)
     assert "found 0 times" in mutants.apply(tmp_path, m)  # already planted: not found again
+
+
+def test_only_selects_by_name_and_refuses_unknown_names() -> None:
+    first, last = MUTANTS[0].name, MUTANTS[-1].name
+    assert [m.name for m in mutants.select([last, first])] == [first, last]
+    with pytest.raises(ValueError, match="no-such-mutant"):
+        mutants.select([first, "no-such-mutant"])
