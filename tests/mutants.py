@@ -1,0 +1,379 @@
+"""Mutation check of the core: plant one-line bugs, the chosen tests must notice each.
+
+Run on demand, not in every CI run (docs/mutants.md has the last kill table)::
+
+    python -m tests.mutants [--list] [--only NAME ...] [--jobs 1]
+
+Each mutant replaces one exact text (found exactly once) in one file of a
+temporary copy of the working tree, then runs its tests there in a
+subprocess (``pytest -x -q -p no:cacheprovider``, ``PYTHONPATH`` = the copy,
+so the copy's code and Lua win over any installed tradeagg). Failing tests
+kill the mutant; passing tests let it survive; an original text that is not
+found exactly once is an error (the code moved on: update the list, which
+``tests/unit/test_mutant_list.py`` checks cheaply in every CI run). The
+chosen tests are first run once unmutated and must pass. The exit status is
+non-zero if any mutant survived or errored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT_S = 600  # per pytest run; a mutant that hangs its tests this long counts as killed
+IGNORED = shutil.ignore_patterns(
+    ".git", "__pycache__", "*.pyc", ".pytest_cache", ".hypothesis", ".ruff_cache",
+    ".mypy_cache", "*.egg-info", "build", "dist", ".venv",
+)  # fmt: skip
+
+REQUIRED_CATEGORIES = (
+    "ordering",
+    "window boundaries",
+    "dedup",
+    "late cutoff",
+    "expiry",
+    "ack-after-commit",
+    "dead-lettering",
+    "trimming",
+    "validation",
+)
+
+EDGES = "tests/integration/test_core_edges.py"
+IDS = "tests/integration/test_ids.py"
+RECLAIM = "tests/integration/test_reclaim.py"
+SCHEMA = "tests/unit/test_schema.py"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One planted bug: ``original`` (exactly once in ``file``) becomes ``replacement``."""
+
+    name: str
+    file: str
+    original: str
+    replacement: str
+    category: str
+    tests: tuple[str, ...]
+
+
+def _m(name: str, file: str, original: str, replacement: str, category: str, *tests: str):
+    return Mutant(name, file, original, replacement, category, tests)
+
+
+W, A, T = "lua/_window.lua", "lua/apply_trades.lua", "lua/trim_stream.lua"
+CONSUMER, BRIDGE = "tradeagg/runtime/consumer.py", "tradeagg/runtime/bridge.py"
+VALIDATION = "tradeagg/contract/validation.py"
+LATE_LINE = "if x.ts <= at - longest then late = late + 1"
+SEEN_LINE = "if known[j] == 0 and not batch[x.dg] then"
+
+MUTANTS: tuple[Mutant, ...] = (
+    # -- ordering: (ts, seq, id), byte order of ids, across calls
+    _m("append-compares-ts-only", W,
+       "if n == 0 or cmp(st.tail, news[1]) < 0 then",
+       "if n == 0 or st.tail.ts <= news[1].ts then",
+       "ordering", f"{EDGES}::test_a_later_call_tying_the_tail_on_ts_is_ordered_by_seq"),
+    _m("seq-order-reversed", W,
+       "if a.seq ~= b.seq then return a.seq < b.seq and -1 or 1 end",
+       "if a.seq ~= b.seq then return a.seq > b.seq and -1 or 1 end",
+       "ordering", f"{EDGES}::test_a_later_call_tying_the_tail_on_ts_is_ordered_by_seq"),
+    _m("id-prefix-sorts-last", W,
+       "return #a < #b",
+       "return #a > #b",
+       "ordering", f"{EDGES}::test_ties_on_ts_and_seq_follow_the_byte_order_of_ids"),
+    _m("id-byte-order-reversed", W,
+       "if x ~= y then return x < y end",
+       "if x ~= y then return x > y end",
+       "ordering", f"{EDGES}::test_ties_on_ts_and_seq_follow_the_byte_order_of_ids"),
+    # -- window boundaries: at - w < ts <= at
+    _m("window-end-excludes-at", W,
+       "if tonumber(ts) > bound then return from + i - 1, raw[i], raw[i - 1] or last end",
+       "if tonumber(ts) >= bound then return from + i - 1, raw[i], raw[i - 1] or last end",
+       "window boundaries", f"{EDGES}::test_window_boundaries_at_minus_w_and_at"),
+    _m("trade-at-last-update-taken-for-future", W,
+       "while pos >= 0 and entry_at(K[1], pos).ts > st.at do pos = pos - 1 end",
+       "while pos >= 0 and entry_at(K[1], pos).ts >= st.at do pos = pos - 1 end",
+       "window boundaries",
+       f"{EDGES}::test_a_future_trade_at_last_update_is_not_mistaken_for_a_future_one"),
+    _m("rebuild-keeps-window-start", W,
+       "if es[j].ts <= at - w.ms then break end",
+       "if es[j].ts < at - w.ms then break end",
+       "window boundaries", f"{EDGES}::test_a_damaged_token_read_keeps_the_window_boundaries"),
+    # -- expiry: what leaves a window, TTLs
+    _m("expiry-keeps-ts-equal-at-minus-w", W,
+       "if tonumber(ts) > bound then return from + i - 1, r end",
+       "if tonumber(ts) >= bound then return from + i - 1, r end",
+       "expiry", f"{EDGES}::test_window_boundaries_at_minus_w_and_at"),
+    _m("ttl-twice-the-longest-window", A,
+       "local ttl = longest",
+       "local ttl = 2 * longest",
+       "expiry", f"{EDGES}::test_ttl_is_the_longest_window_and_refreshed_per_trade"),
+    _m("ttl-not-refreshed-by-trades", A,
+       "if touched or rebuilt then",
+       "if rebuilt then",
+       "expiry", f"{EDGES}::test_ttl_is_the_longest_window_and_refreshed_per_trade"),
+    # -- dedup: the id index, within a batch, result fields
+    _m("duplicate-check-ignores-id-index", A,
+       SEEN_LINE, "if not batch[x.dg] then",
+       "dedup", f"{IDS}::test_an_id_seen_again_with_other_ts_or_seq_is_a_duplicate"),
+    _m("duplicate-check-ignores-the-batch", A,
+       SEEN_LINE, "if known[j] == 0 then",
+       "dedup", f"{IDS}::test_an_id_seen_again_with_other_ts_or_seq_is_a_duplicate"),
+    _m("result-fields-duplicates-and-late-swapped", "tradeagg/engine/apply.py",
+       "applied, dups, late, over, rebuilt, reason, lu = raw[7 * i : 7 * i + 7]",
+       "applied, late, dups, over, rebuilt, reason, lu = raw[7 * i : 7 * i + 7]",
+       "dedup", f"{IDS}::test_an_id_seen_again_with_other_ts_or_seq_is_a_duplicate"),
+    # -- late cutoff: ts <= at - longest is late, counted, not applied
+    _m("late-cutoff-doubled", A,
+       LATE_LINE, "if x.ts <= at - 2 * longest then late = late + 1",
+       "late cutoff", f"{EDGES}::test_late_cutoff_counts_and_drops_exactly_what_no_window_holds"),
+    _m("late-cutoff-exclusive", A,
+       LATE_LINE, "if x.ts < at - longest then late = late + 1",
+       "late cutoff", f"{EDGES}::test_late_cutoff_counts_and_drops_exactly_what_no_window_holds"),
+    # -- trimming: token list, id index, token cap, shard streams, dead letters
+    _m("list-keeps-one-trade-too-many", A,
+       "local drop = st.idx[#ws]",
+       "local drop = math.max(st.idx[#ws] - 1, 0)",
+       "trimming", f"{IDS}::test_the_id_index_follows_the_list_and_is_rebuilt_when_lost"),
+    _m("id-index-never-pruned", A,
+       "chunked('SREM', K[5], gone)",
+       "chunked('SREM', K[5], {})",
+       "trimming", f"{IDS}::test_the_id_index_follows_the_list_and_is_rebuilt_when_lost"),
+    _m("token-cap-off-by-one", A,
+       "elseif st.n + #valid >= cap then over = over + 1",
+       "elseif st.n + #valid > cap then over = over + 1",
+       "trimming", f"{EDGES}::test_max_token_trades_refuses_and_counts_the_rest"),
+    _m("stream-trim-ignores-pending", T,
+       "if tonumber(p[1]) > 0 and p[2] then cut = lower(cut, parse_id(p[2])) end",
+       "if false then cut = lower(cut, parse_id(p[2])) end",
+       "trimming",
+       "tests/integration/test_janitor.py::test_trim_never_passes_pending_or_undelivered_entries"),
+    _m("worker-dead-letters-uncapped", CONSUMER,
+       "maxlen=self.settings.dead_letter_max,",
+       "maxlen=None,",
+       "trimming", f"{EDGES}::test_worker_dead_letters_are_kept_and_capped"),
+    _m("bridge-dead-letters-uncapped", BRIDGE,
+       "adds.append((keys.dead(shard), fields, s.dead_letter_max))",
+       "adds.append((keys.dead(shard), fields, None))",
+       "trimming", f"{EDGES}::test_bridge_dead_letters_are_capped"),
+    # -- ack-after-commit: XACK only what committed; Kafka offsets only after Redis
+    _m("ack-entries-of-a-failed-call", CONSUMER,
+       "failed_tokens.update(token for token, _ in call)",
+       "failed_tokens.update(())",
+       "ack-after-commit", f"{EDGES}::test_entries_of_a_failed_apply_stay_pending"),
+    _m("ack-entries-of-a-failed-token", CONSUMER,
+       "failed_tokens.add(r.token)",
+       "failed_tokens.discard(r.token)",
+       "ack-after-commit", f"{EDGES}::test_entries_of_a_token_failing_in_lua_stay_pending"),
+    _m("ack-every-entry", CONSUMER,
+       "done = [i for i in batch.ids if not (batch.tokens_of[i] & failed_tokens)]",
+       "done = list(batch.ids)",
+       "ack-after-commit", f"{EDGES}::test_entries_of_a_failed_apply_stay_pending"),
+    _m("reclaim-acks-without-applying", "tradeagg/runtime/reclaim.py",
+       "out.left_pending += sc.process(kept)",
+       "out.left_pending += 0",
+       "ack-after-commit", f"{RECLAIM}::test_reclaim_applies_what_a_dead_consumer_held"),
+    _m("reclaim-ignores-min-idle", "tradeagg/runtime/reclaim.py",
+       "sc.stream, keys.STREAM_GROUP, self.consumer, min_idle_ms, start, count=count",
+       "sc.stream, keys.STREAM_GROUP, self.consumer, 0, start, count=count",
+       "ack-after-commit", f"{RECLAIM}::test_min_idle_leaves_recent_entries_alone"),
+    _m("bridge-commits-after-a-failed-write", BRIDGE,
+       "return  # stopping while Redis is down: commit nothing, Kafka redelivers",
+       "pass",
+       "ack-after-commit", f"{EDGES}::test_bridge_commits_offsets_only_after_redis_has_the_batch"),
+    _m("bridge-commits-the-last-offset-not-the-next", BRIDGE,
+       "TopicPartition(t, p, hi + 1)",
+       "TopicPartition(t, p, hi)",
+       "ack-after-commit", f"{EDGES}::test_bridge_commits_offsets_only_after_redis_has_the_batch"),
+    # -- dead-lettering: bad input is kept with its reason, poison leaves the shard
+    _m("worker-rejected-entry-not-dead-lettered", CONSUMER,
+       "self.dead_letter(entry_id, reason, raw)",
+       "pass",
+       "dead-lettering", f"{EDGES}::test_worker_dead_letters_are_kept_and_capped"),
+    _m("worker-unparsable-record-not-dead-lettered", CONSUMER,
+       'self.dead_letter("", "unparsable record", record[:500])',
+       "pass",
+       "dead-lettering", f"{EDGES}::test_worker_dead_letters_are_kept_and_capped"),
+    _m("poison-threshold-off-by-one", CONSUMER,
+       "if n > limit:",
+       "if n > limit + 1:",
+       "dead-lettering", f"{RECLAIM}::test_poison_entry_goes_to_dead_letters_and_is_acked"),
+    _m("reclaim-skips-the-poison-screen", "tradeagg/runtime/reclaim.py",
+       "kept = sc.screen(entries)",
+       "kept = entries",
+       "dead-lettering", f"{RECLAIM}::test_poison_entry_goes_to_dead_letters_and_is_acked"),
+    _m("bridge-invalid-element-not-dead-lettered", BRIDGE,
+       "dead.append(self._dead(topic, part, off, i, exc.reason, raw, element))",
+       "pass",
+       "dead-lettering",
+       f"{EDGES}::test_bridge_commits_offsets_only_after_redis_has_the_batch"),
+    # -- validation: CONTRACT §1 rules at their edges
+    _m("skew-limit-exclusive", VALIDATION,
+       "if ts > now_ms + max_skew_ms:",
+       "if ts >= now_ms + max_skew_ms:",
+       "validation", f"{SCHEMA}::test_ts_within_skew_is_fine_beyond_is_invalid"),
+    _m("zero-accepted-as-positive", VALIDATION,
+       "if d <= 0:",
+       "if d < 0:",
+       "validation", f"{SCHEMA}::test_hostile_elements_are_invalid_with_a_reason"),
+    _m("id-of-129-chars-accepted", VALIDATION,
+       'ID_RE = re.compile(r"[!-~]{1,128}")',
+       'ID_RE = re.compile(r"[!-~]{1,129}")',
+       "validation", f"{SCHEMA}::test_hostile_elements_are_invalid_with_a_reason"),
+    _m("base58-accepts-zero", VALIDATION,
+       'ADDRESS_RE = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}|0x[0-9a-fA-F]{40}")',
+       'ADDRESS_RE = re.compile(r"[0-9A-HJ-NP-Za-km-z]{32,44}|0x[0-9a-fA-F]{40}")',
+       "validation", f"{SCHEMA}::test_hostile_elements_are_invalid_with_a_reason"),
+)  # fmt: skip
+
+
+@dataclass
+class Outcome:
+    mutant: Mutant
+    status: str  # killed | survived | error
+    seconds: float
+    detail: str = ""
+
+
+def copy_tree(dest: Path) -> Path:
+    """The working tree (not .git, not caches) copied under ``dest``."""
+    target = dest / "repo"
+    shutil.copytree(ROOT, target, ignore=IGNORED)
+    return target
+
+
+def occurrences(root: Path, m: Mutant) -> int:
+    return (root / m.file).read_text().count(m.original)
+
+
+def apply(root: Path, m: Mutant) -> str:
+    """Plant ``m`` in the copy at ``root``; returns "" or why it could not be planted."""
+    path = root / m.file
+    if not path.is_file():
+        return f"{m.file} does not exist"
+    text = path.read_text()
+    n = text.count(m.original)
+    if n != 1:
+        return f"original text found {n} times in {m.file}"
+    path.write_text(text.replace(m.original, m.replacement))
+    return ""
+
+
+def run_tests(root: Path, tests: tuple[str, ...] | list[str]) -> tuple[bool, float, str]:
+    """pytest on ``tests`` inside the copy; (passed, seconds, output tail)."""
+    env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    t0 = time.monotonic()
+    # its own process group: on a timeout (or ^C) the servers the tests started go too
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, _ = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        return False, time.monotonic() - t0, f"timed out after {TIMEOUT_S} s"
+    except BaseException:
+        _kill_group(proc)
+        raise
+    lines = out.strip().splitlines()
+    return proc.returncode == 0, time.monotonic() - t0, "\n".join(lines[-15:])
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate()
+
+
+def check(m: Mutant) -> Outcome:
+    """One mutant in a fresh temporary copy."""
+    with tempfile.TemporaryDirectory(prefix=f"mutant-{m.name}-") as tmp:
+        root = copy_tree(Path(tmp))
+        problem = apply(root, m)
+        if problem:
+            return Outcome(m, "error", 0.0, problem)
+        passed, seconds, tail = run_tests(root, m.tests)
+    return Outcome(m, "survived" if passed else "killed", seconds, tail)
+
+
+def baseline(mutants: list[Mutant]) -> tuple[bool, float, str]:
+    """The union of the chosen tests, once, on an unmutated copy."""
+    tests = sorted({t for m in mutants for t in m.tests})
+    with tempfile.TemporaryDirectory(prefix="mutant-baseline-") as tmp:
+        return run_tests(copy_tree(Path(tmp)), tests)
+
+
+def table(outcomes: list[Outcome]) -> str:
+    rows = ["| mutant | category | file | result | seconds |", "|---|---|---|---|---:|"]
+    for o in outcomes:
+        m = o.mutant
+        rows.append(f"| {m.name} | {m.category} | {m.file} | {o.status} | {o.seconds:.1f} |")
+    return "\n".join(rows)
+
+
+def select(only: list[str] | None) -> list[Mutant]:
+    """The mutants named in ``only`` (all if None); ValueError names the unknown ones."""
+    if not only:
+        return list(MUTANTS)
+    names = {m.name for m in MUTANTS}
+    unknown = [n for n in only if n not in names]
+    if unknown:
+        raise ValueError(f"unknown mutant(s): {', '.join(unknown)} (see --list)")
+    return [m for m in MUTANTS if m.name in only]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.mutants", description=__doc__.split("\n")[0])
+    p.add_argument("--list", action="store_true", help="print the mutants and exit")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutants")
+    p.add_argument("--jobs", type=int, default=1, help="mutants run side by side (default 1)")
+    args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error("--jobs must be at least 1")
+    try:
+        mutants = select(args.only)
+    except ValueError as exc:
+        p.error(str(exc))
+    if args.list:
+        for m in mutants:
+            print(f"{m.name}  [{m.category}]  {m.file}\n    {' '.join(m.tests)}")
+        return 0
+    started = time.monotonic()
+    print(f"baseline: {len(mutants)} mutants, running their tests unmutated", flush=True)
+    ok, seconds, tail = baseline(mutants)
+    if not ok:
+        print(f"baseline FAILED in {seconds:.1f} s: fix the suite first\n{tail}", file=sys.stderr)
+        return 2
+    print(f"baseline passed in {seconds:.1f} s", flush=True)
+    outcomes: list[Outcome] = []
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for i, o in enumerate(pool.map(check, mutants), 1):
+            outcomes.append(o)
+            m = o.mutant
+            print(f"[{i}/{len(mutants)}] {m.name} ({m.category}, {m.file}): {o.status} "
+                  f"in {o.seconds:.1f} s", flush=True)  # fmt: skip
+            if o.status != "killed":
+                print("    " + o.detail.replace("\n", "\n    "), flush=True)
+    total = time.monotonic() - started
+    killed = sum(o.status == "killed" for o in outcomes)
+    print()
+    print(table(outcomes))
+    print(f"\n{killed}/{len(outcomes)} killed; total {total:.0f} s (baseline {seconds:.0f} s)")
+    return 0 if killed == len(outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
