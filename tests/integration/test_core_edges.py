@@ -22,7 +22,8 @@ from tests.support.bridge_procs import produce, wait_for
 from tests.support.checks import assert_matches_reference
 from tests.support.servers import free_port
 from tradeagg.contract import keys
-from tradeagg.contract.trade import Trade, entry_sort_key
+from tradeagg.contract.entry import sort_key
+from tradeagg.contract.trade import Trade
 from tradeagg.devtools.synthetic import to_message
 from tradeagg.engine.apply import Engine, now_ms
 from tradeagg.engine.read import Reader
@@ -206,7 +207,7 @@ def test_max_token_trades_refuses_and_counts_the_rest(redis_client) -> None:
     assert redis_client.llen(keys.TokenKeys(A).trades) == 1_000
     [r] = engine.apply_records([trade("late-comer", T0 + 1_500).record], now=T0 + 2_000)
     assert (r.applied, r.over_capacity) == (0, 1)
-    kept = sorted(trades, key=lambda t: entry_sort_key(t.entry))[:1_000]
+    kept = sorted(trades, key=lambda t: sort_key(t.entry))[:1_000]
     exact(redis_client, s, kept, T0 + 2_000)
 
 
