@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from tradeagg.commands.bridge import on_hub_threadpool
+from tradeagg.commands.progress import Progress
 from tradeagg.commands.summary import add_json_flag, emit
 from tradeagg.contract.trade import Trade
 from tradeagg.devtools.synthetic import SyntheticFeed, to_message
@@ -246,8 +247,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         trades = past_trades(args.synthetic, args.tokens, args.seed, int(time.time() * 1000))
         sender.send(encode(trades, args.batch_per_block))
     else:
+        progress = Progress("produce", args.synthetic)
         for block in paced_blocks(args.synthetic, args.tokens, args.seed, args.rate):
             sender.send(encode(block, args.batch_per_block))
+            progress.update(sender.trades)
+        progress.close()
     left = sender.flush()
     took = time.monotonic() - t0
     failed = sender.failed + left
