@@ -47,7 +47,7 @@ def environment_help() -> str:
     """Every setting with its variable(s) and default, for ``tradeagg --help``."""
     lines = ["configuration (environment variables, default in brackets):"]
     for names, default, doc in Settings.docs():
-        shown = default if default not in ("", "{}") else "unset"
+        shown = default if default not in ("", "()") else "unset"
         lines.append(f"  {names} [{shown}]\n      {doc}")
     return "\n".join(lines)
 

@@ -119,8 +119,11 @@ def _upper_choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
-def _json_object(raw: str) -> dict[str, str | int | float | bool]:
-    """A JSON object of librdkafka properties; values are not echoed (they may be secret)."""
+def _json_object(raw: str) -> tuple[tuple[str, str | int | float | bool], ...]:
+    """A JSON object of librdkafka properties as sorted pairs (Settings stays hashable).
+
+    Values are not echoed in errors: they may be secret.
+    """
     try:
         value = json.loads(raw)
     except ValueError:
@@ -130,7 +133,7 @@ def _json_object(raw: str) -> dict[str, str | int | float | bool]:
     for key, item in value.items():
         if not isinstance(item, str | int | float | bool):
             raise ValueError(f"property {key!r}: value must be a string, number or boolean")
-    return value
+    return tuple(sorted(value.items()))
 
 
 def _log_level(raw: str) -> str:
@@ -232,8 +235,8 @@ class Settings:
     kafka_oauth_token_url: str = setting(
         "", "TRADEAGG_KAFKA_OAUTH_TOKEN_URL", _str, "OAUTHBEARER (OIDC) token endpoint"
     )
-    kafka_config: dict = setting(
-        dict,
+    kafka_config: tuple[tuple[str, Any], ...] = setting(
+        (),
         "TRADEAGG_KAFKA_CONFIG",
         _json_object,
         "extra librdkafka properties for bridge and produce, a JSON object (applied last)",

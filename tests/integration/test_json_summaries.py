@@ -48,3 +48,13 @@ def test_produce_summary(kafka_broker, kafka_topic, tmp_path) -> None:
     doc = summary(done)
     assert doc["command"] == "produce" and doc["ok"] and doc["topic"] == kafka_topic
     assert (doc["messages"], doc["trades"], doc["failed"]) == (2, 3, 0)
+
+
+def test_paced_produce_summary(kafka_broker, kafka_topic) -> None:
+    env = clean_env(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_broker.bootstrap, TRADEAGG_KAFKA_TOPIC=kafka_topic
+    )
+    done = cli(env, "produce", "--json", "--synthetic", "40", "--rate", "200")
+    assert done.returncode == 0, done.stderr
+    doc = summary(done)
+    assert (doc["messages"], doc["trades"], doc["failed"]) == (40, 40, 0)

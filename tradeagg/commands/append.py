@@ -29,6 +29,19 @@ EXAMPLES = """examples:
   tradeagg append trades.jsonl          # one JSON trade (or array) per line
   cat trades.jsonl | tradeagg append -
   tradeagg append --synthetic 10000 --tokens 200
+
+trade message (what the bridge reads from Kafka too): UTF-8 JSON, one object or an
+array of them, at most 1 MiB; unknown fields are ignored:
+  id      string, 1-128 printable ASCII, no whitespace; the same id twice is one trade
+  token   base58 [1-9A-HJ-NP-Za-km-z]{32,44} or 0x + 40 hex
+  side    "buy" or "sell" (trader's view)
+  amount, quote, price   number or decimal string, finite, > 0 (quote is the volume,
+          rounded half-even to 9 decimals; quote <= 1e9, price <= 1e15, amount <= 1e40)
+  ts      integer epoch ms (at most TRADEAGG_MAX_SKEW_MS in the future)
+  seq     integer, optional (0): order among trades with the same ts
+  trader  wallet, same rule as token
+  block   integer, optional
+windows: TRADEAGG_WINDOWS labels are digits + ms, s, m, h or d (30s, 5m, 4h, 1d).
 """
 CHUNK = 10_000
 SHOWN_LINES = 20  # invalid lines reported one by one; the rest only counted

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Kafka -> Redis shard streams, until SIGTERM/SIGINT.",
         description="Consumes TRADEAGG_KAFKA_TOPIC in group TRADEAGG_KAFKA_GROUP (both with "
         "KAFKA_PREFIX; a new group starts at the earliest offset), validates every trade "
-        "(CONTRACT §1), writes valid trades to the shard streams and invalid input to the "
+        "(see 'tradeagg append --help' for the message rules), writes valid trades to the shard streams and invalid input to the "
         "dead-letter streams, and commits offsets only after Redis acknowledged. Pauses "
         "consumption while the shard streams hold more than TRADEAGG_MAX_BACKLOG unacknowledged "
         "entries. SIGTERM/SIGINT: finishes the batch in hand, commits, exits 0.",

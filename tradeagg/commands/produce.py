@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from tradeagg.clock import now_ms
+from tradeagg.commands.progress import Progress
 from tradeagg.commands.summary import add_json_flag, emit
 from tradeagg.devtools.kafkatools import Message, Sender, encode
 from tradeagg.devtools.synthetic import paced_blocks, past_trades
@@ -105,8 +106,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         trades = past_trades(args.synthetic, args.tokens, args.seed, now_ms())
         sender.send(encode(trades, args.batch_per_block))
     else:
+        progress = Progress("produce", args.synthetic)
         for block in paced_blocks(args.synthetic, args.tokens, args.seed, args.rate):
             sender.send(encode(block, args.batch_per_block))
+            progress.update(sender.trades)
+        progress.close()
     left = sender.flush()
     took = time.monotonic() - t0
     failed = sender.failed + left

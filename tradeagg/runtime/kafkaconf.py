@@ -89,7 +89,7 @@ def _sasl(settings: Settings, protocol: str) -> dict[str, Any]:
     ]
     conf: dict[str, Any] = {"sasl.mechanism": mechanism}
     if mechanism == "OAUTHBEARER":
-        extra = settings.kafka_config
+        extra = dict(settings.kafka_config)
         if not settings.kafka_oauth_token_url:
             if any(k.startswith("sasl.oauthbearer.") for k in extra):
                 return conf  # configured entirely through TRADEAGG_KAFKA_CONFIG
@@ -144,13 +144,14 @@ def common(settings: Settings, role: str) -> dict[str, Any]:
 
 def with_passthrough(settings: Settings, conf: dict[str, Any]) -> dict[str, Any]:
     """``conf`` with TRADEAGG_KAFKA_CONFIG applied last (protected properties refused)."""
-    refused = [k for k in settings.kafka_config if k in PROTECTED]
+    extra = dict(settings.kafka_config)
+    refused = [k for k in extra if k in PROTECTED]
     if refused:
         raise ConfigError(
             f"TRADEAGG_KAFKA_CONFIG may not set {', '.join(refused)}: the bridge commits "
             "offsets itself, after Redis acknowledged"
         )
-    return {**conf, **settings.kafka_config}
+    return {**conf, **extra}
 
 
 def secret_values(settings: Settings) -> list[str]:
@@ -160,7 +161,7 @@ def secret_values(settings: Settings) -> list[str]:
         settings.kafka_client_cert_key,
         *(
             str(v)
-            for k, v in settings.kafka_config.items()
+            for k, v in settings.kafka_config
             if any(word in k.lower() for word in _SECRET_WORDS)
         ),
     ]

@@ -1,0 +1,34 @@
+"""Progress lines: periodic plain lines when not on a terminal, a bar on one."""
+
+from __future__ import annotations
+
+import io
+
+from tradeagg.commands.progress import Progress
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_plain_lines_when_not_a_terminal() -> None:
+    out = io.StringIO()
+    p = Progress("produce", 200, out=out, every_s=0.0)
+    p.update(50)
+    p.update(200)
+    p.close()
+    lines = out.getvalue().splitlines()
+    assert [ln.split(" (")[0] for ln in lines] == ["produce: 50/200", "produce: 200/200"]
+    assert "(100%)" in lines[-1] and "\r" not in out.getvalue()
+
+
+def test_a_bar_redrawn_in_place_on_a_terminal() -> None:
+    out = Tty()
+    p = Progress("produce", 10, out=out)
+    p.close()
+    p.done = 10
+    p.close()
+    text = out.getvalue()
+    assert text.startswith("\rproduce [") and text.endswith("\n")
+    assert "#" * 30 in text and "10/10 (100%)" in text
