@@ -159,3 +159,28 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
         return {tp.partition: tp.offset for tp in parts}
     finally:
         c.close()
+
+
+def read_back(bootstrap: str, topic: str, ends: dict[int, int]) -> dict[tuple[int, int], bytes]:
+    """Every message of ``topic`` below ``ends``, by ``(partition, offset)`` (no group offsets)."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{topic}-read-back",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+        }
+    )
+    out: dict[tuple[int, int], bytes] = {}
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in ends])
+        deadline = time.monotonic() + 60
+        while len(out) < sum(ends.values()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"read back {len(out)} of {sum(ends.values())} messages")
+            for msg in c.consume(1000, 1.0):
+                assert msg.error() is None, msg.error()
+                out[(msg.partition(), msg.offset())] = msg.value()
+    finally:
+        c.close()
+    return out
