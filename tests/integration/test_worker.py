@@ -12,6 +12,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -246,3 +247,42 @@ def test_sigint_finishes_and_acks_the_batch_in_hand_then_exits_0(
     assert listed == {t: {x.id for x in kept if x.token == t} for t in tokens}
     at = now_ms() + 5_000
     assert_matches_reference(Reader(redis_client, s), kept, at, s.windows, tokens)
+
+
+def test_a_live_worker_reclaims_a_dead_consumers_entries_after_the_idle_time(
+    redis_server, redis_client, tmp_path: Path
+) -> None:
+    """Entries a consumer took and never acked (it died) are claimed by a running worker once
+    they have been idle TRADEAGG_RECLAIM_IDLE_MS, applied exactly once, and acked."""
+    idle_ms = 2_000
+    env = worker_env(redis_server.url, TRADEAGG_RECLAIM_IDLE_MS=str(idle_ms))
+    s = Settings.from_env(env)
+    trades = feed(600, seed=19)
+    append(redis_client, s, trades)
+    taken_at = time.monotonic()
+    held = 0
+    for shard in range(SHARDS):  # a consumer reads everything, then dies
+        redis_client.xgroup_create(keys.stream(shard), keys.STREAM_GROUP, id="0")
+        [(_name, entries)] = redis_client.xreadgroup(
+            keys.STREAM_GROUP, "dead", {keys.stream(shard): ">"}
+        )
+        held += len(entries)
+    assert held > 0
+
+    def dead_pending() -> int:
+        return sum(
+            c["pending"]
+            for shard in range(SHARDS)
+            for c in redis_client.xinfo_consumers(keys.stream(shard), keys.STREAM_GROUP)
+            if text(c["name"]) == "dead"
+        )
+
+    assert dead_pending() == held
+    with running(Proc("worker", env, tmp_path / "worker.log")):
+        wait_for(lambda: dead_pending() == 0, 60, "the dead consumer's entries claimed")
+        claimed_after = time.monotonic() - taken_at
+        wait_for(lambda: drained(redis_client), 60, "claimed entries applied and acked")
+        at = now_ms() + 5_000
+        tokens = sorted({t.token for t in trades})
+        assert_matches_reference(Reader(redis_client, s), trades, at, s.windows, tokens)
+    assert claimed_after >= idle_ms / 1000  # never claimed before they were idle that long
