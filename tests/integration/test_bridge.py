@@ -245,3 +245,35 @@ def test_sigint_finishes_the_batch_in_hand_commits_and_exits_0(
         if offset < done.get(p, 0)
     }
     assert {r for _, _, r in stream_records(redis_client, SHARDS)} == want
+
+
+def test_bridge_dead_letters_are_capped(
+    redis_server, redis_client, kafka_broker, kafka_topic, tmp_path
+):
+    """TRADEAGG_DEAD_LETTER_MAX caps each tradeagg:{sN}:dead stream (approximate MAXLEN:
+    whole stream nodes), while every invalid message is still consumed and committed."""
+    env = env_for(
+        redis_server.url, kafka_broker.bootstrap, kafka_topic, TRADEAGG_DEAD_LETTER_MAX="10"
+    )
+    n = 2_000
+    ends = produce(
+        kafka_broker.bootstrap, kafka_topic, ((None, f"not json {i}".encode()) for i in range(n))
+    )
+    with running(Proc("bridge", env, tmp_path / "bridge.log")):
+        wait_for(
+            lambda: (
+                committed(kafka_broker.bootstrap, kafka_topic, kafka_topic, PARTITIONS)
+                == {p: ends.get(p, -1001) for p in range(PARTITIONS)}
+            ),
+            what="every invalid message consumed and committed",
+        )
+    node = int(redis_client.config_get("stream-node-max-entries")["stream-node-max-entries"])
+    lengths = [redis_client.xlen(keys.dead(s)) for s in range(SHARDS)]
+    assert sum(lengths) >= 10 and all(x < 10 + node for x in lengths), lengths
+    newest = {
+        fields[b"raw"]
+        for s in range(SHARDS)
+        for _, fields in redis_client.xrevrange(keys.dead(s), count=1)
+    }
+    assert newest <= {f"not json {i}".encode() for i in range(n)}
+    assert stream_records(redis_client, SHARDS) == []
