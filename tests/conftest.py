@@ -9,9 +9,25 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import Phase
+from hypothesis import settings as hsettings
 
 from tests.support.docker_backend import DockerRedis, engine
 from tests.support.servers import RedisServer
+
+# CI (env CI set, as .ci/run does): the same examples on every run, and no
+# shrinking, which can take minutes on a failure; the failing example is
+# still printed in full. Property tests keep their own max_examples.
+hsettings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    print_blob=True,
+)
+if os.environ.get("CI"):
+    hsettings.load_profile("ci")
 
 pytest_plugins = [
     "tests.support.fixtures_kafka",

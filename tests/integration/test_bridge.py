@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import signal
 import time
 from collections import Counter
 
@@ -19,6 +20,8 @@ from tests.support.bridge_procs import (
     dead_letters,
     env_for,
     produce,
+    read_back,
+    running,
     stream_records,
     trade_message,
     wait_for,
@@ -229,3 +232,64 @@ def test_backpressure_pauses_until_workers_catch_up(
     for _shard, eid, record in stream_records(redis_client, SHARDS):
         if record in late:  # nothing of the second batch was written while paused
             assert int(eid.split("-")[0]) >= drained_at, record
+
+
+def test_sigint_finishes_the_batch_in_hand_commits_and_exits_0(
+    env, redis_client, kafka_broker, kafka_topic, tmp_path
+):
+    """CONTRACT §4: on SIGINT mid-stream the bridge writes and commits what it holds and
+    exits 0: the streams then hold exactly the trades of the messages below the committed
+    offsets (nothing written is left uncommitted, nothing committed is missing)."""
+    trades = SyntheticFeed(tokens=100, seed=23).trades(30_000, now_ms() - 1_200_000, 1000)
+    by_id = {t.id: t for t in trades}
+    assert len(by_id) == len(trades)
+    ends = produce(kafka_broker.bootstrap, kafka_topic, (trade_message(t) for t in trades))
+    with running(Proc("bridge", env, tmp_path / "bridge.log"), sig=signal.SIGINT):
+        wait_for(
+            lambda: any(redis_client.xlen(keys.stream(s)) for s in range(SHARDS)),
+            what="first entries",
+        )
+    done = {
+        p: max(o, 0)
+        for p, o in committed(kafka_broker.bootstrap, kafka_topic, kafka_topic, PARTITIONS).items()
+    }
+    assert 0 < sum(done.values()) < len(trades), "the signal must come mid-stream"
+    messages = read_back(kafka_broker.bootstrap, kafka_topic, ends)
+    want = {
+        by_id[json.loads(value)["id"]].record
+        for (p, offset), value in messages.items()
+        if offset < done.get(p, 0)
+    }
+    assert {r for _, _, r in stream_records(redis_client, SHARDS)} == want
+
+
+def test_bridge_dead_letters_are_capped(
+    redis_server, redis_client, kafka_broker, kafka_topic, tmp_path
+):
+    """TRADEAGG_DEAD_LETTER_MAX caps each tradeagg:{sN}:dead stream (approximate MAXLEN:
+    whole stream nodes), while every invalid message is still consumed and committed."""
+    env = env_for(
+        redis_server.url, kafka_broker.bootstrap, kafka_topic, TRADEAGG_DEAD_LETTER_MAX="10"
+    )
+    n = 2_000
+    ends = produce(
+        kafka_broker.bootstrap, kafka_topic, ((None, f"not json {i}".encode()) for i in range(n))
+    )
+    with running(Proc("bridge", env, tmp_path / "bridge.log")):
+        wait_for(
+            lambda: (
+                committed(kafka_broker.bootstrap, kafka_topic, kafka_topic, PARTITIONS)
+                == {p: ends.get(p, -1001) for p in range(PARTITIONS)}
+            ),
+            what="every invalid message consumed and committed",
+        )
+    node = int(redis_client.config_get("stream-node-max-entries")["stream-node-max-entries"])
+    lengths = [redis_client.xlen(keys.dead(s)) for s in range(SHARDS)]
+    assert sum(lengths) >= 10 and all(x < 10 + node for x in lengths), lengths
+    newest = {
+        fields[b"raw"]
+        for s in range(SHARDS)
+        for _, fields in redis_client.xrevrange(keys.dead(s), count=1)
+    }
+    assert newest <= {f"not json {i}".encode() for i in range(n)}
+    assert stream_records(redis_client, SHARDS) == []

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.support.bridge_procs import (
     Proc,
@@ -140,10 +141,11 @@ def _redis_killed_and_restarted(client, s, server, worker, feed, aof: bool) -> N
 
 
 def _append(client, s, trades) -> bool:
+    """Append, or False while the server is not reachable yet (any other error raises)."""
     try:
         streams.append(client, s, trades)
         return True
-    except Exception:
+    except (redis.ConnectionError, redis.TimeoutError):
         return False
 
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 import redis
 
+from tests.support.servers import RedisServer
 from tradeagg.contract.documents import token_document
 from tradeagg.contract.exactjson import dumps
 from tradeagg.contract.keys import apply_keys, token_keys
@@ -76,10 +77,26 @@ def python_reference(n: int, w: int) -> list[str]:
     return out
 
 
-def test_a_million_add_expire_cycles_do_not_drift(redis_client: redis.Redis) -> None:
+@pytest.fixture(scope="module")
+def patient_redis(tmp_path_factory: pytest.TempPathFactory):
+    """A redis-server of this module's own that lets one long script run. On a loaded
+    machine the million cycles can outlast the client's socket timeout (redis-py then
+    retries the EVAL) and the server's 5 s busy-reply threshold (after which it answers
+    the retry BUSY): here the threshold is 10 minutes and the client waits as long."""
+    server = RedisServer(
+        tmp_path_factory.mktemp("patient"), extra=["--busy-reply-threshold", "600000"]
+    )
+    server.start()
+    client = server.client(socket_timeout=600)
+    yield client
+    client.close()
+    server.stop()
+
+
+def test_a_million_add_expire_cycles_do_not_drift(patient_redis: redis.Redis) -> None:
     """Volumes up to ~10^15 quote units per window stay exact to the nano unit."""
     source = scripts.assemble("--@include lib/volume.lua\n" + DRIFT_TEST)
-    got = [v.decode() for v in redis_client.eval(source, 0, CYCLES, WINDOW)]
+    got = [v.decode() for v in patient_redis.eval(source, 0, CYCLES, WINDOW)]
     assert got == python_reference(CYCLES, WINDOW)
 
 

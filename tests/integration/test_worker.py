@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import subprocess
 import sys
+import time
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,13 +21,15 @@ import redis
 
 from tests.support import reference
 from tests.support.bridge_procs import Proc, env_for, running, wait_for
-from tests.support.checks import window_mismatches
+from tests.support.checks import assert_matches_reference, window_mismatches
 from tradeagg.clock import now_ms
 from tradeagg.contract import keys
-from tradeagg.contract.trade import Trade
+from tradeagg.contract.trade import Trade, parse_entry, split_record
 from tradeagg.devtools.bench import backlog
 from tradeagg.devtools.synthetic import SyntheticFeed, to_message
+from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings
+from tradeagg.store.connection import text
 from tradeagg.store.streams import append
 
 SHARDS = 4
@@ -186,3 +191,99 @@ def test_append_cli_writes_the_bridge_format(redis_server, redis_client, tmp_pat
         at = now_ms() + 5_000
         tokens = sorted({t.token for t in trades})
         assert_exact(show_json(env, tokens, at), trades, at, s)
+
+
+def entries_by_shard(client: redis.Redis) -> dict[int, list[tuple[str, list[str]]]]:
+    """Every shard stream's entries: ``(entry id, its records)``, oldest first."""
+    out = {}
+    for shard in range(SHARDS):
+        out[shard] = [
+            (eid.decode(), fields[b"t"].decode().split("\n"))
+            for eid, fields in client.xrange(keys.stream(shard))
+        ]
+    return out
+
+
+def id_order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq)
+
+
+def test_sigint_finishes_and_acks_the_batch_in_hand_then_exits_0(
+    redis_server, redis_client, tmp_path: Path
+) -> None:
+    """CONTRACT §4: on SIGINT the worker applies and acks what it was handed, reads no more,
+    and exits 0. Afterwards nothing is pending, and the tokens hold exactly the trades of
+    the entries delivered to it (no more, no fewer)."""
+    env = worker_env(redis_server.url, TRADEAGG_READ_COUNT="2", TRADEAGG_MAINTENANCE_INTERVAL="600")
+    s = Settings.from_env(env)
+    trades = feed(20_000, seed=17, tokens=40)
+    append(redis_client, s, trades)
+    snapshot = entries_by_shard(redis_client)  # before the worker (or its janitor) may trim
+    total = sum(len(e) for e in snapshot.values())
+    worker = Proc("worker", env, tmp_path / "worker.log")
+    with running(worker, sig=signal.SIGINT):
+        tokens = sorted({t.token for t in trades})
+        wait_for(
+            lambda: any(redis_client.exists(f"token:{{{t}}}:trades") for t in tokens),
+            60,
+            "first trades applied",
+        )
+    delivered: list[str] = []
+    n_delivered = 0
+    for shard in range(SHARDS):
+        assert redis_client.xpending(keys.stream(shard), keys.STREAM_GROUP)["pending"] == 0
+        [group] = redis_client.xinfo_groups(keys.stream(shard))
+        last = id_order(text(group["last-delivered-id"]))
+        for eid, records in snapshot[shard]:
+            if id_order(eid) <= last:
+                n_delivered += 1
+                delivered += records
+    assert 0 < n_delivered < total, "the signal must come while entries are still to read"
+    kept = [replace(parse_entry(e), token=t) for t, e in map(split_record, delivered)]
+    listed = {
+        t: {e.decode().split(" ")[5] for e in redis_client.lrange(f"token:{{{t}}}:trades", 0, -1)}
+        for t in tokens
+    }
+    assert listed == {t: {x.id for x in kept if x.token == t} for t in tokens}
+    at = now_ms() + 5_000
+    assert_matches_reference(Reader(redis_client, s), kept, at, s.windows, tokens)
+
+
+def test_a_live_worker_reclaims_a_dead_consumers_entries_after_the_idle_time(
+    redis_server, redis_client, tmp_path: Path
+) -> None:
+    """Entries a consumer took and never acked (it died) are claimed by a running worker once
+    they have been idle TRADEAGG_RECLAIM_IDLE_MS, applied exactly once, and acked."""
+    idle_ms = 2_000
+    env = worker_env(redis_server.url, TRADEAGG_RECLAIM_IDLE_MS=str(idle_ms))
+    s = Settings.from_env(env)
+    trades = feed(600, seed=19)
+    append(redis_client, s, trades)
+    taken_at = time.monotonic()
+    held = 0
+    for shard in range(SHARDS):  # a consumer reads everything, then dies
+        redis_client.xgroup_create(keys.stream(shard), keys.STREAM_GROUP, id="0")
+        [(_name, entries)] = redis_client.xreadgroup(
+            keys.STREAM_GROUP, "dead", {keys.stream(shard): ">"}
+        )
+        held += len(entries)
+    assert held > 0
+
+    def dead_pending() -> int:
+        return sum(
+            c["pending"]
+            for shard in range(SHARDS)
+            for c in redis_client.xinfo_consumers(keys.stream(shard), keys.STREAM_GROUP)
+            if text(c["name"]) == "dead"
+        )
+
+    assert dead_pending() == held
+    with running(Proc("worker", env, tmp_path / "worker.log")):
+        wait_for(lambda: dead_pending() == 0, 60, "the dead consumer's entries claimed")
+        claimed_after = time.monotonic() - taken_at
+        wait_for(lambda: drained(redis_client), 60, "claimed entries applied and acked")
+        at = now_ms() + 5_000
+        tokens = sorted({t.token for t in trades})
+        assert_matches_reference(Reader(redis_client, s), trades, at, s.windows, tokens)
+    assert claimed_after >= idle_ms / 1000  # never claimed before they were idle that long

@@ -60,8 +60,9 @@ class Proc:
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def terminate(self, timeout: float = 30.0) -> int:
-        self.proc.send_signal(signal.SIGTERM)
+    def terminate(self, timeout: float = 30.0, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig`` (SIGTERM or SIGINT: both stop gracefully) and return the exit code."""
+        self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
         finally:
@@ -75,13 +76,13 @@ class Proc:
 
 
 @contextmanager
-def running(proc: Proc, timeout: float = 30.0) -> Iterator[Proc]:
+def running(proc: Proc, timeout: float = 30.0, sig: int = signal.SIGTERM) -> Iterator[Proc]:
     """Stop ``proc`` when the block ends, and check it stopped cleanly only if the block passed.
 
     A ``finally: assert proc.terminate() == 0`` would replace the block's own
     failure by the exit-code assertion; here a failing block kills the process
-    and its error propagates unchanged. A passing block sends SIGTERM, and the
-    process must exit 0 within ``timeout`` (CONTRACT §4).
+    and its error propagates unchanged. A passing block sends ``sig`` (SIGTERM
+    or SIGINT), and the process must exit 0 within ``timeout`` (CONTRACT §4).
     """
     try:
         yield proc
@@ -89,11 +90,11 @@ def running(proc: Proc, timeout: float = 30.0) -> Iterator[Proc]:
         proc.kill()
         raise
     try:
-        code = proc.terminate(timeout)
+        code = proc.terminate(timeout, sig)
     except subprocess.TimeoutExpired:
         proc.kill()
         raise AssertionError(
-            f"{proc.log.name} still running {timeout}s after SIGTERM\n{proc.text()[-3000:]}"
+            f"{proc.log.name} still running {timeout}s after signal {sig}\n{proc.text()[-3000:]}"
         ) from None
     assert code == 0, f"{proc.log.name} exited {code}\n{proc.text()[-3000:]}"
 
@@ -158,3 +159,28 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
         return {tp.partition: tp.offset for tp in parts}
     finally:
         c.close()
+
+
+def read_back(bootstrap: str, topic: str, ends: dict[int, int]) -> dict[tuple[int, int], bytes]:
+    """Every message of ``topic`` below ``ends``, by ``(partition, offset)`` (no group offsets)."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{topic}-read-back",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+        }
+    )
+    out: dict[tuple[int, int], bytes] = {}
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in ends])
+        deadline = time.monotonic() + 60
+        while len(out) < sum(ends.values()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"read back {len(out)} of {sum(ends.values())} messages")
+            for msg in c.consume(1000, 1.0):
+                assert msg.error() is None, msg.error()
+                out[(msg.partition(), msg.offset())] = msg.value()
+    finally:
+        c.close()
+    return out
