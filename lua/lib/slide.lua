@@ -53,8 +53,17 @@ end
 -- Slide every window forward to `at` (>= st.at): add what entered, subtract
 -- what left, walking from the stored indices. Never a rescan. Entries this
 -- call appended (st.mem, from list index st.mem_from) are taken from memory.
--- The longest window's leavers' digests end in st.gone.
+-- The longest window's leavers' digests end in st.gone (st.all_gone: all of them).
 local function advance(K, st, ws, at)
+  if st.n > 0 and not st.grew and st.tail.ts <= at - ws[#ws].ms then
+    -- every entry has left every window (a long-quiet token): nothing to walk
+    for i = 1, #ws do
+      if st.idx[i] ~= st.n then st.dirty[i] = true end
+      st.idx[i] = st.n; st.tot[i] = new_totals()
+    end
+    st.e, st.at, st.opens, st.gone, st.all_gone = st.n, at, {}, nil, true
+    return
+  end
   local e0 = st.e
   local limit = st.n
   if st.mem and st.e <= st.mem_from then limit = st.mem_from end
