@@ -97,10 +97,18 @@ def run_child(tree: str, trades: int, reps: int) -> dict:
 
 
 def engine_bench(tree: str) -> float:
+    """trades/s of one ``tradeagg bench`` run of ``tree``; NaN (and why) if it failed."""
     env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve())}
     cmd = [sys.executable, "-m", "tradeagg", "bench", "--json"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd="/tmp")
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["trades_per_s"])
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd="/tmp")
+    try:
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        print(f"bench of {tree} failed (exit {done.returncode}): {done.stderr[-500:]}")
+        return float("nan")
+    if figures.get("mismatches"):
+        print(f"bench of {tree}: {figures['mismatches']} mismatches {figures['first_mismatch']}")
+    return float(figures["trades_per_s"])
 
 
 def main() -> None:
@@ -140,7 +148,7 @@ def main() -> None:
             order = list(trees.items()) if r % 2 else list(reversed(trees.items()))
             for name, tree in order:
                 tput[name].append(engine_bench(tree))
-        med = {n: statistics.median(v) for n, v in tput.items()}
+        med = {n: statistics.median(x for x in v if x == x) for n, v in tput.items()}
         print(f"tradeagg bench trades/s: before {tput['before']} after {tput['after']}")
         print(f"throughput after/before (medians): {med['after'] / med['before']:.3f}")
 

@@ -89,13 +89,18 @@ end
 local function trim(K, st)
   local drop = st.idx[#ws]
   if drop == 0 then return end
-  local gone = st.gone  -- the digests the longest window's walk passed
-  if not gone or #gone ~= drop then
-    gone = {}
-    for j, raw in ipairs(lrange(K[1], 0, drop - 1)) do gone[j] = digest_of(raw) end
+  if st.all_gone then
+    redis.call('DEL', K[1], K[5])  -- the id index holds exactly the list's digests
+    drop = st.n
+  else
+    local gone = st.gone  -- the digests the longest window's walk passed
+    if not gone or #gone ~= drop then
+      gone = {}
+      for j, raw in ipairs(lrange(K[1], 0, drop - 1)) do gone[j] = digest_of(raw) end
+    end
+    chunked('SREM', K[5], gone)
+    if drop < st.n then redis.call('LTRIM', K[1], drop, -1) else redis.call('DEL', K[1]) end
   end
-  chunked('SREM', K[5], gone)
-  if drop < st.n then redis.call('LTRIM', K[1], drop, -1) else redis.call('DEL', K[1]) end
   st.n = st.n - drop; st.e = st.e - drop
   for i = 1, #ws do st.idx[i] = st.idx[i] - drop end
   st.shift = drop

@@ -5,10 +5,25 @@
 --@include lib/volume.lua
 
 local DIGEST = 20
--- the entry pattern, written once: the head (what the window walks need) and
--- the whole entry, whose digest is optional
-local ENTRY_HEAD = '^(%d+) (%d+) ([bs]) (%d+) (%S+) '
-local ENTRY = ENTRY_HEAD .. '(%S+) ?(%x*)$'
+-- the entry's fields and their patterns, written once; patterns that capture
+-- only what a caller needs are derived from it (captures cost allocations)
+local FIELDS = {{'ts', '%d+'}, {'seq', '%d+'}, {'side', '[bs]'}, {'quote', '%d+'},
+                {'price', '%S+'}, {'id', '%S+'}}
+
+-- anchored pattern of the first `upto` fields, capturing those in `wanted`
+local function head_pattern(upto, wanted)
+  local parts = {}
+  for i = 1, upto do
+    local name, pat = FIELDS[i][1], FIELDS[i][2]
+    parts[i] = wanted[name] and ('(' .. pat .. ')') or pat
+  end
+  return '^' .. table.concat(parts, ' ')
+end
+
+local ALL = {ts = true, seq = true, side = true, quote = true, price = true, id = true}
+local ENTRY = head_pattern(#FIELDS, ALL) .. ' ?(%x*)$'  -- digest optional
+local WALK = head_pattern(4, {ts = true, side = true, quote = true}) .. ' '
+local PRICE = head_pattern(5, {price = true}) .. ' '
 
 local function digest(id) return ssub(redis.sha1hex(id), 1, DIGEST) end
 
@@ -24,14 +39,16 @@ local function parse(e)
           price = price, id = id, dg = dg, raw = e}
 end
 
--- ts, side, quote (hi, lo) and price of a stored entry; nil if unparsable.
--- Stored entries were checked when inserted: only the head is read.
+-- ts, side and quote (hi, lo) of a stored entry; nil if unparsable. Stored
+-- entries were checked when inserted: only the head is read.
 local function head(raw)
-  local ts, _, side, q, price = smatch(raw, ENTRY_HEAD)
+  local ts, side, q = smatch(raw, WALK)
   if not ts then return nil end
   local hi, lo = split_q(q)
-  return tonumber(ts), side, hi, lo, price
+  return tonumber(ts), side, hi, lo
 end
+
+local function price_of(raw) return raw and smatch(raw, PRICE) end
 
 -- the id digest a stored entry ends with
 local function digest_of(raw) return ssub(raw, -DIGEST) end
@@ -95,8 +112,7 @@ local function entry_at(key, idx)
 end
 
 local function price_at(key, idx)
-  local raw = lindex(key, idx)
-  local p = raw and select(5, head(raw))
+  local p = price_of(lindex(key, idx))
   if not p then corrupt('no price in list element at ' .. idx) end
   return p
 end

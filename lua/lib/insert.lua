@@ -64,6 +64,7 @@ end
 local function insert(K, st, news)
   if #news == 0 then return {} end
   local n = st.n
+  st.grew = true
   if n == 0 or cmp(st.tail, news[1]) < 0 then
     push(K[1], raws(news))
     st.n = n + #news

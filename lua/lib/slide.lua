@@ -6,7 +6,8 @@
 -- Walk entries from index `from` (below `limit`) while their ts <= bound,
 -- calling fn(ctx, side, qhi, qlo, raw) on each. Chunks start small and grow:
 -- a call usually moves a pointer by a few. Returns the index of the first
--- entry not taken, its price (if read) and the price of the last one taken.
+-- entry not taken, its price (if read) and the price of the last one taken
+-- (if read); prices are parsed only for those two.
 local function walk(key, from, limit, bound, fn, ctx)
   local size, last = 2, nil
   while from < limit do
@@ -14,16 +15,16 @@ local function walk(key, from, limit, bound, fn, ctx)
     if #raw == 0 then corrupt('list shorter than its indices') end
     for i = 1, #raw do
       local r = raw[i]
-      local ts, side, hi, lo, price = head(r)
+      local ts, side, hi, lo = head(r)
       if not ts then corrupt('unparsable list element at ' .. (from + i - 1)) end
-      if ts > bound then return from + i - 1, price, last end
+      if ts > bound then return from + i - 1, price_of(r), price_of(last) end
       fn(ctx, side, hi, lo, r)
-      last = price
+      last = r
     end
     from = from + #raw
     if size < 1024 then size = size * 8 end
   end
-  return from, nil, last
+  return from, nil, price_of(last)
 end
 
 local function enter(tots, side, qhi, qlo)
@@ -53,8 +54,17 @@ end
 -- Slide every window forward to `at` (>= st.at): add what entered, subtract
 -- what left, walking from the stored indices. Never a rescan. Entries this
 -- call appended (st.mem, from list index st.mem_from) are taken from memory.
--- The longest window's leavers' digests end in st.gone.
+-- The longest window's leavers' digests end in st.gone (st.all_gone: all of them).
 local function advance(K, st, ws, at)
+  if st.n > 0 and not st.grew and st.tail.ts <= at - ws[#ws].ms then
+    -- every entry has left every window (a long-quiet token): nothing to walk
+    for i = 1, #ws do
+      if st.idx[i] ~= st.n then st.dirty[i] = true end
+      st.idx[i] = st.n; st.tot[i] = new_totals()
+    end
+    st.e, st.at, st.opens, st.gone, st.all_gone = st.n, at, {}, nil, true
+    return
+  end
   local e0 = st.e
   local limit = st.n
   if st.mem and st.e <= st.mem_from then limit = st.mem_from end

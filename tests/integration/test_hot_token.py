@@ -148,6 +148,21 @@ def test_a_duplicate_and_a_late_trade_touch_one_element(hot: Engine) -> None:
     exact(hot, HISTORY, AT)
 
 
+def test_catch_up_after_everything_expired_walks_nothing(hot: Engine) -> None:
+    """A token quiet for longer than its longest window (a janitor catching up after
+    an outage): every entry left every window; nothing is walked or read back."""
+    later = AT + 3_600_000
+    [r] = hot.advance([TOKEN], now=later)
+    assert r.status is ApplyStatus.OK and r.last_update == later
+    assert (r.touched, r.scanned) == (1, 0), r  # the tail, read by the load checks
+    k = TokenKeys(TOKEN)
+    assert hot.client.llen(k.trades) == hot.client.scard(k.ids) == 0
+    exact(hot, HISTORY, later)
+    new = trade(N, later + 5, ident="after")
+    apply(hot, [new], now=later + 10)
+    exact(hot, [*HISTORY, new], later + 10)
+
+
 def test_entries_ahead_of_the_clock_are_not_walked(redis_client: redis.Redis) -> None:
     """20,000 entries stamped after last_update: the load finds the windows' end in
     O(log d) reads (it walked back one LINDEX per entry before)."""

@@ -259,6 +259,13 @@ class ShardConsumer:
             log.warning(
                 "token list at capacity, trades refused %s", kv(shard=self.shard, trades=over)
             )
+        for r in results:
+            if r.unparsable:  # refused by the script's own checks (e.g. a quote too large)
+                m.incr("trades.unparsable", r.unparsable)
+                log.warning(
+                    "trades refused by the engine %s",
+                    kv(shard=self.shard, token=r.token, trades=r.unparsable, reason=r.reason),
+                )
         m.incr("entries.acked", acked)
         m.timing("batch.latency", (time.perf_counter() - t0) * 1000)
         newest = max(

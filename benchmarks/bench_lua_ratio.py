@@ -1,0 +1,101 @@
+"""Redis time of ``apply_trades.lua``, two code trees, one process, same data.
+
+``tradeagg bench`` moves 2-3x between runs on a shared machine, too much to
+see a few percent. This isolates the script: the same synthetic feed (Zipf
+over --tokens, --span-s of event time, event clock) is cut into batches,
+grouped and split into calls the way a worker does, and every call is run
+on two Redis servers, one per tree's script, alternating which goes first.
+Redis' own per-command time (INFO commandstats, usec of EVALSHA) is summed
+per server, and the ratio after/before printed with the client-side wall
+ratio. Finally every token's aggregates hash is compared between the two
+servers: both scripts must have computed the same state. Asserts nothing.
+
+    python benchmarks/bench_lua_ratio.py --before /work/main --after .
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from tradeagg.contract.keys import TokenKeys, apply_keys
+from tradeagg.devtools.embedded import Embedded
+from tradeagg.devtools.synthetic import SyntheticFeed
+from tradeagg.engine.apply import Engine, group_records, windows_arg
+from tradeagg.settings import Settings
+
+
+def script_of(tree: str) -> str:
+    """``apply_trades`` as that tree's loader assembles it."""
+    code = "from tradeagg.store.scripts import source; print(source('apply_trades'), end='')"
+    env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve())}
+    cmd = [sys.executable, "-c", code]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd="/tmp").stdout
+
+
+def evalsha_usec(client: redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("usec", 0))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--before", required=True)
+    p.add_argument("--after", default=".")
+    p.add_argument("--trades", type=int, default=200_000)
+    p.add_argument("--tokens", type=int, default=2_000)
+    p.add_argument("--span-s", type=float, default=4_800.0)
+    p.add_argument("--batch", type=int, default=3_000, help="trades per worker batch")
+    args = p.parse_args()
+    emb = Embedded()
+    try:
+        servers = {name: redis.Redis.from_url(emb.start_redis()) for name in ("before", "after")}
+        shas = {
+            name: servers[name].script_load(script_of(getattr(args, name))) for name in servers
+        }
+        s = Settings()
+        engine = Engine(servers["after"], s)  # only for grouping into calls
+        feed = SyntheticFeed(tokens=args.tokens, seed=7)
+        start = 1_700_000_000_000
+        trades = feed.trades(args.trades, start, rate=args.trades / args.span_s)
+        wall = {name: 0.0 for name in servers}
+        usec0 = {name: evalsha_usec(c) for name, c in servers.items()}
+        calls = 0
+        for b, i in enumerate(range(0, len(trades), args.batch)):
+            groups, _bad = group_records(t.record for t in trades[i : i + args.batch])
+            for call in engine.calls(groups):
+                keys = [k for token, _ in call for k in apply_keys(token)]
+                argv = [0, "event", windows_arg(s), s.max_token_trades]
+                argv += ["\n".join(entries) for _, entries in call]
+                order = ("before", "after") if (b + calls) % 2 else ("after", "before")
+                for name in order:
+                    t0 = time.perf_counter()
+                    servers[name].evalsha(shas[name], len(keys), *keys, *argv)
+                    wall[name] += time.perf_counter() - t0
+                calls += 1
+        usec = {name: evalsha_usec(c) - usec0[name] for name, c in servers.items()}
+        tokens = sorted({t.token for t in trades})
+        differ = [
+            t
+            for t in tokens
+            if servers["before"].hgetall(TokenKeys(t).aggregates)
+            != servers["after"].hgetall(TokenKeys(t).aggregates)
+        ]
+        print(f"{len(trades)} trades, {len(tokens)} tokens, {calls} apply_trades calls per tree")
+        for name in servers:
+            print(f"{name:<7} Redis EVALSHA {usec[name] / 1e6:8.3f} s   client wall {wall[name]:8.3f} s")
+        print(f"after/before: Redis time {usec['after'] / usec['before']:.3f}, "
+              f"wall {wall['after'] / wall['before']:.3f}")
+        print(f"tokens whose aggregates differ between the trees: {len(differ)} {differ[:3]}")
+    finally:
+        emb.close()
+
+
+if __name__ == "__main__":
+    main()
