@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import gevent
 import redis
 
 from tradeagg.contract.keys import active, token_keys
@@ -33,6 +34,7 @@ from tradeagg.store.connection import text
 
 RANK_BY = ("volume", "buys", "sells", "price_change_pct", "trades")
 BATCH = 500
+YIELD_EVERY = 50  # tokens parsed between two yields to other greenlets
 CATCH_UP_TRIES = 5
 
 
@@ -136,7 +138,12 @@ class Ranker:
             newer = [int(text(r[2])) for r in raws.values() if text(r[0]) == "past"]
             if not newer:
                 reader = _Prefetched(self.reader, raws)
-                return at, [reader.read(t, at) for t in tokens]
+                views = []
+                for i, t in enumerate(tokens):
+                    if i % YIELD_EVERY == YIELD_EVERY - 1:
+                        gevent.sleep(0)  # a long parse lets other greenlets (SSE) run
+                    views.append(reader.read(t, at))
+                return at, views
             if explicit:
                 first = next(t for t, r in raws.items() if text(r[0]) == "past")
                 raise UsageError(
