@@ -196,10 +196,10 @@ def main() -> None:
                     sent += due
                 gevent.sleep(0.01)
             gevent.sleep(3)  # the last trades reach the clients
-            stop.set()
-            lat = [x * 1000 for x in out["lat"]]
             rss = web.rss_kb()
             status, health = web.get("/healthz")
+            stop.set()
+            lat = [x * 1000 for x in out["lat"]]
             print(
                 f"SSE clients={args.clients} trades={sent} rate={sent / args.seconds:.0f}/s "
                 f"feed_hz={args.feed_hz} events={out['events']} measured={len(lat)} "
