@@ -6,7 +6,7 @@ worker`` and a real ``tradeagg serve``, loads ``--tokens`` active tokens, then:
 1. times ``GET /v1/top?window=5m&limit=50`` (``--top-requests`` times, one
    after another) over those tokens: p50/p99;
 2. opens ``--clients`` SSE connections (gevent greenlets on raw sockets in
-   this process; 90% watch ``--watch`` tokens each, 10% the ranking
+   this process; most watch ``--watch`` tokens each, every ``--top-every``th the ranking
    ``top=5m:volume:50``), appends ``--rate`` trades/s to the shard streams
    for ``--seconds`` s and, for every (client, trade) pair, measures the time
    from the trade's XADD to the first event that includes it reaching the
@@ -28,6 +28,7 @@ import dataclasses  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
+import shutil  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -108,6 +109,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--top-requests", type=int, default=20)
     ap.add_argument("--feed-hz", default="4")
+    ap.add_argument("--logs", default="", help="copy serve.log and worker.log to this directory")
+    ap.add_argument("--top-every", type=int, default=10, help="every Nth client ranks; 0: none")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         server = RedisServer(Path(tmp))
@@ -121,6 +124,7 @@ def main() -> None:
                 "unused",
                 TRADEAGG_SHARDS=str(SHARDS),
                 TRADEAGG_FEED_HZ=args.feed_hz,
+                TRADEAGG_STALE_AFTER="3600",  # no janitor refresh of every token mid-run
                 GEVENT_MONITOR_THREAD_ENABLE="",
             )
             settings = Settings.from_env(env)
@@ -164,7 +168,7 @@ def main() -> None:
             hot = feed.tokens[:300]  # the busiest tokens (Zipf rank order)
             clients = []
             for i in range(args.clients):
-                if i % 10 == 9:
+                if args.top_every and i % args.top_every == args.top_every - 1:
                     path = "/v1/stream?top=5m:volume:50"
                 else:
                     path = "/v1/stream?tokens=" + ",".join(rng.sample(hot, args.watch))
@@ -192,10 +196,10 @@ def main() -> None:
                     sent += due
                 gevent.sleep(0.01)
             gevent.sleep(3)  # the last trades reach the clients
-            stop.set()
-            lat = [x * 1000 for x in out["lat"]]
             rss = web.rss_kb()
             status, health = web.get("/healthz")
+            stop.set()
+            lat = [x * 1000 for x in out["lat"]]
             print(
                 f"SSE clients={args.clients} trades={sent} rate={sent / args.seconds:.0f}/s "
                 f"feed_hz={args.feed_hz} events={out['events']} measured={len(lat)} "
@@ -211,6 +215,9 @@ def main() -> None:
             for p in reversed(procs):
                 p.terminate() if isinstance(p, Proc) else p.stop()
             server.stop()
+            if args.logs:
+                for name in ("serve.log", "worker.log"):
+                    shutil.copy(Path(tmp) / name, Path(args.logs) / name)
 
 
 if __name__ == "__main__":

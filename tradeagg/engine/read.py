@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import gevent
 import redis
 
 from tradeagg.clock import now_ms
@@ -32,6 +33,7 @@ COUNT_FIELDS = ("buys", "sells")
 VOLUME_FIELDS = ("buy_volume", "sell_volume", "volume")
 PRICE_FIELDS = ("open", "close")
 BATCH = 500  # reads per pipeline: a few thousand tokens cost a few round trips
+YIELD_EVERY = 50  # views parsed between two yields to other greenlets
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,12 @@ class Reader:
             again = self.fetch([tokens[i] for i in past], [ats[i] for i in past])
             for i, raw in zip(past, again, strict=True):
                 raws[i] = raw
-        return [self.view(t, a, raw) for t, a, raw in zip(tokens, ats, raws, strict=True)]
+        views = []
+        for i, (t, a, raw) in enumerate(zip(tokens, ats, raws, strict=True)):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                gevent.sleep(0)  # a long parse lets other greenlets (SSE clients) run
+            views.append(self.view(t, a, raw))
+        return views
 
     def fetch(self, tokens: Sequence[str], ats: Sequence[int | None]) -> list[list[Any]]:
         """``read_window.lua``'s raw answers for ``tokens``, each as of its ``ats`` entry.
