@@ -44,10 +44,10 @@ def test_dockerfile_copies_what_exists_and_runs_unprivileged():
 def test_compose_sets_only_real_settings_and_mounts_existing_files():
     doc = compose()
     services = doc["services"]
-    assert {"redis", "kafka", "bridge", "worker", "produce", "statsd-graphite", "grafana"} <= set(
-        services
-    )
-    for name in ("bridge", "worker", "produce"):
+    assert {
+        "redis", "kafka", "bridge", "worker", "serve", "produce", "statsd-graphite", "grafana"
+    } <= set(services)
+    for name in ("bridge", "worker", "serve", "produce"):
         env = services[name]["environment"]
         unknown = set(env) - KNOWN_ENV
         assert not unknown, f"{name} sets variables tradeagg does not read: {unknown}"
