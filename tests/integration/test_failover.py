@@ -19,36 +19,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.support import reference
-from tests.support.bridge_procs import Proc, committed, produce, trade_message, wait_for
+from tests.support.bridge_procs import Proc, wait_for
 from tests.support.checks import assert_matches_reference
 from tests.support.cluster_server import RedisClusterServer
-from tests.support.fault_procs import Feed, pending, settings_of, undelivered, worker_env
+from tests.support.fault_procs import Feed, settings_of, worker_env
+from tests.support.flow import Flow, assert_alive
 from tests.support.sentinel_set import SentinelSet
 from tradeagg.contract import keys
 from tradeagg.engine.apply import now_ms
 from tradeagg.engine.read import Reader
 from tradeagg.store.connection import connect
-
-PARTITIONS = 4
-
-
-class Flow:
-    """The feed's trades produced to one topic, each partition's end offset remembered."""
-
-    def __init__(self, bootstrap: str, topic: str, feed: Feed) -> None:
-        self.bootstrap, self.topic, self.feed = bootstrap, topic, feed
-        self.ends: dict[int, int] = {}
-
-    def send(self, n: int) -> None:
-        for p, end in produce(self.bootstrap, self.topic, map(trade_message, self.feed.batch(n))).items():
-            self.ends[p] = max(self.ends.get(p, 0), end)
-
-    def committed(self) -> bool:
-        done = committed(self.bootstrap, self.topic, self.topic, PARTITIONS)
-        return all(done.get(p, -1) >= end for p, end in self.ends.items())
-
-    def all_in(self, client, shards: int) -> bool:
-        return self.committed() and undelivered(client, shards) == 0 and pending(client, shards) == 0
 
 
 def stream_entries(client, shards: int) -> int:
@@ -68,10 +48,8 @@ def lost_trades(client, settings, feed: Feed, at: int) -> int:
     return lost
 
 
-def run_failover(tmp_path: Path, broker, topic: str, wait_replicas: int) -> tuple[int, Feed]:
-    redis_set = SentinelSet(tmp_path / "redis")
-    redis_set.start()
-    env = worker_env(redis_set.url, TRADEAGG_WINDOWS="10s,5m")
+def failover_env(redis_url: str, broker, topic: str, wait_replicas: int) -> dict[str, str]:
+    env = worker_env(redis_url, TRADEAGG_WINDOWS="10s,5m")
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
         TRADEAGG_KAFKA_TOPIC=topic,
@@ -80,6 +58,13 @@ def run_failover(tmp_path: Path, broker, topic: str, wait_replicas: int) -> tupl
         TRADEAGG_REDIS_WAIT_TIMEOUT_MS="200",
         TRADEAGG_RECLAIM_IDLE_MS="3000",
     )
+    return env
+
+
+def run_failover(tmp_path: Path, broker, topic: str, wait_replicas: int) -> tuple[int, Feed]:
+    redis_set = SentinelSet(tmp_path / "redis")
+    redis_set.start()
+    env = failover_env(redis_set.url, broker, topic, wait_replicas)
     s = settings_of(env)
     feed = Feed(seed=30 + wait_replicas, longest_ms=s.longest_ms)
     flow = Flow(broker.bootstrap, topic, feed)
@@ -103,8 +88,7 @@ def run_failover(tmp_path: Path, broker, topic: str, wait_replicas: int) -> tupl
         redis_set.rejoin_old_primary()
         flow.send(100)
         wait_for(lambda: flow.all_in(client, s.shards), 180, "everything through after failover")
-        for proc in (bridge, worker):
-            assert proc.proc.poll() is None, f"{proc.log.name} exited:\n{proc.text()[-3000:]}"
+        assert_alive(bridge, worker)
         at = now_ms() + 2_000
         lost = lost_trades(client, s, feed, at)
         if wait_replicas:
@@ -144,15 +128,7 @@ def test_cluster_primary_killed_with_wait_loses_nothing(tmp_path: Path, kafka_br
     """3 primaries with a replica each; one primary SIGKILLed mid-run, its replica promoted."""
     cluster = RedisClusterServer(tmp_path / "cluster", masters=3, replicas=1)
     cluster.start(timeout=60)
-    env = worker_env(cluster.url, TRADEAGG_WINDOWS="10s,5m")
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=kafka_broker.bootstrap,
-        TRADEAGG_KAFKA_TOPIC=kafka_topic,
-        TRADEAGG_KAFKA_GROUP=kafka_topic,
-        TRADEAGG_REDIS_WAIT_REPLICAS="1",
-        TRADEAGG_REDIS_WAIT_TIMEOUT_MS="200",
-        TRADEAGG_RECLAIM_IDLE_MS="3000",
-    )
+    env = failover_env(cluster.url, kafka_broker, kafka_topic, wait_replicas=1)
     s = settings_of(env)
     feed = Feed(seed=40, longest_ms=s.longest_ms)
     flow = Flow(kafka_broker.bootstrap, kafka_topic, feed)
@@ -170,8 +146,7 @@ def test_cluster_primary_killed_with_wait_loses_nothing(tmp_path: Path, kafka_br
         wait_for(lambda: cluster.role(victim) == "slave", 60, "the old primary as a replica")
         flow.send(100)
         wait_for(lambda: flow.all_in(client, s.shards), 180, "everything through after failover")
-        for proc in (bridge, worker):
-            assert proc.proc.poll() is None, f"{proc.log.name} exited:\n{proc.text()[-3000:]}"
+        assert_alive(bridge, worker)
         at = now_ms() + 2_000
         trades = list(feed.sent.values())
         assert_matches_reference(

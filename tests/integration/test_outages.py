@@ -17,15 +17,13 @@ from pathlib import Path
 
 from tests.support.bridge_procs import (
     Proc,
-    committed,
     dead_letters,
-    produce,
-    trade_message,
     wait_for,
 )
 from tests.support.checks import assert_matches_reference
-from tests.support.fault_procs import Feed, pending, settings_of, undelivered, worker_env
+from tests.support.fault_procs import Feed, settings_of, worker_env
 from tests.support.fixtures_kafka import TansuBroker
+from tests.support.flow import PARTITIONS, Flow, assert_alive
 from tests.support.servers import RedisServer
 from tradeagg.clock import now_ms
 from tradeagg.contract import keys
@@ -33,7 +31,6 @@ from tradeagg.engine.read import Reader
 from tradeagg.store.connection import connect
 
 OUTAGE_S = 30.0
-PARTITIONS = 4
 
 
 def kafka_env(redis_url: str, bootstrap: str, topic: str) -> dict[str, str]:
@@ -45,35 +42,6 @@ def kafka_env(redis_url: str, bootstrap: str, topic: str) -> dict[str, str]:
         TRADEAGG_KAFKA_GROUP=topic,
     )
     return env
-
-
-class Flow:
-    """Produces the feed's trades to one topic and remembers each partition's end offset."""
-
-    def __init__(self, bootstrap: str, topic: str, feed: Feed) -> None:
-        self.bootstrap = bootstrap
-        self.topic = topic
-        self.feed = feed
-        self.ends: dict[int, int] = {}
-
-    def send(self, n: int) -> None:
-        ends = produce(self.bootstrap, self.topic, map(trade_message, self.feed.batch(n)))
-        for p, end in ends.items():
-            self.ends[p] = max(self.ends.get(p, 0), end)
-
-    def all_in(self, client, shards: int) -> bool:
-        """Every message sent is committed by the bridge, and every entry applied and acked."""
-        done = committed(self.bootstrap, self.topic, self.topic, PARTITIONS)
-        if not all(done.get(p, -1) >= end for p, end in self.ends.items()):
-            return False
-        return undelivered(client, shards) == 0 and pending(client, shards) == 0
-
-
-def assert_alive(*procs: Proc) -> None:
-    for p in procs:
-        assert p.proc.poll() is None, (
-            f"{p.log.name} exited {p.proc.returncode}:\n{p.text()[-3000:]}"
-        )
 
 
 def assert_exact(client, settings, feed: Feed) -> None:
