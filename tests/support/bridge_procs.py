@@ -15,7 +15,6 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from tests.support.crashing_worker import CRASH_ENV
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade
 from tradeagg.devtools.synthetic import to_message
@@ -37,6 +36,11 @@ def env_for(redis_url: str, bootstrap: str, topic: str, **extra: str) -> dict[st
     )
     env.update(extra)
     return env
+
+
+#: set in a worker's environment, the worker runs through tests/support/crashing_worker.py
+#: (which must not be imported by the test process: it patches the standard library)
+CRASH_ENV = "TRADEAGG_TEST_CRASH_AFTER_APPLY"
 
 
 class Proc:

@@ -9,17 +9,17 @@ nothing of it.
 
 from gevent import monkey
 
-monkey.patch_all()
+monkey.patch_all()  # first, as in tradeagg/__main__.py: this module only runs as a process
 
 import logging  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import sys  # noqa: E402
 
+from tests.support.bridge_procs import CRASH_ENV  # noqa: E402
 from tradeagg.cli import main  # noqa: E402
 from tradeagg.runtime.consumer import ShardConsumer  # noqa: E402
 
-CRASH_ENV = "TRADEAGG_TEST_CRASH_AFTER_APPLY"
 EXIT_CODE = 86
 
 
