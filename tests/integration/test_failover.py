@@ -30,7 +30,6 @@ from tradeagg.engine.apply import now_ms
 from tradeagg.engine.read import Reader
 from tradeagg.store.connection import connect
 
-
 # Reads are as of an instant ahead of now: under load a janitor pass may stamp a token
 # later than an instant only a little ahead, and a read before last_update is refused.
 READ_AHEAD_MS = 30_000
