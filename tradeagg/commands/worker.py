@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         client, engine, settings, metrics, service.sleep, stopping, name, feed.refreshed
     )
     service.spawn("janitor", janitor.run)
-    reclaimer = Reclaimer(engine, pool, settings, metrics, name, stopping)
+    reclaimer = Reclaimer(engine, pool, settings, metrics, name, stopping, feed.applied)
     service.spawn("reclaim", reclaimer.run, service.sleep)
     heartbeat.start(
         service,

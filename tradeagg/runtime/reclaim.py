@@ -25,7 +25,7 @@ import gevent.pool
 import redis
 
 from tradeagg.contract import keys
-from tradeagg.engine.apply import Engine
+from tradeagg.engine.apply import Engine, TokenResult
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
 from tradeagg.runtime import retry
@@ -56,6 +56,7 @@ class Reclaimer:
         metrics: Metrics,
         consumer: str,
         stopping: Callable[[], bool] = lambda: False,
+        on_applied: Callable[[list[TokenResult]], None] | None = None,
     ) -> None:
         self.client = engine.client
         self.settings = settings
@@ -63,7 +64,9 @@ class Reclaimer:
         self.consumer = consumer
         self.stopping = stopping
         self.shards = [
-            ShardConsumer(shard, None, engine, pool, settings, metrics, consumer, stopping)
+            ShardConsumer(
+                shard, None, engine, pool, settings, metrics, consumer, stopping, on_applied
+            )
             for shard in range(settings.shards)
         ]
 
