@@ -7,8 +7,11 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import gevent.pool
 from confluent_kafka import Consumer, Producer
 
+from tests.integration.test_reclaim import TOKENS, deliver, make_trades
+from tests.integration.test_reclaim import settings as reclaim_settings
 from tests.integration.test_worker import SHARDS, drained, feed, worker_env
 from tests.support.bridge_procs import Proc, wait_for
 from tradeagg.contract import keys
@@ -18,7 +21,9 @@ from tradeagg.engine.apply import Engine, now_ms
 from tradeagg.engine.read import Reader
 from tradeagg.observe.metrics import NullMetrics
 from tradeagg.runtime.feed import ChangeFeed
+from tradeagg.runtime.reclaim import Reclaimer
 from tradeagg.settings import Settings
+from tradeagg.store import streams
 from tradeagg.store.streams import append
 
 
@@ -177,3 +182,17 @@ def _poll_into(consumer: Consumer, got: dict[str, dict]) -> bool:
         assert msg.key().decode() == doc["token"]
         got[doc["token"]] = doc
     return False
+
+
+def test_reclaimed_trades_are_announced(redis_client):
+    """What a dead consumer left pending and the worker's reclaimer applies is announced too."""
+    s = reclaim_settings()
+    streams.append(redis_client, s, make_trades(12, now_ms()))
+    deliver(redis_client, s, "dead-1")
+    cf = ChangeFeed(redis_client, s, NullMetrics())
+    engine = Engine(redis_client, s)
+    rc = Reclaimer(engine, gevent.pool.Pool(2), s, NullMetrics(), "rc", on_applied=cf.applied)
+    assert rc.reclaim(0).claimed > 0
+    cf.flush_once()
+    got = announcements(redis_client, s.shards)
+    assert sorted(a["token"] for a in got) == sorted(TOKENS)

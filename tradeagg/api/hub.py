@@ -202,9 +202,10 @@ class Hub:
             left = RANK_EVERY_S - (self.clock() - self.ranked_at)
             if self.by_top and left <= 0:
                 retry.call(log, "hub.rank", self.refresh_rankings, until=stopping)
-            else:
-                self.wake_ranker.wait(max(0.01, min(left, RANK_EVERY_S)))
-                self.wake_ranker.clear()
+                continue
+            # nobody ranks: sleep until a subscription wakes us; else until the next pass
+            self.wake_ranker.wait(RANK_EVERY_S if not self.by_top else max(0.01, left))
+            self.wake_ranker.clear()
 
     def dispatch(self, changed: set[str]) -> None:
         """Read what is watched, hand each event to its subscribers."""

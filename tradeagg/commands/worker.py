@@ -79,7 +79,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     janitor.pressure = pressure
     service.spawn("janitor", janitor.run)
-    reclaimer = Reclaimer(engine, pool, settings, metrics, name, stopping, pressure)
+    reclaimer = Reclaimer(engine, pool, settings, metrics, name, stopping, pressure, feed.applied)
     service.spawn("reclaim", reclaimer.run, service.sleep)
     heartbeat.start(
         service,

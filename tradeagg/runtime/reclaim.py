@@ -25,7 +25,7 @@ import gevent.pool
 import redis
 
 from tradeagg.contract import keys
-from tradeagg.engine.apply import Engine
+from tradeagg.engine.apply import Engine, TokenResult
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
 from tradeagg.runtime import retry
@@ -58,6 +58,7 @@ class Reclaimer:
         consumer: str,
         stopping: Callable[[], bool] = lambda: False,
         pressure: Pressure | None = None,
+        on_applied: Callable[[list[TokenResult]], None] | None = None,
     ) -> None:
         self.client = engine.client
         self.settings = settings
@@ -66,7 +67,16 @@ class Reclaimer:
         self.stopping = stopping
         self.shards = [
             ShardConsumer(
-                shard, None, engine, pool, settings, metrics, consumer, stopping, pressure
+                shard,
+                None,
+                engine,
+                pool,
+                settings,
+                metrics,
+                consumer,
+                stopping,
+                pressure,
+                on_applied,
             )
             for shard in range(settings.shards)
         ]
