@@ -56,9 +56,18 @@ def test_sigkill_and_crash_between_commit_and_ack(tmp_path: Path, redis_client, 
     kills = hook_crashes = restarts = 0
     try:
         wait_groups(redis_client, s.shards, 60)  # the workers are up before the first kill
-        deadline = time.monotonic() + 12
+        # at least 12 s of faults, and on until there were 6 kills and a crash after a
+        # commit: on a slow machine a worker may take seconds to start (hard limit 180 s)
+        started = time.monotonic()
+
+        def enough() -> bool:
+            elapsed = time.monotonic() - started
+            if elapsed > 180:
+                return True
+            return elapsed > 12 and kills >= 6 and hook_crashes >= 1
+
         next_kill = time.monotonic() + rng.uniform(0.8, 1.5)
-        while time.monotonic() < deadline:
+        while not enough():
             streams.append(redis_client, s, feed.batch(rng.randrange(5, 40)))
             for i, p in enumerate(procs):
                 code = p.proc.poll()
@@ -67,8 +76,9 @@ def test_sigkill_and_crash_between_commit_and_ack(tmp_path: Path, redis_client, 
                     hook_crashes += code == 86
                     procs[i] = Proc("worker", crashy, tmp_path / f"w{i}.log")
                     restarts += 1
-            if time.monotonic() > next_kill:
-                victim = rng.randrange(len(procs))
+            ready = [i for i, p in enumerate(procs) if "worker started" in p.text()]
+            if time.monotonic() > next_kill and ready:  # kill a worker that got going
+                victim = rng.choice(ready)
                 procs[victim].kill()  # SIGKILL at a random point
                 kills += 1
                 procs[victim] = Proc("worker", crashy, tmp_path / f"w{victim}.log")
