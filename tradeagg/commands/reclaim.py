@@ -11,7 +11,6 @@ import gevent.pool
 import redis
 
 from tradeagg.commands.summary import add_json_flag, emit
-from tradeagg.contract import keys
 from tradeagg.engine.apply import Engine
 from tradeagg.errors import StoreError, UsageError
 from tradeagg.logs import kv
@@ -19,6 +18,7 @@ from tradeagg.observe.metrics import TotalsMetrics
 from tradeagg.runtime.reclaim import Reclaimer
 from tradeagg.settings import Settings
 from tradeagg.store.connection import connect
+from tradeagg.store.stream import ShardStream
 
 log = logging.getLogger("tradeagg.reclaim")
 
@@ -63,10 +63,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         result = reclaimer.reclaim(args.min_idle_ms)
         if not result.left_pending:
             for shard in range(settings.shards):
-                try:
-                    client.xgroup_delconsumer(keys.stream(shard), keys.STREAM_GROUP, name)
-                except redis.ResponseError:
-                    pass  # no group on this shard
+                ShardStream(client, shard).delete_consumer(name)
     except redis.RedisError as exc:
         raise StoreError(f"reclaim failed: {exc}") from None
     t = metrics.totals()

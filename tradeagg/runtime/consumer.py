@@ -79,6 +79,7 @@ class ShardConsumer:
         self.consumer = consumer
         self.stopping = stopping
         self.backlog_id = "0"  # re-read own pending entries first
+        self.poison_acked = 0  # entries screened out as poison, their dead letter stored
         self.integrity = Integrity(self.client, settings)
         self.replication = Replication(
             self.client, settings.redis_wait_replicas, settings.redis_wait_timeout_ms
@@ -219,7 +220,8 @@ class ShardConsumer:
             elif self.dead_letter(entry_id, reason, codec.replayable(fields), keep_all=True):
                 self.metrics.incr("entries.poison")
                 poison.append(entry_id)
-        self.ack(poison)
+        if self.ack(poison):
+            self.poison_acked += len(poison)
         return keep
 
     def apply_all(self, calls: list[list[tuple[str, list[str]]]]) -> list[Any]:

@@ -22,9 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import gevent.pool
-import redis
 
-from tradeagg.contract import keys
 from tradeagg.engine.apply import Engine, TokenResult
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
@@ -102,8 +100,11 @@ class Reclaimer:
                     "claimed idle entries %s",
                     kv(shard=sc.shard, entries=len(entries), first=text(entries[0][0])),
                 )
+                before = sc.poison_acked
                 kept = sc.screen(entries)
-                out.poison += len(entries) - len(kept)
+                poison = sc.poison_acked - before
+                out.poison += poison
+                out.left_pending += len(entries) - len(kept) - poison  # dead letter refused
                 if kept:
                     out.left_pending += sc.process(kept)
             start = nxt
@@ -115,14 +116,10 @@ class Reclaimer:
         limit = FORGET_AFTER_IDLES * self.settings.reclaim_idle_ms
         gone = 0
         for sc in self.shards:
-            try:
-                consumers = self.client.xinfo_consumers(sc.stream.key, keys.STREAM_GROUP)
-            except redis.ResponseError:
-                continue  # no stream or no group yet
-            for c in consumers:
+            for c in sc.stream.consumers():
                 name = text(c["name"])
                 if name != self.consumer and int(c["pending"]) == 0 and int(c["idle"]) > limit:
-                    self.client.xgroup_delconsumer(sc.stream.key, keys.STREAM_GROUP, name)
+                    sc.stream.delete_consumer(name)
                     gone += 1
                     log.info(
                         "idle consumer removed %s",

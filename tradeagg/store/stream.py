@@ -137,6 +137,23 @@ class ShardStream:
         )
         return {text(p["message_id"]): int(p["times_delivered"]) for p in info}
 
+    def consumers(self) -> list[dict[str, Any]]:
+        """XINFO CONSUMERS of group ``workers``; empty when the stream or group is missing."""
+        try:
+            return self.client.xinfo_consumers(self.key, keys.STREAM_GROUP)
+        except redis.ResponseError as exc:
+            if missing(exc):
+                return []
+            raise
+
+    def delete_consumer(self, name: str) -> None:
+        """XGROUP DELCONSUMER (its pending entries, if any, are dropped: check first)."""
+        try:
+            self.client.xgroup_delconsumer(self.key, keys.STREAM_GROUP, name)
+        except redis.ResponseError as exc:
+            if not missing(exc):
+                raise
+
     # -- how much is left -----------------------------------------------------------
     def queue_backlog(self, pipe: Any) -> None:
         """Queue the two commands ``Backlog.from_replies`` reads (XLEN, XINFO GROUPS)."""
