@@ -9,6 +9,7 @@ from decimal import Decimal
 from tradeagg.commands import render
 from tradeagg.commands.wording import as_flags
 from tradeagg.contract.address import is_address
+from tradeagg.contract.documents import token_document
 from tradeagg.contract.exactjson import dumps, number
 from tradeagg.engine.args import check_at
 from tradeagg.engine.read import Reader, TokenView
@@ -79,8 +80,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     bad = [a for a in args.addr if not is_address(a)]
     if bad:
         raise UsageError(f"not a token address (base58, or 0x + 40 hex): {bad[0][:60]!r}")
-    from tradeagg.contract.documents import token_document  # marshmallow: not at every CLI start
-
     client = connect(settings)
     reader = Reader(client, settings)
     for addr in args.addr:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from tradeagg.commands import humanize, render
 from tradeagg.commands.wording import as_flags
+from tradeagg.contract.documents import rank_document
 from tradeagg.contract.exactjson import dumps
 from tradeagg.engine.rank import RANK_BY, Ranker, Ranking
 from tradeagg.settings import Settings
@@ -102,8 +103,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         client.close()
     if args.json:
-        from tradeagg.contract.documents import rank_document  # marshmallow: not at every start
-
         for r in ranking.rows:
             print(dumps(rank_document(r.rank, r.view, ranking.window, ranking.by)))
     else:
