@@ -13,8 +13,6 @@ import gevent.event
 
 from tradeagg.commands.top import default_window
 from tradeagg.commands.top import table as top_table
-from tradeagg.devtools import liveview
-from tradeagg.devtools.demorun import DemoRun
 from tradeagg.errors import UsageError
 from tradeagg.settings import Settings, mask
 
@@ -77,6 +75,9 @@ def columns(settings: Settings) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from tradeagg.devtools import liveview  # rich: imported by the demo, not at every CLI start
+    from tradeagg.devtools.demorun import DemoRun
+
     _check(args)
     ui = not args.no_ui and sys.stdout.isatty()
     if not args.no_ui and not ui:

@@ -1,5 +1,9 @@
 """The one table renderer of the command line (show, top, stats, bench, the demo's view).
 
+rich is imported when a table is drawn, not when the module is: every command
+module is imported to build the parser, and ``worker`` or ``bridge`` should
+not pay rich's import time at each start.
+
 Tables are ``rich`` tables without borders: columns two spaces apart, the
 first column(s) left-aligned, numbers right-aligned, a bold header when
 colour is on. ``text`` turns any rich renderable into plain lines for
@@ -11,12 +15,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, RenderableType
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.table import Table
 
-Cell = str | Text
+Cell = Any  # str, or a rich Text
 UNBOUNDED = 10_000  # columns: wide enough that no table of ours wraps
 
 
@@ -28,6 +33,8 @@ def table(
     show_header: bool = True,
 ) -> Table:
     """Columns named ``headers``; those at the indices in ``left`` aligned left, others right."""
+    from rich.table import Table
+
     t = Table(
         box=None,
         show_edge=False,
@@ -47,6 +54,8 @@ def console(
     width: int = UNBOUNDED, color: bool = False, file: io.TextIOBase | None = None
 ) -> Console:
     """A Console writing ``file`` (a buffer if None) at ``width`` columns, ANSI colour or none."""
+    from rich.console import Console
+
     return Console(
         file=file or io.StringIO(),
         width=width,
