@@ -238,12 +238,14 @@ def test_worker_dead_letters_are_kept_and_capped(redis_client, small_stream_node
     dead = [
         {k.decode(): v.decode() for k, v in f.items()} for _, f in redis_client.xrange(keys.dead(0))
     ]
-    assert [d["reason"] for d in dead] == [
-        "unknown entry format v='9'",
-        "bad token in record",
-        "unparsable record",
-    ]
-    assert dead[0]["entry"] == ids[0] and "bad-ts" in dead[2]["raw"]
+    by_entry = {d["entry"]: d for d in dead}  # one dead letter per bad entry or record
+    assert len(by_entry) == len(dead) == 3
+    assert {e: d["reason"] for e, d in by_entry.items()} == {
+        ids[0]: "unknown entry format v='9'",
+        ids[1]: "unparsable record",
+        ids[2]: "bad token in record",
+    }
+    assert "bad-ts" in by_entry[ids[1]]["raw"] and "not-a-token" in by_entry[ids[2]]["raw"]
     assert redis_client.xpending(stream, keys.STREAM_GROUP)["pending"] == 0
     assert Reader(redis_client, s).read(A).windows["10s"].buys == 1
     for i in range(40):
@@ -268,7 +270,7 @@ def consumer(client: redis.Redis, s: Settings) -> ShardConsumer:
     engine = Engine(client, s)
     stop = threading.Event()
     sc = ShardConsumer(0, None, engine, gevent.pool.Pool(2), s, MemoryMetrics(), "c", stop.is_set)
-    sc.ensure_group()
+    sc.stream.ensure_group()  # the group belongs to the shard's ShardStream
     return sc
 
 

@@ -11,7 +11,7 @@ from tests.support.servers import RedisServer
 from tradeagg.contract.documents import token_document
 from tradeagg.contract.exactjson import dumps
 from tradeagg.contract.keys import apply_keys, token_keys
-from tradeagg.engine.apply import Engine
+from tradeagg.engine.apply import RESULT_FIELDS, ApplyStatus, Engine, RawResult
 from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings, parse_windows
 from tradeagg.store import scripts
@@ -138,11 +138,11 @@ def _nano(q: str) -> int:
 TOKEN = "So11111111111111111111111111111111111111112"
 TWO_WINDOWS = "1s:1000,1m:60000"
 TWO_TRADES = "1500 0 b 5000000000 2 a\n1200 1 s 1000000000 3 b"
-WITH_PRELUDE = {"apply_trades", "read_window", "verify_token"}  # as tradeagg loads them
+ASSEMBLED = {"apply_trades", "read_window", "verify_token"}  # assembled with their lib/ includes, as tradeagg loads them
 
 
 def _script(client: redis.Redis, name: str):
-    if name in WITH_PRELUDE:
+    if name in ASSEMBLED:
         return client.register_script(scripts.source(name))
     return client.register_script((scripts.LUA_DIR / f"{name}.lua").read_text())
 
@@ -154,7 +154,22 @@ def _applied(client: redis.Redis):
 
 
 def _call_apply_trades(client: redis.Redis) -> None:
-    assert _applied(client) == [2, 0, 0, 0, -1, b"", b"2000"]
+    raw = _applied(client)  # a status first, then the fields in engine/apply.py's order
+    assert len(raw) == RESULT_FIELDS
+    got = RawResult(*raw)._asdict()
+    touched, scanned = got.pop("touched"), got.pop("scanned")
+    assert got == {
+        "status": ApplyStatus.OK,
+        "applied": 2,
+        "duplicates": 0,
+        "late": 0,
+        "over_capacity": 0,
+        "rebuilt": -1,
+        "unparsable": 0,
+        "last_update": b"2000",
+        "detail": b"",
+    }
+    assert touched >= 2 and scanned >= 0  # work figures: the two entries were written
     assert client.llen(f"token:{{{TOKEN}}}:trades") == 2
 
 
@@ -201,8 +216,13 @@ CALLS = {
 
 
 def test_every_lua_file_has_a_call() -> None:
-    files = {p.stem for p in scripts.LUA_DIR.glob("*.lua") if p.name != scripts.PRELUDE}
-    assert files == set(CALLS)
+    """Every operation file (lua/*.lua; the library lua/lib/*.lua is assembled into them)
+    is called below, and every library file is included by some operation."""
+    files = {p.stem for p in scripts.LUA_DIR.glob("*.lua")}
+    assert files == set(CALLS) == set(scripts.OPERATIONS)
+    included = "\n".join(scripts.source(name) for name in ASSEMBLED)
+    for lib in scripts.LUA_DIR.glob("lib/*.lua"):
+        assert lib.read_text() in included, f"{lib.name} is included by no operation"
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from tests.support.bridge_procs import Proc, env_for, running, wait_for
 from tests.support.checks import assert_matches_reference, window_mismatches
 from tradeagg.clock import now_ms
 from tradeagg.contract import keys
-from tradeagg.contract.trade import Trade, parse_entry, split_record
+from tradeagg.contract.trade import Trade
 from tradeagg.devtools.bench import backlog
 from tradeagg.devtools.synthetic import SyntheticFeed, to_message
 from tradeagg.engine.read import Reader
@@ -240,7 +239,8 @@ def test_sigint_finishes_and_acks_the_batch_in_hand_then_exits_0(
                 n_delivered += 1
                 delivered += records
     assert 0 < n_delivered < total, "the signal must come while entries are still to read"
-    kept = [replace(parse_entry(e), token=t) for t, e in map(split_record, delivered)]
+    sent = {t.record: t for t in trades}  # the stream holds each trade's record (entry codec)
+    kept = [sent[r] for r in delivered]
     listed = {
         t: {e.decode().split(" ")[5] for e in redis_client.lrange(f"token:{{{t}}}:trades", 0, -1)}
         for t in tokens

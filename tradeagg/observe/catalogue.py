@@ -22,6 +22,7 @@ COUNTERS = (
     "kafka.errors",
     "kafka.commit_failed",
     "redis.errors",
+    "messages.failed",
     # worker
     "trades.applied",
     "trades.duplicate",
@@ -33,6 +34,15 @@ COUNTERS = (
     "entries.poison",
     "deadletters",
     "redis.wait_timeouts",
+    "trades.unparsable",
+    "batch.refused",
+    # worker (change feed)
+    "feed.announced",
+    "feed.kafka_dropped",
+    "feed.kafka_errors",
+    # serve (SSE hub)
+    "sse.announcements",
+    "sse.dropped",
     # janitor
     "janitor.runs",
     "janitor.refreshed",
