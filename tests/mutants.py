@@ -10,7 +10,8 @@ subprocess (``pytest -x -q -p no:cacheprovider``, ``PYTHONPATH`` = the copy,
 so the copy's code and Lua win over any installed tradeagg). Failing tests
 kill the mutant; passing tests let it survive; an original text that is not
 found exactly once is an error (the code moved on: update the list, which
-``tests/unit/test_mutant_list.py`` checks cheaply in every CI run). The
+``tests/unit/test_mutant_list.py`` checks cheaply in every CI run), and so is
+a pytest that stops without running tests (collection or import error). The
 chosen tests are first run once unmutated and must pass. The exit status is
 non-zero if any mutant survived or errored.
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 600  # per pytest run; a mutant that hangs its tests this long counts as killed
+TESTS_FAILED = 1  # pytest's exit code when tests ran and some failed
 IGNORED = shutil.ignore_patterns(
     ".git", "__pycache__", "*.pyc", ".pytest_cache", ".hypothesis", ".ruff_cache",
     ".mypy_cache", "*.egg-info", "build", "dist", ".venv",
@@ -268,8 +270,8 @@ def apply(root: Path, m: Mutant) -> str:
     return ""
 
 
-def run_tests(root: Path, tests: tuple[str, ...] | list[str]) -> tuple[bool, float, str]:
-    """pytest on ``tests`` inside the copy; (passed, seconds, output tail)."""
+def run_tests(root: Path, tests: tuple[str, ...] | list[str]) -> tuple[int | None, float, str]:
+    """pytest on ``tests`` inside the copy; (exit code or None on timeout, seconds, output tail)."""
     env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     t0 = time.monotonic()
@@ -282,12 +284,12 @@ def run_tests(root: Path, tests: tuple[str, ...] | list[str]) -> tuple[bool, flo
         out, _ = proc.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
-        return False, time.monotonic() - t0, f"timed out after {TIMEOUT_S} s"
+        return None, time.monotonic() - t0, f"timed out after {TIMEOUT_S} s"
     except BaseException:
         _kill_group(proc)
         raise
     lines = out.strip().splitlines()
-    return proc.returncode == 0, time.monotonic() - t0, "\n".join(lines[-15:])
+    return proc.returncode, time.monotonic() - t0, "\n".join(lines[-15:])
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -305,11 +307,16 @@ def check(m: Mutant) -> Outcome:
         problem = apply(root, m)
         if problem:
             return Outcome(m, "error", 0.0, problem)
-        passed, seconds, tail = run_tests(root, m.tests)
-    return Outcome(m, "survived" if passed else "killed", seconds, tail)
+        code, seconds, tail = run_tests(root, m.tests)
+    if code == 0:
+        return Outcome(m, "survived", seconds, tail)
+    if code in (TESTS_FAILED, None):
+        return Outcome(m, "killed", seconds, tail)
+    # collection or import error, usage error, no tests: the mutant broke more than behaviour
+    return Outcome(m, "error", seconds, f"pytest exit {code}\n{tail}")
 
 
-def baseline(mutants: list[Mutant]) -> tuple[bool, float, str]:
+def baseline(mutants: list[Mutant]) -> tuple[int | None, float, str]:
     """The union of the chosen tests, once, on an unmutated copy."""
     tests = sorted({t for m in mutants for t in m.tests})
     with tempfile.TemporaryDirectory(prefix="mutant-baseline-") as tmp:
@@ -353,8 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.monotonic()
     print(f"baseline: {len(mutants)} mutants, running their tests unmutated", flush=True)
-    ok, seconds, tail = baseline(mutants)
-    if not ok:
+    code, seconds, tail = baseline(mutants)
+    if code != 0:
         print(f"baseline FAILED in {seconds:.1f} s: fix the suite first\n{tail}", file=sys.stderr)
         return 2
     print(f"baseline passed in {seconds:.1f} s", flush=True)
