@@ -12,11 +12,11 @@ counted and left where it is.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tradeagg.clock import now_ms
 from tradeagg.contract import entry as codec
 from tradeagg.contract import keys
 from tradeagg.contract.validation import parse_message
@@ -68,7 +68,7 @@ def letters(client: Any, settings: Settings, shard: int | None, since: str) -> l
 def replay(client: Any, settings: Settings, chosen: Iterable[Letter]) -> ReplayResult:
     """Validate and append every trade of ``chosen``; returns the counts."""
     out = ReplayResult()
-    now = int(time.time() * 1000)
+    now = now_ms()
     trades = []
     per_shard: dict[int, list[str]] = {}
     for letter in chosen:
