@@ -97,6 +97,11 @@ MUTANTS: tuple[Mutant, ...] = (
        "if x ~= y then return x < y end",
        "if x ~= y then return x > y end",
        "ordering", f"{EDGES}::test_ties_on_ts_and_seq_follow_the_byte_order_of_ids"),
+    _m("late-insert-after-its-successor", "lua/lib/core.lua",
+       "if redis.call('LINSERT', key, 'BEFORE', pivot, raw) < 0 then",
+       "if redis.call('LINSERT', key, 'AFTER', pivot, raw) < 0 then",
+       "ordering",
+       "tests/integration/test_late_inserts.py::test_late_batches_into_a_long_list_match_the_reference"),
     # -- window boundaries: at - w < ts <= at
     _m("window-end-excludes-at", SLIDE,
        "st.e, _, close = walk(K[1], st.e, limit, at, enter, st.tot)",
