@@ -137,6 +137,30 @@ def test_a_future_trade_at_last_update_is_not_mistaken_for_a_future_one(redis_cl
     exact(redis_client, s, trades, now + 500)
 
 
+def test_a_list_tail_at_last_update_is_inside_and_the_stored_state_stands(redis_client) -> None:
+    """The list's last trade at ts == last_update is inside every window, not waiting for the
+    clock: the next call loads the stored state as it is (no rebuild), with one trade or more."""
+    s = settings()
+    engine = Engine(redis_client, s)
+    first = trade("first", T0, price="3")
+    [r] = engine.apply_records([first.record], now=T0)  # one trade, stamped at last_update
+    assert (r.applied, r.last_update, r.rebuilt) == (1, T0, -1)
+    [r] = engine.advance([A], now=T0 + 1)
+    assert (r.rebuilt, r.reason) == (-1, "")
+    exact(redis_client, s, [first], T0 + 1)
+    trades = [first, trade("early", T0 - 5, price="4"), trade("tail", T0 + 7, price="5")]
+    [r] = engine.apply_records([x.record for x in trades[1:]], now=T0 + 7)  # tail at at
+    assert (r.applied, r.last_update, r.rebuilt) == (2, T0 + 7, -1)
+    late = trade("between", T0 + 3, price="6")  # merges before the tail: a state is loaded
+    [r] = engine.apply_records([late.record], now=T0 + 7)
+    assert (r.applied, r.rebuilt, r.reason) == (1, -1, "")
+    trades.append(late)
+    for at in (T0 + 7, T0 + 1000, T0 + 1003):
+        [r] = engine.advance([A], now=at)
+        assert (r.rebuilt, r.reason) == (-1, "")
+        exact(redis_client, s, trades, at)
+
+
 def test_a_damaged_token_read_keeps_the_window_boundaries(redis_client) -> None:
     """Counted from the list (indices lost): still at - w < ts <= at, for reads and rebuilds."""
     s = settings()

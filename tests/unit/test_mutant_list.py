@@ -15,8 +15,9 @@ from tests import mutants
 from tests.mutants import MUTANTS, REQUIRED_CATEGORIES, ROOT
 
 CORE = re.compile(
-    r"^(lua/[a-z_]+\.lua|tradeagg/engine/[a-z_]+\.py|tradeagg/runtime/(consumer|bridge|reclaim)\.py"
-    r"|tradeagg/contract/validation\.py)$"
+    r"^(lua/(lib/)?[a-z_]+\.lua|tradeagg/engine/[a-z_]+\.py"
+    r"|tradeagg/runtime/(consumer|bridge|intake|reclaim)\.py|tradeagg/store/stream\.py"
+    r"|tradeagg/contract/(validation|entry|address)\.py)$"
 )
 
 
