@@ -32,3 +32,11 @@ def test_a_bar_redrawn_in_place_on_a_terminal() -> None:
     text = out.getvalue()
     assert text.startswith("\rproduce [") and text.endswith("\n")
     assert "#" * 30 in text and "10/10 (100%)" in text
+
+
+def test_unknown_total_shows_count_and_rate_only() -> None:
+    out = io.StringIO()
+    p = Progress("reclaim", 0, out=out, every_s=0.0)
+    p.update(7)
+    p.close()
+    assert out.getvalue().startswith("reclaim: 7 ") and "%" not in out.getvalue()

@@ -6,6 +6,7 @@ import argparse
 from dataclasses import replace
 
 from tradeagg.commands import render
+from tradeagg.commands.progress import Progress
 from tradeagg.contract.exactjson import dumps
 from tradeagg.devtools.bench import BenchConfig, run_engine
 from tradeagg.devtools.embedded import Embedded
@@ -78,14 +79,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             cfg = BenchConfig(
                 trades=args.trades, tokens=args.tokens, span_s=args.span_s, verify=args.verify
             )
-            figures = run_engine(client, s, cfg)
+            progress = Progress("bench", args.trades, every_s=settings.progress_every_s)
+            figures = run_engine(client, s, cfg, progress.update)
+            progress.close()
         else:
             from tradeagg.devtools.bench_pipeline import run_e2e
 
             url = args.redis_url or with_embedded.start_redis()
             broker = with_embedded.start_broker()
             s = replace(settings, redis_url=url, kafka_bootstrap_servers=broker, kafka_url="")
-            figures = run_e2e(s, args.trades, args.tokens, args.rate, workers=args.workers)
+            progress = Progress("bench", args.trades, every_s=settings.progress_every_s)
+            figures = run_e2e(
+                s,
+                args.trades,
+                args.tokens,
+                args.rate,
+                workers=args.workers,
+                on_progress=progress.update,
+            )
+            progress.close()
         _print(figures, args.json)
         return 1 if figures.get("mismatches") else 0
     finally:

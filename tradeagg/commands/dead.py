@@ -7,6 +7,7 @@ import json
 
 import redis
 
+from tradeagg.commands.progress import Progress
 from tradeagg.errors import StoreError, UsageError
 from tradeagg.runtime.replay import Letter, letters, replay
 from tradeagg.settings import Settings
@@ -67,7 +68,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if not chosen:
                 raise UsageError(f"no dead letter {args.id}")
         if args.action == "replay":
-            result = replay(client, settings, chosen)
+            progress = Progress("replay", len(chosen), every_s=settings.progress_every_s)
+            result = replay(client, settings, chosen, progress.update)
+            progress.close()
     except redis.RedisError as exc:
         raise StoreError(f"dead {args.action} failed: {exc}") from None
     if args.action == "replay":
