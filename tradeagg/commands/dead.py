@@ -36,10 +36,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("action", choices=("list", "show", "replay"))
+    p.add_argument(
+        "action", choices=("list", "show", "replay"), help="list, show one ID, or replay"
+    )
     p.add_argument("id", nargs="?", metavar="ID", help="dead letter id (show)")
     p.add_argument("--shard", type=int, metavar="N", help="one shard only (default all)")
-    p.add_argument("--since", default="-", metavar="ID", help="from this id on (inclusive)")
+    p.add_argument(
+        "--since",
+        default="-",
+        metavar="ID",
+        help="from this id on, inclusive (default %(default)s: the first)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(run=run)
 

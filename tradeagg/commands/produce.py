@@ -48,7 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--rate", type=float, metavar="R", help="pace at R trades/s, stamped now (default: max)"
     )
-    p.add_argument("--tokens", type=int, default=2000, metavar="K", help="synthetic tokens")
+    p.add_argument(
+        "--tokens",
+        type=int,
+        default=2000,
+        metavar="K",
+        help="synthetic tokens (default %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=1, help="synthetic feed seed (default 1)")
     p.add_argument(
         "--batch-per-block",
