@@ -77,3 +77,13 @@ def test_bench_engine_shows_progress_lines_and_keeps_its_figures():
     assert lines and all("/6000 (" in line for line in lines), done.stderr[-2000:]
     figures = json.loads(done.stdout)
     assert figures["mode"] == "engine" and figures["trades"] == 6000
+
+
+def test_bench_e2e_shows_progress_lines_and_keeps_its_figures():
+    env = clean_env(TRADEAGG_PROGRESS_EVERY_S="0")
+    done = cli(env, "bench", "--mode", "e2e", "--trades", "3000", "--tokens", "30", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = progress_lines(done.stderr, "bench")
+    assert len(lines) >= 2 and all("/3000 (" in line for line in lines), done.stderr[-2000:]
+    figures = json.loads(done.stdout)
+    assert figures["mode"] == "throughput" and figures["trades"] == 3000
