@@ -1,5 +1,5 @@
-"""Progress of long work on stderr: a bar redrawn in place on a terminal, else a line
-every ``every_s`` seconds (log collectors get readable lines, not carriage returns)."""
+"""Progress of long work on stderr: a ``rich`` progress bar on a terminal, else a plain
+line every ``every_s`` seconds (log collectors get readable lines, not control codes)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import sys
 import time
 from typing import TextIO
 
-WIDTH = 30
+from rich import progress as bar
+from rich.console import Console
+
 TTY_EVERY_S = 0.2
 
 
@@ -22,37 +24,45 @@ class Progress:
     ) -> None:
         self.label, self.total = label, max(total, 0)
         self.out = out or sys.stderr
-        self.tty = self.out.isatty()
-        self.every_s = TTY_EVERY_S if self.tty else every_s
+        self.every_s = every_s
         self.started = self.shown_at = time.monotonic()
         self.done = 0
+        self.bar: bar.Progress | None = None
+        if self.out.isatty():
+            self.bar = bar.Progress(
+                bar.TextColumn("{task.description}"),
+                bar.BarColumn(),
+                bar.MofNCompleteColumn(),
+                bar.TaskProgressColumn(),
+                bar.TimeElapsedColumn(),
+                console=Console(file=self.out),
+                auto_refresh=False,  # no refresh thread: redrawn from update(), gevent or not
+            )
+            self.task = self.bar.add_task(label, total=self.total or None)
+            self.bar.start()
 
     def update(self, done: int) -> None:
         self.done = done
         now = time.monotonic()
-        if now - self.shown_at >= self.every_s:
+        if self.bar is not None:
+            redraw = now - self.shown_at >= TTY_EVERY_S
+            self.shown_at = now if redraw else self.shown_at
+            self.bar.update(self.task, completed=done, refresh=redraw)
+        elif now - self.shown_at >= self.every_s:
             self.shown_at = now
-            self._show(now)
+            self._line(now)
 
     def close(self) -> None:
-        if self.tty:
-            self._show(time.monotonic())
-            self.out.write("\n")
-            self.out.flush()
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done, refresh=True)
+            self.bar.stop()
 
-    def _show(self, now: float) -> None:
+    def _line(self, now: float) -> None:
         rate = self.done / max(now - self.started, 1e-6)
         if self.total:
             share = min(self.done / self.total, 1.0)
             figures = f"{self.done}/{self.total} ({share:.0%}) {rate:,.0f}/s"
         else:
-            share = 0.0
             figures = f"{self.done} {rate:,.0f}/s"
-        if self.tty and self.total:
-            bar = "#" * int(share * WIDTH)
-            self.out.write(f"\r{self.label} [{bar:<{WIDTH}}] {figures}")
-        elif self.tty:
-            self.out.write(f"\r{self.label} {figures}")
-        else:
-            self.out.write(f"{self.label}: {figures}\n")
+        self.out.write(f"{self.label}: {figures}\n")
         self.out.flush()
