@@ -8,7 +8,12 @@ its format, and ``--json`` stays one JSON object.
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import select
+import subprocess
+import sys
 
 from tests.integration.test_reclaim import deliver, make_trades, settings
 from tests.support.cli import clean_env, cli
@@ -87,3 +92,39 @@ def test_bench_e2e_shows_progress_lines_and_keeps_its_figures():
     assert len(lines) >= 2 and all("/3000 (" in line for line in lines), done.stderr[-2000:]
     figures = json.loads(done.stdout)
     assert figures["mode"] == "throughput" and figures["trades"] == 3000
+
+
+def test_dead_replay_draws_a_bar_when_stderr_is_a_terminal(redis_server, redis_client):
+    s = settings()
+    for t in Feed(seed=4, longest_ms=s.longest_ms).batch(5):
+        redis_client.xadd(
+            keys.dead(1), {"reason": "x", "source": "bridge", "raw": json.dumps(to_message(t))}
+        )
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tradeagg", "dead", "replay", "--json"],
+            env=env_for(redis_server.url),
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=60,
+        )
+        os.close(follower)
+        follower = -1
+        drawn = b""
+        while select.select([leader], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["letters"] == 5
+    text = drawn.decode(errors="replace")
+    assert "5/5" in text and "100%" in text and "replay: 5/5" not in text, text
