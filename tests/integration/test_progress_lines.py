@@ -128,3 +128,17 @@ def test_dead_replay_draws_a_bar_when_stderr_is_a_terminal(redis_server, redis_c
     assert json.loads(done.stdout)["letters"] == 5
     text = drawn.decode(errors="replace")
     assert "5/5" in text and "100%" in text and "replay: 5/5" not in text, text
+
+
+def test_paced_produce_shows_progress_lines_and_keeps_its_summary(kafka_broker, kafka_topic):
+    env = clean_env(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_broker.bootstrap,
+        TRADEAGG_KAFKA_TOPIC=kafka_topic,
+        TRADEAGG_PROGRESS_EVERY_S="0",
+    )
+    done = cli(env, "produce", "--json", "--synthetic", "60", "--rate", "200")
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = progress_lines(done.stderr, "produce")
+    assert len(lines) >= 2 and all("/60 (" in line for line in lines), done.stderr[-2000:]
+    doc = json.loads(done.stdout)
+    assert (doc["command"], doc["trades"], doc["failed"]) == ("produce", 60, 0)
