@@ -332,6 +332,12 @@ class Settings:
     warn_repeat_s: float = setting(
         60.0, "TRADEAGG_WARN_REPEAT_S", _float(0, 86_400), "repeat a standing warning this often, s"
     )
+    progress_every_s: float = setting(
+        5.0,
+        "TRADEAGG_PROGRESS_EVERY_S",
+        _float(0, 3_600),
+        "progress line interval when stderr is not a terminal, s",
+    )
     feed_hz: float = setting(
         4.0, "TRADEAGG_FEED_HZ", _float(0.01, 1_000), "change announcements per token per second"
     )

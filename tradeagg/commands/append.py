@@ -60,7 +60,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("file", nargs="?", metavar="FILE|-", help="JSON lines to append")
     p.add_argument("--synthetic", type=int, metavar="N", help="append N synthetic trades")
-    p.add_argument("--tokens", type=int, default=200, metavar="K", help="synthetic tokens")
+    p.add_argument(
+        "--tokens",
+        type=int,
+        default=200,
+        metavar="K",
+        help="synthetic tokens (default %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=1, help="synthetic feed seed (default 1)")
     add_json_flag(p)
     p.set_defaults(run=run)

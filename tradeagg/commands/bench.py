@@ -6,6 +6,7 @@ import argparse
 from dataclasses import replace
 
 from tradeagg.commands import render
+from tradeagg.commands.progress import Progress
 from tradeagg.contract.exactjson import dumps
 from tradeagg.devtools.bench import BenchConfig, run_engine
 from tradeagg.devtools.embedded import Embedded
@@ -33,20 +34,46 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--mode", choices=("engine", "e2e"), default="engine")
-    p.add_argument("--trades", type=int, default=200_000)
-    p.add_argument("--tokens", type=int, default=2_000)
+    p.add_argument(
+        "--mode",
+        choices=("engine", "e2e"),
+        default="engine",
+        help="engine: this process applies; e2e: Kafka, bridge and worker processes (default %(default)s)",
+    )
+    p.add_argument(
+        "--trades", type=int, default=200_000, help="synthetic trades (default %(default)s)"
+    )
+    p.add_argument(
+        "--tokens", type=int, default=2_000, help="synthetic tokens (default %(default)s)"
+    )
     p.add_argument(
         "--clock",
         choices=("event", "wall"),
         default="event",
-        help="engine mode: event (trades over --span-s of event time) or wall",
+        help="engine mode: event (trades over --span-s of event time) or wall (default %(default)s)",
     )
-    p.add_argument("--span-s", type=float, default=4_800.0, help="event time covered (engine mode)")
-    p.add_argument("--rate", type=float, default=None, help="e2e mode: paced trades/s (latency)")
-    p.add_argument("--workers", type=int, default=1, help="e2e mode: worker processes")
-    p.add_argument("--verify", type=int, default=50, help="tokens checked against brute force")
-    p.add_argument("--redis-url", default="", help="use this (empty) Redis instead of starting one")
+    p.add_argument(
+        "--span-s",
+        type=float,
+        default=4_800.0,
+        help="event time covered, s (engine mode) (default %(default)s)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="e2e mode: paced trades/s, measures latency (default: as fast as possible)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=1, help="e2e mode: worker processes (default %(default)s)"
+    )
+    p.add_argument(
+        "--verify",
+        type=int,
+        default=50,
+        help="tokens checked against brute force (default %(default)s)",
+    )
+    p.add_argument("--redis-url", default="", help="use this (empty) Redis (default: start one)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.set_defaults(run=run)
 
@@ -78,14 +105,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             cfg = BenchConfig(
                 trades=args.trades, tokens=args.tokens, span_s=args.span_s, verify=args.verify
             )
-            figures = run_engine(client, s, cfg)
+            progress = Progress("bench", args.trades, every_s=settings.progress_every_s)
+            figures = run_engine(client, s, cfg, progress.update)
+            progress.close()
         else:
             from tradeagg.devtools.bench_pipeline import run_e2e
 
             url = args.redis_url or with_embedded.start_redis()
             broker = with_embedded.start_broker()
             s = replace(settings, redis_url=url, kafka_bootstrap_servers=broker, kafka_url="")
-            figures = run_e2e(s, args.trades, args.tokens, args.rate, workers=args.workers)
+            progress = Progress("bench", args.trades, every_s=settings.progress_every_s)
+            figures = run_e2e(
+                s,
+                args.trades,
+                args.tokens,
+                args.rate,
+                workers=args.workers,
+                on_progress=progress.update,
+            )
+            progress.close()
         _print(figures, args.json)
         return 1 if figures.get("mismatches") else 0
     finally:

@@ -7,6 +7,7 @@ import json
 
 import redis
 
+from tradeagg.commands.progress import Progress
 from tradeagg.errors import StoreError, UsageError
 from tradeagg.runtime.replay import Letter, letters, replay
 from tradeagg.settings import Settings
@@ -35,10 +36,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("action", choices=("list", "show", "replay"))
+    p.add_argument(
+        "action", choices=("list", "show", "replay"), help="list, show one ID, or replay"
+    )
     p.add_argument("id", nargs="?", metavar="ID", help="dead letter id (show)")
     p.add_argument("--shard", type=int, metavar="N", help="one shard only (default all)")
-    p.add_argument("--since", default="-", metavar="ID", help="from this id on (inclusive)")
+    p.add_argument(
+        "--since",
+        default="-",
+        metavar="ID",
+        help="from this id on, inclusive (default %(default)s: the first)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(run=run)
 
@@ -67,7 +75,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if not chosen:
                 raise UsageError(f"no dead letter {args.id}")
         if args.action == "replay":
-            result = replay(client, settings, chosen)
+            progress = Progress("replay", len(chosen), every_s=settings.progress_every_s)
+            result = replay(client, settings, chosen, progress.update)
+            progress.close()
     except redis.RedisError as exc:
         raise StoreError(f"dead {args.action} failed: {exc}") from None
     if args.action == "replay":

@@ -41,13 +41,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--duration", type=float, default=0, metavar="S", help="seconds (0: until Ctrl-C)"
+        "--duration", type=float, default=0, metavar="S", help="seconds (default 0: until Ctrl-C)"
     )
     p.add_argument("--rate", type=float, default=500, metavar="R", help="trades/s (default 500)")
     p.add_argument("--tokens", type=int, default=300, metavar="K", help="tokens (default 300)")
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes")
-    p.add_argument("--refresh", type=float, default=1.0, metavar="S", help="seconds per refresh")
-    p.add_argument("--seed", type=int, default=1, help="synthetic feed seed")
+    p.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="worker processes (default %(default)s)"
+    )
+    p.add_argument(
+        "--refresh",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds per refresh (default %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=1, help="synthetic feed seed (default %(default)s)")
     p.add_argument("--no-ui", action="store_true", help="periodic one-line summaries, no screen")
     p.set_defaults(run=run)
 

@@ -31,6 +31,7 @@ EXAMPLES = """examples:
   tradeagg produce --synthetic 60000 --rate 2000 --batch-per-block
 """
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "produce",
@@ -47,7 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--rate", type=float, metavar="R", help="pace at R trades/s, stamped now (default: max)"
     )
-    p.add_argument("--tokens", type=int, default=2000, metavar="K", help="synthetic tokens")
+    p.add_argument(
+        "--tokens",
+        type=int,
+        default=2000,
+        metavar="K",
+        help="synthetic tokens (default %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=1, help="synthetic feed seed (default 1)")
     p.add_argument(
         "--batch-per-block",
@@ -106,7 +113,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         trades = past_trades(args.synthetic, args.tokens, args.seed, now_ms())
         sender.send(encode(trades, args.batch_per_block))
     else:
-        progress = Progress("produce", args.synthetic)
+        progress = Progress("produce", args.synthetic, every_s=settings.progress_every_s)
         for block in paced_blocks(args.synthetic, args.tokens, args.seed, args.rate):
             sender.send(encode(block, args.batch_per_block))
             progress.update(sender.trades)

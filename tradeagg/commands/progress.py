@@ -1,5 +1,5 @@
-"""Progress of long work on stderr: a bar redrawn in place on a terminal, else a line
-every few seconds (log collectors get readable lines, not carriage returns)."""
+"""Progress of long work on stderr: a ``rich`` progress bar on a terminal, else a plain
+line every ``every_s`` seconds (log collectors get readable lines, not control codes)."""
 
 from __future__ import annotations
 
@@ -7,40 +7,62 @@ import sys
 import time
 from typing import TextIO
 
-WIDTH = 30
+from rich import progress as bar
+from rich.console import Console
+
+TTY_EVERY_S = 0.2
 
 
 class Progress:
-    """``update(done)`` as work advances, ``close()`` at the end; ``total`` known up front."""
+    """``update(done)`` as work advances, ``close()`` at the end.
 
-    def __init__(self, label: str, total: int, out: TextIO | None = None, every_s: float = 5.0):
-        self.label, self.total = label, max(total, 1)
+    ``total`` > 0 gives a bar and a share; 0 means unknown up front (count and rate only).
+    """
+
+    def __init__(
+        self, label: str, total: int, out: TextIO | None = None, every_s: float = 5.0
+    ) -> None:
+        self.label, self.total = label, max(total, 0)
         self.out = out or sys.stderr
-        self.tty = self.out.isatty()
-        self.every_s = every_s if not self.tty else 0.2
+        self.every_s = every_s
         self.started = self.shown_at = time.monotonic()
         self.done = 0
+        self.bar: bar.Progress | None = None
+        if self.out.isatty():
+            self.bar = bar.Progress(
+                bar.TextColumn("{task.description}"),
+                bar.BarColumn(),
+                bar.MofNCompleteColumn(),
+                bar.TaskProgressColumn(),
+                bar.TimeElapsedColumn(),
+                console=Console(file=self.out),
+                auto_refresh=False,  # no refresh thread: redrawn from update(), gevent or not
+            )
+            self.task = self.bar.add_task(label, total=self.total or None)
+            self.bar.start()
 
     def update(self, done: int) -> None:
         self.done = done
         now = time.monotonic()
-        if now - self.shown_at >= self.every_s:
+        if self.bar is not None:
+            redraw = now - self.shown_at >= TTY_EVERY_S
+            self.shown_at = now if redraw else self.shown_at
+            self.bar.update(self.task, completed=done, refresh=redraw)
+        elif now - self.shown_at >= self.every_s:
             self.shown_at = now
-            self._show(now)
+            self._line(now)
 
     def close(self) -> None:
-        if self.tty:
-            self._show(time.monotonic())
-            self.out.write("\n")
-            self.out.flush()
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done, refresh=True)
+            self.bar.stop()
 
-    def _show(self, now: float) -> None:
+    def _line(self, now: float) -> None:
         rate = self.done / max(now - self.started, 1e-6)
-        share = min(self.done / self.total, 1.0)
-        figures = f"{self.done}/{self.total} ({share:.0%}) {rate:,.0f}/s"
-        if self.tty:
-            bar = "#" * int(share * WIDTH)
-            self.out.write(f"\r{self.label} [{bar:<{WIDTH}}] {figures}")
+        if self.total:
+            share = min(self.done / self.total, 1.0)
+            figures = f"{self.done}/{self.total} ({share:.0%}) {rate:,.0f}/s"
         else:
-            self.out.write(f"{self.label}: {figures}\n")
+            figures = f"{self.done} {rate:,.0f}/s"
+        self.out.write(f"{self.label}: {figures}\n")
         self.out.flush()

@@ -10,6 +10,7 @@ import socket
 import gevent.pool
 import redis
 
+from tradeagg.commands.progress import Progress
 from tradeagg.commands.summary import add_json_flag, emit
 from tradeagg.engine.apply import Engine
 from tradeagg.errors import StoreError, UsageError
@@ -60,7 +61,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         Engine(client, settings), gevent.pool.Pool(settings.worker_pool), settings, metrics, name
     )
     try:
-        result = reclaimer.reclaim(args.min_idle_ms)
+        progress = Progress("reclaim", 0, every_s=settings.progress_every_s)
+        result = reclaimer.reclaim(args.min_idle_ms, progress.update)
+        progress.close()
         if not result.left_pending:
             for shard in range(settings.shards):
                 ShardStream(client, shard).delete_consumer(name)

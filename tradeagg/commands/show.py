@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
-from decimal import Decimal
 
-from tradeagg.commands import render
+from tradeagg.commands import humanize, render
 from tradeagg.commands.coverage import add_strict_flag, check_windows
 from tradeagg.commands.wording import as_flags
 from tradeagg.contract.address import is_address
 from tradeagg.contract.documents import token_document
-from tradeagg.contract.exactjson import dumps, number
+from tradeagg.contract.exactjson import dumps
 from tradeagg.engine.args import check_at
 from tradeagg.engine.read import Reader, TokenView
 from tradeagg.errors import UsageError
@@ -32,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Aggregates of each ADDR exactly as of --at (epoch ms; default now, or the "
         "token's last_update with TRADEAGG_CLOCK=event), whatever the janitor has or hasn't "
         "done. An unknown token shows empty windows. --at earlier than the token's "
-        "last_update is an error (exit 2).",
+        "last_update is an error (exit 2). The table rounds volumes and prices to three "
+        "significant digits as `tradeagg top` does; --json gives the exact decimals.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -47,29 +47,19 @@ HEAD = ("window", "buys", "sells", "buy_volume", "sell_volume", "volume", "open"
 HEAD += ("change",)
 
 
-def _fmt(v: object) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, Decimal):
-        return number(v)
-    if isinstance(v, float):
-        return f"{v:+.2f}%"
-    return str(v)
-
-
 def table(view: TokenView) -> str:
     when = datetime.fromtimestamp(view.at / 1000, tz=UTC).isoformat(timespec="milliseconds")
     rows = [
         (
             label,
-            str(w.buys),
-            str(w.sells),
-            number(w.buy_volume),
-            number(w.sell_volume),
-            number(w.volume),
-            _fmt(w.open),
-            _fmt(w.close),
-            _fmt(w.price_change_pct),
+            humanize.count(w.buys),
+            humanize.count(w.sells),
+            humanize.number(w.buy_volume),
+            humanize.number(w.sell_volume),
+            humanize.number(w.volume),
+            humanize.number(w.open),
+            humanize.number(w.close),
+            humanize.percent(w.price_change_pct),
         )
         for label, w in view.windows.items()
     ]

@@ -42,7 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--window", default=None, metavar="LABEL", help="window label (default 5m)")
+    p.add_argument(
+        "--window",
+        default=None,
+        metavar="LABEL",
+        help="a TRADEAGG_WINDOWS label: digits + ms, s, m, h or d (default 5m if kept, "
+        "else the first window over 1m, else the longest)",
+    )
     p.add_argument("--by", default="volume", choices=RANK_BY, help="metric (default volume)")
     p.add_argument("--limit", type=_positive, default=20, metavar="N", help="rows (default 20)")
     p.add_argument("--json", action="store_true", help="one JSON object per line, ranked")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -95,8 +96,20 @@ def batch_entries(cfg: BenchConfig, settings: Settings) -> int:
     return max(1, min(settings.read_count, int(10 * per_shard_per_min / settings.entry_trades)))
 
 
-def run_engine(client: Any, settings: Settings, cfg: BenchConfig) -> dict[str, Any]:
-    """Fill, drain, measure, verify. ``client`` must point at an empty Redis database."""
+def _handled(counters: dict[str, int]) -> int:
+    return sum(counters.get(k, 0) for k in ("trades.applied", "trades.duplicate", "trades.late"))
+
+
+def run_engine(
+    client: Any,
+    settings: Settings,
+    cfg: BenchConfig,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Fill, drain, measure, verify. ``client`` must point at an empty Redis database.
+
+    ``on_progress(n)`` is called while draining with the trades handled so far.
+    """
     settings = replace(settings, read_count=batch_entries(cfg, settings))
     trades = make_trades(cfg, settings.clock)
     t0 = time.perf_counter()
@@ -119,6 +132,8 @@ def run_engine(client: Any, settings: Settings, cfg: BenchConfig) -> dict[str, A
     deadline = t0 + cfg.timeout_s
     while backlog(client, settings.shards) and time.perf_counter() < deadline:
         gevent.sleep(0.05)
+        if on_progress:
+            on_progress(_handled(metrics.counters))
     elapsed = time.perf_counter() - t0
     cpu, own = _redis_cpu(client) - cpu0, _own_cpu() - own0
     stopping.set()

@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tradeagg.clock import now_ms
@@ -58,6 +59,10 @@ def _wait(check: Any, timeout: float, what: str, every: float = 0.25) -> None:
         time.sleep(every)
 
 
+def _quiet(done: int) -> None:
+    """Default progress callback: report nothing."""
+
+
 def _llen(client: Any, tokens: list[str]) -> list[int]:
     pipe = client.pipeline(transaction=False)
     for token in tokens:
@@ -74,8 +79,13 @@ def run_e2e(
     spawn: bool = True,
     workers: int = 1,
     log_dir: str = "",
+    on_progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Produce synthetic trades to Kafka and measure until visible; returns figures."""
+    """Produce synthetic trades to Kafka and measure until visible; returns figures.
+
+    ``on_progress(n)`` is called now and then with the trades visible (or sent, paced).
+    """
+    report = on_progress or _quiet
     stamp = int(time.time())
     topic = f"{settings.kafka_topic}-bench-{stamp}"
     group = f"{settings.kafka_group}-bench-{stamp}"
@@ -105,9 +115,9 @@ def run_e2e(
         sender.flush(30)
         _wait(lambda: _llen(client, [warm])[0] > before, 60, "the pipeline to warm up", 0.05)
         if rate is None:
-            figures = _throughput(bench, client, sender, trades, tokens)
+            figures = _throughput(bench, client, sender, trades, tokens, report)
         else:
-            figures = _latency(bench, client, sender, trades, tokens, rate)
+            figures = _latency(bench, client, sender, trades, tokens, rate, report)
     finally:
         for p in procs:
             p.terminate()
@@ -134,7 +144,14 @@ def _probe(token: str, tag: str, ts: int) -> tuple[bytes, bytes, int]:
     return token.encode(), json.dumps(msg).encode(), 1
 
 
-def _throughput(s: Settings, client: Any, sender: Sender, n: int, tokens: int) -> dict[str, Any]:
+def _throughput(
+    s: Settings,
+    client: Any,
+    sender: Sender,
+    n: int,
+    tokens: int,
+    report: Callable[[int], None],
+) -> dict[str, Any]:
     trades = past_trades(n, tokens, seed=int(time.time()), now=now_ms())
     names = sorted({t.token for t in trades})
     want = len({t.id for t in trades})
@@ -144,7 +161,13 @@ def _throughput(s: Settings, client: Any, sender: Sender, n: int, tokens: int) -
     sender.send(messages)
     sender.flush(120)
     produced = time.monotonic() - t0
-    _wait(lambda: sum(_llen(client, names)) - base >= want, 600, "every trade visible")
+
+    def all_visible() -> bool:
+        visible = sum(_llen(client, names)) - base
+        report(visible)
+        return visible >= want
+
+    _wait(all_visible, 600, "every trade visible")
     took = time.monotonic() - t0
     return {
         "mode": "throughput",
@@ -157,7 +180,13 @@ def _throughput(s: Settings, client: Any, sender: Sender, n: int, tokens: int) -
 
 
 def _latency(
-    s: Settings, client: Any, sender: Sender, n: int, tokens: int, rate: float
+    s: Settings,
+    client: Any,
+    sender: Sender,
+    n: int,
+    tokens: int,
+    rate: float,
+    report: Callable[[int], None],
 ) -> dict[str, Any]:
     sent: dict[str, list[float]] = {p: [] for p in PROBES}
     seen = dict(zip(PROBES, _llen(client, PROBES), strict=True))
@@ -192,6 +221,7 @@ def _latency(
             next_probe += PROBE_EVERY_S
         sender.producer.poll(0)
         poll_probes()
+        report(count)
         time.sleep(0.001)
     took = time.monotonic() - t0
     deadline = time.monotonic() + 30

@@ -79,16 +79,27 @@ class Reclaimer:
             for shard in range(settings.shards)
         ]
 
-    def reclaim(self, min_idle_ms: int) -> ClaimResult:
-        """One pass over every shard; returns what was claimed and what stayed pending."""
+    def reclaim(
+        self, min_idle_ms: int, on_progress: Callable[[int], None] | None = None
+    ) -> ClaimResult:
+        """One pass over every shard; returns what was claimed and what stayed pending.
+
+        ``on_progress(n)`` is called after each claimed batch with the entries claimed so far.
+        """
         out = ClaimResult()
         for sc in self.shards:
             if self.stopping():
                 break
-            self.reclaim_shard(sc, min_idle_ms, out)
+            self.reclaim_shard(sc, min_idle_ms, out, on_progress)
         return out
 
-    def reclaim_shard(self, sc: ShardConsumer, min_idle_ms: int, out: ClaimResult) -> None:
+    def reclaim_shard(
+        self,
+        sc: ShardConsumer,
+        min_idle_ms: int,
+        out: ClaimResult,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
         start = "0-0"
         count = self.settings.read_count
         while not self.stopping():
@@ -107,6 +118,8 @@ class Reclaimer:
                 out.left_pending += len(entries) - len(kept) - poison  # dead letter refused
                 if kept:
                     out.left_pending += sc.process(kept)
+                if on_progress:
+                    on_progress(out.claimed)
             start = nxt
             if start == "0-0":
                 return

@@ -12,7 +12,7 @@ counted and left where it is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,8 +65,16 @@ def letters(client: Any, settings: Settings, shard: int | None, since: str) -> l
     return out
 
 
-def replay(client: Any, settings: Settings, chosen: Iterable[Letter]) -> ReplayResult:
-    """Validate and append every trade of ``chosen``; returns the counts."""
+def replay(
+    client: Any,
+    settings: Settings,
+    chosen: Iterable[Letter],
+    on_progress: Callable[[int], None] | None = None,
+) -> ReplayResult:
+    """Validate and append every trade of ``chosen``; returns the counts.
+
+    ``on_progress(n)`` is called after each letter with the letters handled so far.
+    """
     out = ReplayResult()
     now = now_ms()
     trades = []
@@ -97,6 +105,8 @@ def replay(client: Any, settings: Settings, chosen: Iterable[Letter]) -> ReplayR
         out.invalid += len(failures)
         out.replayed += not failures
         out.reasons.extend(f"{letter.shard}/{letter.id}: {r}" for r in failures[:3])
+        if on_progress:
+            on_progress(out.letters)
     for i in range(0, len(trades), CHUNK):
         append(client, settings, trades[i : i + CHUNK], src="replay")
     for shard, records in per_shard.items():
