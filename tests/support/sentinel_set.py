@@ -180,7 +180,7 @@ class SentinelSet:
         self.primary.start()
         self.wait(
             lambda: self.replica.client().info("replication").get("connected_slaves", 0) >= 1,
-            60,
+            180,  # Sentinel reconfigures it on its next check; slow under load
             "the old primary to rejoin as a replica",
         )
 
