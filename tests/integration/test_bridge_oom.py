@@ -74,11 +74,11 @@ def test_bridge_pauses_on_a_full_redis_and_resumes(tmp_path: Path, kafka_broker,
         }  # nothing committed past what Redis holds
         assert not records(client) & {t.record for t in second}
         log = bridge.text()
-        assert log.count("warning warning=redis_oom") == 1 and "level=ERROR" not in log
+        assert log.count('msg="warning" warning=redis_oom') == 1 and "level=ERROR" not in log
         client.config_set("maxmemory", 0)
         wait_for(lambda: records(client) >= {t.record for t in trades}, what="second batch")
         wait_for(lambda: "partitions resumed" in bridge.text(), what="partitions resumed")
-        wait_for(lambda: "warning cleared warning=redis_oom" in bridge.text(), what="cleared")
+        wait_for(lambda: 'msg="warning cleared" warning=redis_oom' in bridge.text(), what="cleared")
         more = SyntheticFeed(tokens=20, seed=6).trades(50, now - 1_000, 50)
         produce(kafka_broker.bootstrap, kafka_topic, [trade_message(t) for t in more])
         wait_for(lambda: records(client) >= {t.record for t in more}, what="flowing again")
