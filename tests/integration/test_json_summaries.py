@@ -19,10 +19,22 @@ def test_append_reclaim_and_health_summaries(redis_server, redis_client) -> None
     env = clean_env(REDIS_URL=redis_server.url, TRADEAGG_SHARDS="2")
     done = cli(env, "append", "--json", "-", stdin='{"id": "x"}\n')
     assert done.returncode == 1 and "line 1" in done.stderr
-    assert summary(done) == {"command": "append", "ok": False, "appended": 0, "invalid": 1}
+    assert summary(done) == {
+        "command": "append",
+        "ok": False,
+        "appended": 0,
+        "invalid": 1,
+        "invalid_lines": 1,
+    }
     done = cli(env, "append", "--synthetic", "50", "--tokens", "5", "--json")
     assert done.returncode == 0, done.stderr
-    assert summary(done) == {"command": "append", "ok": True, "appended": 50, "invalid": 0}
+    assert summary(done) == {
+        "command": "append",
+        "ok": True,
+        "appended": 50,
+        "invalid": 0,
+        "invalid_lines": 0,
+    }
     done = cli(env, "reclaim", "--json", "--min-idle-ms", "0")
     assert done.returncode == 0, done.stderr
     doc = summary(done)
