@@ -81,7 +81,7 @@ def test_worker_waits_out_a_full_redis_and_loses_nothing(tmp_path: Path):
         assert undelivered(client, s.shards) == 0 and pending(client, s.shards) > 0
         assert set(deliveries(client, s.shards)) == {1}  # retried in place, never re-read
         assert dead_letters(client, s.shards) == []
-        oom_lines = worker.text().count("warning warning=redis_oom")
+        oom_lines = worker.text().count('msg="warning" warning=redis_oom')
         assert 1 <= oom_lines <= 1 + (time.monotonic() - full_since) // 60  # one a minute
         assert "level=ERROR" not in worker.text()
         print(
@@ -93,7 +93,7 @@ def test_worker_waits_out_a_full_redis_and_loses_nothing(tmp_path: Path):
         after = feed.batch(60)
         streams.append(client, s, after)
         wait_for(lambda: caught_up(client, s.shards), 60, "caught up after memory freed")
-        wait_for(lambda: "warning cleared warning=redis_oom" in worker.text(), 30, "cleared")
+        wait_for(lambda: 'msg="warning cleared" warning=redis_oom' in worker.text(), 30, "cleared")
         assert worker.proc.poll() is None
         assert mismatches(client, s, list(feed.sent.values())) == []
         assert dead_letters(client, s.shards) == []

@@ -85,7 +85,7 @@ def test_redis_down_30s_while_trades_flow(tmp_path: Path, kafka_broker, kafka_to
             assert_alive(bridge, worker)
             time.sleep(0.2)
         # the bridge held a batch throughout
-        assert "redis work failed, retrying what=bridge.write" in bridge.text()
+        assert 'msg="redis write failed, retrying" what=bridge.write' in bridge.text()
         server.start()
         up_at = time.monotonic()
         flow.send(300)

@@ -54,7 +54,7 @@ def test_worker_append_and_show_over_tls_with_app_json_settings(tls_redis, tmp_p
     lines = "\n".join(json.dumps(to_message(t)) for t in trades) + "\n"
     appended = cli(env, "append", "-", stdin=lines)
     assert appended.returncode == 0, appended.stderr
-    assert appended.stdout.strip() == f"appended={len(trades)} invalid=0"
+    assert appended.stdout.strip() == f"appended={len(trades)} invalid=0 invalid_lines=0"
     worker = Proc("worker", env, tmp_path / "worker.log")
     try:
 

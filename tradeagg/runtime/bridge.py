@@ -291,7 +291,12 @@ class Bridge:
                 return  # backpressure: Pressure's one WARNING a minute says it
         log.error(
             "redis write failed, retrying %s",
-            kv(attempt=state.attempt_number, error=type(exc).__name__, detail=str(exc)[:200]),
+            kv(
+                what="bridge.write",
+                attempt=state.attempt_number,
+                error=type(exc).__name__,
+                detail=str(exc)[:200],
+            ),
         )
 
     # -- Redis refusing writes: pause, stay in the group, resume ------------------------
