@@ -1,7 +1,7 @@
 """A replicated Redis watched by Sentinels, all our own processes on free ports.
 
 One primary, one replica and three Sentinels (quorum 2, a primary is down
-after 1 s without answering). The primary is reached through a small TCP
+after 3 s without answering (1 s made a loaded machine fail over and back)). The primary is reached through a small TCP
 proxy in the test process (``ReplicationProxy``), so a test can hold the
 replication stream back (``hold_replica``): writes then reach the primary and
 no replica, and die with it when it is killed, as in a network partition.
@@ -119,7 +119,7 @@ class SentinelSet:
             conf.write_text(
                 f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
                 f"sentinel monitor {SERVICE} 127.0.0.1 {self.proxy.port} 2\n"
-                f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+                f"sentinel down-after-milliseconds {SERVICE} 3000\n"
                 f"sentinel failover-timeout {SERVICE} 10000\n"
                 f"sentinel parallel-syncs {SERVICE} 1\n"
             )
