@@ -1,8 +1,8 @@
 """A replicated Redis watched by Sentinels, all our own processes on free ports.
 
-One primary, one replica and three Sentinels (quorum 2, a primary is down
-after 3 s without answering (1 s made a loaded machine fail over and back)). The primary is reached through a small TCP
-proxy in the test process (``ReplicationProxy``), so a test can hold the
+One primary, one replica and three Sentinels (quorum 2; a primary is down
+after 3 s without answering: 1 s made a loaded machine fail over and back).
+The primary is reached through a small TCP proxy in the test process (``ReplicationProxy``), so a test can hold the
 replication stream back (``hold_replica``): writes then reach the primary and
 no replica, and die with it when it is killed, as in a network partition.
 Tests kill the primary and wait for the Sentinels to promote the replica.
