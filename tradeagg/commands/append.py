@@ -19,7 +19,7 @@ from tradeagg.clock import now_ms
 from tradeagg.commands.summary import add_json_flag, emit
 from tradeagg.contract.trade import Trade
 from tradeagg.contract.validation import MAX_MESSAGE_BYTES, parse
-from tradeagg.devtools.synthetic import SyntheticFeed
+from tradeagg.devtools.synthetic import past_trades
 from tradeagg.errors import InvalidTrade, UsageError
 from tradeagg.settings import Settings
 from tradeagg.store.connection import connect
@@ -81,8 +81,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.synthetic is not None:
         if args.synthetic < 1 or args.tokens < 1:
             raise UsageError("--synthetic and --tokens must be positive")
-        feed = SyntheticFeed(tokens=args.tokens, seed=args.seed)
-        trades = feed.trades(args.synthetic, now - 600_000, rate=max(1.0, args.synthetic / 590))
+        # stamped in the past (newest ~1 s ago): a feed's bursts must not run ahead of now
+        trades = past_trades(args.synthetic, args.tokens, args.seed, now)
         for i in range(0, len(trades), CHUNK):
             append(client, settings, trades[i : i + CHUNK], src="append")
         appended = len(trades)

@@ -23,12 +23,12 @@ good entry is reported on its own so the entry's other trades still apply.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+from tradeagg.contract.address import ADDRESS_RE
 from tradeagg.errors import MalformedEntry
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 FORMAT_VERSION = "1"
 DIGEST = 20
 RAW_KEEP = 500  # characters of a bad record or entry quoted in its error
-TOKEN_RE = re.compile(r"^(?:[1-9A-HJ-NP-Za-km-z]{32,44}|0x[0-9a-fA-F]{40})$")
+TOKEN_RE = ADDRESS_RE  # a record's token: the one address pattern
 
 SortKey = tuple[int, int, str]
 

@@ -68,8 +68,13 @@ class ChangeFeed:
         self.delivery_errors = 0
 
     def applied(self, results: Iterable[TokenResult]) -> None:
-        """Tokens whose trades just committed (the consumer's hook)."""
-        self._note(r for r in results if r.applied or r.rebuilt >= 0)
+        """Tokens an apply just committed (the consumer's hook).
+
+        Every one, not only those that took new trades: a call of duplicates or
+        late trades still slides the windows to its instant and moves
+        last_update, and a reader must be told of that state too (CONTRACT §6).
+        """
+        self._note(results)
 
     def refreshed(self, results: Iterable[TokenResult]) -> None:
         """Tokens the janitor just slid forward (their windows may have lost trades)."""
