@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from tradeagg.api.hub import MAX_PENDING, RANK_DUTY, RANK_EVERY_S, STALL_S, Hub, Subscriber
+from tradeagg.api.hub import MAX_PENDING, STALL_S, Hub, Subscriber
 from tradeagg.api.params import TopSpec
 from tradeagg.observe.metrics import NullMetrics
 from tradeagg.settings import Settings
@@ -70,45 +70,3 @@ def test_unsubscribe_cleans_every_index() -> None:
         h.unsubscribe(s)
         h.unsubscribe(s)  # twice is harmless
     assert h.clients() == 0 and h.by_token == {} and h.by_top == {} and h.members == {}
-
-
-class FakeTime:
-    """The hub's clock, advanced by the ranking passes and by the ranker's waits."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def wait(self, timeout: float) -> bool:
-        self.now += timeout
-        return False
-
-    def clear(self) -> None:
-        pass
-
-
-def test_rankings_never_take_more_than_their_share_of_the_time() -> None:
-    t = FakeTime()
-    unused = redis.Redis(host="127.0.0.1", port=1)
-    h = Hub(unused, unused, Settings(), NullMetrics(), clock=t)
-    h.wake_ranker = t  # type: ignore[assignment]
-    h.by_top[TopSpec("5m", "volume", 50)] = {Subscriber()}
-    starts: list[float] = []
-    took = [0.5, 6.0, 6.0, 0.5, 0.5]
-
-    def refresh() -> None:
-        h.ranked_at = t.now
-        starts.append(t.now)
-        t.now += took[len(starts) - 1]
-
-    h.refresh_rankings = refresh  # type: ignore[method-assign]
-    h.rank_loop(lambda: len(starts) == len(took))
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-    # fast passes: every RANK_EVERY_S; a 6 s pass: the next starts 6 / RANK_DUTY s after it
-    assert gaps[0] == RANK_EVERY_S
-    assert gaps[1] == gaps[2] == 6.0 / RANK_DUTY
-    assert gaps[3] == RANK_EVERY_S
-    busy = sum(took[:-1]) / (starts[-1] - starts[0])
-    assert busy <= RANK_DUTY + 1e-9

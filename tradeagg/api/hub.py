@@ -10,12 +10,9 @@ a subscriber's mailbox holds at most one pending event per token (a newer
 state replaces the older one: the client skips ahead), and a subscriber
 whose mailbox outgrows ``MAX_PENDING`` or who has not taken anything for
 ``STALL_S`` seconds is dropped. Ranking subscriptions (``?top=5m:volume:50``)
-share one exact ranking, refreshed by its own greenlet (``rank_loop``) at most
-every ``RANK_EVERY_S`` and never more than ``RANK_DUTY`` of the time: a pass
-that took d seconds is followed by a pause of at least d * (1 - RANK_DUTY) /
-RANK_DUTY, so that ranking thousands of tokens on a loaded machine cannot
-starve the delivery of updates. When the members change the subscribers get
-a ``top`` event with the new order.
+share one exact ranking, refreshed at most every ``RANK_EVERY_S`` by its own
+greenlet (``rank_loop``); when the
+members change the subscribers get a ``top`` event with the new order.
 """
 
 from __future__ import annotations
@@ -47,7 +44,6 @@ BLOCK_MS = 500
 MAX_PENDING = 256
 STALL_S = 30.0
 RANK_EVERY_S = 2.0
-RANK_DUTY = 0.25  # the largest share of the time spent ranking
 TOP_KEY = "\0top"  # mailbox slot of the ranking event (never a token address)
 
 
@@ -115,7 +111,6 @@ class Hub:
         self.members: dict[TopSpec, list[str]] = {}
         self.latest: dict[str, bytes] = {}  # update events of current ranking members
         self.ranked_at = -1e18
-        self.rank_took = 0.0  # seconds the last ranking pass took
         self.wake_ranker = gevent.event.Event()
         self.last_top_at = 0
         self.dropped = 0
@@ -204,19 +199,13 @@ class Hub:
         the delivery of updates.
         """
         while not stopping():
-            left = self.rank_gap() - (self.clock() - self.ranked_at)
+            left = RANK_EVERY_S - (self.clock() - self.ranked_at)
             if self.by_top and left <= 0:
-                started = self.clock()
                 retry.call(log, "hub.rank", self.refresh_rankings, until=stopping)
-                self.rank_took = self.clock() - started
                 continue
             # nobody ranks: sleep until a subscription wakes us; else until the next pass
             self.wake_ranker.wait(RANK_EVERY_S if not self.by_top else max(0.01, left))
             self.wake_ranker.clear()
-
-    def rank_gap(self) -> float:
-        """Seconds from the start of one ranking pass to the start of the next."""
-        return max(RANK_EVERY_S, self.rank_took / RANK_DUTY)
 
     def dispatch(self, changed: set[str]) -> None:
         """Read what is watched, hand each event to its subscribers."""
