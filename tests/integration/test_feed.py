@@ -94,15 +94,23 @@ def test_failed_and_unchanged_results_are_not_announced(redis_server, redis_clie
     engine = Engine(redis_client, s)
     cf = ChangeFeed(redis_client, s, NullMetrics())
     t = SyntheticFeed(tokens=1, seed=5).trades(1, now_ms() - 1_000, rate=1)[0]
-    cf.applied(engine.apply_records([t.record]))
+    first = engine.apply_records([t.record])
+    cf.applied(first)
     cf.flush_once()
-    cf.applied(engine.apply_records([t.record]))  # a duplicate changes nothing
+    again = engine.apply_records([t.record])  # a duplicate: new only if time moved on
+    cf.applied(again)
     cf.sent.clear()
     cf.flush_once()
-    assert len(announcements(redis_client, 2)) == 1
+    moved = again[0].last_update > first[0].last_update
+    assert again[0].duplicates == 1
+    assert len(announcements(redis_client, 2)) == 1 + moved
+    cf.applied(again)  # the same state noted twice is announced once
+    cf.sent.clear()
+    cf.flush_once()
+    assert len(announcements(redis_client, 2)) == 1 + moved
     cf.refreshed(engine.advance([t.token]))  # the janitor's slide announces
     cf.flush_once()
-    assert len(announcements(redis_client, 2)) == 2
+    assert len(announcements(redis_client, 2)) == 2 + moved
 
 
 def test_worker_announces_only_committed_state(redis_server, redis_client, tmp_path: Path):

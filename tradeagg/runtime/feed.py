@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -42,6 +43,9 @@ from tradeagg.settings import Settings
 log = logging.getLogger("tradeagg.feed")
 
 IDLE_WAKE_S = 1.0
+
+
+NOTED_MAX = 200_000  # tokens whose last noted last_update is remembered (oldest forgotten)
 
 
 class ChangeFeed:
@@ -63,6 +67,8 @@ class ChangeFeed:
         self.clock = clock
         self.interval = 1.0 / settings.feed_hz
         self.pending: dict[str, int] = {}  # token -> newest committed last_update not announced
+        # token -> the newest last_update noted: an apply that did not move it changed nothing
+        self.noted: OrderedDict[str, int] = OrderedDict()
         self.sent: dict[str, float] = {}  # token -> clock() of its last announcement
         self.wake = gevent.event.Event()
         self.delivery_errors = 0
@@ -70,9 +76,10 @@ class ChangeFeed:
     def applied(self, results: Iterable[TokenResult]) -> None:
         """Tokens an apply just committed (the consumer's hook).
 
-        Every one, not only those that took new trades: a call of duplicates or
-        late trades still slides the windows to its instant and moves
-        last_update, and a reader must be told of that state too (CONTRACT §6).
+        Not only those that took new trades: a call of duplicates or late trades
+        still slides the windows to its instant and moves last_update, and a
+        reader must be told of that state too (CONTRACT §6). A result whose
+        last_update did not move changed nothing and is not announced.
         """
         self._note(results)
 
@@ -84,6 +91,12 @@ class ChangeFeed:
         for r in results:
             if r.failed or r.last_update is None:
                 continue
+            if r.last_update <= self.noted.get(r.token, -1):
+                continue
+            self.noted[r.token] = r.last_update
+            self.noted.move_to_end(r.token)
+            if len(self.noted) > NOTED_MAX:
+                self.noted.popitem(last=False)
             self.pending[r.token] = max(r.last_update, self.pending.get(r.token, 0))
         if self.pending:
             self.wake.set()
