@@ -29,6 +29,19 @@ from tradeagg.store.scripts import Scripts
 
 log = logging.getLogger("tradeagg.reader")
 
+# A window in read_window.lua's answer: its label, then METRICS of lua/lib/windows.lua
+# in that order (tests/unit/test_read_fields.py holds the two lists together)
+WINDOW_METRICS = (
+    "buys",
+    "sells",
+    "buy_volume",
+    "sell_volume",
+    "volume",
+    "open",
+    "close",
+    "price_change_pct",
+)
+PER_WINDOW = 1 + len(WINDOW_METRICS)
 COUNT_FIELDS = ("buys", "sells")
 VOLUME_FIELDS = ("buy_volume", "sell_volume", "volume")
 PRICE_FIELDS = ("open", "close")
@@ -154,14 +167,15 @@ class Reader:
         if raw[3]:
             log.warning("read counted from the list %s", kv(token=token, reason=text(raw[3])))
         windows: dict[str, WindowView] = {}
-        for i in range(4, len(raw), 9):
-            label, b, s, bv, sv, v, o, c, pct = raw[i : i + 9]
-            windows[text(label)] = WindowView(
-                buys=int(b),
-                sells=int(s),
-                buy_volume=_dec(bv),
-                sell_volume=_dec(sv),
-                volume=_dec(v),
+        for i in range(4, len(raw), PER_WINDOW):
+            m = dict(zip(WINDOW_METRICS, raw[i + 1 : i + PER_WINDOW], strict=True))
+            o, c, pct = m["open"], m["close"], m["price_change_pct"]
+            windows[text(raw[i])] = WindowView(
+                buys=int(m["buys"]),
+                sells=int(m["sells"]),
+                buy_volume=_dec(m["buy_volume"]),
+                sell_volume=_dec(m["sell_volume"]),
+                volume=_dec(m["volume"]),
                 open=_dec(o) if o else None,
                 close=_dec(c) if c else None,
                 price_change_pct=float(pct) if pct else None,
