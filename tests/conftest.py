@@ -12,7 +12,7 @@ import pytest
 from hypothesis import Phase
 from hypothesis import settings as hsettings
 
-from tests.support.docker_backend import DockerRedis, engine
+from tests.support.docker_backend import DockerRedis, requested_engine
 from tests.support.servers import RedisServer
 
 # CI (env CI set, as .ci/run does): the same examples on every run, and no
@@ -51,10 +51,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def redis_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """A Redis of our own on a free port (never the machine's 6379): a local
     redis-server, or the official image with ``--backend docker``."""
-    if request.config.getoption("backend") == "docker":
-        client, reason = engine()
-        if client is None:
-            pytest.skip(reason)
+    client = requested_engine(request.config)
+    if client is not None:
         server = DockerRedis(client)
     else:
         server = RedisServer(tmp_path_factory.mktemp("redis"))

@@ -10,9 +10,8 @@ import json
 import random
 import time
 
-from tests.support.bridge_procs import Proc, env_for, produce, trade_message, wait_for
+from tests.support.bridge_procs import Proc, env_for, listed, produce, trade_message, wait_for
 from tests.support.checks import assert_matches_reference
-from tradeagg.contract.keys import TokenKeys
 from tradeagg.devtools.synthetic import SyntheticFeed
 from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings
@@ -34,14 +33,7 @@ def test_produce_bridge_worker_gives_exact_aggregates(
     worker = Proc("worker", env, tmp_path / "worker.log")
     tokens = sorted({t.token for t in trades})
     try:
-
-        def applied() -> bool:
-            pipe = redis_client.pipeline(transaction=False)
-            for token in tokens:
-                pipe.llen(TokenKeys(token).trades)
-            return sum(pipe.execute()) == len(trades)
-
-        wait_for(applied, timeout=90, what="every trade applied")
+        wait_for(lambda: listed(redis_client, tokens) == len(trades), timeout=90, what="every trade applied")
         assert bridge.terminate() == 0
         assert worker.terminate() == 0
     finally:

@@ -17,8 +17,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from tests.support import reference
-from tests.support.bridge_procs import Proc, committed, dead_letters, env_for, wait_for
-from tradeagg.contract.keys import TokenKeys
+from tests.support.bridge_procs import Proc, committed, dead_letters, env_for, listed, wait_for
 from tradeagg.devtools.synthetic import SyntheticFeed, to_message
 from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings
@@ -99,14 +98,7 @@ def test_hostile_messages_on_every_partition(
     worker = Proc("worker", env, tmp_path / "worker.log")
     tokens = sorted({t.token for t in trades})
     try:
-
-        def applied() -> bool:
-            pipe = redis_client.pipeline(transaction=False)
-            for token in tokens:
-                pipe.llen(TokenKeys(token).trades)
-            return sum(pipe.execute()) == len(trades)
-
-        wait_for(applied, timeout=120, what="every valid trade applied")
+        wait_for(lambda: listed(redis_client, tokens) == len(trades), timeout=120, what="every valid trade applied")
         ends = {p: sent["ends"][p] for p in range(PARTITIONS)}
         wait_for(
             lambda: committed(kafka_broker.bootstrap, kafka_topic, kafka_topic, PARTITIONS) == ends,

@@ -16,7 +16,9 @@ which is why the setting exists.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -30,6 +32,7 @@ from tests.support.sentinel_set import SentinelSet
 from tradeagg.contract import keys
 from tradeagg.engine.apply import now_ms
 from tradeagg.engine.read import Reader
+from tradeagg.settings import Settings
 from tradeagg.store.connection import connect
 
 # Reads are as of an instant ahead of now: under load a janitor pass may stamp a token
@@ -80,19 +83,53 @@ def failover_env(redis_url: str, broker, topic: str, wait_replicas: int) -> dict
     return env
 
 
+@dataclass
+class Run:
+    """A feed through a real bridge and worker into Redis at ``url``, first trades through."""
+
+    settings: Settings
+    feed: Feed
+    flow: Flow
+    client: Any
+    bridge: Proc
+    worker: Proc
+
+    @classmethod
+    def start(cls, url: str, broker, topic: str, wait_replicas: int, seed: int, logs: Path) -> Run:
+        env = failover_env(url, broker, topic, wait_replicas)
+        s = settings_of(env)
+        feed = Feed(seed=seed, longest_ms=s.longest_ms)
+        run = cls(
+            s,
+            feed,
+            Flow(broker.bootstrap, topic, feed),
+            connect(s),
+            Proc("bridge", env, logs / "bridge.log"),
+            Proc("worker", env, logs / "worker.log"),
+        )
+        try:
+            run.flow.send(300)
+            wait_for(lambda: run.flow.all_in(run.client, s.shards), 90, "first trades through")
+        except BaseException:
+            run.stop()
+            raise
+        return run
+
+    def stop(self) -> None:
+        self.bridge.kill()
+        self.worker.kill()
+        self.client.close()
+
+
 def run_failover(tmp_path: Path, broker, topic: str, wait_replicas: int) -> tuple[int, Feed]:
     redis_set = SentinelSet(tmp_path / "redis")
     redis_set.start()
-    env = failover_env(redis_set.url, broker, topic, wait_replicas)
-    s = settings_of(env)
-    feed = Feed(seed=30 + wait_replicas, longest_ms=s.longest_ms)
-    flow = Flow(broker.bootstrap, topic, feed)
-    client = connect(s)
-    bridge = Proc("bridge", env, tmp_path / "bridge.log")
-    worker = Proc("worker", env, tmp_path / "worker.log")
+    run = None
     try:
-        flow.send(300)
-        wait_for(lambda: flow.all_in(client, s.shards), 90, "first trades through")
+        run = Run.start(redis_set.url, broker, topic, wait_replicas, 30 + wait_replicas, tmp_path)
+        s, feed, flow, client, bridge, worker = (
+            run.settings, run.feed, run.flow, run.client, run.bridge, run.worker
+        )
         redis_set.hold_replica()
         before = stream_entries(redis_set.primary.client(), s.shards)
         flow.send(200)  # from here on, only the primary gets these writes
@@ -124,9 +161,8 @@ def run_failover(tmp_path: Path, broker, topic: str, wait_replicas: int) -> tupl
         )
         return lost, feed
     finally:
-        bridge.kill()
-        worker.kill()
-        client.close()
+        if run is not None:
+            run.stop()
         redis_set.stop()
 
 
@@ -150,16 +186,12 @@ def test_cluster_primary_killed_with_wait_loses_nothing(tmp_path: Path, kafka_br
     """3 primaries with a replica each; one primary SIGKILLed mid-run, its replica promoted."""
     cluster = RedisClusterServer(tmp_path / "cluster", masters=3, replicas=1)
     cluster.start(timeout=60)
-    env = failover_env(cluster.url, kafka_broker, kafka_topic, wait_replicas=1)
-    s = settings_of(env)
-    feed = Feed(seed=40, longest_ms=s.longest_ms)
-    flow = Flow(kafka_broker.bootstrap, kafka_topic, feed)
-    client = connect(s)
-    bridge = Proc("bridge", env, tmp_path / "bridge.log")
-    worker = Proc("worker", env, tmp_path / "worker.log")
+    run = None
     try:
-        flow.send(300)
-        wait_for(lambda: flow.all_in(client, s.shards), 90, "first trades through")
+        run = Run.start(cluster.url, kafka_broker, kafka_topic, 1, 40, tmp_path)
+        s, feed, flow, client, bridge, worker = (
+            run.settings, run.feed, run.flow, run.client, run.bridge, run.worker
+        )
         victim = cluster.primaries()[0]
         flow.send(200)
         victim.kill()
@@ -182,7 +214,6 @@ def test_cluster_primary_killed_with_wait_loses_nothing(tmp_path: Path, kafka_br
             f"worker-held-acks={worker.text().count('replicas behind, ack held')}"
         )
     finally:
-        bridge.kill()
-        worker.kill()
-        client.close()
+        if run is not None:
+            run.stop()
         cluster.stop()

@@ -134,6 +134,14 @@ def produce(
     return ends
 
 
+def listed(client: Any, tokens: Iterable[str]) -> int:
+    """Trades in the lists of ``tokens`` (one pipeline)."""
+    pipe = client.pipeline(transaction=False)
+    for token in tokens:
+        pipe.llen(keys.TokenKeys(token).trades)
+    return sum(pipe.execute())
+
+
 def trade_message(t: Trade) -> tuple[bytes, bytes]:
     return t.token.encode(), json.dumps(to_message(t)).encode()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 import redis
 
 from tests.support.kafka_admin import KafkaAdmin
@@ -34,6 +35,19 @@ def engine() -> tuple[Any, str]:
         return client, ""
     except Exception as exc:  # any failure to reach an engine means: no Docker here
         return None, f"no Docker engine reachable ({type(exc).__name__}: {str(exc)[:120]})"
+
+
+def requested_engine(config: Any) -> Any:
+    """The Docker client when ``--backend docker`` was asked for, else None.
+
+    Asked for but unreachable: the test is skipped with the reason (never failed).
+    """
+    if config.getoption("backend") != "docker":
+        return None
+    client, reason = engine()
+    if client is None:
+        pytest.skip(reason)
+    return client
 
 
 class _Container:

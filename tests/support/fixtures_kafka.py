@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaException
 
-from tests.support.docker_backend import DockerKafka, engine
+from tests.support.docker_backend import DockerKafka, requested_engine
 from tests.support.kafka_admin import KafkaAdmin
 from tests.support.servers import free_port, stop_process, wait_port
 
@@ -71,10 +71,8 @@ class TansuBroker(KafkaAdmin):
 @pytest.fixture(scope="session")
 def kafka_broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """One broker for the session: Tansu, or Apache Kafka in Docker (``--backend docker``)."""
-    if request.config.getoption("backend") == "docker":
-        client, reason = engine()
-        if client is None:
-            pytest.skip(reason)
+    client = requested_engine(request.config)
+    if client is not None:
         broker = DockerKafka(client)
     else:
         broker = TansuBroker(tmp_path_factory.mktemp("tansu"))
