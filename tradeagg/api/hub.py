@@ -27,8 +27,8 @@ import gevent.event
 
 from tradeagg.api.params import TopSpec
 from tradeagg.contract import keys
+from tradeagg.contract.address import ADDRESS_RE
 from tradeagg.contract.documents import token_json
-from tradeagg.engine.apply import TOKEN_RE
 from tradeagg.engine.rank import Ranker, rank
 from tradeagg.engine.read import TokenView
 from tradeagg.logs import kv
@@ -187,7 +187,7 @@ class Hub:
             ids[text(stream)] = text(entries[-1][0])
             for _id, fields in entries:
                 token = text(fields.get(b"token", b""))
-                if TOKEN_RE.match(token):
+                if ADDRESS_RE.match(token):
                     changed.add(token)
         self.metrics.incr("sse.announcements", len(changed))
         return changed

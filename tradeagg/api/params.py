@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from tradeagg.engine.apply import TOKEN_RE
+from tradeagg.contract.address import ADDRESS_RE
+from tradeagg.engine.args import MAX_AT
 from tradeagg.engine.rank import RANK_BY
 from tradeagg.settings import Settings
 
@@ -20,7 +21,6 @@ MAX_IDS = 100  # CONTRACT §7: a batch read holds up to 100 tokens
 MAX_LIMIT = 500
 MAX_STREAM_LIMIT = 100
 MAX_QUERY = 6_000
-MAX_AT = 2**53
 _DIGITS = re.compile(r"^[0-9]{1,16}$")  # ASCII only: str.isdigit() accepts "²"
 
 
@@ -62,7 +62,7 @@ def query(raw: str, allowed: tuple[str, ...]) -> dict[str, str]:
 
 
 def token(raw: str, what: str = "token") -> str:
-    if not TOKEN_RE.match(raw):
+    if not ADDRESS_RE.match(raw):
         raise ApiError(400, f"{what} {raw[:60]!r} is not a token address (base58, or 0x + 40 hex)")
     return raw
 

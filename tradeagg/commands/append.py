@@ -21,6 +21,7 @@ from tradeagg.contract.trade import Trade
 from tradeagg.contract.validation import MAX_MESSAGE_BYTES, parse
 from tradeagg.devtools.synthetic import past_trades
 from tradeagg.errors import InvalidTrade, UsageError
+from tradeagg.runtime.intake import clean
 from tradeagg.settings import Settings
 from tradeagg.store.connection import connect
 from tradeagg.store.streams import append
@@ -139,7 +140,7 @@ def _check(line: bytes | None, now: int, skew: int) -> tuple[int, str, list[Trad
 
 
 def _printable(text: str) -> str:
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:300]
+    return clean(text)[:300]
 
 
 def _lines(source: BinaryIO) -> Iterator[tuple[int, bytes | None]]:

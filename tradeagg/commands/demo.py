@@ -11,8 +11,8 @@ import time
 import gevent
 import gevent.event
 
-from tradeagg.commands.top import default_window
 from tradeagg.commands.top import table as top_table
+from tradeagg.engine.rank import default_window
 from tradeagg.errors import UsageError
 from tradeagg.settings import Settings, mask
 

@@ -18,8 +18,6 @@ from marshmallow import RAISE, Schema, fields, validate
 from tradeagg.contract.address import ADDRESS_RE
 from tradeagg.contract.exactjson import dumps
 
-RANK_FIELDS = ("rank", "token", "at", "window", "by")
-
 
 def _window_fields() -> dict[str, fields.Field]:
     """A window's metrics in output order (CONTRACT §2); null when the window is empty."""

@@ -42,9 +42,6 @@ WINDOW_METRICS = (
     "price_change_pct",
 )
 PER_WINDOW = 1 + len(WINDOW_METRICS)
-COUNT_FIELDS = ("buys", "sells")
-VOLUME_FIELDS = ("buy_volume", "sell_volume", "volume")
-PRICE_FIELDS = ("open", "close")
 BATCH = 500  # reads per pipeline: a few thousand tokens cost a few round trips
 YIELD_EVERY = 50  # views parsed between two yields to other greenlets
 

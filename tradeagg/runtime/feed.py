@@ -31,13 +31,15 @@ from typing import Any
 import gevent
 import gevent.event
 
+from tradeagg.clock import now_ms
 from tradeagg.contract import keys
 from tradeagg.contract.documents import token_json
-from tradeagg.engine.apply import TokenResult, now_ms
+from tradeagg.engine.apply import TokenResult
 from tradeagg.engine.rank import Ranker
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
 from tradeagg.runtime import retry
+from tradeagg.runtime.hub import on_hub_threadpool
 from tradeagg.settings import Settings
 
 log = logging.getLogger("tradeagg.feed")
@@ -189,4 +191,4 @@ class ChangeFeed:
         except Exception as exc:  # shutting down: say so, do not hide the stop
             log.warning("last announcements lost %s", kv(error=str(exc)[:200]))
         if self.producer is not None:
-            gevent.get_hub().threadpool.spawn(self.producer.flush, 5).get()
+            on_hub_threadpool(self.producer.flush, 5)
