@@ -43,7 +43,7 @@ from tradeagg.runtime import intake, retry
 from tradeagg.runtime.pressure import Pressure
 from tradeagg.settings import Settings
 from tradeagg.store.refusal import refusal
-from tradeagg.store.replication import Replication
+from tradeagg.store.replication import Replication, ReplicationLag
 from tradeagg.store.stream import ShardStream, unacked
 from tradeagg.store.streams import pack
 
@@ -99,6 +99,9 @@ class Bridge:
         self._events: list[tuple[str, list[tuple[str, int]]]] = []  # filled by callbacks
         self._error_logged: dict[int, float] = {}
         self._invalid_throttle = Throttle(INVALID_BURST, INVALID_WINDOW_S)
+        self.streams = [
+            ShardStream(client, shard, settings.dead_letter_max) for shard in range(settings.shards)
+        ]
         self.replication = Replication(
             client, settings.redis_wait_replicas, settings.redis_wait_timeout_ms
         )
@@ -267,9 +270,12 @@ class Bridge:
                     for stream, fields in letters:
                         stream.dead_letter(fields, pipe)
                     pipe.execute()
-                    # before any offset commit: the entries on N replicas (a lag re-sends
-                    # them; the copies are the same trades, applied once)
-                    self.replication.confirm()
+                    # before any offset commit: the entries on N replicas. A lag waits in
+                    # place; any other error re-sends the batch (copies are applied once)
+                    if not self.replication.confirm_patiently(
+                        self.stopping, self._wait_polling, self._lagging
+                    ):
+                        raise ReplicationLag("stopping before the replicas caught up")
         except retry.RETRYABLE:
             log.warning("stopping with Redis down: batch not committed %s", kv(src=src))
             return False
@@ -280,7 +286,11 @@ class Bridge:
         return True
 
     def stream(self, shard: int) -> ShardStream:
-        return ShardStream(self.client, shard, self.settings.dead_letter_max)
+        return self.streams[shard]
+
+    def _lagging(self, exc: Exception) -> None:
+        self.metrics.incr("redis.wait_timeouts")
+        log.warning("replicas behind, offsets held %s", kv(detail=exc))
 
     def _redis_retry_log(self, state: Any) -> None:
         exc = state.outcome.exception() if state.outcome else None

@@ -37,7 +37,7 @@ from tradeagg.runtime import retry
 from tradeagg.runtime.pressure import Pressure
 from tradeagg.settings import Settings
 from tradeagg.store.connection import text
-from tradeagg.store.replication import Replication, ReplicationLag
+from tradeagg.store.replication import Replication
 from tradeagg.store.stream import ShardStream
 
 log = logging.getLogger("tradeagg.worker")
@@ -177,24 +177,18 @@ class ShardConsumer:
         nothing is acknowledged and the entries are applied again (trades are
         idempotent), never acknowledged on the strength of another node.
         """
-        pause = 0.05
-        while True:
-            try:
-                self.replication.confirm()
-                return True
-            except ReplicationLag as exc:
-                self.metrics.incr("redis.wait_timeouts")
-                log.warning("replicas behind, ack held %s", kv(shard=self.shard, detail=exc))
-                if self.stopping():
-                    return False
-                gevent.sleep(pause)
-                pause = min(2.0, pause * 2)
-            except redis.RedisError as exc:
-                log.error(
-                    "replica wait failed, entries stay pending %s",
-                    kv(shard=self.shard, error=type(exc).__name__, detail=str(exc)[:200]),
-                )
-                return False
+        try:
+            return self.replication.confirm_patiently(self.stopping, gevent.sleep, self._lagging)
+        except redis.RedisError as exc:
+            log.error(
+                "replica wait failed, entries stay pending %s",
+                kv(shard=self.shard, error=type(exc).__name__, detail=str(exc)[:200]),
+            )
+            return False
+
+    def _lagging(self, exc: Exception) -> None:
+        self.metrics.incr("redis.wait_timeouts")
+        log.warning("replicas behind, ack held %s", kv(shard=self.shard, detail=exc))
 
     def screen(self, entries: list[Entry]) -> list[Entry]:
         """Poison check of redelivered entries: too many deliveries -> dead letter and ack.

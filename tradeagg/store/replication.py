@@ -20,6 +20,7 @@ in all on a single Redis.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -43,10 +44,6 @@ class Replication:
         self.timeout_ms = timeout_ms
         self._tags: dict[str, str] = {}  # cluster primary name -> a hash tag it owns
 
-    @property
-    def enabled(self) -> bool:
-        return self.replicas > 0
-
     def confirm(self) -> None:
         if not self.replicas:
             return
@@ -60,6 +57,31 @@ class Replication:
             except redis.ResponseError as exc:  # MOVED/ASK: topology changed, look again
                 self._tags.clear()
                 raise ReplicationLag(f"cluster topology changed: {exc}") from None
+
+    def confirm_patiently(
+        self,
+        stopping: Callable[[], bool],
+        sleep: Callable[[float], None],
+        on_lag: Callable[[ReplicationLag], None],
+    ) -> bool:
+        """``confirm()``, a ``ReplicationLag`` retried in place with backoff (0.05 s to 2 s).
+
+        The writes are on this primary and its replicas are catching up, so
+        nothing is re-sent meanwhile. False when ``stopping()`` turns true first;
+        any other Redis error propagates (the primary may have changed: the
+        caller decides what to send again).
+        """
+        pause = 0.05
+        while True:
+            try:
+                self.confirm()
+                return True
+            except ReplicationLag as exc:
+                on_lag(exc)
+                if stopping():
+                    return False
+                sleep(pause)
+                pause = min(2.0, pause * 2)
 
     def _tag(self, node: Any) -> str:
         tag = self._tags.get(node.name)
