@@ -17,14 +17,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from tests.support.bridge_procs import Proc, dead_letters, wait_for
+from tests.support.bridge_procs import Proc, dead_letters, running, wait_for
 from tests.support.fault_procs import (
     TOKENS,
     Feed,
+    caught_up,
     mismatches,
-    pending,
     settings_of,
-    undelivered,
     worker_env,
 )
 from tradeagg.contract import keys
@@ -32,10 +31,6 @@ from tradeagg.devtools.synthetic import to_message
 from tradeagg.store import streams
 
 POISON = "z" * 44  # base58, and the only token starting with "z"
-
-
-def caught_up(client, shards: int) -> bool:
-    return undelivered(client, shards) == 0 and pending(client, shards) == 0
 
 
 def dead(env: dict[str, str], *args: str) -> str:
@@ -67,13 +62,12 @@ def test_dead_letters_replayed_after_a_fix_are_exact(tmp_path: Path, redis_clien
     )
     s = settings_of(env)
     feed = Feed(seed=8, longest_ms=s.longest_ms, tokens=[POISON, *TOKENS[:3]])
-    worker = Proc("worker", bad_env, tmp_path / "bad-worker.log")
     try:
-        for _ in range(4):
-            streams.append(redis_client, s, feed.batch(25))
-        wait_for(lambda: caught_up(redis_client, s.shards), 60, "poison entries dead-lettered")
+        with running(Proc("worker", bad_env, tmp_path / "bad-worker.log")):
+            for _ in range(4):
+                streams.append(redis_client, s, feed.batch(25))
+            wait_for(lambda: caught_up(redis_client, s.shards), 60, "poison entries dead-lettered")
     finally:
-        assert worker.terminate() == 0
         redis_client.acl_deluser("w")
     poisoned = dead_letters(redis_client, s.shards)
     assert poisoned and all(d["source"] == "worker" for d in poisoned)
@@ -97,8 +91,7 @@ def test_dead_letters_replayed_after_a_fix_are_exact(tmp_path: Path, redis_clien
     first = listed[0]
     assert f"id: {first['id']}" in dead(env, "show", first["id"], "--shard", str(first["shard"]))
 
-    worker = Proc("worker", env, tmp_path / "worker.log")
-    try:
+    with running(Proc("worker", env, tmp_path / "worker.log")):
         figures = json.loads(dead(env, "replay", "--json"))
         assert (figures["letters"], figures["replayed"], figures["invalid"]) == (
             letters,
@@ -114,5 +107,3 @@ def test_dead_letters_replayed_after_a_fix_are_exact(tmp_path: Path, redis_clien
         wait_for(lambda: caught_up(redis_client, s.shards), 60, "second replay applied")
         assert mismatches(redis_client, s, everything) == []
         assert len(dead_letters(redis_client, s.shards)) == letters  # replay keeps them
-    finally:
-        assert worker.terminate() == 0

@@ -28,6 +28,7 @@ from tests.support.bridge_procs import (
 )
 from tests.support.fault_procs import (
     Feed,
+    caught_up,
     mismatches,
     pending,
     reclaim,
@@ -41,10 +42,6 @@ from tradeagg.clock import now_ms
 from tradeagg.contract import keys
 from tradeagg.store import streams
 from tradeagg.store.connection import connect
-
-
-def caught_up(client, shards: int) -> bool:
-    return undelivered(client, shards) == 0 and pending(client, shards) == 0
 
 
 def test_sigkill_and_crash_between_commit_and_ack(tmp_path: Path, redis_client, redis_server):

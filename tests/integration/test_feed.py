@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, Producer
 from tests.integration.test_reclaim import TOKENS, deliver, make_trades
 from tests.integration.test_reclaim import settings as reclaim_settings
 from tests.integration.test_worker import SHARDS, drained, feed, worker_env
-from tests.support.bridge_procs import Proc, wait_for
+from tests.support.bridge_procs import Proc, running, wait_for
 from tradeagg.contract import keys
 from tradeagg.contract.documents import token_json
 from tradeagg.devtools.synthetic import SyntheticFeed
@@ -119,10 +119,9 @@ def test_worker_announces_only_committed_state(redis_server, redis_client, tmp_p
     env = worker_env(redis_server.url, TRADEAGG_FEED_HZ="20")
     s = Settings.from_env(env)
     trades = feed(2_000, seed=21, tokens=25)
-    worker = Proc("worker", env, tmp_path / "worker.log")
     seen: dict[str, int] = {}
     ids = {keys.changes(i): "0-0" for i in range(SHARDS)}
-    try:
+    with running(Proc("worker", env, tmp_path / "worker.log")) as worker:
         for i in range(0, len(trades), 100):
             append(redis_client, s, trades[i : i + 100])
             for stream, entries in redis_client.xread(ids, block=50) or []:
@@ -142,8 +141,6 @@ def test_worker_announces_only_committed_state(redis_server, redis_client, tmp_p
             return all(seen.get(t) == stored[t] for t in tokens)
 
         wait_for(all_final, 30, "final announcements")
-    finally:
-        assert worker.terminate() == 0, worker.text()[-2000:]
     assert "Traceback" not in worker.text()
 
 

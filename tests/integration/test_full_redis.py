@@ -16,6 +16,7 @@ from pathlib import Path
 from tests.support.bridge_procs import Proc, dead_letters, wait_for
 from tests.support.fault_procs import (
     Feed,
+    caught_up,
     mismatches,
     pending,
     settings_of,
@@ -30,10 +31,6 @@ from tradeagg.store.connection import connect
 from tradeagg.store.stream import ShardStream
 
 REFUSALS = 45  # retries back off 0.1 s doubling to 5 s: ~50 s of refusals on 3 shards
-
-
-def caught_up(client, shards: int) -> bool:
-    return undelivered(client, shards) == 0 and pending(client, shards) == 0
 
 
 def deliveries(client, shards: int) -> list[int]:

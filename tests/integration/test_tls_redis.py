@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_worker import assert_exact, feed, show_json
-from tests.support.bridge_procs import Proc, wait_for
+from tests.support.bridge_procs import Proc, running, wait_for
 from tests.support.cli import assert_one_line_failure, cli
 from tests.support.tls_server import TLSRedis
 from tradeagg.contract import keys
@@ -55,8 +55,7 @@ def test_worker_append_and_show_over_tls_with_app_json_settings(tls_redis, tmp_p
     appended = cli(env, "append", "-", stdin=lines)
     assert appended.returncode == 0, appended.stderr
     assert appended.stdout.strip() == f"appended={len(trades)} invalid=0 invalid_lines=0"
-    worker = Proc("worker", env, tmp_path / "worker.log")
-    try:
+    with running(Proc("worker", env, tmp_path / "worker.log")):
 
         def drained() -> bool:
             ready = all(client.exists(keys.stream(i)) for i in range(s.shards))
@@ -72,8 +71,6 @@ def test_worker_append_and_show_over_tls_with_app_json_settings(tls_redis, tmp_p
         at = now_ms() + 5_000
         tokens = sorted({t.token for t in trades})
         assert_exact(show_json(env, tokens, at), trades, at, s)
-    finally:
-        assert worker.terminate() == 0, worker.text()[-2000:]
 
 
 def test_a_trusted_ca_verifies(tls_redis) -> None:

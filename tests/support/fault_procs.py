@@ -129,6 +129,11 @@ def undelivered(client: Any, shards: int) -> int:
     return total
 
 
+def caught_up(client: Any, shards: int) -> bool:
+    """Every entry delivered and acknowledged."""
+    return undelivered(client, shards) == 0 and pending(client, shards) == 0
+
+
 def mismatches(client: Any, settings: Settings, trades: list[Trade]) -> list[str]:
     """Tokens whose windows differ from the brute-force reference, as of just after now.
 

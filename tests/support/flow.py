@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.support.bridge_procs import Proc, committed, produce, trade_message
-from tests.support.fault_procs import Feed, pending, undelivered
+from tests.support.fault_procs import Feed, caught_up
 
 PARTITIONS = 4
 
@@ -31,9 +31,7 @@ class Flow:
 
     def all_in(self, client: Any, shards: int) -> bool:
         """Every message sent is committed by the bridge, and every entry applied and acked."""
-        if not self.committed():
-            return False
-        return undelivered(client, shards) == 0 and pending(client, shards) == 0
+        return self.committed() and caught_up(client, shards)
 
 
 def assert_alive(*procs: Proc) -> None:

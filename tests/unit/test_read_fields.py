@@ -16,3 +16,9 @@ def test_window_metrics_are_the_lua_metrics_in_order():
     lua = tuple(re.findall(r"'([a-z_]+)'", body.group(1)))
     assert lua == WINDOW_METRICS
     assert PER_WINDOW == 1 + len(lua)  # the label, then the metrics
+
+
+def test_the_tests_compare_every_metric_the_engine_reads():
+    from tests.support.checks import METRICS
+
+    assert METRICS == WINDOW_METRICS
