@@ -171,8 +171,8 @@ MUTANTS: tuple[Mutant, ...] = (
        "self.stream = ShardStream(engine.client, shard)",
        "trimming", f"{EDGES}::test_worker_dead_letters_are_kept_and_capped"),
     _m("bridge-dead-letters-uncapped", BRIDGE,
-       "return ShardStream(self.client, shard, self.settings.dead_letter_max)",
-       "return ShardStream(self.client, shard)",
+       "ShardStream(client, shard, settings.dead_letter_max) for shard in",
+       "ShardStream(client, shard) for shard in",
        "trimming", f"{EDGES}::test_bridge_dead_letters_are_capped"),
     # -- ack-after-commit: XACK only what committed; Kafka offsets only after Redis
     _m("ack-entries-of-a-failed-call", CONSUMER,
