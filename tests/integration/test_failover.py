@@ -33,7 +33,7 @@ from tradeagg.contract import keys
 from tradeagg.engine.apply import now_ms
 from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings
-from tradeagg.store.connection import connect
+from tradeagg.store.connection import connect, text
 
 # Reads are as of an instant ahead of now: under load a janitor pass may stamp a token
 # later than an instant only a little ahead, and a read before last_update is refused.
@@ -53,8 +53,15 @@ def settled(check):
     return attempt
 
 
-def stream_entries(client, shards: int) -> int:
-    return sum(client.xlen(keys.stream(i)) for i in range(shards))
+def last_ids(client, shards: int) -> list[str]:
+    """The newest entry id ever added to each shard stream (trimming does not lower it)."""
+    out = []
+    for i in range(shards):
+        try:
+            out.append(text(client.xinfo_stream(keys.stream(i))["last-generated-id"]))
+        except redis.ResponseError:  # no stream yet
+            out.append("0-0")
+    return out
 
 
 def lost_trades(client, settings, feed: Feed, at: int) -> int:
@@ -131,10 +138,10 @@ def run_failover(tmp_path: Path, broker, topic: str, wait_replicas: int) -> tupl
             run.settings, run.feed, run.flow, run.client, run.bridge, run.worker
         )
         redis_set.hold_replica()
-        before = stream_entries(redis_set.primary.client(), s.shards)
+        before = last_ids(redis_set.primary.client(), s.shards)
         flow.send(200)  # from here on, only the primary gets these writes
         wait_for(
-            lambda: stream_entries(redis_set.primary.client(), s.shards) > before,
+            lambda: last_ids(redis_set.primary.client(), s.shards) != before,
             60,
             "new entries on the primary",
         )
