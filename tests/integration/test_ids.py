@@ -5,8 +5,9 @@ from __future__ import annotations
 import redis
 
 from tests.support.checks import assert_matches_reference
+from tests.support.idindex import id_index, id_key
 from tradeagg.contract.keys import TokenKeys
-from tradeagg.contract.trade import Trade, id_digest
+from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import Engine
 from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings, parse_windows
@@ -35,8 +36,9 @@ def test_an_id_seen_again_with_other_ts_or_seq_is_a_duplicate(redis_client: redi
     view = Reader(redis_client, s).read(A, now + 20)
     assert (view.windows["1m"].buys, view.windows["1m"].sells) == (4, 0)
     k = TokenKeys(A)
-    assert redis_client.scard(k.ids) == redis_client.llen(k.trades) == 4
-    assert redis_client.sismember(k.ids, id_digest("x"))
+    count, held = id_index(redis_client, A)
+    assert count == len(held) == redis_client.llen(k.trades) == 4
+    assert sorted(held) == sorted(id_key(i) for i in "xyzw")
     assert 0 < redis_client.pttl(k.ids) <= 60_000
 
 
@@ -47,12 +49,15 @@ def test_the_id_index_follows_the_list_and_is_rebuilt_when_lost(redis_client) ->
     trades = [t(f"i{j}", now + j * 100, quote=1_000_000_000 + j) for j in range(100)]
     engine.apply_records([x.record for x in trades[:60]], now=now + 5_900)
     k = TokenKeys(A)
-    assert redis_client.scard(k.ids) == redis_client.llen(k.trades) == 50  # ts > now + 900
+    assert id_index(redis_client, A)[0] == redis_client.llen(k.trades) == 50  # ts > now + 900
     engine.apply_records([x.record for x in trades[60:]], now=now + 12_000)
     # the list keeps only the last 5 s; the id index shrinks with it
-    assert redis_client.scard(k.ids) == redis_client.llen(k.trades) == 29  # ts > now + 7000
+    count, held = id_index(redis_client, A)
+    assert count == len(held) == redis_client.llen(k.trades) == 29  # ts > now + 7000
+    assert sorted(held) == sorted(id_key(f"i{j}") for j in range(71, 100))
     redis_client.delete(k.ids)
     [r] = engine.apply_records([x.record for x in trades[95:]], now=now + 12_000)
     assert r.rebuilt >= 0 and "id index" in r.reason and r.applied == 0 and r.duplicates == 5
-    assert redis_client.scard(k.ids) == 29
+    count, rebuilt = id_index(redis_client, A)
+    assert count == 29 and sorted(rebuilt) == sorted(held)
     assert_matches_reference(Reader(redis_client, s), trades, now + 12_000, s.windows, [A])
