@@ -14,8 +14,10 @@
 --         now exactly: an explicit instant) or "event" (at the newest trade)
 -- ARGV[3] windows "label:ms,label:ms,..." shortest first
 -- ARGV[4] most entries a token's list may hold
--- ARGV[5..] one per token: its list entries "<ts> <seq> <b|s> <quote_nano> <price> <id>"
---          joined by "\n" (empty: no new trades, only slide the windows)
+-- ARGV[5..] one per token: its list entries "<ts> <seq> <b|s> <quote_nano> <price> <id>",
+--          each optionally followed by " <digest>" (20 hex of SHA-1(id): not
+--          stored, it spares computing the id's key), joined by "\n" (empty:
+--          no new trades, only slide the windows)
 -- Returns: per token R_FIELDS values in the order of R (lib/status.lua):
 --          status, applied, duplicates, late, over_capacity, rebuilt (-1 if
 --          not, else elements dropped), unparsable, last_update (ms text, ""

@@ -28,7 +28,6 @@ local ALL = {ts = true, seq = true, side = true, quote = true, price = true, id 
 local ENTRY = head_pattern(#FIELDS, ALL) .. ' ?(%x*)$'  -- digest optional
 local WALK = head_pattern(4, {ts = true, side = true, quote = true}) .. ' '
 local PRICE = head_pattern(5, {price = true}) .. ' '
-local ID = head_pattern(#FIELDS, {id = true})
 
 local function parse(e)
   local ts, seq, side, q, price, id, dg = smatch(e, ENTRY)
@@ -70,11 +69,17 @@ local function stored(x)
   return x
 end
 
--- the id index key of a stored element
+-- the id index key of a stored element: its id is the field after the
+-- FIELDS - 1 first spaces (plain finds: a third of a pattern match's time)
+local ID_FIELD = #FIELDS
 local function key_of_raw(raw)
-  local id = smatch(raw, ID)
-  if not id then corrupt('no id in list element ' .. ssub(raw, 1, 40)) end
-  return id_key(redis.sha1hex(id))
+  local p = 0
+  for _ = 2, ID_FIELD do
+    p = sfind(raw, ' ', p + 1, true)
+    if not p then corrupt('no id in list element ' .. ssub(raw, 1, 40)) end
+  end
+  local q = sfind(raw, ' ', p + 1, true)
+  return id_key(redis.sha1hex(ssub(raw, p + 1, q and q - 1 or -1)))
 end
 
 local function raws(es)

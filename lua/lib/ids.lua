@@ -14,6 +14,7 @@
 local KEY_BYTES = 8
 local LOAD = 32            -- keys per bucket before a split; merged below LOAD / 4
 local MAX_BUCKETS = 65536  -- 16 address bits: past ~2M keys the buckets grow past LOAD
+local WHOLE = 8 * LOAD     -- an index of a list this short is read whole, in one call
 local sfind, concat = string.find, table.concat
 
 -- the 8-byte key of a SHA-1 digest given as hex (at least 16 digits)
@@ -37,23 +38,40 @@ end
 
 local function ids_new(key, N)
   N = N or 1
-  return {key = key, n = 0, N = N, top = top_of(N), vals = {}, dirty = {}, dropped = {},
-          changed = false}
+  return {key = key, n = 0, N = N, top = top_of(N), vals = {}, adds = {}, dirty = {},
+          dropped = {}, changed = false}
 end
 
--- The stored index of `key` (its counts; buckets are read on demand).
--- Raises CORRUPT when it is not a well-formed index.
-local function ids_open(key)
-  local len = redis.pcall('HLEN', key)
-  if type(len) ~= 'number' then corrupt('the id index is not a hash (an older format?)') end
-  if len == 0 then return ids_new(key) end
-  local got = redis.call('HMGET', key, 'n', 'N')
+-- The stored index of `key`, for a list of `len` elements: its counts, and
+-- for a short list every bucket (one HGETALL of at most ~2 KB: a call costs
+-- more than its bytes); otherwise buckets are read on demand, and a missing
+-- one is found then. Raises CORRUPT when it is not an index.
+local function ids_open(key, len)
+  local got, whole = nil, len <= WHOLE
+  if whole then
+    local all = redis.pcall('HGETALL', key)
+    if all.err then corrupt('the id index is not a hash (an older format?)') end
+    got = {}
+    for i = 1, #all, 2 do got[all[i]] = all[i + 1] end
+    got = {got.n or false, got.N or false, fields = got}
+  else
+    got = redis.pcall('HMGET', key, 'n', 'N')
+    if got.err then corrupt('the id index is not a hash (an older format?)') end
+  end
+  if not got[1] and not got[2] then return ids_new(key) end
   local n, N = tonumber(got[1]), tonumber(got[2])
-  if not n or not N or N < 1 or N > MAX_BUCKETS or N ~= floor(N) or len ~= N + 2 then
+  if not n or not N or N < 1 or N > MAX_BUCKETS or N ~= floor(N) then
     corrupt('the id index is malformed')
   end
   local ix = ids_new(key, N)
   ix.n = n
+  if whole then
+    for b = 0, N - 1 do
+      local v = got.fields[tostring(b)]
+      if not v then corrupt('the id index lost bucket ' .. b) end
+      ix.vals[b] = v
+    end
+  end
   return ix
 end
 
@@ -65,7 +83,10 @@ local function fetch(ix, bs)
   end
   if #want == 0 then return end
   local got = chunked('HMGET', ix.key, want, {})
-  for i, b in ipairs(want) do ix.vals[b] = got[i] or '' end
+  for i, b in ipairs(want) do
+    if not got[i] and ix.n > 0 then corrupt('the id index lost bucket ' .. b) end
+    ix.vals[b] = got[i] or ''
+  end
 end
 
 -- read the buckets of keys `ks`
@@ -90,14 +111,17 @@ local function ids_has(ix, k)
   return find_key(ix.vals[address(k, ix.N, ix.top)], k) ~= nil
 end
 
--- add key k (its bucket fetched)
+-- add key k (its bucket fetched); a bucket's added keys are joined to it once,
+-- when the index is saved
 local function ids_add(ix, k)
   local b = address(k, ix.N, ix.top)
-  ix.vals[b] = ix.vals[b] .. k
-  ix.dirty[b] = true; ix.n = ix.n + 1; ix.changed = true
+  local a = ix.adds[b]
+  if a then a[#a + 1] = k else ix.adds[b] = {k} end
+  ix.n = ix.n + 1; ix.changed = true
 end
 
--- remove key k (its bucket fetched); false if it was not there
+-- remove key k (its bucket fetched; not one added since the last save); false
+-- if it was not there
 local function ids_remove(ix, k)
   local b = address(k, ix.N, ix.top)
   local v = ix.vals[b]
@@ -140,6 +164,8 @@ end
 local function ids_save(ix)
   if not ix.changed then return end
   if ix.n <= 0 then redis.call('DEL', ix.key); return end
+  for b, a in pairs(ix.adds) do ix.vals[b] = ix.vals[b] .. concat(a); ix.dirty[b] = true end
+  ix.adds = {}
   while ix.n > ix.N * LOAD and ix.N < MAX_BUCKETS do split(ix) end
   while ix.N > 1 and ix.n * 4 < ix.N * LOAD do merge(ix) end
   local args = {'n', ix.n, 'N', ix.N}

@@ -54,7 +54,7 @@ local function load_state(K, ws)
   local st = {at = tonumber(lu), n = n, idx = {}, tot = {}, old = {}, dirty = {}}
   if not st.at then corrupt('last_update is not a number') end
   if K[5] then
-    st.ids = ids_open(K[5])
+    st.ids = ids_open(K[5], n)
     if st.ids.n ~= n then corrupt('the id index does not match the list') end
   end
   local idx = redis.call('HMGET', K[2], unpack(ws.labels))
