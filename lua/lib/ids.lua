@@ -14,7 +14,7 @@
 local KEY_BYTES = 8
 local LOAD = 32            -- keys per bucket before a split; merged below LOAD / 4
 local MAX_BUCKETS = 65536  -- 16 address bits: past ~2M keys the buckets grow past LOAD
-local WHOLE = 8 * LOAD     -- an index of a list this short is read whole, in one call
+local WHOLE = 32 * LOAD    -- an index of a list this short (<= ~8 KB) is read whole, in one call
 local sfind, concat = string.find, table.concat
 
 -- the 8-byte key of a SHA-1 digest given as hex (at least 16 digits)
@@ -43,7 +43,7 @@ local function ids_new(key, N)
 end
 
 -- The stored index of `key`, for a list of `len` elements: its counts, and
--- for a short list every bucket (one HGETALL of at most ~2 KB: a call costs
+-- for a short list every bucket (one HGETALL of at most ~8 KB: a call costs
 -- more than its bytes); otherwise buckets are read on demand, and a missing
 -- one is found then. Raises CORRUPT when it is not an index.
 local function ids_open(key, len)
