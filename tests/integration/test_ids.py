@@ -84,15 +84,17 @@ def test_the_id_index_grows_and_shrinks_with_the_list(redis_client) -> None:
     assert count == redis_client.llen(TokenKeys(A).trades) == 6_000
     assert sorted(held) == listed_keys(redis_client)
     assert int(redis_client.hget(TokenKeys(A).ids, "N")) > 100  # split many times
-    [r] = engine.apply_records([x.record for x in trades[::7]], now=now + 6_000)
-    assert (r.applied, r.duplicates) == (0, len(trades[::7]))
+    # the same ids at another ts: only the index can tell they are duplicates
+    again = [t(x.id, x.ts + 3) for x in trades[::7]]
+    [r] = engine.apply_records([x.record for x in again], now=now + 6_000)
+    assert (r.applied, r.duplicates) == (0, len(again))
     # 9.7 s later the list keeps 299 of them and a new one: buckets merge back
     [r] = engine.apply_records([t("late-comer", now + 15_500).record], now=now + 15_700)
     count, held = id_index(redis_client, A)
     assert count == redis_client.llen(TokenKeys(A).trades) == 300
     assert sorted(held) == listed_keys(redis_client)
     assert int(redis_client.hget(TokenKeys(A).ids, "N")) < 40
-    kept = [x for x in trades if x.ts > now + 5_700]
+    kept = [t(x.id, x.ts + 1, seq=1) for x in trades if x.ts > now + 5_700]
     [r] = engine.apply_records([x.record for x in kept], now=now + 15_700)
     assert (r.applied, r.duplicates) == (0, 299)
     assert_matches_reference(
