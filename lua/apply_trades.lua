@@ -14,8 +14,10 @@
 --         now exactly: an explicit instant) or "event" (at the newest trade)
 -- ARGV[3] windows "label:ms,label:ms,..." shortest first
 -- ARGV[4] most entries a token's list may hold
--- ARGV[5..] one per token: its list entries "<ts> <seq> <b|s> <quote_nano> <price> <id>"
---          joined by "\n" (empty: no new trades, only slide the windows)
+-- ARGV[5..] one per token: its list entries "<ts> <seq> <b|s> <quote_nano> <price> <id>",
+--          each optionally followed by " <digest>" (20 hex of SHA-1(id): not
+--          stored, it spares computing the id's key), joined by "\n" (empty:
+--          no new trades, only slide the windows)
 -- Returns: per token R_FIELDS values in the order of R (lib/status.lua):
 --          status, applied, duplicates, late, over_capacity, rebuilt (-1 if
 --          not, else elements dropped), unparsable, last_update (ms text, ""
@@ -71,16 +73,17 @@ local function write(K, st, at, fresh_ttl, rebuilt)
   end
 end
 
--- The trades whose id the token has not seen (by digest, in its id index or
--- earlier in this batch), stamped with their digest.
-local function unseen(K, xs)
+-- The trades whose id the token has not seen (by id key, in its id index or
+-- earlier in this batch).
+local function unseen(ix, xs)
   if #xs == 0 then return xs end
-  local dgs = {}
-  for j, x in ipairs(xs) do dgs[j] = stamp(x).dg end
-  local known = chunked('SMISMEMBER', K[5], dgs, {})
+  local ks = {}
+  for j, x in ipairs(xs) do ks[j] = key_of(x) end
+  ids_fetch(ix, ks)
   local out, batch = {}, {}
   for j, x in ipairs(xs) do
-    if known[j] == 0 and not batch[x.dg] then batch[x.dg] = true; out[#out + 1] = x end
+    local k = ks[j]
+    if not ids_has(ix, k) and not batch[k] then batch[k] = true; out[#out + 1] = x end
   end
   return out
 end
@@ -90,15 +93,16 @@ local function trim(K, st)
   local drop = st.idx[#ws]
   if drop == 0 then return end
   if st.all_gone then
-    redis.call('DEL', K[1], K[5])  -- the id index holds exactly the list's digests
+    redis.call('DEL', K[1], K[5])  -- the id index holds exactly the list's ids
+    st.ids = ids_new(K[5])
     drop = st.n
   else
-    local gone = st.gone  -- the digests the longest window's walk passed
-    if not gone or #gone ~= drop then
-      gone = {}
-      for j, raw in ipairs(lrange(K[1], 0, drop - 1)) do gone[j] = digest_of(raw) end
-    end
-    chunked('SREM', K[5], gone)
+    local gone = st.gone  -- the elements the longest window's walk passed
+    if not gone or #gone ~= drop then gone = lrange(K[1], 0, drop - 1) end
+    local ks = {}
+    for j, raw in ipairs(gone) do ks[j] = key_of_raw(raw) end
+    ids_fetch(st.ids, ks)
+    for _, k in ipairs(ks) do ids_remove(st.ids, k) end
     if drop < st.n then redis.call('LTRIM', K[1], drop, -1) else redis.call('DEL', K[1]) end
   end
   st.n = st.n - drop; st.e = st.e - drop
@@ -121,7 +125,8 @@ local function apply_token(K, news, r)
   if st == nil then
     if not maxts then return end
     redis.call('DEL', K[5])  -- an id index left over from an expired state
-    st = {at = -1e18, n = 0, e = 0, idx = {}, tot = {}, old = blank_old(ws, false), dirty = {}}
+    st = {at = -1e18, n = 0, e = 0, idx = {}, tot = {}, old = blank_old(ws, false), dirty = {},
+          ids = ids_new(K[5])}
     for i = 1, #ws do st.idx[i] = 0; st.tot[i] = new_totals() end
   end
   local at = max(st.at, target)
@@ -131,12 +136,10 @@ local function apply_token(K, news, r)
     elseif st.n + #valid >= cap then over = over + 1
     else valid[#valid + 1] = x end
   end
-  valid = unseen(K, valid)
+  valid = unseen(st.ids, valid)
   local fresh = st.at == -1e18
   local inserted = insert(K, st, valid)
-  local dgs = {}
-  for j, x in ipairs(inserted) do dgs[j] = x.dg end
-  if #dgs > 0 then chunked('SADD', K[5], dgs) end
+  for _, x in ipairs(inserted) do ids_add(st.ids, x.key) end
   r[R.late], r[R.over_capacity] = late, over
   r[R.applied], r[R.duplicates] = #inserted, #news - late - over - #inserted
   r[R.last_update] = fmt_int(at)
@@ -144,6 +147,7 @@ local function apply_token(K, news, r)
   account(st, ws, inserted)
   advance(K, st, ws, at)
   trim(K, st)
+  ids_save(st.ids)
   write(K, st, at, #inserted > 0, r[R.rebuilt] >= 0)
 end
 
@@ -153,7 +157,7 @@ for t = 0, #KEYS / 5 - 1 do
   local news, bad = {}, 0
   for line in string.gmatch(ARGV[5 + t], '[^\n]+') do
     local x = parse(line)
-    if x then news[#news + 1] = x else bad = bad + 1 end
+    if x then news[#news + 1] = stored(x) else bad = bad + 1 end
   end
   news = sort_unique(news)
   reset_touched()

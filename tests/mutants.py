@@ -77,7 +77,7 @@ ENTRY, INSERT, SLIDE, STATE = (f"lua/lib/{n}.lua" for n in ("entry", "insert", "
 CONSUMER, BRIDGE = "tradeagg/runtime/consumer.py", "tradeagg/runtime/bridge.py"
 VALIDATION = "tradeagg/contract/validation.py"
 LATE_LINE = "if x.ts <= at - longest then late = late + 1"
-SEEN_LINE = "if known[j] == 0 and not batch[x.dg] then"
+SEEN_LINE = "if not ids_has(ix, k) and not batch[k] then"
 
 MUTANTS: tuple[Mutant, ...] = (
     # -- ordering: (ts, seq, id), byte order of ids, across calls
@@ -132,10 +132,10 @@ MUTANTS: tuple[Mutant, ...] = (
        "expiry", f"{EDGES}::test_ttl_is_the_longest_window_and_refreshed_per_trade"),
     # -- dedup: the id index, within a batch, result fields
     _m("duplicate-check-ignores-id-index", A,
-       SEEN_LINE, "if not batch[x.dg] then",
+       SEEN_LINE, "if not batch[k] then",
        "dedup", f"{IDS}::test_an_id_seen_again_with_other_ts_or_seq_is_a_duplicate"),
     _m("duplicate-check-ignores-the-batch", A,
-       SEEN_LINE, "if known[j] == 0 then",
+       SEEN_LINE, "if not ids_has(ix, k) then",
        "dedup", f"{IDS}::test_an_id_seen_again_with_other_ts_or_seq_is_a_duplicate"),
     _m("result-fields-duplicates-and-late-swapped", "lua/lib/status.lua",
        "local R = {status = 1, applied = 2, duplicates = 3, late = 4, over_capacity = 5,",
@@ -154,8 +154,8 @@ MUTANTS: tuple[Mutant, ...] = (
        "local drop = math.max(st.idx[#ws] - 1, 0)",
        "trimming", f"{IDS}::test_the_id_index_follows_the_list_and_is_rebuilt_when_lost"),
     _m("id-index-never-pruned", A,
-       "chunked('SREM', K[5], gone)",
-       "chunked('SREM', K[5], {})",
+       "for _, k in ipairs(ks) do ids_remove(st.ids, k) end",
+       "for _, k in ipairs({}) do ids_remove(st.ids, k) end",
        "trimming", f"{IDS}::test_the_id_index_follows_the_list_and_is_rebuilt_when_lost"),
     _m("token-cap-off-by-one", A,
        "elseif st.n + #valid >= cap then over = over + 1",

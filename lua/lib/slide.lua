@@ -31,10 +31,10 @@ local function enter(tots, side, qhi, qlo)
   for i = 1, #tots do addq(tots[i], side, qhi, qlo, 1) end
 end
 
--- ctx: {t = totals, gone = digests of the leavers or nil}
+-- ctx: {t = totals, gone = the leaving elements or nil}
 local function leave(ctx, side, qhi, qlo, raw)
   addq(ctx.t, side, qhi, qlo, -1)
-  if ctx.gone then ctx.gone[#ctx.gone + 1] = digest_of(raw) end
+  if ctx.gone then ctx.gone[#ctx.gone + 1] = raw end
 end
 
 -- Account for entries inserted into a state that stands at st.at.
@@ -54,7 +54,7 @@ end
 -- Slide every window forward to `at` (>= st.at): add what entered, subtract
 -- what left, walking from the stored indices. Never a rescan. Entries this
 -- call appended (st.mem, from list index st.mem_from) are taken from memory.
--- The longest window's leavers' digests end in st.gone (st.all_gone: all of them).
+-- The longest window's leaving elements end in st.gone (st.all_gone: all of them).
 local function advance(K, st, ws, at)
   if st.n > 0 and not st.grew and st.tail.ts <= at - ws[#ws].ms then
     -- every entry has left every window (a long-quiet token): nothing to walk

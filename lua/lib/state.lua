@@ -6,6 +6,7 @@
 -- i), old[i] (what is stored, to write only changes), tail (last entry).
 --@include lib/entry.lua
 --@include lib/windows.lua
+--@include lib/ids.lua
 
 -- what a state that was never written looks like: every field differs
 -- (unknown: the hash may hold stale fields, so empty windows delete theirs)
@@ -52,7 +53,10 @@ local function load_state(K, ws)
   end
   local st = {at = tonumber(lu), n = n, idx = {}, tot = {}, old = {}, dirty = {}}
   if not st.at then corrupt('last_update is not a number') end
-  if K[5] and redis.call('SCARD', K[5]) ~= n then corrupt('the id index does not match the list') end
+  if K[5] then
+    st.ids = ids_open(K[5], n)
+    if st.ids.n ~= n then corrupt('the id index does not match the list') end
+  end
   local idx = redis.call('HMGET', K[2], unpack(ws.labels))
   st.retired = redis.call('HLEN', K[2]) > #ws  -- windows no longer configured
   local agg = redis.call('HMGET', K[3], unpack(ws.load))
@@ -89,8 +93,10 @@ local function load_state(K, ws)
 end
 
 -- The list's parseable elements in order, without repeats: what can be
--- trusted of a damaged token. With `repair`, keys of a wrong type are deleted
--- and a changed list is written back. Returns entries, elements dropped.
+-- trusted of a damaged token. With `repair`, keys of a wrong type are deleted,
+-- a changed list is written back (elements of earlier releases without their
+-- digest) and the id index is built again. Returns entries, elements dropped
+-- and the id index (with `repair` and K[5]).
 local function trusted_entries(K, repair)
   local typ = redis.call('TYPE', K[1])['ok']
   local raw = {}
@@ -107,7 +113,7 @@ local function trusted_entries(K, repair)
   for i = 1, #raw do
     local e = parse(raw[i])
     if e then
-      if not e.dg then stamp(e); changed = true end
+      if e.dg then stored(e); changed = true end
       es[#es + 1] = e
     else dropped = dropped + 1; changed = true end
   end
@@ -115,22 +121,23 @@ local function trusted_entries(K, repair)
   es, repeats, reordered = sort_unique(es)
   if reordered then changed = true end
   dropped = dropped + repeats
+  local ix
   if repair and K[5] then
     -- the id index again, from what is kept; a repeated id keeps its first trade
-    redis.call('DEL', K[5])
-    local seen, keep, dgs = {}, {}, {}
+    local seen, keep, ks = {}, {}, {}
     for _, e in ipairs(es) do
-      if seen[e.dg] then dropped = dropped + 1; changed = true
-      else seen[e.dg] = true; keep[#keep + 1] = e; dgs[#dgs + 1] = e.dg end
+      local k = key_of(e)
+      if seen[k] then dropped = dropped + 1; changed = true
+      else seen[k] = true; keep[#keep + 1] = e; ks[#ks + 1] = k end
     end
     es = keep
-    if #dgs > 0 then chunked('SADD', K[5], dgs) end
+    ix = ids_build(K[5], ks)
   end
   if changed and repair then
     redis.call('DEL', K[1])
     push(K[1], raws(es))
   end
-  return es, dropped
+  return es, dropped, ix
 end
 
 -- State of in-memory entries `es` (ordered) as of `at`, counted from scratch.
@@ -155,6 +162,8 @@ end
 -- dropped, order and uniqueness restored, the list rewritten if it changed.
 -- Returns the state as of `at`, and the number of elements dropped.
 local function rebuild(K, ws, at)
-  local es, dropped = trusted_entries(K, true)
-  return state_of(es, ws, at), dropped
+  local es, dropped, ix = trusted_entries(K, true)
+  local st = state_of(es, ws, at)
+  st.ids = ix
+  return st, dropped
 end

@@ -6,14 +6,15 @@ A shard stream entry (``tradeagg:{sN}:stream``) packs many trades::
     t = "<record>\\n<record>..."   one record per trade
     src = "..."                    optional: where the trades came from
 
-A record is ``<token> <list entry>``, and a list entry, exactly what
-``token:{A}:trades`` holds and ``apply_trades.lua`` parses, is
-``<ts> <seq> <b|s> <quote_nano> <price> <id> <digest>``. The digest (20 hex
-digits of SHA-1 of the id) keys the token's id index ``tradeagg:{A}:ids``;
-an entry without it is accepted too (the engine computes it). Every field is
-free of spaces (the contract forbids whitespace in ids and addresses), so
-splitting on a space is unambiguous. ``quote_nano`` is the quote in units of
-1e-9, an integer; ``price`` a plain decimal.
+A record is ``<token> <list entry> <digest>``. A list entry, exactly what
+``token:{A}:trades`` holds, is ``<ts> <seq> <b|s> <quote_nano> <price> <id>``.
+The digest (20 hex digits of SHA-1 of the id, computed here so that Redis
+need not) gives the id's key in the token's id index ``tradeagg:{A}:ids``
+(``lua/lib/ids.lua``); ``apply_trades.lua`` takes entries with or without it
+and never stores it (every byte of an element is paid for per kept trade).
+Every field is free of spaces (the contract forbids whitespace in ids and
+addresses), so splitting on a space is unambiguous. ``quote_nano`` is the
+quote in units of 1e-9, an integer; ``price`` a plain decimal.
 
 ``encode`` is the bridge's side, ``decode`` and ``group`` the worker's: a
 whole entry that cannot be used raises ``MalformedEntry``; a bad record in a
@@ -43,22 +44,19 @@ SortKey = tuple[int, int, str]
 
 
 def id_digest(ident: str) -> str:
-    """The id's digest kept in ``tradeagg:{A}:ids``: 20 hex digits of SHA-1 (80 bits)."""
+    """The id's digest a record carries: 20 hex digits of SHA-1 (the id index keeps 64 bits)."""
     return hashlib.sha1(ident.encode("ascii", "replace")).hexdigest()[:DIGEST]
 
 
 def list_entry(trade: Trade) -> str:
     """The list entry of ``trade`` (what ``token:{A}:trades`` holds)."""
     side = "b" if trade.side == "buy" else "s"
-    return (
-        f"{trade.ts} {trade.seq} {side} {trade.quote_nano} {trade.price} {trade.id} "
-        f"{id_digest(trade.id)}"
-    )
+    return f"{trade.ts} {trade.seq} {side} {trade.quote_nano} {trade.price} {trade.id}"
 
 
 def record(trade: Trade) -> str:
-    """The stream record of ``trade``: its token, a space, its list entry."""
-    return f"{trade.token} {list_entry(trade)}"
+    """The stream record of ``trade``: its token, its list entry and its id's digest."""
+    return f"{trade.token} {list_entry(trade)} {id_digest(trade.id)}"
 
 
 def encode(trades: Iterable[Trade], src: str = "") -> dict[str, str]:

@@ -40,9 +40,9 @@ def token_keys(token: str) -> list[str]:
 def apply_keys(token: str) -> list[str]:
     """KEYS for one token of ``apply_trades.lua``: the four, then the id index.
 
-    ``tradeagg:{ADDR}:ids`` is a Set of the digests (20 hex digits of SHA-1)
-    of the ids of the trades in the token's list, so that the same id is one
-    trade whatever its ts or seq (CONTRACT §1).
+    ``tradeagg:{ADDR}:ids`` is the id index (a Hash of buckets of 8-byte keys,
+    ``lua/lib/ids.lua``) of the ids of the trades in the token's list, so that
+    the same id is one trade whatever its ts or seq (CONTRACT §1).
     """
     k = TokenKeys(token)
     return [*k.all(), k.ids]
