@@ -178,16 +178,18 @@ def _call_read_window(client: redis.Redis) -> None:
     got = _script(client, "read_window")(keys=token_keys(TOKEN), args=[2100, TWO_WINDOWS])
     per_window = [b"1", b"1", b"5.000000000", b"1.000000000", b"6.000000000", b"3", b"2"]
     assert got[:4] == [b"ok", b"2100", b"2000", None]
-    assert got[4:12] == [b"1s", *per_window] and got[13:21] == [b"1m", *per_window]
-    assert float(got[12]) == float(got[21]) == pytest.approx(-100 / 3)
+    # per window: its label, complete_from (nil: complete), then the metrics
+    assert got[4:13] == [b"1s", None, *per_window] and got[14:23] == [b"1m", None, *per_window]
+    assert float(got[13]) == float(got[23]) == pytest.approx(-100 / 3)
 
 
 def _call_verify_token(client: redis.Redis) -> None:
     _applied(client)
     verify = _script(client, "verify_token")
-    assert verify(keys=token_keys(TOKEN), args=[TWO_WINDOWS, 1000, "check"]) == b""
+    assert verify(keys=apply_keys(TOKEN), args=[TWO_WINDOWS, 1000, "check"])[:2] == [b"ok", b""]
     client.hset(f"token:{{{TOKEN}}}:aggregates", "1m:buys", 7)
-    assert verify(keys=token_keys(TOKEN), args=[TWO_WINDOWS, 1000, "check"]) != b""
+    outcome, reason, _touched = verify(keys=apply_keys(TOKEN), args=[TWO_WINDOWS, 1000, "check"])
+    assert outcome == b"corrupt" and reason != b""
 
 
 def _call_janitor_lock(client: redis.Redis) -> None:

@@ -16,9 +16,9 @@ STREAM_GROUP = "workers"
 
 class TokenKeys:
     """The four contract keys of one token, in the order the Lua scripts take,
-    and the token's id index (same hash tag, so the same cluster slot)."""
+    its id index and its deep-check memo (same hash tag, so the same cluster slot)."""
 
-    __slots__ = ("token", "trades", "indices", "aggregates", "last_update", "ids")
+    __slots__ = ("token", "trades", "indices", "aggregates", "last_update", "ids", "checked")
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -27,6 +27,7 @@ class TokenKeys:
         self.aggregates = f"token:{{{token}}}:aggregates"
         self.last_update = f"token:{{{token}}}:last_update"
         self.ids = f"{PREFIX}:{{{token}}}:ids"
+        self.checked = f"{PREFIX}:{{{token}}}:checked"
 
     def all(self) -> list[str]:
         return [self.trades, self.indices, self.aggregates, self.last_update]
@@ -38,14 +39,18 @@ def token_keys(token: str) -> list[str]:
 
 
 def apply_keys(token: str) -> list[str]:
-    """KEYS for one token of ``apply_trades.lua``: the four, then the id index.
+    """KEYS for one token of ``apply_trades.lua``: the four, the id index, the check memo.
 
     ``tradeagg:{ADDR}:ids`` is a Set of the digests (20 hex digits of SHA-1)
     of the ids of the trades in the token's list, so that the same id is one
-    trade whatever its ts or seq (CONTRACT §1).
+    trade whatever its ts or seq (CONTRACT §1). ``tradeagg:{ADDR}:checked``
+    is the deep check's memo (String: the last_update a check passed at, with
+    the TTL the token's keys had left), which an apply deletes when it adds
+    trades, rebuilds the token or adds a window to it. ``verify_token.lua``
+    takes the same keys.
     """
     k = TokenKeys(token)
-    return [*k.all(), k.ids]
+    return [*k.all(), k.ids, k.checked]
 
 
 def shard_of(token: str, shards: int) -> int:
