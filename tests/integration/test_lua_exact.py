@@ -138,7 +138,7 @@ def _nano(q: str) -> int:
 TOKEN = "So11111111111111111111111111111111111111112"
 TWO_WINDOWS = "1s:1000,1m:60000"
 TWO_TRADES = "1500 0 b 5000000000 2 a\n1200 1 s 1000000000 3 b"
-ASSEMBLED = {"apply_trades", "read_window", "verify_token"}  # assembled with their lib/ includes, as tradeagg loads them
+ASSEMBLED = {"apply_trades", "read_window", "verify_token", "retire_windows"}  # assembled with their lib/ includes, as tradeagg loads them
 
 
 def _script(client: redis.Redis, name: str):
@@ -192,6 +192,15 @@ def _call_verify_token(client: redis.Redis) -> None:
     assert outcome == b"corrupt" and reason != b""
 
 
+def _call_retire_windows(client: redis.Redis) -> None:
+    _applied(client)
+    retire = _script(client, "retire_windows")
+    # 1s leaves; the list keeps 1m's trades (both), nothing to trim
+    assert retire(keys=apply_keys(TOKEN), args=["1s", 100]) == [1, 0, 0, 0]
+    assert client.hkeys(f"token:{{{TOKEN}}}:indices") == [b"1m"]
+    assert retire(keys=apply_keys(TOKEN), args=["1m", 100]) == [0, 0, 0, 1]  # its only window
+
+
 def _call_janitor_lock(client: redis.Redis) -> None:
     lock, key = _script(client, "janitor_lock"), "tradeagg:{janitor}:lock"
     assert lock(keys=[key], args=["me", 10_000]) == 1
@@ -212,6 +221,7 @@ CALLS = {
     "apply_trades": _call_apply_trades,
     "read_window": _call_read_window,
     "verify_token": _call_verify_token,
+    "retire_windows": _call_retire_windows,
     "janitor_lock": _call_janitor_lock,
     "trim_stream": _call_trim_stream,
 }

@@ -53,6 +53,17 @@ def apply_keys(token: str) -> list[str]:
     return [*k.all(), k.ids, k.checked]
 
 
+INDICES_MATCH = "token:{*}:indices"  # SCAN pattern of every token's indices hash
+
+
+def token_of_indices(key: str) -> str | None:
+    """The address in a ``token:{ADDR}:indices`` key, or None for another key."""
+    head, tail = "token:{", "}:indices"
+    if key.startswith(head) and key.endswith(tail) and len(key) > len(head) + len(tail):
+        return key[len(head) : -len(tail)]
+    return None
+
+
 def shard_of(token: str, shards: int) -> int:
     """Stable shard of a token: CRC-32 of its address modulo the shard count."""
     return zlib.crc32(token.encode("ascii", "replace")) % shards
