@@ -83,12 +83,18 @@ local function load_state(K, conf)
   local st = {at = tonumber(lu), n = n, idx = {}, tot = {}, old = {}, dirty = {}, cf = {}}
   if not st.at then corrupt('last_update is not a number') end
   if K[5] and redis.call('SCARD', K[5]) ~= n then corrupt('the id index does not match the list') end
-  local stored = redis.call('HKEYS', K[2])
-  if #stored == 0 then corrupt('no index for any window') end
-  local ws, bad = union(conf, stored)
-  if bad then corrupt('unknown window label ' .. bad) end
+  local ws, idx = conf, redis.call('HMGET', K[2], unpack(conf.labels))
+  local found = 0
+  for i = 1, #idx do if idx[i] then found = found + 1 end end
+  local stored = redis.call('HLEN', K[2])
+  if stored == 0 then corrupt('no index for any window') end
+  if stored > found then  -- the token carries windows the caller does not configure
+    local bad
+    ws, bad = union(conf, redis.call('HKEYS', K[2]))
+    if bad then corrupt('unknown window label ' .. bad) end
+    idx = redis.call('HMGET', K[2], unpack(ws.labels))
+  end
   st.ws = ws
-  local idx = redis.call('HMGET', K[2], unpack(ws.labels))
   local agg = redis.call('HMGET', K[3], unpack(ws.load))
   local e = n
   if n > 0 then
