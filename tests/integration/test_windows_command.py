@@ -67,6 +67,12 @@ def test_list_then_retire_through_the_cli(redis_server, redis_client) -> None:
     assert_one_line_failure(cli(env, "windows", "retire", "7x"), "'7x'", code=2)
     assert labels_of(redis_client, A) == {"1m", "5m", "15m", "1h"}
 
+    # a live worker still configured with 1h would add it back: refused
+    beat = {"kind": "worker", "name": "w-old", "windows": ["1m", "5m", "1h"]}
+    redis_client.set(keys.heartbeat("worker", "w-old"), json.dumps(beat), px=60_000)
+    assert_one_line_failure(cli(env, "windows", "retire", "1h"), "w-old (1h)", code=2)
+    redis_client.delete(keys.heartbeat("worker", "w-old"))
+
     lengths = {t: redis_client.llen(keys.TokenKeys(t).trades) for t in (A, B, C)}
     done = cli(env, "windows", "retire", "1h", "--json")
     assert done.returncode == 0, done.stderr
