@@ -112,6 +112,22 @@ def test_other_windows_are_added_without_a_rebuild_and_none_is_retired(redis_cli
     assert (again.rebuilt, again.reason) == (-1, "")
 
 
+def test_a_window_the_token_does_not_carry_keeps_its_boundaries(redis_client) -> None:
+    """Seeded from its neighbour for a read: at - w < ts <= at, like every window."""
+    at = now_ms()
+    trades = [
+        Trade(id=f"b{i}", token=A, side="buy", quote_nano=10**9 + i, price=str(1 + i), ts=ts)
+        for i, ts in enumerate((at - 300_000, at - 299_999, at - 30_000, at - 29_999, at))
+    ]
+    Engine(redis_client, Settings(windows=parse_windows("1m,1h"))).apply_records(
+        [t.record for t in trades], now=at
+    )
+    other = Settings(windows=parse_windows("30s,5m,1h"))
+    view = Reader(redis_client, other).read(A, at)
+    assert (view.windows["30s"].trades, view.windows["5m"].trades) == (2, 4)
+    assert_matches_reference(Reader(redis_client, other), trades, at, other.windows, [A])
+
+
 def test_a_window_left_out_of_the_config_keeps_its_fields_until_retired(redis_client) -> None:
     now = now_ms()
     trades = feed(now)

@@ -85,3 +85,37 @@ def test_alternating_window_sets_neither_rebuild_nor_lose_windows(redis_client) 
     for token in (A, B):
         labels = {k.decode() for k in redis_client.hkeys(TokenKeys(token).indices)}
         assert labels == {"1m", "5m", "15m", "1h", "4h"}
+
+
+def test_a_window_added_while_another_is_partial_is_partial_from_the_same_start(
+    redis_client,
+) -> None:
+    """The list holds what it kept when the first longer window came: a window added later
+    is partial from that same start, not from the longest window's."""
+    rng = random.Random(5)
+    t0 = 1_700_000_000_000
+    one = Settings(windows=parse_windows("1m,1h"))
+    four = Settings(windows=parse_windows("1m,4h"))
+    two = Settings(windows=parse_windows("1m,2h"))
+    trades: list[Trade] = []
+    plan = [(t0 + k * 5 * MIN, one) for k in range(14)]  # 1h kept for 65 minutes
+    plan += [(t0 + 70 * MIN, four), (t0 + 100 * MIN, two)]
+    for k, (at, s) in enumerate(plan):
+        fresh = batch(rng, at, 40 * k, 40)
+        trades += fresh
+        results = Engine(redis_client, s).apply_records([t.record for t in fresh], now=at)
+        assert [r.rebuilt for r in results] == [-1] * len(results)
+    start = t0 + 65 * MIN - HOUR  # what the list held when 4h came (as of the step before)
+    at = t0 + 100 * MIN
+    for token in (A, B):
+        view = Reader(redis_client, two).read(token, at)
+        assert view.windows["2h"].complete_from == start + 2 * HOUR
+        view = Reader(redis_client, four).read(token, at)
+        assert view.windows["4h"].complete_from == start + 4 * HOUR
+    later = start + 2 * HOUR + MIN
+    Engine(redis_client, two).advance([A, B], now=later)
+    for token in (A, B):
+        view = Reader(redis_client, two).read(token, later)
+        assert not view.windows["2h"].partial
+        want = reference.windows([t for t in trades if t.token == token], later, two.windows)
+        assert window_mismatches(view.windows["2h"], want["2h"]) == []
