@@ -83,6 +83,10 @@ def test_the_janitor_counts_the_checks_it_skipped(redis_client) -> None:
     metrics, stop = MemoryMetrics(), threading.Event()
     janitor = Janitor(redis_client, engine, S, metrics, stop.wait, stop.is_set, "t")
     runs = [janitor.run_once(now=t0 + 50_000 + k * 10_000) for k in range(1, 4)]
-    assert [(r.checked, r.unchanged, r.refreshed) for r in runs] == [(1, 0, 1), (0, 1, 1), (0, 1, 1)]
+    assert [(r.checked, r.unchanged, r.refreshed) for r in runs] == [
+        (1, 0, 1),
+        (0, 1, 1),
+        (0, 1, 1),
+    ]
     totals = metrics.totals()
     assert (totals["janitor.checked"], totals["janitor.checks_skipped"]) == (1, 2)

@@ -73,7 +73,9 @@ def test_alternating_window_sets_neither_rebuild_nor_lose_windows(redis_client) 
                 for w in ws:
                     got = view.windows[w.label]
                     if w.label == "4h" and at < complete:
-                        assert got.complete_from == (at + 3 * HOUR if at < added_at else complete), at
+                        assert got.complete_from == (
+                            at + 3 * HOUR if at < added_at else complete
+                        ), at
                         assert got.trades <= want[w.label]["buys"] + want[w.label]["sells"]
                         seen_partial += 1
                         continue

@@ -111,3 +111,15 @@ def test_real_show_and_top_output_validate(redis_server, redis_client, monkeypat
     rows = [json.loads(line, parse_float=Decimal) for line in capsys.readouterr().out.splitlines()]
     assert [RankDocument().load(r)["token"] for r in rows] == [TOKEN, OTHER]
     assert list(rows[0])[:6] == ["rank", "token", "at", "window", "by", "buys"]
+
+
+def test_the_show_table_marks_a_partial_window_and_says_from_when():
+    from tradeagg.commands.show import table
+
+    view = TokenView(
+        TOKEN, 1_000, 900, {"1m": _window(2, "0.30"), "4h": WindowView(complete_from=7_200_000)}
+    )
+    out = table(view)
+    rows = [line.split()[0] for line in out.splitlines()[2:4]]
+    assert rows == ["1m", "4h*"]
+    assert out.splitlines()[-1].startswith("* 4h is partial") and "exact from 7200000" in out

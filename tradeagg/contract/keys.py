@@ -34,7 +34,7 @@ class TokenKeys:
 
 
 def token_keys(token: str) -> list[str]:
-    """The four contract keys, as ``read_window.lua`` and ``verify_token.lua`` take them."""
+    """The four contract keys, as ``read_window.lua`` takes them."""
     return TokenKeys(token).all()
 
 
