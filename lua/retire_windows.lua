@@ -50,15 +50,19 @@ return guarded(function()
   if drop > 0 then
     local dgs = {}
     for j, raw in ipairs(lrange(KEYS[1], 0, drop - 1)) do dgs[j] = digest_of(raw) end
-    chunked('SREM', KEYS[5], dgs)
-    redis.call('LTRIM', KEYS[1], drop, -1)
     local idx = {}
     local labels = redis.call('HKEYS', KEYS[2])
     local was = redis.call('HMGET', KEYS[2], unpack(labels))
     for i, label in ipairs(labels) do
-      idx[#idx + 1] = label; idx[#idx + 1] = fmt_int(tonumber(was[i]) - drop)
+      local x = tonumber(was[i])
+      if not x or x < drop then corrupt('index of ' .. label .. ' is ' .. tostring(was[i])) end
+      idx[#idx + 1] = label; idx[#idx + 1] = fmt_int(x - drop)
     end
+    -- the one write Redis may refuse (at maxmemory): first, so a refusal changes nothing
+    -- more; the deletions after it are always allowed
     redis.call('HSET', KEYS[2], unpack(idx))
+    chunked('SREM', KEYS[5], dgs)
+    redis.call('LTRIM', KEYS[1], drop, -1)
   end
   return {#retire, drop, start - drop, 0}
 end)

@@ -79,5 +79,6 @@ if reason ~= '' then
 end
 local ttl = redis.call('PTTL', KEYS[4])
 if type(ttl) ~= 'number' or ttl <= 0 then ttl = ws[#ws].ms end
-redis.call('SET', KEYS[6], fmt_int(st.at), 'PX', ttl)
+-- best effort: Redis at maxmemory refuses the SET, and the next pass checks again
+redis.pcall('SET', KEYS[6], fmt_int(st.at), 'PX', ttl)
 return {'ok', '', touched}
