@@ -39,6 +39,15 @@ def script_of(tree: str) -> str:
     return subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd="/tmp").stdout
 
 
+def keys_per_token(tree: str) -> int:
+    """How many of ``apply_keys``' keys that tree's script takes per token (5, then 6)."""
+    code = "from tradeagg.contract.keys import apply_keys; print(len(apply_keys('x')))"
+    env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve())}
+    cmd = [sys.executable, "-c", code]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd="/tmp")
+    return int(out.stdout)
+
+
 def evalsha_usec(client: redis.Redis) -> int:
     stats = client.info("commandstats")
     return int(stats.get("cmdstat_evalsha", {}).get("usec", 0))
@@ -59,6 +68,7 @@ def main() -> None:
         shas = {
             name: servers[name].script_load(script_of(getattr(args, name))) for name in servers
         }
+        per = {name: keys_per_token(getattr(args, name)) for name in servers}
         s = Settings()
         engine = Engine(servers["after"], s)  # only for grouping into calls
         feed = SyntheticFeed(tokens=args.tokens, seed=7)
@@ -70,13 +80,16 @@ def main() -> None:
         for b, i in enumerate(range(0, len(trades), args.batch)):
             groups, _bad = group_records(t.record for t in trades[i : i + args.batch])
             for call in engine.calls(groups):
-                keys = [k for token, _ in call for k in apply_keys(token)]
+                keys = {
+                    name: [k for token, _ in call for k in apply_keys(token)[: per[name]]]
+                    for name in servers
+                }
                 argv = [0, "event", windows_arg(s), s.max_token_trades]
                 argv += ["\n".join(entries) for _, entries in call]
                 order = ("before", "after") if (b + calls) % 2 else ("after", "before")
                 for name in order:
                     t0 = time.perf_counter()
-                    servers[name].evalsha(shas[name], len(keys), *keys, *argv)
+                    servers[name].evalsha(shas[name], len(keys[name]), *keys[name], *argv)
                     wall[name] += time.perf_counter() - t0
                 calls += 1
         usec = {name: evalsha_usec(c) - usec0[name] for name, c in servers.items()}

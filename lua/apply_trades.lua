@@ -5,9 +5,16 @@
 -- the longest window, write indices, aggregates and last_update, refresh TTLs.
 -- A token whose state is corrupt is rebuilt from its list first (req. 8.4).
 -- With no trades for a token it only slides that token's windows to now.
+-- A token keeps every window it carries besides the caller's (releases with
+-- other TRADEAGG_WINDOWS share it; `tradeagg windows retire` drops windows):
+-- lateness, trimming and TTL follow the longest of them. A window the token
+-- did not carry is added, counted from the list, and marked partial
+-- ("<label>:complete_from") when the list was not kept long enough for it.
 --
--- KEYS: 5 per token, in order: token:{A}:trades, token:{A}:indices,
---       token:{A}:aggregates, token:{A}:last_update, tradeagg:{A}:ids
+-- KEYS: 6 per token, in order: token:{A}:trades, token:{A}:indices,
+--       token:{A}:aggregates, token:{A}:last_update, tradeagg:{A}:ids,
+--       tradeagg:{A}:checked (the deep check's memo: deleted when trades are
+--       added, the token is rebuilt or gains a window)
 -- ARGV[1] now, epoch ms (the caller's clock, or the instant it asks for)
 -- ARGV[2] clock: "wall" (live: windows end at now, clamped to Redis' TIME so
 --         no caller's clock runs ahead of the others), "at" (windows end at
@@ -27,8 +34,10 @@
 
 local now = tonumber(ARGV[1])
 local clock = ARGV[2]
-local ws = parse_windows(ARGV[3])
+local conf = parse_windows(ARGV[3])
 local cap = tonumber(ARGV[4])
+-- the windows of the token in hand (conf and those it carries), set per token
+local ws = conf
 local longest = ws[#ws].ms
 
 if clock == 'wall' then
@@ -43,7 +52,8 @@ local function write(K, st, at, fresh_ttl, rebuilt)
     if st.idx[i] ~= st.old[i].idx then moved = true end
   end
   if moved then redis.call('HSET', K[2], unpack(idx)) end
-  if st.retired or rebuilt then retire(K, ws) end
+  if rebuilt then retire(K, ws) end
+  if fresh_ttl or rebuilt or st.added then redis.call('DEL', K[6]) end
   local set, del = changes(K, st, ws)
   if #set > 0 then redis.call('HSET', K[3], unpack(set)) end
   if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
@@ -110,14 +120,22 @@ local function trim(K, st)
   st.shift = drop
 end
 
+local function loaded(K)
+  local st = load_state(K, conf)
+  if st then seed(K, st, st.ws) end
+  return st
+end
+
 local function apply_token(K, news, r)
-  local ok, st = pcall(load_state, K, ws)
+  local ok, st = pcall(loaded, K)
   if not ok then
     local _, why = caught(st)
     r[R.status], r[R.detail] = REBUILT, why
     local lu = tonumber(redis.pcall('GET', K[4]))
-    st, r[R.rebuilt] = rebuild(K, ws, lu or now)
+    st, r[R.rebuilt] = rebuild(K, conf, lu or now)
   end
+  ws = st and st.ws or conf
+  longest = ws[#ws].ms
   local maxts = nil
   for _, x in ipairs(news) do if not maxts or x.ts > maxts then maxts = x.ts end end
   local target = now
@@ -126,7 +144,7 @@ local function apply_token(K, news, r)
     if not maxts then return end
     redis.call('DEL', K[5])  -- an id index left over from an expired state
     st = {at = -1e18, n = 0, e = 0, idx = {}, tot = {}, old = blank_old(ws, false), dirty = {},
-          ids = ids_new(K[5])}
+          ids = ids_new(K[5]), cf = {}}
     for i = 1, #ws do st.idx[i] = 0; st.tot[i] = new_totals() end
   end
   local at = max(st.at, target)
@@ -143,7 +161,9 @@ local function apply_token(K, news, r)
   r[R.late], r[R.over_capacity] = late, over
   r[R.applied], r[R.duplicates] = #inserted, #news - late - over - #inserted
   r[R.last_update] = fmt_int(at)
-  if #inserted == 0 and (fresh or (at == st.at and r[R.rebuilt] < 0)) then return end
+  if #inserted == 0 and (fresh or (at == st.at and r[R.rebuilt] < 0 and not st.added)) then
+    return
+  end
   account(st, ws, inserted)
   advance(K, st, ws, at)
   trim(K, st)
@@ -152,8 +172,9 @@ local function apply_token(K, news, r)
 end
 
 local out = {}
-for t = 0, #KEYS / 5 - 1 do
-  local K = {KEYS[5 * t + 1], KEYS[5 * t + 2], KEYS[5 * t + 3], KEYS[5 * t + 4], KEYS[5 * t + 5]}
+for t = 0, #KEYS / 6 - 1 do
+  local K = {}
+  for k = 1, 6 do K[k] = KEYS[6 * t + k] end
   local news, bad = {}, 0
   for line in string.gmatch(ARGV[5 + t], '[^\n]+') do
     local x = parse(line)

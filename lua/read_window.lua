@@ -5,20 +5,47 @@
 -- KEYS: token:{A}:trades, token:{A}:indices, token:{A}:aggregates, token:{A}:last_update
 -- ARGV[1] at, epoch ms, or "" for the token's last_update
 -- ARGV[2] windows "label:ms,label:ms,..." shortest first
--- Returns: {"ok", at, last_update, reason|false, then per window its label
---           and METRICS in order (lib/windows.lua): buys, sells, buy_volume,
---           sell_volume, volume, open|false, close|false, price_change_pct|false}
+-- Returns: {"ok", at, last_update, reason|false, then per window of ARGV[2]
+--           its label, complete_from|false (a partial window: the instant
+--           from which it is complete) and METRICS in order (lib/windows.lua):
+--           buys, sells, buy_volume, sell_volume, volume, open|false,
+--           close|false, price_change_pct|false}
 --          {"unknown", at}            the token has no state
 --          {"past", at, last_update}  at is earlier than last_update
--- When the stored state fails its checks (damage, or windows configured
--- differently from the writer's), the windows are counted from the list's
--- trustworthy elements in memory instead, and reason says why; nothing is
--- written (the next apply, or the janitor, repairs the stored state).
+-- A window the token does not carry (the reader is configured with other
+-- windows than the writers) is counted from the list in memory, from its
+-- nearest carried neighbour, and is partial when the list was not kept long
+-- enough for it. When the stored state fails its checks (damage), the
+-- windows are counted from the list's trustworthy elements in memory instead,
+-- and reason says why; nothing is written (the next apply, or the janitor,
+-- repairs the stored state).
 --@include lib/slide.lua
 
+-- the answer: per window of `conf`, its label, complete_from and metrics
+local function answer(head, st, ws, conf, at, price_of)
+  local out, per = head, 1 + #METRICS
+  local m = metrics(KEYS, st, ws, price_of)
+  for i, w in ipairs(ws) do
+    if conf.has[w.label] then
+      local cf = st.cf[i] or false
+      if cf and cf <= at then cf = false end
+      out[#out + 1] = w.label; out[#out + 1] = cf and fmt_int(cf)
+      for k = per * (i - 1) + 2, per * i do out[#out + 1] = m[k] end
+    end
+  end
+  return out
+end
+
+local function loaded(conf)
+  local st = load_state(KEYS, conf)
+  if st then seed(KEYS, st, st.ws) end
+  return st
+end
+
 return guarded(function()
-  local ws = parse_windows(ARGV[2])
-  local ok, st = pcall(load_state, KEYS, ws)
+  local conf = parse_windows(ARGV[2])
+  local ws = conf
+  local ok, st = pcall(loaded, conf)
   if not ok then
     local _, reason = caught(st)
     local lu = tonumber(redis.pcall('GET', KEYS[4]))
@@ -27,16 +54,18 @@ return guarded(function()
     if lu and at < lu then return {'past', fmt_int(at), fmt_int(lu)} end
     st = state_of(es, ws, at)
     st.at = lu or at
-    local out = {'ok', fmt_int(at), fmt_int(st.at), reason}
-    for _, v in ipairs(metrics(KEYS, st, ws, memory_prices(es))) do out[#out + 1] = v end
-    return out
+    local carried, cf = carried_windows(KEYS, conf, st.at)
+    local by = {}
+    for i, w in ipairs(carried) do by[w.label] = cf[i] end
+    for i, w in ipairs(ws) do st.cf[i] = by[w.label] end
+    return answer({'ok', fmt_int(at), fmt_int(st.at), reason}, st, ws, conf, at,
+                  memory_prices(es))
   end
   if st == nil then return {'unknown', ARGV[1]} end
+  ws = st.ws
   local at = tonumber(ARGV[1]) or st.at
   if at < st.at then return {'past', fmt_int(at), fmt_int(st.at)} end
   local lu = st.at
   advance(KEYS, st, ws, at)
-  local out = {'ok', fmt_int(at), fmt_int(lu), false}
-  for _, v in ipairs(metrics(KEYS, st, ws)) do out[#out + 1] = v end
-  return out
+  return answer({'ok', fmt_int(at), fmt_int(lu), false}, st, ws, conf, at)
 end)

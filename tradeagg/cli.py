@@ -33,6 +33,7 @@ COMMANDS = (
     "bench",
     "demo",
     "serve",
+    "windows",
 )
 
 

@@ -37,6 +37,27 @@ local function leave(ctx, side, qhi, qlo, raw)
   if ctx.gone then ctx.gone[#ctx.gone + 1] = raw end
 end
 
+-- Give the windows a loaded state added (st.added, longest first) their index
+-- and totals as of st.at: each starts from the nearest longer window and
+-- walks forward to its own start (the entries between the two starts); one
+-- longer than every window the token carried starts at the list's head, with
+-- what the list kept (it is partial: st.cf, from load_state).
+local function seed(K, st, ws)
+  for _, i in ipairs(st.added or {}) do
+    local j = i + 1
+    while j <= #ws and not st.idx[j] do j = j + 1 end
+    if j > #ws then j = i - 1; while not st.idx[j] do j = j - 1 end end
+    local t, from = new_totals(), st.idx[j]
+    for k, v in pairs(st.tot[j]) do t[k] = v end
+    if j < i and from > 0 then  -- the entries before the longest window's start
+      walk(K[1], 0, from, math.huge, enter, {t}); from = 0
+    end
+    st.idx[i] = walk(K[1], from, st.e, st.at - ws[i].ms, leave, {t = t})
+    if st.idx[i] == st.e then t = new_totals() end
+    st.tot[i] = t; st.dirty[i] = true
+  end
+end
+
 -- Account for entries inserted into a state that stands at st.at.
 local function account(st, ws, inserted)
   for _, x in ipairs(inserted) do
@@ -149,6 +170,11 @@ local function changes(K, st, ws)
     if bchg then put(w.buy_volume, fmt_vol(t.bh, t.bl)) end
     if schg then put(w.sell_volume, fmt_vol(t.sh, t.sl)) end
     if bchg or schg then put(w.volume, volume(t)) end
+    local cf = st.cf and st.cf[i] or false
+    if cf and cf <= st.at then cf = false end  -- complete now
+    if cf ~= o.cf then
+      if cf then put(w.complete_from, fmt_int(cf)) else del[#del + 1] = w.complete_from end
+    end
     local open, close = prices(K, st, i)
     if open then
       if open ~= o.open then put(w.open, open) end

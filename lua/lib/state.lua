@@ -2,8 +2,11 @@
 -- every call) or counted from its list (a rebuild, or a read of a damaged
 -- token). K = {trades, indices, aggregates, last_update[, ids]}.
 -- A state: at (ms), n (list length), e (entries with ts <= at: the windows'
--- end), idx[i] (first list index inside window i), tot[i] (totals of window
--- i), old[i] (what is stored, to write only changes), tail (last entry).
+-- end), ws (the windows it keeps: the caller's and those the token carries),
+-- idx[i] (first list index inside window i), tot[i] (totals of window i),
+-- cf[i] (window i is partial: the instant from which it is complete),
+-- old[i] (what is stored, to write only changes), tail (last entry),
+-- added (windows the token did not carry, longest first: slide.lua seeds them).
 --@include lib/entry.lua
 --@include lib/windows.lua
 --@include lib/ids.lua
@@ -13,9 +16,34 @@
 local function blank_old(ws, unknown)
   local old = {}
   for i = 1, #ws do
-    old[i] = {b = -1, s = -1, bh = -1, bl = -1, sh = -1, sl = -1, idx = -1, open = unknown}
+    old[i] = {b = -1, s = -1, bh = -1, bl = -1, sh = -1, sl = -1, idx = -1, open = unknown,
+              cf = unknown}
   end
   return old
+end
+
+-- The instant after which the token's list holds every trade it applied: the
+-- list is kept for the longest window the token carries (`carried[i]`), and a
+-- window added longer than that covers only what was kept (its stored
+-- complete_from). -huge when nothing is known to be missing.
+local function coverage(ws, carried, cf, at)
+  local from, longest = -math.huge, nil
+  for i, w in ipairs(ws) do
+    if carried[i] then
+      longest = w.ms
+      if cf[i] then from = max(from, cf[i] - w.ms) end
+    end
+  end
+  if longest then from = max(from, at - longest) end
+  return from
+end
+
+-- complete_from of a window of `ms` added to a list covering trades after
+-- `from`, as of `at`: nil when the window is complete already
+local function complete_from(from, ms, at)
+  local cf = from + ms
+  if cf > at then return cf end
+  return nil
 end
 
 local function ts_at(key, idx)
@@ -42,23 +70,35 @@ local function first_after(key, n, at)
   return lo
 end
 
--- Load the stored state of a token. Returns nil when the token has no state
--- (new or expired); raises CORRUPT when the state is inconsistent.
-local function load_state(K, ws)
+-- Load the stored state of a token, for the caller's windows `conf` and those
+-- the token carries (st.ws). Returns nil when the token has no state (new or
+-- expired); raises CORRUPT when the state is inconsistent. A window of `conf`
+-- the token does not carry is listed in st.added (no index, no totals yet).
+local function load_state(K, conf)
   local lu = redis.call('GET', K[4])
   local n = redis.call('LLEN', K[1])
   if not lu then
     if n > 0 then corrupt('trades without last_update') end
     return nil
   end
-  local st = {at = tonumber(lu), n = n, idx = {}, tot = {}, old = {}, dirty = {}}
+  local st = {at = tonumber(lu), n = n, idx = {}, tot = {}, old = {}, dirty = {}, cf = {}}
   if not st.at then corrupt('last_update is not a number') end
   if K[5] then
     st.ids = ids_open(K[5], n)
     if st.ids.n ~= n then corrupt('the id index does not match the list') end
   end
-  local idx = redis.call('HMGET', K[2], unpack(ws.labels))
-  st.retired = redis.call('HLEN', K[2]) > #ws  -- windows no longer configured
+  local ws, idx = conf, redis.call('HMGET', K[2], unpack(conf.labels))
+  local found = 0
+  for i = 1, #idx do if idx[i] then found = found + 1 end end
+  local stored = redis.call('HLEN', K[2])
+  if stored == 0 then corrupt('no index for any window') end
+  if stored > found then  -- the token carries windows the caller does not configure
+    local bad
+    ws, bad = union(conf, redis.call('HKEYS', K[2]))
+    if bad then corrupt('unknown window label ' .. bad) end
+    idx = redis.call('HMGET', K[2], unpack(ws.labels))
+  end
+  st.ws = ws
   local agg = redis.call('HMGET', K[3], unpack(ws.load))
   local e = n
   if n > 0 then
@@ -68,26 +108,41 @@ local function load_state(K, ws)
   st.e = e
   local prev = 0
   local per = #LOADED
+  local carried = {}
   for i = #ws, 1, -1 do
-    if idx[i] == false then fail(CORRUPT, 'windows changed: no index for ' .. ws[i].label) end
-    local x = tonumber(idx[i])
-    if not x or x < prev or x > e or x ~= floor(x) then
-      corrupt('index of ' .. ws[i].label .. ' is ' .. tostring(idx[i]))
+    if idx[i] == false then
+      -- a window the token never carried has no fields either
+      if agg[per * (i - 1) + 1] then corrupt('no index for ' .. ws[i].label) end
+      st.added = st.added or {}
+      st.added[#st.added + 1] = i
+    else
+      carried[i] = true
+      local x = tonumber(idx[i])
+      if not x or x < prev or x > e or x ~= floor(x) then
+        corrupt('index of ' .. ws[i].label .. ' is ' .. tostring(idx[i]))
+      end
+      prev = x
+      local a = per * (i - 1)
+      local t = new_totals()
+      t.b = tonumber(agg[a + 1]); t.s = tonumber(agg[a + 2])
+      t.bh, t.bl = parse_vol(agg[a + 3]); t.sh, t.sl = parse_vol(agg[a + 4])
+      local open, close, cf = agg[a + 5], agg[a + 6], agg[a + 7]
+      if not (t.b and t.s and t.bh and t.sh) or t.b + t.s ~= e - x or t.b < 0 or t.s < 0
+         or (x < e) ~= (open ~= false) or (cf and not tonumber(cf)) then
+        corrupt('totals of ' .. ws[i].label .. ' do not match the list')
+      end
+      st.idx[i] = x; st.tot[i] = t; st.cf[i] = tonumber(cf)
+      st.old[i] = {b = t.b, s = t.s, bh = t.bh, bl = t.bl, sh = t.sh, sl = t.sl, idx = x,
+                   open = open, close = close, cf = st.cf[i] or false}
+      if close then st.close = close end
     end
-    prev = x
-    local a = per * (i - 1)
-    local t = new_totals()
-    t.b = tonumber(agg[a + 1]); t.s = tonumber(agg[a + 2])
-    t.bh, t.bl = parse_vol(agg[a + 3]); t.sh, t.sl = parse_vol(agg[a + 4])
-    local open, close = agg[a + 5], agg[a + 6]
-    if not (t.b and t.s and t.bh and t.sh) or t.b + t.s ~= e - x or t.b < 0 or t.s < 0
-       or (x < e) ~= (open ~= false) then
-      corrupt('totals of ' .. ws[i].label .. ' do not match the list')
+  end
+  if st.added then
+    local from = coverage(ws, carried, st.cf, st.at)
+    for _, i in ipairs(st.added) do
+      st.cf[i] = complete_from(from, ws[i].ms, st.at)
+      st.old[i] = blank_old({ws[i]}, true)[1]
     end
-    st.idx[i] = x; st.tot[i] = t
-    st.old[i] = {b = t.b, s = t.s, bh = t.bh, bl = t.bl, sh = t.sh, sl = t.sl, idx = x,
-                 open = open, close = close}
-    if close then st.close = close end
   end
   return st
 end
@@ -142,7 +197,8 @@ end
 
 -- State of in-memory entries `es` (ordered) as of `at`, counted from scratch.
 local function state_of(es, ws, at)
-  local st = {at = at, n = #es, idx = {}, tot = {}, old = blank_old(ws, true), dirty = {}}
+  local st = {at = at, n = #es, idx = {}, tot = {}, old = blank_old(ws, true), dirty = {},
+              cf = {}, ws = ws}
   st.tail = es[#es] -- insert() compares new trades with the last element
   local e = #es
   while e > 0 and es[e].ts > at do e = e - 1 end
@@ -158,12 +214,47 @@ local function state_of(es, ws, at)
   return st
 end
 
+-- The windows a token carries by its keys (labels of its indices and of its
+-- aggregates' fields) with the caller's `conf`, and each one's complete_from
+-- as of `at` (stored, or for a window it did not carry, from the coverage).
+-- Keys of a wrong type are taken as empty.
+local function carried_windows(K, conf, at)
+  local labels, seen = {}, {}
+  local function note(label)
+    if label and not seen[label] then seen[label] = true; labels[#labels + 1] = label end
+  end
+  if redis.call('TYPE', K[2])['ok'] == 'hash' then
+    for _, label in ipairs(redis.call('HKEYS', K[2])) do note(label) end
+  end
+  local hashed = redis.call('TYPE', K[3])['ok'] == 'hash'
+  if hashed then
+    for _, f in ipairs(redis.call('HKEYS', K[3])) do note(smatch(f, '^(.-):')) end
+  end
+  local ws = union(conf, labels)
+  local cf, carried = {}, {}
+  if hashed then
+    local fields = {}
+    for i, w in ipairs(ws) do fields[i] = w.complete_from end
+    local got = redis.call('HMGET', K[3], unpack(fields))
+    for i = 1, #ws do cf[i] = tonumber(got[i]) end
+  end
+  for i, w in ipairs(ws) do carried[i] = seen[w.label] or false end
+  local from = coverage(ws, carried, cf, at)
+  for i, w in ipairs(ws) do
+    if not carried[i] then cf[i] = complete_from(from, w.ms, at) end
+  end
+  return ws, cf
+end
+
 -- State rebuilt from the list alone (requirement 8.4): unparsable elements
 -- dropped, order and uniqueness restored, the list rewritten if it changed.
--- Returns the state as of `at`, and the number of elements dropped.
-local function rebuild(K, ws, at)
+-- Keeps every window the token carried. Returns the state as of `at`, and the
+-- number of elements dropped.
+local function rebuild(K, conf, at)
   local es, dropped, ix = trusted_entries(K, true)
+  local ws, cf = carried_windows(K, conf, at)
   local st = state_of(es, ws, at)
+  st.cf = cf
   st.ids = ix
   return st, dropped
 end

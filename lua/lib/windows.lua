@@ -1,37 +1,87 @@
--- lib/windows.lua: the configured windows and the names of their fields.
+-- lib/windows.lua: the windows of a call and the names of their fields.
 -- ARGV form: "1m:60000,5m:300000,..." shortest first. A window's fields in
--- token:{A}:aggregates are "<label>:<metric>"; its index in token:{A}:indices
--- is "<label>". Field names are built once per call, not per token.
+-- token:{A}:aggregates are "<label>:<metric>" (and "<label>:complete_from"
+-- while it is partial); its index in token:{A}:indices is "<label>". Field
+-- names are built once per call, and again only for a token carrying windows
+-- the caller does not configure (see union).
 --@include lib/core.lua
 
 -- the metrics of a window, in the order scripts return them (after the label)
 local METRICS = {'buys', 'sells', 'buy_volume', 'sell_volume', 'volume', 'open', 'close',
                  'price_change_pct'}
 -- the fields load_state reads back, per window, in this order
-local LOADED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'open', 'close'}
+local LOADED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'open', 'close', 'complete_from'}
+-- every field a window may own in the aggregates hash
+local OWNED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'volume', 'open', 'close',
+               'price_change_pct', 'complete_from'}
 
-local function parse_windows(spec)
-  local ws = {labels = {}, load = {}}
-  for label, ms in string.gmatch(spec, '([^:,]+):(%d+)') do
-    local w = {label = label, ms = tonumber(ms)}
-    for _, m in ipairs(METRICS) do w[m] = label .. ':' .. m end
+-- The length in ms of a window label ("30s", "5m", "4h", "1d"), or nil: the
+-- one parser of labels in Lua, the same rule as parse_windows in
+-- tradeagg/settings.py (1 to 7 digits, no leading zero, then ms|s|m|h|d).
+local UNIT_MS = {ms = 1, s = 1000, m = 60000, h = 3600000, d = 86400000}
+local function label_ms(label)
+  local digits, unit = smatch(label, '^([1-9]%d*)(%a+)$')
+  if not digits or #digits > 7 or not UNIT_MS[unit] then return nil end
+  return tonumber(digits) * UNIT_MS[unit]
+end
+
+-- windows from {label, ms} pairs sorted shortest first (ties by label)
+local function windows_of(pairs)
+  table.sort(pairs, function(a, b)
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    return a[1] < b[1]
+  end)
+  local ws = {labels = {}, load = {}, has = {}}
+  for _, p in ipairs(pairs) do
+    local label = p[1]
+    local w = {label = label, ms = p[2]}
+    for _, m in ipairs(OWNED) do w[m] = label .. ':' .. m end
     ws[#ws + 1] = w
     ws.labels[#ws.labels + 1] = label
+    ws.has[label] = true
     for _, m in ipairs(LOADED) do ws.load[#ws.load + 1] = w[m] end
   end
   return ws
 end
 
--- Delete the index and fields of windows that are no longer configured
--- (TRADEAGG_WINDOWS changed).
+local function parse_windows(spec)
+  local pairs = {}
+  for label, ms in string.gmatch(spec, '([^:,]+):(%d+)') do pairs[#pairs + 1] = {label, tonumber(ms)} end
+  return windows_of(pairs)
+end
+
+-- The windows a call keeps on a token: the caller's `ws` and every label in
+-- `stored` (the token's indices hash, or labels found in its aggregates).
+-- Nothing is retired implicitly: releases configured with other windows
+-- share a token (retiring is the `tradeagg windows retire` command's job).
+-- Labels that do not parse are left out (`bad` is the first such, or nil).
+local function union(ws, stored)
+  local extra, bad = nil, nil
+  for _, label in ipairs(stored) do
+    if not ws.has[label] and not (extra and extra.has[label]) then
+      local ms = label_ms(label)
+      if not ms then bad = bad or label
+      else
+        extra = extra or {has = {}}
+        extra[#extra + 1] = {label, ms}; extra.has[label] = true
+      end
+    end
+  end
+  if not extra then return ws, bad end
+  local pairs = {}
+  for _, w in ipairs(ws) do pairs[#pairs + 1] = {w.label, w.ms} end
+  for _, p in ipairs(extra) do pairs[#pairs + 1] = p end
+  return windows_of(pairs), bad
+end
+
+-- Delete the indices of labels a rebuild could not use (they do not parse)
+-- and their fields: every usable label is in `ws` (the union).
 local function retire(K, ws)
-  local keep = {}
-  for _, w in ipairs(ws) do keep[w.label] = true end
   local gone, fields = {}, {}
   for _, label in ipairs(redis.call('HKEYS', K[2])) do
-    if not keep[label] then
+    if not ws.has[label] then
       gone[#gone + 1] = label
-      for _, m in ipairs(METRICS) do fields[#fields + 1] = label .. ':' .. m end
+      for _, m in ipairs(OWNED) do fields[#fields + 1] = label .. ':' .. m end
     end
   end
   if #gone > 0 then

@@ -138,7 +138,7 @@ def _nano(q: str) -> int:
 TOKEN = "So11111111111111111111111111111111111111112"
 TWO_WINDOWS = "1s:1000,1m:60000"
 TWO_TRADES = "1500 0 b 5000000000 2 a\n1200 1 s 1000000000 3 b"
-ASSEMBLED = {"apply_trades", "read_window", "verify_token"}  # assembled with their lib/ includes, as tradeagg loads them
+ASSEMBLED = {"apply_trades", "read_window", "verify_token", "retire_windows"}  # assembled with their lib/ includes, as tradeagg loads them
 
 
 def _script(client: redis.Redis, name: str):
@@ -178,16 +178,27 @@ def _call_read_window(client: redis.Redis) -> None:
     got = _script(client, "read_window")(keys=token_keys(TOKEN), args=[2100, TWO_WINDOWS])
     per_window = [b"1", b"1", b"5.000000000", b"1.000000000", b"6.000000000", b"3", b"2"]
     assert got[:4] == [b"ok", b"2100", b"2000", None]
-    assert got[4:12] == [b"1s", *per_window] and got[13:21] == [b"1m", *per_window]
-    assert float(got[12]) == float(got[21]) == pytest.approx(-100 / 3)
+    # per window: its label, complete_from (nil: complete), then the metrics
+    assert got[4:13] == [b"1s", None, *per_window] and got[14:23] == [b"1m", None, *per_window]
+    assert float(got[13]) == float(got[23]) == pytest.approx(-100 / 3)
 
 
 def _call_verify_token(client: redis.Redis) -> None:
     _applied(client)
     verify = _script(client, "verify_token")
-    assert verify(keys=token_keys(TOKEN), args=[TWO_WINDOWS, 1000, "check"]) == b""
+    assert verify(keys=apply_keys(TOKEN), args=[TWO_WINDOWS, 1000, "check"])[:2] == [b"ok", b""]
     client.hset(f"token:{{{TOKEN}}}:aggregates", "1m:buys", 7)
-    assert verify(keys=token_keys(TOKEN), args=[TWO_WINDOWS, 1000, "check"]) != b""
+    outcome, reason, _touched = verify(keys=apply_keys(TOKEN), args=[TWO_WINDOWS, 1000, "check"])
+    assert outcome == b"corrupt" and reason != b""
+
+
+def _call_retire_windows(client: redis.Redis) -> None:
+    _applied(client)
+    retire = _script(client, "retire_windows")
+    # 1s leaves; the list keeps 1m's trades (both), nothing to trim
+    assert retire(keys=apply_keys(TOKEN), args=["1s", 100]) == [1, 0, 0, 0]
+    assert client.hkeys(f"token:{{{TOKEN}}}:indices") == [b"1m"]
+    assert retire(keys=apply_keys(TOKEN), args=["1m", 100]) == [0, 0, 0, 1]  # its only window
 
 
 def _call_janitor_lock(client: redis.Redis) -> None:
@@ -210,6 +221,7 @@ CALLS = {
     "apply_trades": _call_apply_trades,
     "read_window": _call_read_window,
     "verify_token": _call_verify_token,
+    "retire_windows": _call_retire_windows,
     "janitor_lock": _call_janitor_lock,
     "trim_stream": _call_trim_stream,
 }

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tradeagg.contract.keys import TokenKeys
+from tradeagg.contract.keys import TokenKeys, apply_keys
 from tradeagg.engine.apply import RESULT_FIELDS, ApplyStatus, Engine, RawResult
 from tradeagg.errors import CorruptTokenError
 from tradeagg.settings import Settings, parse_windows
@@ -88,7 +88,7 @@ def test_lua_and_python_agree_on_statuses_and_fields() -> None:
 
 def test_a_reply_has_the_fields_in_order(redis_client: redis.Redis) -> None:
     engine = Engine(redis_client, Settings(windows=parse_windows("10s,1m")))
-    keys = [*TokenKeys(TOKEN).all(), TokenKeys(TOKEN).ids]
+    keys = apply_keys(TOKEN)
     entries = "1000 0 b 2000000000 1.5 a\n1001 0 s 1000000000 2 b\nnot an entry"
     args = [1500, "at", "10s:10000,1m:60000", 100, entries]
     raw = engine.scripts.apply_trades(keys=keys, args=args)

@@ -91,21 +91,44 @@ def test_show_without_at_follows_a_worker_clock_that_runs_ahead(redis_client) ->
     assert_matches_reference(Reader(redis_client, s), trades, view.at, s.windows, [A])
 
 
-def test_changing_the_windows_rebuilds_and_retires_old_fields(redis_client) -> None:
+def test_other_windows_are_added_without_a_rebuild_and_none_is_retired(redis_client) -> None:
+    """A release with other TRADEAGG_WINDOWS adds its windows to the token (counted from the
+    list: complete, as the list was kept for a longer one) and leaves the others alone."""
     now = now_ms()
     trades = feed(now)
     old = Settings(windows=parse_windows("1m,5m,1h"))
     Engine(redis_client, old).apply_records([t.record for t in trades], now=now)
     new = Settings(windows=parse_windows("30s,5m"))
     [r] = Engine(redis_client, new).advance([A], now=now + 1_000)
-    assert r.rebuilt >= 0 and "windows changed" in r.reason
+    assert (r.rebuilt, r.reason, r.failed) == (-1, "", False)
     labels = {f.decode().split(":")[0] for f in redis_client.hkeys(token_keys(A)[2])}
-    assert labels == {"30s", "5m"}
-    assert {k.decode() for k in redis_client.hkeys(token_keys(A)[1])} == {"30s", "5m"}
-    assert_matches_reference(Reader(redis_client, new), trades, now + 1_000, new.windows, [A])
+    assert labels == {"30s", "1m", "5m", "1h"}
+    assert {k.decode() for k in redis_client.hkeys(token_keys(A)[1])} == labels
+    for s in (new, old):
+        view = Reader(redis_client, s).read(A, now + 1_000)
+        assert not [w for w in view.windows.values() if w.partial]
+        assert_matches_reference(Reader(redis_client, s), trades, now + 1_000, s.windows, [A])
+    [again] = Engine(redis_client, old).advance([A], now=now + 2_000)
+    assert (again.rebuilt, again.reason) == (-1, "")
 
 
-def test_dropping_a_window_retires_its_fields(redis_client) -> None:
+def test_a_window_the_token_does_not_carry_keeps_its_boundaries(redis_client) -> None:
+    """Seeded from its neighbour for a read: at - w < ts <= at, like every window."""
+    at = now_ms()
+    trades = [
+        Trade(id=f"b{i}", token=A, side="buy", quote_nano=10**9 + i, price=str(1 + i), ts=ts)
+        for i, ts in enumerate((at - 300_000, at - 299_999, at - 30_000, at - 29_999, at))
+    ]
+    Engine(redis_client, Settings(windows=parse_windows("1m,1h"))).apply_records(
+        [t.record for t in trades], now=at
+    )
+    other = Settings(windows=parse_windows("30s,5m,1h"))
+    view = Reader(redis_client, other).read(A, at)
+    assert (view.windows["30s"].trades, view.windows["5m"].trades) == (2, 4)
+    assert_matches_reference(Reader(redis_client, other), trades, at, other.windows, [A])
+
+
+def test_a_window_left_out_of_the_config_keeps_its_fields_until_retired(redis_client) -> None:
     now = now_ms()
     trades = feed(now)
     Engine(redis_client, Settings(windows=parse_windows("1m,5m,1h"))).apply_records(
@@ -114,8 +137,11 @@ def test_dropping_a_window_retires_its_fields(redis_client) -> None:
     fewer = Settings(windows=parse_windows("1m,1h"))
     [r] = Engine(redis_client, fewer).advance([A], now=now + 1_000)
     assert r.rebuilt == -1 and not r.failed
-    assert not [f for f in redis_client.hkeys(token_keys(A)[2]) if f.startswith(b"5m:")]
+    assert [f for f in redis_client.hkeys(token_keys(A)[2]) if f.startswith(b"5m:")]
     assert_matches_reference(Reader(redis_client, fewer), trades, now + 1_000, fewer.windows, [A])
+    # the 5m window went on sliding with the others: a reader configured with it is exact
+    both = Settings(windows=parse_windows("1m,5m,1h"))
+    assert_matches_reference(Reader(redis_client, both), trades, now + 1_000, both.windows, [A])
 
 
 def test_read_many_is_read_per_token_in_fewer_round_trips(redis_client) -> None:

@@ -55,13 +55,15 @@ def _window(buys: int, volume: str) -> WindowView:
 
 
 def test_a_token_document_has_the_contract_shape_and_order():
-    view = TokenView(TOKEN, 1_000, 900, {"1m": _window(2, "0.30"), "5m": WindowView()})
+    partial = WindowView(complete_from=4_600_000)
+    view = TokenView(TOKEN, 1_000, 900, {"1m": _window(2, "0.30"), "5m": partial})
     line = dumps(token_document(view))
     assert line == (
         '{"token": "' + TOKEN + '", "at": 1000, "windows": {"1m": {"buys": 2, "sells": 0, '
         '"buy_volume": 0.3, "sell_volume": 0, "volume": 0.3, "open": 1.5, "close": 1.5, '
-        '"price_change_pct": 0.0}, "5m": {"buys": 0, "sells": 0, "buy_volume": 0, '
-        '"sell_volume": 0, "volume": 0, "open": null, "close": null, "price_change_pct": null}}}'
+        '"price_change_pct": 0.0, "partial": false, "complete_from": null}, "5m": {"buys": 0, '
+        '"sells": 0, "buy_volume": 0, "sell_volume": 0, "volume": 0, "open": null, '
+        '"close": null, "price_change_pct": null, "partial": true, "complete_from": 4600000}}}'
     )
     TokenDocument().load(json.loads(line, parse_float=Decimal))
 
@@ -109,3 +111,15 @@ def test_real_show_and_top_output_validate(redis_server, redis_client, monkeypat
     rows = [json.loads(line, parse_float=Decimal) for line in capsys.readouterr().out.splitlines()]
     assert [RankDocument().load(r)["token"] for r in rows] == [TOKEN, OTHER]
     assert list(rows[0])[:6] == ["rank", "token", "at", "window", "by", "buys"]
+
+
+def test_the_show_table_marks_a_partial_window_and_says_from_when():
+    from tradeagg.commands.show import table
+
+    view = TokenView(
+        TOKEN, 1_000, 900, {"1m": _window(2, "0.30"), "4h": WindowView(complete_from=7_200_000)}
+    )
+    out = table(view)
+    rows = [line.split()[0] for line in out.splitlines()[2:4]]
+    assert rows == ["1m", "4h*"]
+    assert out.splitlines()[-1].startswith("* 4h is partial") and "exact from 7200000" in out

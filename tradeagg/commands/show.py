@@ -47,11 +47,15 @@ HEAD = ("window", "buys", "sells", "buy_volume", "sell_volume", "volume", "open"
 HEAD += ("change",)
 
 
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
 def table(view: TokenView) -> str:
-    when = datetime.fromtimestamp(view.at / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    when = _iso(view.at)
     rows = [
         (
-            label,
+            f"{label}*" if w.partial else label,
             humanize.count(w.buys),
             humanize.count(w.sells),
             humanize.number(w.buy_volume),
@@ -63,7 +67,13 @@ def table(view: TokenView) -> str:
         )
         for label, w in view.windows.items()
     ]
-    return f"{view.token}  at {view.at} ({when})\n" + render.text(render.table(HEAD, rows))
+    notes = "".join(
+        f"\n* {label} is partial (the list was not kept that long): exact from "
+        f"{w.complete_from} ({_iso(w.complete_from)})"
+        for label, w in view.windows.items()
+        if w.complete_from is not None
+    )
+    return f"{view.token}  at {view.at} ({when})\n" + render.text(render.table(HEAD, rows)) + notes
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -20,7 +20,12 @@ from tradeagg.contract.exactjson import dumps
 
 
 def _window_fields() -> dict[str, fields.Field]:
-    """A window's metrics in output order (CONTRACT §2); null when the window is empty."""
+    """A window's metrics in output order (CONTRACT §2); null when the window is empty.
+
+    Then (additive) ``partial``: the token's list was not kept long enough for
+    this window (added by a release with a longer window), so it may undercount
+    until ``complete_from`` (epoch ms; null when complete).
+    """
     amount = {"required": True, "allow_nan": False, "validate": validate.Range(min=0)}
     price = {"required": True, "allow_none": True, "allow_nan": False}
     return {
@@ -32,6 +37,10 @@ def _window_fields() -> dict[str, fields.Field]:
         "open": fields.Decimal(**price),
         "close": fields.Decimal(**price),
         "price_change_pct": fields.Float(required=True, allow_none=True, allow_nan=False),
+        "partial": fields.Boolean(required=True),
+        "complete_from": fields.Integer(
+            required=True, strict=True, allow_none=True, validate=validate.Range(min=0)
+        ),
     }
 
 

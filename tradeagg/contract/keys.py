@@ -16,9 +16,9 @@ STREAM_GROUP = "workers"
 
 class TokenKeys:
     """The four contract keys of one token, in the order the Lua scripts take,
-    and the token's id index (same hash tag, so the same cluster slot)."""
+    its id index and its deep-check memo (same hash tag, so the same cluster slot)."""
 
-    __slots__ = ("token", "trades", "indices", "aggregates", "last_update", "ids")
+    __slots__ = ("token", "trades", "indices", "aggregates", "last_update", "ids", "checked")
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -27,25 +27,41 @@ class TokenKeys:
         self.aggregates = f"token:{{{token}}}:aggregates"
         self.last_update = f"token:{{{token}}}:last_update"
         self.ids = f"{PREFIX}:{{{token}}}:ids"
+        self.checked = f"{PREFIX}:{{{token}}}:checked"
 
     def all(self) -> list[str]:
         return [self.trades, self.indices, self.aggregates, self.last_update]
 
 
 def token_keys(token: str) -> list[str]:
-    """The four contract keys, as ``read_window.lua`` and ``verify_token.lua`` take them."""
+    """The four contract keys, as ``read_window.lua`` takes them."""
     return TokenKeys(token).all()
 
 
 def apply_keys(token: str) -> list[str]:
-    """KEYS for one token of ``apply_trades.lua``: the four, then the id index.
+    """KEYS for one token of ``apply_trades.lua``: the four, the id index, the check memo.
 
     ``tradeagg:{ADDR}:ids`` is the id index (a Hash of buckets of 8-byte keys,
     ``lua/lib/ids.lua``) of the ids of the trades in the token's list, so that
     the same id is one trade whatever its ts or seq (CONTRACT §1).
+    ``tradeagg:{ADDR}:checked`` is the deep check's memo (String: the
+    last_update a check passed at, with the TTL the token's keys had left),
+    which an apply deletes when it adds trades, rebuilds the token or adds a
+    window to it. ``verify_token.lua`` takes the same keys.
     """
     k = TokenKeys(token)
-    return [*k.all(), k.ids]
+    return [*k.all(), k.ids, k.checked]
+
+
+INDICES_MATCH = "token:{*}:indices"  # SCAN pattern of every token's indices hash
+
+
+def token_of_indices(key: str) -> str | None:
+    """The address in a ``token:{ADDR}:indices`` key, or None for another key."""
+    head, tail = "token:{", "}:indices"
+    if key.startswith(head) and key.endswith(tail) and len(key) > len(head) + len(tail):
+        return key[len(head) : -len(tail)]
+    return None
 
 
 def shard_of(token: str, shards: int) -> int:

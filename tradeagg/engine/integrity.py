@@ -9,16 +9,19 @@ call (a trade, or the janitor's advance right after) detects and repairs by
 rebuilding from the list. The janitor runs the check on the quiet tokens it
 advances, where a full read is affordable; the worker invalidates a token
 whose apply failed on corrupt data, so that its re-read rebuilds it instead
-of failing until the entry is dead-lettered.
+of failing until the entry is dead-lettered. A passed check is remembered
+(``tradeagg:{ADDR}:checked``) until an apply adds trades, rebuilds the token
+or adds a window: a quiet token is read in full once, not on every pass.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from tradeagg.contract.keys import token_keys
+from tradeagg.contract.keys import apply_keys
 from tradeagg.engine.args import windows_arg
 from tradeagg.logs import kv
 from tradeagg.settings import Settings
@@ -30,6 +33,17 @@ log = logging.getLogger("tradeagg.integrity")
 DEEP_MAX_ENTRIES = 20_000  # longer lists are not deep-checked (one Lua call reads it all)
 
 
+@dataclass
+class Checks:
+    """What one ``Integrity.check`` found: the corrupt tokens (invalidated) with their
+    reasons, how many were read in full, and how many were skipped unchanged."""
+
+    corrupt: dict[str, str] = field(default_factory=dict)
+    checked: int = 0
+    unchanged: int = 0
+    touched: int = 0  # list elements the checks read
+
+
 class Integrity:
     def __init__(self, client: Any, settings: Settings, max_entries: int = DEEP_MAX_ENTRIES):
         self.client = client
@@ -37,34 +51,36 @@ class Integrity:
         self._windows = windows_arg(settings)
         self._verify = client.register_script(source("verify_token"))
 
-    def check(self, tokens: Iterable[str]) -> dict[str, str]:
-        """Deep-check ``tokens`` (one pipeline); returns {token: reason} of the corrupt ones.
-
-        Those are invalidated already; the caller's next apply rebuilds them.
-        """
+    def check(self, tokens: Iterable[str]) -> Checks:
+        """Deep-check ``tokens`` (one pipeline); ``Checks.corrupt`` are invalidated already
+        (the caller's next apply rebuilds them); unchanged tokens are skipped."""
         return self._run(tokens, "check")
 
     def invalidate(self, tokens: Iterable[str]) -> None:
         """Make the next apply of ``tokens`` rebuild them from their lists."""
         self._run(tokens, "invalidate")
 
-    def _run(self, tokens: Iterable[str], mode: str) -> dict[str, str]:
+    def _run(self, tokens: Iterable[str], mode: str) -> Checks:
         tokens = list(tokens)
+        out = Checks()
         if not tokens:
-            return {}
+            return out
         pipe = self.client.pipeline(transaction=False)
         for token in tokens:
             self._verify(
-                keys=token_keys(token), args=[self._windows, self.max_entries, mode], client=pipe
+                keys=apply_keys(token), args=[self._windows, self.max_entries, mode], client=pipe
             )
-        found: dict[str, str] = {}
         for token, raw in zip(tokens, pipe.execute(raise_on_error=False), strict=True):
             if isinstance(raw, Exception):
                 log.error("integrity check failed %s", kv(token=token, error=str(raw)[:200]))
                 continue
-            reason = text(raw)
-            if reason:
-                found[token] = reason
-                if mode == "check":
-                    log.warning("token failed its deep check %s", kv(token=token, reason=reason))
-        return found
+            outcome, reason, touched = text(raw[0]), text(raw[1]), int(raw[2])
+            out.touched += touched
+            if outcome == "unchanged":
+                out.unchanged += 1
+            elif outcome in ("ok", "corrupt"):
+                out.checked += 1
+            if outcome == "corrupt":
+                out.corrupt[token] = reason
+                log.warning("token failed its deep check %s", kv(token=token, reason=reason))
+        return out

@@ -2,9 +2,11 @@
 
 A read never writes: ``read_window.lua`` starts from the stored state and
 slides the windows forward in memory, so the answer is exact whatever the
-janitor has or hasn't done. If the stored state fails its checks (damage, or
-a reader configured with other windows than the workers), the windows are
-counted from the list in memory; repairing is left to the writers.
+janitor has or hasn't done. A window the token does not carry (a reader
+configured with other windows than the workers) is counted from the list in
+memory; if the stored state fails its checks (damage), every window is.
+Repairing is left to the writers. A window the list was not kept long enough
+for is partial: ``WindowView.complete_from`` says from when it is exact.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from tradeagg.store.scripts import Scripts
 
 log = logging.getLogger("tradeagg.reader")
 
-# A window in read_window.lua's answer: its label, then METRICS of lua/lib/windows.lua
-# in that order (tests/unit/test_read_fields.py holds the two lists together)
+# A window in read_window.lua's answer: its label, its complete_from (or nil), then
+# METRICS of lua/lib/windows.lua in that order (tests/unit/test_read_fields.py holds
+# the two lists together)
 WINDOW_METRICS = (
     "buys",
     "sells",
@@ -41,7 +44,7 @@ WINDOW_METRICS = (
     "close",
     "price_change_pct",
 )
-PER_WINDOW = 1 + len(WINDOW_METRICS)
+PER_WINDOW = 2 + len(WINDOW_METRICS)
 BATCH = 500  # reads per pipeline: a few thousand tokens cost a few round trips
 YIELD_EVERY = 50  # views parsed between two yields to other greenlets
 
@@ -56,10 +59,17 @@ class WindowView:
     open: Decimal | None = None
     close: Decimal | None = None
     price_change_pct: float | None = None
+    # partial: the list was not kept long enough for this window (it was added
+    # to the token later, by a release with a longer window); exact from then on
+    complete_from: int | None = None
 
     @property
     def trades(self) -> int:
         return self.buys + self.sells
+
+    @property
+    def partial(self) -> bool:
+        return self.complete_from is not None
 
 
 @dataclass(frozen=True)
@@ -165,7 +175,7 @@ class Reader:
             log.warning("read counted from the list %s", kv(token=token, reason=text(raw[3])))
         windows: dict[str, WindowView] = {}
         for i in range(4, len(raw), PER_WINDOW):
-            m = dict(zip(WINDOW_METRICS, raw[i + 1 : i + PER_WINDOW], strict=True))
+            m = dict(zip(WINDOW_METRICS, raw[i + 2 : i + PER_WINDOW], strict=True))
             o, c, pct = m["open"], m["close"], m["price_change_pct"]
             windows[text(raw[i])] = WindowView(
                 buys=int(m["buys"]),
@@ -176,6 +186,7 @@ class Reader:
                 open=_dec(o) if o else None,
                 close=_dec(c) if c else None,
                 price_change_pct=float(pct) if pct else None,
+                complete_from=int(raw[i + 1]) if raw[i + 1] else None,
             )
         return TokenView(token, int(raw[1]), int(raw[2]), windows)
 

@@ -47,6 +47,8 @@ COUNTERS = (
     "janitor.runs",
     "janitor.refreshed",
     "janitor.expired",
+    "janitor.checked",
+    "janitor.checks_skipped",
     "stream.trimmed",
     # every process
     "greenlet.crashed",

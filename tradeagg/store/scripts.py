@@ -30,7 +30,14 @@ def _lua_dir() -> Path:
 
 LUA_DIR = _lua_dir()
 #: scripts run through ``Scripts`` / ``source``; janitor_lock and trim_stream stand alone
-OPERATIONS = ("apply_trades", "read_window", "verify_token", "janitor_lock", "trim_stream")
+OPERATIONS = (
+    "apply_trades",
+    "read_window",
+    "verify_token",
+    "retire_windows",
+    "janitor_lock",
+    "trim_stream",
+)
 
 
 def assemble(text: str, origin: str = "<inline>") -> str:

@@ -1,0 +1,68 @@
+-- retire_windows.lua: drop windows from one token (`tradeagg windows retire`).
+-- A token keeps every window any release configured (apply_trades.lua); this
+-- is the one place windows leave it. Deletes the retired labels' index and
+-- fields, then trims the list to the longest window left, at most ARGV[2]
+-- elements per call (their digests leave the id index too); the caller calls
+-- again while `left` > 0. Between calls the token is consistent and readable
+-- (an untrimmed head is what a list holds before any trim). A token carrying
+-- only retired windows is left as it is (`kept`): it has no window to keep.
+--
+-- KEYS: token:{A}:trades, token:{A}:indices, token:{A}:aggregates,
+--       token:{A}:last_update, tradeagg:{A}:ids, tradeagg:{A}:checked
+-- ARGV[1] labels to retire, comma-separated
+-- ARGV[2] most list elements to trim in this call (>= 1)
+-- Returns: {retired (labels removed now), dropped (elements trimmed now),
+--           left (elements still to trim), kept (1: only retired windows)}
+--@include lib/entry.lua
+--@include lib/windows.lua
+
+return guarded(function()
+  local most = tonumber(ARGV[2])
+  if not most or most < 1 then fail(FAILED, 'ARGV[2] must be at least 1') end
+  if redis.call('EXISTS', KEYS[4]) == 0 then return {0, 0, 0, 0} end
+  local gone = {}
+  for label in string.gmatch(ARGV[1], '[^,]+') do gone[label] = true end
+  local retire, longest, at = {}, nil, nil
+  for _, label in ipairs(redis.call('HKEYS', KEYS[2])) do
+    if gone[label] then retire[#retire + 1] = label
+    else
+      local ms = label_ms(label)
+      if not ms then corrupt('unknown window label ' .. label) end
+      if not longest or ms > longest then longest, at = ms, label end
+    end
+  end
+  if not longest then return {0, 0, 0, #retire > 0 and 1 or 0} end
+  if #retire > 0 then
+    local fields = {}
+    for _, label in ipairs(retire) do
+      for _, m in ipairs(OWNED) do fields[#fields + 1] = label .. ':' .. m end
+    end
+    redis.call('HDEL', KEYS[2], unpack(retire))
+    redis.call('HDEL', KEYS[3], unpack(fields))
+    redis.call('DEL', KEYS[6])  -- the memo: the token changed shape
+  end
+  -- the head before the longest window left: outside every window it keeps
+  local start = tonumber(redis.call('HGET', KEYS[2], at))
+  if not start or start < 0 or start ~= floor(start) then
+    corrupt('index of ' .. at .. ' is ' .. tostring(start))
+  end
+  local drop = min(start, most)
+  if drop > 0 then
+    local dgs = {}
+    for j, raw in ipairs(lrange(KEYS[1], 0, drop - 1)) do dgs[j] = digest_of(raw) end
+    local idx = {}
+    local labels = redis.call('HKEYS', KEYS[2])
+    local was = redis.call('HMGET', KEYS[2], unpack(labels))
+    for i, label in ipairs(labels) do
+      local x = tonumber(was[i])
+      if not x or x < drop then corrupt('index of ' .. label .. ' is ' .. tostring(was[i])) end
+      idx[#idx + 1] = label; idx[#idx + 1] = fmt_int(x - drop)
+    end
+    -- the one write Redis may refuse (at maxmemory): first, so a refusal changes nothing
+    -- more; the deletions after it are always allowed
+    redis.call('HSET', KEYS[2], unpack(idx))
+    chunked('SREM', KEYS[5], dgs)
+    redis.call('LTRIM', KEYS[1], drop, -1)
+  end
+  return {#retire, drop, start - drop, 0}
+end)
