@@ -2,7 +2,7 @@
 -- A token keeps every window any release configured (apply_trades.lua); this
 -- is the one place windows leave it. Deletes the retired labels' index and
 -- fields, then trims the list to the longest window left, at most ARGV[2]
--- elements per call (their digests leave the id index too); the caller calls
+-- elements per call (their keys leave the id index too); the caller calls
 -- again while `left` > 0. Between calls the token is consistent and readable
 -- (an untrimmed head is what a list holds before any trim). A token carrying
 -- only retired windows is left as it is (`kept`): it has no window to keep.
@@ -15,6 +15,7 @@
 --           left (elements still to trim), kept (1: only retired windows)}
 --@include lib/entry.lua
 --@include lib/windows.lua
+--@include lib/ids.lua
 
 return guarded(function()
   local most = tonumber(ARGV[2])
@@ -48,8 +49,11 @@ return guarded(function()
   end
   local drop = min(start, most)
   if drop > 0 then
-    local dgs = {}
-    for j, raw in ipairs(lrange(KEYS[1], 0, drop - 1)) do dgs[j] = digest_of(raw) end
+    local ix = ids_open(KEYS[5], redis.call('LLEN', KEYS[1]))
+    local ks = {}
+    for j, raw in ipairs(lrange(KEYS[1], 0, drop - 1)) do ks[j] = key_of_raw(raw) end
+    ids_fetch(ix, ks)
+    for _, k in ipairs(ks) do ids_remove(ix, k) end
     local idx = {}
     local labels = redis.call('HKEYS', KEYS[2])
     local was = redis.call('HMGET', KEYS[2], unpack(labels))
@@ -58,10 +62,11 @@ return guarded(function()
       if not x or x < drop then corrupt('index of ' .. label .. ' is ' .. tostring(was[i])) end
       idx[#idx + 1] = label; idx[#idx + 1] = fmt_int(x - drop)
     end
-    -- the one write Redis may refuse (at maxmemory): first, so a refusal changes nothing
-    -- more; the deletions after it are always allowed
+    -- the writes Redis may refuse (at maxmemory) come first: a refusal leaves the list
+    -- whole, and an id index or indices that no longer match it fail the next apply's
+    -- checks, which rebuilds the token from its list; the LTRIM after them is always allowed
+    ids_save(ix)
     redis.call('HSET', KEYS[2], unpack(idx))
-    chunked('SREM', KEYS[5], dgs)
     redis.call('LTRIM', KEYS[1], drop, -1)
   end
   return {#retire, drop, start - drop, 0}

@@ -8,6 +8,7 @@ import time
 from tests.support import reference
 from tests.support.checks import assert_matches_reference
 from tests.support.cli import assert_one_line_failure, cli
+from tests.support.idindex import id_index, id_key
 from tests.support.observe_procs import env_for
 from tradeagg.contract import keys
 from tradeagg.contract.trade import Trade
@@ -88,7 +89,8 @@ def test_list_then_retire_through_the_cli(redis_server, redis_client) -> None:
         longest = 15 * MIN if token != C else 5 * MIN
         kept = [t for t in trades if t.token == token and t.ts > t0 - longest]
         assert redis_client.llen(k.trades) == len(kept) < lengths[token]
-        assert redis_client.scard(k.ids) == len(kept)
+        held, ids = id_index(redis_client, token)
+        assert held == len(kept) and sorted(ids) == sorted(id_key(t.id) for t in kept)
     assert summary["trimmed"] == sum(lengths.values()) - sum(
         redis_client.llen(keys.TokenKeys(t).trades) for t in (A, B, C)
     )
