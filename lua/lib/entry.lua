@@ -70,8 +70,9 @@ local function stored(x)
 end
 
 -- the id index key of a stored element: its id is the field after the
--- FIELDS - 1 first spaces (plain finds: a third of a pattern match's time)
-local ID_FIELD = #FIELDS
+-- ID_FIELD - 1 first spaces (plain finds: a third of a pattern match's time)
+local ID_FIELD = 0
+for i, f in ipairs(FIELDS) do if f[1] == 'id' then ID_FIELD = i end end
 local function key_of_raw(raw)
   local p = 0
   for _ = 2, ID_FIELD do
