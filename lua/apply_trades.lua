@@ -53,7 +53,7 @@ local function write(K, st, at, fresh_ttl, rebuilt)
   end
   if moved then redis.call('HSET', K[2], unpack(idx)) end
   if rebuilt then retire(K, ws) end
-  if fresh_ttl or rebuilt or st.added then redis.call('DEL', K[6]) end
+  if rebuilt or (st.checked and (fresh_ttl or st.added)) then redis.call('DEL', K[6]) end
   local set, del = changes(K, st, ws)
   if #set > 0 then redis.call('HSET', K[3], unpack(set)) end
   if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
@@ -142,7 +142,7 @@ local function apply_token(K, news, r)
   if clock == 'event' then target = maxts or (st and st.at) or now end
   if st == nil then
     if not maxts then return end
-    redis.call('DEL', K[5])  -- an id index left over from an expired state
+    redis.call('DEL', K[5], K[6])  -- an id index (or memo) left over from an expired state
     st = {at = -1e18, n = 0, e = 0, idx = {}, tot = {}, old = blank_old(ws, false), dirty = {},
           ids = ids_new(K[5]), cf = {}}
     for i = 1, #ws do st.idx[i] = 0; st.tot[i] = new_totals() end

@@ -36,7 +36,7 @@ if not ok then  -- apply_trades rebuilds it on its next call
   return {'corrupt', select(2, caught(st)), touched}
 end
 if st == nil or st.n > tonumber(ARGV[2]) then return {'skipped', '', touched} end
-if redis.call('EXISTS', KEYS[6]) == 1 then return {'unchanged', '', touched} end
+if st.checked then return {'unchanged', '', touched} end
 ws = st.ws
 
 local function check()

@@ -6,7 +6,8 @@
 -- idx[i] (first list index inside window i), tot[i] (totals of window i),
 -- cf[i] (window i is partial: the instant from which it is complete),
 -- old[i] (what is stored, to write only changes), tail (last entry),
--- added (windows the token did not carry, longest first: slide.lua seeds them).
+-- added (windows the token did not carry, longest first: slide.lua seeds them),
+-- checked (the deep check's memo stands: K[6], when given).
 --@include lib/entry.lua
 --@include lib/windows.lua
 --@include lib/ids.lua
@@ -75,13 +76,18 @@ end
 -- expired); raises CORRUPT when the state is inconsistent. A window of `conf`
 -- the token does not carry is listed in st.added (no index, no totals yet).
 local function load_state(K, conf)
-  local lu = redis.call('GET', K[4])
+  local lu, memo = nil, false
+  if K[6] then  -- with the deep check's memo, in the same round: MGET
+    local got = redis.call('MGET', K[4], K[6])
+    lu, memo = got[1], got[2]
+  else lu = redis.call('GET', K[4]) end
   local n = redis.call('LLEN', K[1])
   if not lu then
     if n > 0 then corrupt('trades without last_update') end
     return nil
   end
-  local st = {at = tonumber(lu), n = n, idx = {}, tot = {}, old = {}, dirty = {}, cf = {}}
+  local st = {at = tonumber(lu), n = n, idx = {}, tot = {}, old = {}, dirty = {}, cf = {},
+              checked = memo ~= false}
   if not st.at then corrupt('last_update is not a number') end
   if K[5] then
     st.ids = ids_open(K[5], n)
