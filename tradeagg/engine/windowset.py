@@ -105,7 +105,7 @@ class Retirer:
                     out.trimmed += dropped
                     if kept:
                         out.kept.append(token)
-                    if left > 0:
+                    if left > 0 and dropped > 0:  # no progress: never loop on a token
                         again.append(token)
                 todo = again
             out.tokens += len(chunk)
