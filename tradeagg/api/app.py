@@ -35,9 +35,9 @@ from tradeagg.api import http, params
 from tradeagg.api.hub import Hub, Subscriber, update_event
 from tradeagg.api.params import ApiError
 from tradeagg.api.static import Static
-from tradeagg.contract.documents import rank_json, token_json
 from tradeagg.engine.rank import Ranker, default_window
 from tradeagg.engine.read import Reader
+from tradeagg.engine.viewjson import row_json, view_json
 from tradeagg.errors import StoreError, UsageError
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
@@ -140,7 +140,7 @@ class Api:
         token, at = params.token(addr), params.at(q.get("at"))
         with self.slots:
             view = self.reader.read(token, at)
-        return http.json_text(200, token_json(view))
+        return http.json_text(200, view_json(view))
 
     def tokens(self, environ: dict) -> http.Response:
         qs = environ.get("QUERY_STRING", "")
@@ -150,7 +150,7 @@ class Api:
         tokens, at = params.tokens(q["ids"]), params.at(q.get("at"))
         with self.slots:
             _, views = self.ranker.read_all(tokens, at)
-        return http.json_text(200, "[" + ", ".join(token_json(v) for v in views) + "]")
+        return http.json_text(200, "[" + ", ".join(view_json(v) for v in views) + "]")
 
     def top(self, environ: dict) -> http.Response:
         qs = environ.get("QUERY_STRING", "")
@@ -161,7 +161,7 @@ class Api:
         with self.slots:
             ranking = self.ranker.top(window, by, limit, at)
         return http.json_text(
-            200, "[" + ", ".join(rank_json(r, ranking) for r in ranking.rows) + "]"
+            200, "[" + ", ".join(row_json(r, ranking) for r in ranking.rows) + "]"
         )
 
     def stream(self, environ: dict) -> http.Response:

@@ -28,9 +28,9 @@ import gevent.event
 from tradeagg.api.params import TopSpec
 from tradeagg.contract import keys
 from tradeagg.contract.address import ADDRESS_RE
-from tradeagg.contract.documents import token_json
 from tradeagg.engine.rank import Ranker, rank
 from tradeagg.engine.read import TokenView
+from tradeagg.engine.viewjson import view_json
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
 from tradeagg.runtime import retry
@@ -48,7 +48,7 @@ TOP_KEY = "\0top"  # mailbox slot of the ranking event (never a token address)
 
 
 def update_event(view: TokenView) -> bytes:
-    return b"event: update\ndata: " + token_json(view).encode() + b"\n\n"
+    return b"event: update\ndata: " + view_json(view).encode() + b"\n\n"
 
 
 def top_event(spec: TopSpec, members: list[str], at: int) -> bytes:
