@@ -158,8 +158,11 @@ class Api:
         window = params.window(q.get("window"), self.settings, default_window(self.settings))
         by, limit = params.by(q.get("by")), params.limit(q.get("limit"), 50)
         at = params.at(q.get("at"))
-        with self.slots:
-            ranking = self.ranker.top(window, by, limit, at)
+        if at is None:  # the shared pass (see Hub.top): its instant is each row's "at"
+            ranking = self.hub.top(window, by, limit)
+        else:
+            with self.slots:
+                ranking = self.ranker.top(window, by, limit, at)
         return http.json_text(
             200, "[" + ", ".join(row_json(r, ranking) for r in ranking.rows) + "]"
         )
