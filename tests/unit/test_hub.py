@@ -156,3 +156,24 @@ def test_one_ranking_pass_serves_every_top_request_until_it_is_too_old():
     stop.append(True)
     h.wake_ranker.set()
     loop.join(5)
+
+
+def test_a_waiting_request_takes_the_next_pass_even_when_passes_outlast_the_age_bound():
+    now = [100.0]
+    h = hub(clock=lambda: now[0])
+    passes = []
+
+    def slow_top(window, by="volume", limit=20, at=None):  # a loaded machine: a long pass
+        passes.append(window)
+        now[0] += TOP_MAX_AGE_S + 1
+        views = [_view(t, v) for t, v in ((A, 1), (B, 3), (C, 2))]
+        return Ranking(5_000, window, by, 3, rank(views, window, by, limit), views)
+
+    h.ranker.top = slow_top
+    stop = []
+    loop = gevent.spawn(h.rank_loop, lambda: bool(stop))
+    assert [r.token for r in h.top("5m", "volume", 2).rows] == [B, C]
+    assert len(passes) == 1
+    stop.append(True)
+    h.wake_ranker.set()
+    loop.join(5)
