@@ -174,6 +174,12 @@ def test_a_waiting_request_takes_the_next_pass_even_when_passes_outlast_the_age_
     loop = gevent.spawn(h.rank_loop, lambda: bool(stop))
     assert [r.token for r in h.top("5m", "volume", 2).rows] == [B, C]
     assert len(passes) == 1
+    now[0] += TOP_MAX_AGE_S + 1  # older than the bound, but passes are slow: still the newest
+    h.top("5m", "volume", 2)
+    assert len(passes) == 1
+    now[0] += 3 * (TOP_MAX_AGE_S + 1)  # older than two slow passes: the next one
+    h.top("5m", "volume", 2)
+    assert len(passes) == 2
     stop.append(True)
     h.wake_ranker.set()
     loop.join(5)

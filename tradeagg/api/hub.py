@@ -52,10 +52,10 @@ MAX_PENDING = 256
 STALL_S = 30.0
 RANK_EVERY_S = 2.0
 TICK_S = 0.05  # announcements read meanwhile are handed out together, at most this often
-# /v1/top serves a pass begun at most this long ago: while wanted, a pass begins RANK_EVERY_S
-# after the last one ended and takes a while (~0.5 s over 3,000 tokens on an idle machine),
-# so a steady stream of requests is served at once, as of an instant at most
-# RANK_EVERY_S + two passes old (when passes take longer, a request takes the next to end)
+# /v1/top serves a pass begun at most this long ago, plus twice the last pass's length: while
+# wanted, a pass begins RANK_EVERY_S after the last one ended and takes a while (~0.5 s over
+# 3,000 tokens on an idle machine, seconds on a loaded one), so a steady stream of requests
+# is always served at once, from the newest pass; else a request takes the next to end
 TOP_MAX_AGE_S = 2 * RANK_EVERY_S
 TOP_WAIT_S = 30.0  # a /v1/top request waits at most this long for a pass (then: 503)
 TOP_DEMAND_S = 30.0  # after the last /v1/top request, passes stop unless streams rank
@@ -136,6 +136,7 @@ class Hub:
         self.top_wanted_at = -1e18  # clock() of the last /v1/top request
         self.ranking_now = False  # a pass is under way
         self.passes = 0  # passes that ended with a ranking
+        self.pass_s = 0.0  # how long the last one took
 
     # -- subscriptions (called from request greenlets) --
 
@@ -239,8 +240,8 @@ class Hub:
             self.wake_ranker.clear()
 
     def top(self, window: str, by: str, limit: int) -> Ranking:
-        """The ranking of the newest shared pass if it began at most TOP_MAX_AGE_S ago, else
-        of the next pass to end (the freshest there can be, however long passes take).
+        """The ranking of the newest shared pass if it began at most TOP_MAX_AGE_S + two
+        passes ago, else of the next pass to end (however long passes take).
 
         Its ``at`` is the pass's instant; every row is exact as of it.
         """
@@ -248,7 +249,8 @@ class Hub:
         deadline = self.clock() + TOP_WAIT_S
         seen = self.passes
         while self.snapshot is None or (
-            self.passes == seen and self.clock() - self.snapshot_started > TOP_MAX_AGE_S
+            self.passes == seen
+            and self.clock() - self.snapshot_started > TOP_MAX_AGE_S + 2 * self.pass_s
         ):
             done = self.pass_done
             if not self.ranking_now:
@@ -307,6 +309,7 @@ class Hub:
             ranking = self.ranker.top(default_window(self.settings), "volume", 1)
             self.snapshot, self.snapshot_started, self.ranked_rows = ranking, started, {}
             self.passes += 1
+            self.pass_s = self.clock() - started
         finally:  # failed too: waiting requests look again (and wait for the next pass)
             if self.ranked_at == started:  # (unless a new ranking asked for one at once)
                 self.ranked_at = self.clock()  # the next pass RANK_EVERY_S after this one's end
