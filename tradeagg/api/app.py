@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -187,6 +188,7 @@ class Api:
         except BaseException:
             self.hub.unsubscribe(sub)
             raise
+        sub.taken_at = time.monotonic()  # stalled counts from here: waiting for Redis is ours
         return http.Response(200, self._events(sub, environ.get(SOCKET)), SSE_HEADERS)
 
     def _events(self, sub: Subscriber, sock: Any) -> Iterator[bytes]:
