@@ -2,8 +2,8 @@
 
 ``Hub.run`` XREADs every shard's ``tradeagg:{sN}:changes`` (one blocking
 connection for the whole process) and, at most once a tick (``TICK_S``), reads
-each token announced meanwhile that somebody watches once (pipelined, each
-exact as of now), renders its ``update`` event once, and hands the same
+each token announced meanwhile that somebody watches once (pipelined, exact,
+as of one instant), renders its ``update`` event once, and hands the same
 bytes to every subscriber of that token. A subscriber is thus woken at most
 once a tick and writes everything it has pending in one send; the work per
 subscriber is the events it receives.
@@ -273,8 +273,7 @@ class Hub:
         wanted = sorted(t for t in changed if t in self.by_token or t in ranked_in)
         if not wanted:
             return
-        # each token exact as of now (or its own newer last_update): no common instant needed
-        views = self.ranker.reader.read_many(wanted)
+        _, views = self.ranker.read_all(wanted, None)  # catches up with tokens moving meanwhile
         for view in views:
             token = view.token
             payload = update_event(view)
