@@ -6,7 +6,7 @@ appends ``--rate`` trades/s to the shard streams for the whole run (the real
 path: shard stream -> worker -> change feed -> serve). Then:
 
 1. ``GET /v1/top?window=5m&limit=50`` from ``--top-concurrency`` clients at once,
-   ``--top-requests`` in all: p50/p99 (and the age of the ranking served);
+   ``--top-requests`` in all, after one cold request: p50/p99;
 2. ``--clients`` SSE connections, spread over ``--client-procs`` processes of
    lightweight clients (gevent, raw sockets, one regex per event); most watch
    ``--watch`` of the busiest tokens, every ``--top-every``th the ranking
