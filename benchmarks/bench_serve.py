@@ -1,22 +1,31 @@
 """`tradeagg serve` under load: SSE push latency and memory, and GET /v1/top. Prints figures.
 
 Starts its own redis-server (never the machine's 6379), a real ``tradeagg
-worker`` and a real ``tradeagg serve``, loads ``--tokens`` active tokens, then:
+worker`` and a real ``tradeagg serve``, loads ``--tokens`` active tokens, and
+appends ``--rate`` trades/s to the shard streams for the whole run (the real
+path: shard stream -> worker -> change feed -> serve). Then:
 
-1. times ``GET /v1/top?window=5m&limit=50`` (``--top-requests`` times, one
-   after another) over those tokens: p50/p99;
-2. opens ``--clients`` SSE connections (gevent greenlets on raw sockets in
-   this process; most watch ``--watch`` tokens each, every ``--top-every``th the ranking
-   ``top=5m:volume:50``), appends ``--rate`` trades/s to the shard streams
-   for ``--seconds`` s and, for every (client, trade) pair, measures the time
-   from the trade's XADD to the first event that includes it reaching the
-   client. Prints p50/p99/max, events, drops and the server's RSS.
+1. ``GET /v1/top?window=5m&limit=50`` from ``--top-concurrency`` clients at once,
+   ``--top-requests`` in all, after one cold request: p50/p99;
+2. ``--clients`` SSE connections, spread over ``--client-procs`` processes of
+   lightweight clients (gevent, raw sockets, one regex per event); most watch
+   ``--watch`` of the busiest tokens, every ``--top-every``th the ranking
+   ``top=5m:volume:50``. For ``--seconds`` s, for every (client, trade) pair the
+   time from the trade's append (wall clock taken just before its XADD) to the
+   client's receipt of the first event whose 1h count includes it. Prints
+   p50/p99/max, events, clients dropped, the server's RSS before the clients,
+   connected and at the end, and the load average.
 
-    python benchmarks/bench_serve.py --clients 200
-    python benchmarks/bench_serve.py --clients 1000 --rate 2000
+With ``--before TREE --after TREE`` each tree is measured in a child process
+(PYTHONPATH set to it, so its ``serve`` and ``worker`` run too), the trees
+alternating for ``--rounds`` rounds on the same machine; the table gives each
+run and the ratios before/after of the medians.
 
-All processes share this machine: client parsing and the feed compete with
-the server for CPU, so the latency is an upper bound for the server alone.
+    PYTHONPATH=$PWD python benchmarks/bench_serve.py --clients 1000 --rate 2000
+    python benchmarks/bench_serve.py --before /work/main --after . --rounds 2
+
+All processes share this machine: the clients, the appender and the worker
+compete with the server for CPU, so the latency is an upper bound for the server.
 """
 
 from gevent import monkey
@@ -25,11 +34,16 @@ monkey.patch_all()
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import http.client  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
+import re  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -38,84 +52,174 @@ from pathlib import Path  # noqa: E402
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.support.bridge_procs import Proc, env_for  # noqa: E402
-from tests.support.serve_procs import ServeProc  # noqa: E402
-from tests.support.servers import RedisServer  # noqa: E402
-from tradeagg.devtools.bench import percentile  # noqa: E402
-from tradeagg.devtools.synthetic import SyntheticFeed  # noqa: E402
-from tradeagg.engine.apply import Engine, now_ms  # noqa: E402
-from tradeagg.engine.rank import Ranker  # noqa: E402
-from tradeagg.settings import Settings  # noqa: E402
-from tradeagg.store.streams import append  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.append(str(ROOT))  # tests.support; tradeagg itself comes from PYTHONPATH first
 
 SHARDS = 8
+EVENT_RE = re.compile(
+    rb'event: update\ndata: \{"token": "([^"]+)".*?"1h": \{"buys": (\d+), "sells": (\d+)'
+)
 
 
-class Ledger:
-    """Per token: the perf_counter time each counted trade was appended (1h window count)."""
-
-    def __init__(self) -> None:
-        self.base: dict[str, int] = {}  # token -> 1h count before the flow started
-        self.appended: dict[str, list[float]] = {}
-
-    def latencies(self, token: str, before: int, now: int, at: float) -> list[float]:
-        times = self.appended.get(token, [])
-        base = self.base.get(token, 0)
-        lo, hi = max(0, before - base), max(0, now - base)
-        return [at - t for t in times[lo:hi]]
+# -- the client processes --------------------------------------------------------------------
 
 
-def client(port: int, path: str, ledger: Ledger, out: dict, stop: gevent.event.Event) -> None:
+def sse_client(port: int, path: str, out: list, stop: gevent.event.Event, totals: dict) -> None:
+    """One SSE client: (token, previous 1h count, new count, receipt time) per event that grew."""
     sock = socket.create_connection(("127.0.0.1", port))
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
-    seen: dict[str, int] = {}
+    seen: dict[bytes, int] = {}
     buf = b""
+    totals["connected"] += 1
     try:
         while not stop.is_set():
             data = sock.recv(1 << 16)
             if not data:
-                out["closed"] += 1
+                totals["closed"] += 1
                 return
-            at = time.perf_counter()
+            at = time.time()
             buf += data
-            while True:
-                start = buf.find(b"event: update\ndata: ")
-                end = buf.find(b"\n\n", start)
-                if start < 0 or end < 0:
-                    break
-                doc = json.loads(buf[start + 20 : end])
-                buf = buf[end + 2 :]
-                w = doc["windows"]["1h"]
-                count = w["buys"] + w["sells"]
-                token = doc["token"]
-                out["events"] += 1
-                if token in seen and ledger.base:
-                    out["lat"].extend(ledger.latencies(token, seen[token], count, at))
-                seen[token] = max(count, seen.get(token, 0))
-            if len(buf) > 1 << 20:
-                buf = buf[-(1 << 16) :]
+            cut = buf.rfind(b"\n\n")
+            if cut < 0:
+                continue
+            blocks, buf = buf[:cut], buf[cut + 2 :]
+            for m in EVENT_RE.finditer(blocks):
+                token, count = m.group(1), int(m.group(2)) + int(m.group(3))
+                totals["events"] += 1
+                before = seen.get(token)
+                if before is not None and count > before:
+                    out.append((token.decode(), before, count, at))
+                if before is None or count > before:
+                    seen[token] = count
     finally:
         sock.close()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tokens", type=int, default=3000)
-    ap.add_argument("--clients", type=int, default=200)
-    ap.add_argument("--watch", type=int, default=10, help="tokens per token-watching client")
-    ap.add_argument("--rate", type=float, default=2000, help="trades/s appended")
-    ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--top-requests", type=int, default=20)
-    ap.add_argument("--feed-hz", default="4")
-    ap.add_argument("--logs", default="", help="copy serve.log and worker.log to this directory")
-    ap.add_argument("--top-every", type=int, default=10, help="every Nth client ranks; 0: none")
-    args = ap.parse_args()
+def clients_child(port: int, paths_file: str, seconds: float) -> None:
+    """Runs the clients of one process; prints "ready", then (after ``seconds``) its results,
+    and keeps the connections open until its stdin closes."""
+    paths = json.loads(Path(paths_file).read_text())
+    out: list = []
+    totals = {"connected": 0, "closed": 0, "events": 0}
+    stop = gevent.event.Event()
+    greenlets = []
+    for i, path in enumerate(paths):
+        greenlets.append(gevent.spawn(sse_client, port, path, out, stop, totals))
+        if i % 50 == 49:
+            gevent.sleep(0.05)
+    while totals["connected"] < len(paths):
+        gevent.sleep(0.05)
+    print("ready", flush=True)
+    sys.stdin.readline()  # the parent starts the measured interval
+    out.clear()
+    events0 = totals["events"]
+    gevent.sleep(seconds)
+    result = {**totals, "events": totals["events"] - events0, "updates": out}
+    print(json.dumps(result), flush=True)
+    sys.stdin.readline()  # the parent has read the server's figures
+    stop.set()
+    gevent.killall(greenlets, block=False)
+
+
+# -- one measured run --------------------------------------------------------------------------
+
+
+class Appender:
+    """Appends ``rate`` trades/s to the shard streams; per token the wall time of each trade."""
+
+    def __init__(self, client, settings, feed, base: dict[str, int], rate: float) -> None:
+        self.client, self.settings, self.feed, self.rate = client, settings, feed, rate
+        self.base = base  # token -> its 1h count before the flow
+        self.appended: dict[str, list[float]] = {}
+        self.sent = 0
+        self.stop = gevent.event.Event()
+
+    def run(self) -> None:
+        from tradeagg.clock import now_ms
+        from tradeagg.store.streams import append
+
+        start = time.perf_counter()
+        while not self.stop.is_set():
+            due = int((time.perf_counter() - start) * self.rate) - self.sent
+            if due > 0:
+                batch = [self.feed.trade(now_ms() - 20) for _ in range(due)]
+                t0 = time.time()
+                append(self.client, self.settings, batch)
+                for t in batch:
+                    self.appended.setdefault(t.token, []).append(t0)
+                self.sent += due
+            gevent.sleep(0.01)
+
+    def latencies(self, token: str, before: int, now: int, at: float) -> list[float]:
+        times = self.appended.get(token, [])
+        base = self.base.get(token, 0)
+        return [at - t for t in times[max(0, before - base) : max(0, now - base)]]
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def top_phase(port: int, requests: int, concurrency: int) -> dict:
+    """One request (a cold start), then ``requests`` GET /v1/top from ``concurrency`` clients
+    at once: their ms; answers other than 200 with 50 rows are counted as errors."""
+    times: list[float] = []
+    left = [requests]
+    errors = [0]
+
+    def one() -> float:
+        t0 = time.perf_counter()
+        status, body = get(port, "/v1/top?window=5m&limit=50")
+        if status != 200 or len(json.loads(body)) != 50:
+            errors[0] += 1
+        return (time.perf_counter() - t0) * 1000
+
+    def one_client() -> None:
+        while left[0] > 0:
+            left[0] -= 1
+            times.append(one())
+
+    first = one() if requests else float("nan")
+    gevent.joinall([gevent.spawn(one_client) for _ in range(concurrency)], raise_error=True)
+    return {
+        "n": len(times),
+        "first_ms": first,
+        "p50_ms": pct(times, 0.5),
+        "p99_ms": pct(times, 0.99),
+        "max_ms": max(times, default=float("nan")),
+        "errors": errors[0],
+    }
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def measure(args: argparse.Namespace) -> dict:
+    import tradeagg
+    from tests.support.bridge_procs import Proc, env_for
+    from tests.support.serve_procs import ServeProc
+    from tests.support.servers import RedisServer
+    from tradeagg.devtools.synthetic import SyntheticFeed
+    from tradeagg.engine.apply import Engine, now_ms
+    from tradeagg.settings import Settings
+
+    fig: dict = {"tree": str(Path(tradeagg.__file__).resolve().parent.parent)}
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         server = RedisServer(Path(tmp))
         server.start()
-        procs = []
+        procs: list = []
+        children: list[subprocess.Popen] = []
+        appender = None
         try:
             r = server.client()
             env = env_for(
@@ -137,87 +241,184 @@ def main() -> None:
             engine = Engine(r, settings)
             for i in range(0, len(preload), 20_000):
                 engine.apply_records([t.record for t in preload[i : i + 20_000]])
-            web = ServeProc(server.url, Path(tmp) / "serve.log", TRADEAGG_SHARDS=str(SHARDS))
+            web = ServeProc(
+                server.url,
+                Path(tmp) / "serve.log",
+                TRADEAGG_SHARDS=str(SHARDS),
+                TRADEAGG_FEED_HZ=args.feed_hz,
+                GEVENT_MONITOR_THREAD_ENABLE="",
+            )
             procs.append(web)
             worker = Proc("worker", env, Path(tmp) / "worker.log")
             procs.append(worker)
-            active = sum(r.zcard(f"tradeagg:{{s{s}}}:active") for s in range(SHARDS))
+            fig["active_tokens"] = sum(r.zcard(f"tradeagg:{{s{s}}}:active") for s in range(SHARDS))
+            base: dict[str, int] = {}
+            for t in preload:
+                base[t.token] = base.get(t.token, 0) + 1
+            appender = Appender(r, settings, feed, base, args.rate)
+            flow = gevent.spawn(appender.run)
+            gevent.sleep(2)  # the flow reaches the server
 
-            times, direct = [], []
-            ranker = Ranker(r, settings)
-            for _ in range(args.top_requests):  # alternate: both see the same machine load
-                t0 = time.perf_counter()
-                ranker.top("5m", "volume", 50)
-                direct.append((time.perf_counter() - t0) * 1000)
-                t0 = time.perf_counter()
-                status, rows = web.get("/v1/top?window=5m&limit=50")
-                times.append((time.perf_counter() - t0) * 1000)
-                assert status == 200 and len(rows) == 50, (status, str(rows)[:300])
-            print(
-                f"GET /v1/top?window=5m&limit=50 active_tokens={active} n={len(times)} "
-                f"p50_ms={percentile(times, 0.5):.0f} p99_ms={percentile(times, 0.99):.0f} "
-                f"in_process_top_p50_ms={percentile(direct, 0.5):.0f} "
-                f"http_over_in_process_p50={percentile(times, 0.5) / percentile(direct, 0.5):.2f}",
-                flush=True,
-            )
+            fig["top"] = top_phase(web.port, args.top_requests, args.top_concurrency)
+            fig["rss_before_clients_mb"] = web.rss_kb() / 1024
 
-            ledger = Ledger()
-            out = {"events": 0, "lat": [], "closed": 0}
-            stop = gevent.event.Event()
             rng = random.Random(3)
             hot = feed.tokens[:300]  # the busiest tokens (Zipf rank order)
-            clients = []
+            paths = []
             for i in range(args.clients):
                 if args.top_every and i % args.top_every == args.top_every - 1:
-                    path = "/v1/stream?top=5m:volume:50"
+                    paths.append("/v1/stream?top=5m:volume:50")
                 else:
-                    path = "/v1/stream?tokens=" + ",".join(rng.sample(hot, args.watch))
-                clients.append(gevent.spawn(client, web.port, path, ledger, out, stop))
-                if i % 50 == 49:
-                    gevent.sleep(0.05)
-            gevent.sleep(3)
-            rss_idle = web.rss_kb()
-            for t in feed.tokens:
-                ledger.base[t] = 0
-            counts = {}
-            for t in preload:
-                counts[t.token] = counts.get(t.token, 0) + 1
-            ledger.base.update(counts)
-            start = time.perf_counter()
-            sent = 0
-            while time.perf_counter() - start < args.seconds:
-                due = int((time.perf_counter() - start) * args.rate) - sent
-                if due > 0:
-                    batch = [feed.trade(now_ms() - 20) for _ in range(due)]
-                    t0 = time.perf_counter()
-                    append(r, settings, batch)
-                    for t in batch:
-                        ledger.appended.setdefault(t.token, []).append(t0)
-                    sent += due
-                gevent.sleep(0.01)
-            gevent.sleep(3)  # the last trades reach the clients
-            rss = web.rss_kb()
-            status, health = web.get("/healthz")
-            stop.set()
-            lat = [x * 1000 for x in out["lat"]]
-            print(
-                f"SSE clients={args.clients} trades={sent} rate={sent / args.seconds:.0f}/s "
-                f"feed_hz={args.feed_hz} events={out['events']} measured={len(lat)} "
-                f"p50_ms={percentile(lat, 0.5):.0f} p99_ms={percentile(lat, 0.99):.0f} "
-                f"max_ms={max(lat, default=0):.0f} closed_by_server={out['closed']} "
-                f"server_rss_idle_mb={rss_idle / 1024:.0f} server_rss_mb={rss / 1024:.0f} "
-                f"sse_clients_at_end={health.get('sse_clients')} "
-                f"loadavg={os.getloadavg()[0]:.1f} cpus={os.cpu_count()}",
-                flush=True,
-            )
-            gevent.killall(clients, block=False)
+                    paths.append("/v1/stream?tokens=" + ",".join(rng.sample(hot, args.watch)))
+            for k in range(args.client_procs):
+                share = Path(tmp) / f"paths{k}.json"
+                share.write_text(json.dumps(paths[k :: args.client_procs]))
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--clients-child",
+                    str(web.port),
+                    str(share),
+                    str(args.seconds),
+                ]
+                children.append(
+                    subprocess.Popen(
+                        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/tmp"
+                    )
+                )
+            for c in children:
+                assert c.stdout.readline().strip() == "ready", "a client process failed"
+            gevent.sleep(2)  # every client has its first (baseline) events
+            fig["rss_connected_mb"] = web.rss_kb() / 1024
+            sent0, t0 = appender.sent, time.perf_counter()
+            for c in children:
+                c.stdin.write("go\n")
+                c.stdin.flush()
+            results = [json.loads(c.stdout.readline()) for c in children]
+            fig["rate"] = (appender.sent - sent0) / (time.perf_counter() - t0)
+            fig["rss_end_mb"] = web.rss_kb() / 1024
+            _, health = get(web.port, "/healthz")
+            fig["sse_clients_at_end"] = json.loads(health).get("sse_clients")
+            for c in children:
+                c.stdin.close()
+                c.wait(30)
+            appender.stop.set()
+            flow.join()
+            lat = []
+            for res in results:
+                for token, before, count, at in res["updates"]:
+                    lat.extend(appender.latencies(token, before, count, at))
+            lat = [x * 1000 for x in lat]
+            fig["sse"] = {
+                "clients": sum(res["connected"] for res in results),
+                "closed_by_server": sum(res["closed"] for res in results),
+                "events": sum(res["events"] for res in results),
+                "measured": len(lat),
+                "p50_ms": pct(lat, 0.5),
+                "p99_ms": pct(lat, 0.99),
+                "max_ms": max(lat, default=float("nan")),
+            }
+            fig["loadavg"] = os.getloadavg()[0]
         finally:
+            if appender is not None:
+                appender.stop.set()
+            for c in children:
+                if c.poll() is None:
+                    c.kill()
             for p in reversed(procs):
                 p.terminate() if isinstance(p, Proc) else p.stop()
             server.stop()
             if args.logs:
                 for name in ("serve.log", "worker.log"):
                     shutil.copy(Path(tmp) / name, Path(args.logs) / name)
+    return fig
+
+
+def line(fig: dict, args: argparse.Namespace) -> str:
+    t, s = fig["top"], fig["sse"]
+    return (
+        f"GET /v1/top?window=5m&limit=50 active_tokens={fig['active_tokens']} n={t['n']} "
+        f"concurrency={args.top_concurrency} p50_ms={t['p50_ms']:.0f} p99_ms={t['p99_ms']:.0f} "
+        f"max_ms={t['max_ms']:.0f} errors={t['errors']} first_request_ms={t['first_ms']:.0f}\n"
+        f"SSE clients={s['clients']} rate={fig['rate']:.0f}/s feed_hz={args.feed_hz} "
+        f"seconds={args.seconds} events={s['events']} measured={s['measured']} "
+        f"p50_ms={s['p50_ms']:.0f} p99_ms={s['p99_ms']:.0f} max_ms={s['max_ms']:.0f} "
+        f"closed_by_server={s['closed_by_server']} sse_clients_at_end={fig['sse_clients_at_end']} "
+        f"server_rss_mb before_clients={fig['rss_before_clients_mb']:.0f} "
+        f"connected={fig['rss_connected_mb']:.0f} end={fig['rss_end_mb']:.0f} "
+        f"loadavg={fig['loadavg']:.1f} cpus={os.cpu_count()} tree={fig['tree']}"
+    )
+
+
+def run_child(tree: str, argv: list[str]) -> dict | None:
+    env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve())}
+    cmd = [sys.executable, __file__, "--child", *argv]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd="/tmp")
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        print(f"run of {tree} failed (exit {done.returncode}): {done.stderr[-1500:]}", flush=True)
+        return None
+
+
+def compare(args: argparse.Namespace, argv: list[str]) -> None:
+    trees = {"before": args.before, "after": args.after}
+    got: dict[str, list[dict]] = {name: [] for name in trees}
+    for r in range(args.rounds):
+        order = list(trees.items()) if r % 2 else list(reversed(trees.items()))
+        for name, tree in order:
+            fig = run_child(tree, argv)
+            if fig is not None:
+                got[name].append(fig)
+                print(f"[{name}] " + line(fig, args).replace("\n", f"\n[{name}] "), flush=True)
+    if not (got["before"] and got["after"]):
+        return
+
+    def med(name: str, part: str, key: str) -> float:
+        return statistics.median(f[part][key] for f in got[name])
+
+    for part, key in (("sse", "p50_ms"), ("sse", "p99_ms"), ("top", "p50_ms"), ("top", "p99_ms")):
+        b, a = med("before", part, key), med("after", part, key)
+        print(f"{part} {key}: before {b:.0f} after {a:.0f} before/after {b / a:.2f}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", type=int, default=3000)
+    ap.add_argument("--clients", type=int, default=1000)
+    ap.add_argument("--client-procs", type=int, default=2, help="processes running the clients")
+    ap.add_argument("--watch", type=int, default=10, help="tokens per token-watching client")
+    ap.add_argument("--rate", type=float, default=2000, help="trades/s appended")
+    ap.add_argument("--seconds", type=float, default=15, help="measured SSE interval")
+    ap.add_argument("--top-requests", type=int, default=40)
+    ap.add_argument("--top-concurrency", type=int, default=8)
+    ap.add_argument("--feed-hz", default="4")
+    ap.add_argument("--logs", default="", help="copy serve.log and worker.log to this directory")
+    ap.add_argument("--top-every", type=int, default=10, help="every Nth client ranks; 0: none")
+    ap.add_argument("--before", default="", help="code tree before the change (PYTHONPATH)")
+    ap.add_argument("--after", default=".", help="code tree after the change (PYTHONPATH)")
+    ap.add_argument("--rounds", type=int, default=1, help="runs per tree, alternating")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    if len(sys.argv) == 5 and sys.argv[1] == "--clients-child":
+        clients_child(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]))
+        return
+    args = ap.parse_args()
+    if args.child:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop its processes on the way
+        print(json.dumps(measure(args)), flush=True)
+        return
+    if args.before:
+        skip = {"--before", "--after", "--rounds"}
+        argv, it = [], iter(sys.argv[1:])
+        for a in it:
+            if a.split("=")[0] in skip:
+                if "=" not in a:
+                    next(it, None)
+                continue
+            argv.append(a)
+        compare(args, argv)
+        return
+    print(line(measure(args), args), flush=True)
 
 
 if __name__ == "__main__":

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
+import gevent
 import redis
 
-from tradeagg.api.hub import MAX_PENDING, STALL_S, Hub, Subscriber
+from tradeagg.api.hub import (
+    BLOCK_MS,
+    MAX_PENDING,
+    STALL_S,
+    TICK_S,
+    TOP_MAX_AGE_S,
+    Hub,
+    Subscriber,
+    update_event,
+)
 from tradeagg.api.params import TopSpec
+from tradeagg.engine.rank import Ranking, rank
+from tradeagg.engine.read import TokenView, WindowView
 from tradeagg.observe.metrics import NullMetrics
 from tradeagg.settings import Settings
 
-A, B = "A" * 44, "B" * 44
+A, B, C = "A" * 44, "B" * 44, "C" * 44
 
 
-def hub() -> Hub:
+def hub(**kw) -> Hub:
     unused = redis.Redis(host="127.0.0.1", port=1)  # never connected: no Redis call here
-    return Hub(unused, unused, Settings(), NullMetrics())
+    return Hub(unused, unused, Settings(), NullMetrics(), **kw)
 
 
 def test_a_newer_state_replaces_the_pending_one_and_goes_last() -> None:
@@ -70,3 +83,103 @@ def test_unsubscribe_cleans_every_index() -> None:
         h.unsubscribe(s)
         h.unsubscribe(s)  # twice is harmless
     assert h.clients() == 0 and h.by_token == {} and h.by_top == {} and h.members == {}
+
+
+def _view(token: str, volume: int = 1) -> TokenView:
+    w = WindowView(buys=volume, volume=Decimal(volume))
+    return TokenView(token, 1_000, 900, {"1m": w, "5m": w})
+
+
+def test_an_update_is_read_and_rendered_once_and_the_same_bytes_reach_every_subscriber():
+    h = hub()
+    reads: list[list[str]] = []
+
+    def read_all(tokens, at=None):  # stands in for Redis
+        reads.append(list(tokens))
+        return 1_000, [_view(t) for t in tokens]
+
+    h.ranker.read_all = read_all
+    both, only_a = Subscriber(tokens=[A, B]), Subscriber(tokens=[A])
+    h.subscribe(both)
+    h.subscribe(only_a)
+    h.dispatch({A, B, C})
+    assert reads == [[A, B]]  # C is watched by nobody: not read
+    assert set(both.mailbox) == {A, B} and set(only_a.mailbox) == {A}
+    assert both.mailbox[A] is only_a.mailbox[A]  # rendered once, shared
+    assert both.mailbox[A] == update_event(_view(A))
+    assert len(both.take(0)) == 2  # both events leave in one write
+
+
+def test_announcements_within_a_tick_are_handed_out_together():
+    now = [0.0]
+    h = hub(clock=lambda: now[0])
+    script = [(0.0, {A}), (0.01, {B}), (0.02, {C}), (0.03, set()), (TICK_S + 0.001, set())]
+    blocks, handed = [], []
+
+    def read(ids, block):  # stands in for XREAD: returns what was announced meanwhile
+        blocks.append(block)
+        at, changed = script.pop(0)
+        now[0] = at
+        return changed
+
+    h.tails = lambda: {}
+    h.read = read
+    h.dispatch = lambda changed: handed.append(set(changed))
+    h.run(lambda: not script)
+    assert handed == [{A}, {B, C}]  # the first at once, the rest one tick later, together
+    assert blocks[:2] == [BLOCK_MS, BLOCK_MS]  # nothing waiting: XREAD blocks its full time
+    assert all(b <= 40 for b in blocks[2:])  # something waiting: never past the tick
+
+
+def test_one_ranking_pass_serves_every_top_request_until_it_is_too_old():
+    now = [100.0]
+    h = hub(clock=lambda: now[0])
+    passes = []
+
+    def top(window, by="volume", limit=20, at=None):  # stands in for the Redis reads
+        passes.append(window)
+        views = [_view(t, v) for t, v in ((A, 1), (B, 3), (C, 2))]
+        return Ranking(5_000, window, by, 3, rank(views, window, by, limit), views)
+
+    h.ranker.top = top
+    stop = []
+    loop = gevent.spawn(h.rank_loop, lambda: bool(stop))
+    answers = gevent.joinall([gevent.spawn(h.top, "5m", "volume", 2) for _ in range(5)])
+    assert len(passes) == 1  # five requests, one pass
+    for g in answers:
+        assert [r.token for r in g.value.rows] == [B, C] and g.value.at == 5_000
+    assert [r.token for r in h.top("1m", "volume", 3).rows] == [B, C, A]  # same pass
+    assert len(passes) == 1
+    now[0] += TOP_MAX_AGE_S + 0.1  # too old now: the next request waits for a new pass
+    h.top("5m", "volume", 1)
+    assert len(passes) == 2
+    stop.append(True)
+    h.wake_ranker.set()
+    loop.join(5)
+
+
+def test_a_waiting_request_takes_the_next_pass_even_when_passes_outlast_the_age_bound():
+    now = [100.0]
+    h = hub(clock=lambda: now[0])
+    passes = []
+
+    def slow_top(window, by="volume", limit=20, at=None):  # a loaded machine: a long pass
+        passes.append(window)
+        now[0] += TOP_MAX_AGE_S + 1
+        views = [_view(t, v) for t, v in ((A, 1), (B, 3), (C, 2))]
+        return Ranking(5_000, window, by, 3, rank(views, window, by, limit), views)
+
+    h.ranker.top = slow_top
+    stop = []
+    loop = gevent.spawn(h.rank_loop, lambda: bool(stop))
+    assert [r.token for r in h.top("5m", "volume", 2).rows] == [B, C]
+    assert len(passes) == 1
+    now[0] += TOP_MAX_AGE_S + 1  # older than the bound, but passes are slow: still the newest
+    h.top("5m", "volume", 2)
+    assert len(passes) == 1
+    now[0] += 3 * (TOP_MAX_AGE_S + 1)  # older than two slow passes: the next one
+    h.top("5m", "volume", 2)
+    assert len(passes) == 2
+    stop.append(True)
+    h.wake_ranker.set()
+    loop.join(5)

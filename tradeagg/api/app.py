@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -35,9 +36,9 @@ from tradeagg.api import http, params
 from tradeagg.api.hub import Hub, Subscriber, update_event
 from tradeagg.api.params import ApiError
 from tradeagg.api.static import Static
-from tradeagg.contract.documents import rank_json, token_json
 from tradeagg.engine.rank import Ranker, default_window
 from tradeagg.engine.read import Reader
+from tradeagg.engine.viewjson import row_json, view_json
 from tradeagg.errors import StoreError, UsageError
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
@@ -140,7 +141,7 @@ class Api:
         token, at = params.token(addr), params.at(q.get("at"))
         with self.slots:
             view = self.reader.read(token, at)
-        return http.json_text(200, token_json(view))
+        return http.json_text(200, view_json(view))
 
     def tokens(self, environ: dict) -> http.Response:
         qs = environ.get("QUERY_STRING", "")
@@ -150,7 +151,7 @@ class Api:
         tokens, at = params.tokens(q["ids"]), params.at(q.get("at"))
         with self.slots:
             _, views = self.ranker.read_all(tokens, at)
-        return http.json_text(200, "[" + ", ".join(token_json(v) for v in views) + "]")
+        return http.json_text(200, "[" + ", ".join(view_json(v) for v in views) + "]")
 
     def top(self, environ: dict) -> http.Response:
         qs = environ.get("QUERY_STRING", "")
@@ -158,10 +159,13 @@ class Api:
         window = params.window(q.get("window"), self.settings, default_window(self.settings))
         by, limit = params.by(q.get("by")), params.limit(q.get("limit"), 50)
         at = params.at(q.get("at"))
-        with self.slots:
-            ranking = self.ranker.top(window, by, limit, at)
+        if at is None:  # the shared pass (see Hub.top): its instant is each row's "at"
+            ranking = self.hub.top(window, by, limit)
+        else:
+            with self.slots:
+                ranking = self.ranker.top(window, by, limit, at)
         return http.json_text(
-            200, "[" + ", ".join(rank_json(r, ranking) for r in ranking.rows) + "]"
+            200, "[" + ", ".join(row_json(r, ranking) for r in ranking.rows) + "]"
         )
 
     def stream(self, environ: dict) -> http.Response:
@@ -184,6 +188,7 @@ class Api:
         except BaseException:
             self.hub.unsubscribe(sub)
             raise
+        sub.taken_at = time.monotonic()  # stalled counts from here: waiting for Redis is ours
         return http.Response(200, self._events(sub, environ.get(SOCKET)), SSE_HEADERS)
 
     def _events(self, sub: Subscriber, sock: Any) -> Iterator[bytes]:

@@ -1,9 +1,12 @@
 """The SSE hub: one reader of the change streams per server process, fanned out.
 
 ``Hub.run`` XREADs every shard's ``tradeagg:{sN}:changes`` (one blocking
-connection for the whole process), reads each announced token that somebody
-watches once (pipelined, exact, as of one instant), renders its ``update``
-event once, and hands the same bytes to every subscriber of that token.
+connection for the whole process) and, at most once a tick (``TICK_S``), reads
+each token announced meanwhile that somebody watches once (pipelined, exact,
+as of one instant), renders its ``update`` event once, and hands the same
+bytes to every subscriber of that token. A subscriber is thus woken at most
+once a tick and writes everything it has pending in one send; the work per
+subscriber is the events it receives.
 
 Subscribers never make the hub wait and never make it buffer without bound:
 a subscriber's mailbox holds at most one pending event per token (a newer
@@ -13,6 +16,9 @@ whose mailbox outgrows ``MAX_PENDING`` or who has not taken anything for
 share one exact ranking, refreshed at most every ``RANK_EVERY_S`` by its own
 greenlet (``rank_loop``); when the
 members change the subscribers get a ``top`` event with the new order.
+``GET /v1/top`` (no ``at``) ranks the same shared pass (``Hub.top``): a pass
+at most ``TOP_MAX_AGE_S`` old, else the next one; while such requests keep
+coming, ``rank_loop`` keeps the pass fresh, so a request does not wait for it.
 """
 
 from __future__ import annotations
@@ -28,9 +34,10 @@ import gevent.event
 from tradeagg.api.params import TopSpec
 from tradeagg.contract import keys
 from tradeagg.contract.address import ADDRESS_RE
-from tradeagg.contract.documents import token_json
-from tradeagg.engine.rank import Ranker, rank
+from tradeagg.engine.rank import Ranked, Ranker, Ranking, default_window, rank
 from tradeagg.engine.read import TokenView
+from tradeagg.engine.viewjson import view_json
+from tradeagg.errors import StoreError
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
 from tradeagg.runtime import retry
@@ -44,11 +51,19 @@ BLOCK_MS = 500
 MAX_PENDING = 256
 STALL_S = 30.0
 RANK_EVERY_S = 2.0
+TICK_S = 0.05  # announcements read meanwhile are handed out together, at most this often
+# /v1/top serves a pass begun at most this long ago, plus twice the last pass's length: while
+# wanted, a pass begins RANK_EVERY_S after the last one ended and takes a while (~0.5 s over
+# 3,000 tokens on an idle machine, seconds on a loaded one), so a steady stream of requests
+# is always served at once, from the newest pass; else a request takes the next to end
+TOP_MAX_AGE_S = 2 * RANK_EVERY_S
+TOP_WAIT_S = 30.0  # a /v1/top request waits at most this long for a pass (then: 503)
+TOP_DEMAND_S = 30.0  # after the last /v1/top request, passes stop unless streams rank
 TOP_KEY = "\0top"  # mailbox slot of the ranking event (never a token address)
 
 
 def update_event(view: TokenView) -> bytes:
-    return b"event: update\ndata: " + token_json(view).encode() + b"\n\n"
+    return b"event: update\ndata: " + view_json(view).encode() + b"\n\n"
 
 
 def top_event(spec: TopSpec, members: list[str], at: int) -> bytes:
@@ -114,6 +129,14 @@ class Hub:
         self.wake_ranker = gevent.event.Event()
         self.last_top_at = 0
         self.dropped = 0
+        self.snapshot: Ranking | None = None  # the newest pass: every active token, one instant
+        self.snapshot_started = -1e18  # clock() when that pass began
+        self.ranked_rows: dict[tuple[str, str], list[Ranked]] = {}  # (window, by) of that pass
+        self.pass_done = gevent.event.Event()  # set when a pass ends (then replaced)
+        self.top_wanted_at = -1e18  # clock() of the last /v1/top request
+        self.ranking_now = False  # a pass is under way
+        self.passes = 0  # passes that ended with a ranking
+        self.pass_s = 0.0  # how long the last one took
 
     # -- subscriptions (called from request greenlets) --
 
@@ -159,11 +182,18 @@ class Hub:
     def run(self, stopping: Callable[[], bool]) -> None:
         ids = retry.call(log, "hub.tails", self.tails, until=stopping)
         log.info("sse hub started %s", kv(shards=self.settings.shards))
+        pending: set[str] = set()
+        due = self.clock()
         while not stopping():
-            changed = retry.call(log, "hub.read", self.read, ids, until=stopping)
+            block = BLOCK_MS if not pending else max(1, int(1000 * (due - self.clock())))
+            changed = retry.call(log, "hub.read", self.read, ids, block, until=stopping)
             if changed is None:
                 break
-            retry.call(log, "hub.dispatch", self.dispatch, changed, until=stopping)
+            pending |= changed
+            if pending and self.clock() >= due:  # one hand-out per tick (leading edge)
+                due = self.clock() + TICK_S
+                retry.call(log, "hub.dispatch", self.dispatch, pending, until=stopping)
+                pending = set()
         self.close()
 
     def tails(self) -> dict[str, str]:
@@ -177,9 +207,9 @@ class Hub:
             for name, last in zip(names, pipe.execute(), strict=True)
         }
 
-    def read(self, ids: dict[str, str]) -> set[str]:
-        """Tokens announced since ``ids`` (advanced in place); blocks up to BLOCK_MS."""
-        resp = self.blocking.xread(ids, count=READ_COUNT, block=BLOCK_MS) or []
+    def read(self, ids: dict[str, str], block: int = BLOCK_MS) -> set[str]:
+        """Tokens announced since ``ids`` (advanced in place); blocks up to ``block`` ms."""
+        resp = self.blocking.xread(ids, count=READ_COUNT, block=block) or []
         changed: set[str] = set()
         for stream, entries in resp:
             if not entries:
@@ -193,36 +223,64 @@ class Hub:
         return changed
 
     def rank_loop(self, stopping: Callable[[], bool]) -> None:
-        """Re-rank while ranking subscribers exist: at most every RANK_EVERY_S, one at a time.
+        """Re-rank while anybody ranks: RANK_EVERY_S after the last pass ended, one at a time
+        (on a loaded machine passes are slow; they never run back to back).
 
         Its own greenlet, so that a ranking over thousands of tokens never holds up
         the delivery of updates.
         """
         while not stopping():
             left = RANK_EVERY_S - (self.clock() - self.ranked_at)
-            if self.by_top and left <= 0:
+            wanted = self.by_top or self.clock() - self.top_wanted_at < TOP_DEMAND_S
+            if wanted and left <= 0:
                 retry.call(log, "hub.rank", self.refresh_rankings, until=stopping)
                 continue
             # nobody ranks: sleep until a subscription wakes us; else until the next pass
-            self.wake_ranker.wait(RANK_EVERY_S if not self.by_top else max(0.01, left))
+            self.wake_ranker.wait(RANK_EVERY_S if not wanted else max(0.01, left))
             self.wake_ranker.clear()
 
+    def top(self, window: str, by: str, limit: int) -> Ranking:
+        """The ranking of the newest shared pass if it began at most TOP_MAX_AGE_S + two
+        passes ago, else of the next pass to end (however long passes take).
+
+        Its ``at`` is the pass's instant; every row is exact as of it.
+        """
+        self.top_wanted_at = self.clock()
+        deadline = self.clock() + TOP_WAIT_S
+        seen = self.passes
+        while self.snapshot is None or (
+            self.passes == seen
+            and self.clock() - self.snapshot_started > TOP_MAX_AGE_S + 2 * self.pass_s
+        ):
+            done = self.pass_done
+            if not self.ranking_now:
+                self.ranked_at = -1e18  # rank at once
+                self.wake_ranker.set()
+            if not done.wait(max(0.0, deadline - self.clock())):
+                raise StoreError("no ranking could be read in time; try again")
+        snap = self.snapshot
+        rows = self.ranked_rows.get((window, by))
+        if rows is None:
+            rows = self.ranked_rows[(window, by)] = rank(snap.views, window, by, None)
+        return Ranking(snap.at, window, by, snap.candidates, rows[:limit], snap.views)
+
     def dispatch(self, changed: set[str]) -> None:
-        """Read what is watched, hand each event to its subscribers."""
-        members = {t for ts in self.members.values() for t in ts}
-        wanted = sorted(t for t in changed if t in self.by_token or t in members)
+        """Read what is watched, render each event once, hand it to its subscribers."""
+        ranked_in: dict[str, list[TopSpec]] = {}  # member token -> the rankings it is in
+        for spec, order in self.members.items():
+            for token in order:
+                ranked_in.setdefault(token, []).append(spec)
+        wanted = sorted(t for t in changed if t in self.by_token or t in ranked_in)
         if not wanted:
             return
-        _, views = self.ranker.read_all(wanted, None)
+        _, views = self.ranker.read_all(wanted, None)  # catches up with tokens moving meanwhile
         for view in views:
+            token = view.token
             payload = update_event(view)
-            if view.token in members:
-                self.latest[view.token] = payload
-            targets = set(self.by_token.get(view.token, ()))
-            for spec, ts in self.members.items():
-                if view.token in ts:
-                    targets.update(self.by_top.get(spec, ()))
-            self.deliver(targets, view.token, payload)
+            self.deliver(list(self.by_token.get(token, ())), token, payload)
+            for spec in ranked_in.get(token, ()):
+                self.latest[token] = payload
+                self.deliver(list(self.by_top.get(spec, ())), token, payload)
 
     def deliver(self, targets: Iterable[Subscriber], key: str, payload: bytes) -> None:
         now = time.monotonic()
@@ -243,12 +301,21 @@ class Hub:
         log.warning("slow sse client dropped %s", kv(dropped=self.dropped))
 
     def refresh_rankings(self) -> None:
-        """One exact read of every active token, ranked for each subscribed spec."""
-        self.ranked_at = self.clock()
+        """One exact read of every active token (the shared pass), ranked for each spec."""
+        started = self.ranked_at = self.clock()
+        self.ranking_now = True
+        try:
+            ranking = self.ranker.top(default_window(self.settings), "volume", 1)
+            self.snapshot, self.snapshot_started, self.ranked_rows = ranking, started, {}
+            self.passes += 1
+            self.pass_s = self.clock() - started
+        finally:  # failed too: waiting requests look again (and wait for the next pass)
+            if self.ranked_at == started:  # (unless a new ranking asked for one at once)
+                self.ranked_at = self.clock()  # the next pass RANK_EVERY_S after this one's end
+            self.ranking_now = False
+            self.pass_done.set()
+            self.pass_done = gevent.event.Event()
         specs = list(self.by_top)
-        if not specs:
-            return
-        ranking = self.ranker.top(specs[0].window, specs[0].by, None)
         views = {v.token: v for v in ranking.views}
         kept: dict[str, bytes] = {}
         for spec in specs:

@@ -33,9 +33,9 @@ import gevent.event
 
 from tradeagg.clock import now_ms
 from tradeagg.contract import keys
-from tradeagg.contract.documents import token_json
 from tradeagg.engine.apply import TokenResult
 from tradeagg.engine.rank import Ranker
+from tradeagg.engine.viewjson import view_json
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
 from tradeagg.runtime import retry
@@ -147,7 +147,7 @@ class ChangeFeed:
                 self.producer.produce(
                     self.topic,
                     key=view.token.encode(),
-                    value=token_json(view).encode(),
+                    value=view_json(view).encode(),
                     on_delivery=self._delivered,
                 )
             except BufferError:
