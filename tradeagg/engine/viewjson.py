@@ -40,9 +40,14 @@ def value(v: Any) -> str:
 
 
 def _metrics(w: Any) -> str:
-    """A window's metrics without braces: ``"buys": 1, "sells": 0, ...``."""
+    """A window's metrics without braces: ``"buys": 1, "sells": 0, ...``, then its
+    coverage: ``"partial": false, "complete_from": null`` (contract.documents)."""
     values = _VALUES(w) if len(_HEADS) > 1 else (_VALUES(w),)
-    return ", ".join([h + value(v) for h, v in zip(_HEADS, values, strict=True)])
+    metrics = ", ".join([h + value(v) for h, v in zip(_HEADS, values, strict=True)])
+    since = w.complete_from
+    if since is None:
+        return metrics + ', "partial": false, "complete_from": null'
+    return f'{metrics}, "partial": true, "complete_from": {value(since)}'
 
 
 def view_json(view: Any) -> str:
