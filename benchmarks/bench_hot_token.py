@@ -5,14 +5,20 @@ every other client waits for. This builds a token holding --trades trades
 (88-character ids, like Solana signatures, spread over 55 minutes) through
 the engine, then times, client side, one ``apply_trades`` call per case:
 late trades at several ages (where they land in the list), a one-trade
-append, a duplicate and an in-order batch. Every case starts from the same
-state (DUMP/RESTORE). A code tree is measured in a child process with
+append, a duplicate and an in-order batch; then the calls that may take
+several rounds, each timed on its own until the token answers done: a
+rebuild (indices deleted), the janitor's catch-up after 20 quiet minutes
+(advance repeated while it answers BEHIND), a deep check (verify_token.lua
+through engine/integrity.py, forced whatever the list's length) and reads
+(read_window.lua at last_update and 20 minutes ahead, sliding in memory).
+Every case starts from the same state (DUMP/RESTORE). A code tree is measured in a child process with
 PYTHONPATH set to it, alternating trees, so both are measured on the same
 machine in the same run; figures are then compared as ratios. Optionally it
 also alternates ``tradeagg bench --json`` (engine, event clock) runs and
 prints the throughput ratio after/before. Prints figures; asserts nothing.
 
     python benchmarks/bench_hot_token.py --before /work/main --after . --rounds 2 --bench-rounds 3
+    python benchmarks/bench_hot_token.py --before /work/main --after . --trades 2000000 --reps 1
 """
 
 from __future__ import annotations
@@ -31,15 +37,19 @@ BATCH = 4_000
 # case -> how old the late trade is (ms before the newest), or a kind
 AGES = {"late-55min (head)": 55 * MINUTE, "late-30min (middle)": 30 * MINUTE,
         "late-5min": 5 * MINUTE, "late-2s (near end)": 2_000}
+IDLE = 20 * MINUTE  # the catch-up and the far read: how long the token was quiet
+MORE = (4, 5)  # apply_trades statuses asking for another call (BEHIND, REBUILDING)
+MAX_ROUNDS = 5_000  # calls per multi-call case, at most
 
 
 def child(trades: int, reps: int) -> dict:
     """Measure the tree on PYTHONPATH; returns {case: figures}."""
     import redis
 
-    from tradeagg.contract.keys import TokenKeys, apply_keys
+    from tradeagg.contract.keys import TokenKeys, apply_keys, token_keys
     from tradeagg.devtools.embedded import Embedded
     from tradeagg.engine.apply import Engine, windows_arg
+    from tradeagg.engine.integrity import Integrity
     from tradeagg.settings import Settings
 
     token = "So11111111111111111111111111111111111111112"
@@ -83,6 +93,53 @@ def child(trades: int, reps: int) -> dict:
             fig = {"max_ms": max(times) * 1000, "median_ms": statistics.median(times) * 1000}
             if len(raw) == 11:  # the structured result: touched and scanned are counted
                 fig["touched"], fig["scanned"] = int(raw[8]), int(raw[9])
+            out[name] = fig
+        windows = windows_arg(s)
+        integrity = Integrity(client, s, max_entries=trades + 1)
+
+        def advance(instant: int, clock: str):
+            def call():
+                raw = engine.scripts.apply_trades(
+                    keys=apply_keys(token), args=[instant, clock, windows, s.max_token_trades, ""]
+                )
+                return raw, int(raw[0]) not in MORE, int(raw[8]) if len(raw) == 11 else None
+            return call
+
+        def read(instant: int | str):
+            def call():
+                return engine.scripts.read_window(keys=token_keys(token), args=[instant, windows]), True, None
+            return call
+
+        def check():
+            return integrity.check([token]), True, None
+
+        rounds = {
+            "rebuild (indices deleted)": (lambda: client.delete(k.indices), advance(at, "event")),
+            "catch-up after 20 min quiet": (None, advance(at + IDLE, "at")),
+            "deep check (forced)": (None, check),
+            "read at last_update": (None, read("")),
+            "read 20 min ahead": (None, read(at + IDLE)),
+        }
+        for name, (setup, call) in rounds.items():
+            worst, calls, most_touched = 0.0, 0, None
+            for _ in range(reps):
+                for key, value in dumps.items():
+                    client.restore(key, 0, value, replace=True)
+                if setup:
+                    setup()
+                calls = 0
+                while calls < MAX_ROUNDS:
+                    t0 = time.perf_counter()
+                    _raw, done, touched = call()
+                    worst = max(worst, time.perf_counter() - t0)
+                    calls += 1
+                    if touched is not None:
+                        most_touched = max(most_touched or 0, touched)
+                    if done:
+                        break
+            fig = {"max_ms": worst * 1000, "calls": calls}
+            if most_touched is not None:
+                fig["touched"] = most_touched
             out[name] = fig
         return out
     finally:
@@ -134,13 +191,14 @@ def main() -> None:
           f"max over {args.rounds} x {args.reps} calls")
     cases = list(got["after"][0])
     header = f"{'case':<38}" + "".join(f"{n + ' max ms':>16}" for n in trees)
-    print(header + f"{'before/after':>14}{'touched':>10}{'scanned':>10}")
+    print(header + f"{'before/after':>14}{'touched':>10}{'scanned':>10}{'calls':>7}")
     for case in cases:
         worst = {n: max(run[case]["max_ms"] for run in got[n]) for n in trees}
         line = f"{case:<38}" + "".join(f"{worst[n]:>16.1f}" for n in trees)
         ratio = worst["before"] / worst["after"] if "before" in worst else float("nan")
         after = got["after"][0][case]
         line += f"{ratio:>14.1f}{after.get('touched', '-'):>10}{after.get('scanned', '-'):>10}"
+        line += f"{after.get('calls', 1):>7}"
         print(line)
     if args.bench_rounds and args.before:
         tput: dict[str, list[float]] = {name: [] for name in trees}

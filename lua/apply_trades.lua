@@ -17,7 +17,8 @@
 -- ARGV[5..] one per token: its list entries "<ts> <seq> <b|s> <quote_nano> <price> <id>"
 --          joined by "\n" (empty: no new trades, only slide the windows)
 -- Returns: per token R_FIELDS values in the order of R (lib/status.lua):
---          status, applied, duplicates, late, over_capacity, rebuilt (-1 if
+--          status (BEHIND: the windows stopped short of now, each walk taking
+--          at most SLIDE_MAX + the trades inserted; call again), applied, duplicates, late, over_capacity, rebuilt (-1 if
 --          not, else elements dropped), unparsable, last_update (ms text, ""
 --          if no state), touched, scanned, detail ("" or why)
 --@include lib/insert.lua
@@ -142,9 +143,10 @@ local function apply_token(K, news, r)
   r[R.last_update] = fmt_int(at)
   if #inserted == 0 and (fresh or (at == st.at and r[R.rebuilt] < 0)) then return end
   account(st, ws, inserted)
-  advance(K, st, ws, at)
+  advance(K, st, ws, at, SLIDE_MAX + #inserted)  -- windows keep up with what comes in
+  if st.at < at then r[R.status], r[R.last_update] = BEHIND, fmt_int(st.at) end
   trim(K, st)
-  write(K, st, at, #inserted > 0, r[R.rebuilt] >= 0)
+  write(K, st, st.at, #inserted > 0, r[R.rebuilt] >= 0)
 end
 
 local out = {}

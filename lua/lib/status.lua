@@ -10,6 +10,8 @@ local REBUILT = 1     -- the stored state failed its checks and was rebuilt from
 local CORRUPT = 2     -- damage met mid-apply: the token failed (writes before it stand;
                       -- the engine invalidates the token so its next apply rebuilds it)
 local FAILED = 3      -- any other error: the token failed
+local BEHIND = 4      -- applied, but the windows moved only part of the way to the instant
+                      -- (work per call is bounded, lib/slide.lua): call again to go on
 
 -- fields of a token's result, 1-based positions
 local R = {status = 1, applied = 2, duplicates = 3, late = 4, over_capacity = 5,

@@ -12,7 +12,8 @@ import math
 import pytest
 import redis
 
-from tests.support.checks import assert_matches_reference
+from tests.support import reference
+from tests.support.checks import assert_matches_reference, stored_metrics, window_mismatches
 from tradeagg.contract.keys import TokenKeys
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import MAX_ENTRIES_PER_CALL, ApplyStatus, Engine, TokenResult
@@ -27,6 +28,8 @@ TOKEN = "So11111111111111111111111111111111111111112"
 S = Settings(windows=parse_windows("1m,10m,1h"), clock="wall", max_token_trades=1_000_000)
 LOG = math.ceil(math.log2(N))
 TAIL_MERGE = 64  # lua/lib/insert.lua
+SLIDE_MAX = 2048  # lua/lib/slide.lua: most list elements one walk takes
+CHUNK = 1024  # lua/lib/slide.lua: a walk's largest LRANGE, read past where it stops
 
 
 def trade(i: int, ts: int, ident: str | None = None) -> Trade:
@@ -178,3 +181,38 @@ def test_entries_ahead_of_the_clock_are_not_walked(redis_client: redis.Redis) ->
     assert r.touched <= bound, r
     assert r.scanned == 1
     exact(engine, [*ahead, before], now)
+
+
+def assert_stored_state_is_the_reference(engine: Engine, trades: list[Trade], at: int) -> None:
+    """The stored aggregates (what a reader answering at last_update sees) are exact."""
+    got = engine.client.hgetall(TokenKeys(TOKEN).aggregates)
+    want = reference.windows(trades, at, S.windows)
+    for w in S.windows:
+        assert window_mismatches(stored_metrics(got, w.label), want[w.label]) == [], (at, w.label)
+
+
+def test_a_long_catch_up_is_cut_into_calls_of_bounded_work(hot: Engine) -> None:
+    """A token quiet for 20 minutes (most of its list leaves the 10m and 1h windows):
+    each advance walks at most SLIDE_MAX elements per window and stops at an
+    instant where its stored state is exact; repeated, it reaches the instant."""
+    later = AT + 20 * 60_000
+    walks = len(S.windows) + 1  # entering, and leaving each window
+    bound = walks * (SLIDE_MAX + CHUNK) + walks + 2 * len(S.windows) + 1
+    reached, calls, touched = [], 0, []
+    while True:
+        [r] = hot.advance([TOKEN], now=later)
+        calls += 1
+        touched.append(r.touched)
+        assert r.touched <= bound and r.scanned == 0, r
+        reached.append(r.last_update)
+        if calls % 7 == 1:  # intermediate states are exact at their own instant
+            assert_stored_state_is_the_reference(hot, HISTORY, r.last_update)
+        if not r.behind:
+            break
+        assert r.last_update < later and calls < 200
+    assert r.status is ApplyStatus.OK and r.last_update == later
+    assert reached == sorted(set(reached))  # every call moved the windows forward
+    # 120,000 entries leave the 1h window: several calls, each of them bounded
+    assert calls >= 120_000 // (SLIDE_MAX + CHUNK) and max(touched) > SLIDE_MAX
+    assert_stored_state_is_the_reference(hot, HISTORY, later)
+    exact(hot, HISTORY, later)

@@ -37,6 +37,7 @@ class ApplyStatus(IntEnum):
     REBUILT = 1  # the stored state failed its checks and was rebuilt from the list
     CORRUPT = 2  # damage met mid-apply: the token failed; invalidate it to have it rebuilt
     FAILED = 3  # any other error: the token failed
+    BEHIND = 4  # applied; the windows moved part of the way (bounded work): advance again
 
 
 class RawResult(NamedTuple):
@@ -78,6 +79,11 @@ class TokenResult:
     @property
     def failed(self) -> bool:
         return self.status in (ApplyStatus.CORRUPT, ApplyStatus.FAILED)
+
+    @property
+    def behind(self) -> bool:
+        """Applied, but last_update stopped short of the instant: advance the token again."""
+        return self.status is ApplyStatus.BEHIND
 
     @property
     def corrupt(self) -> bool:
