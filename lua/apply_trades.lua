@@ -18,11 +18,14 @@
 --          joined by "\n" (empty: no new trades, only slide the windows)
 -- Returns: per token R_FIELDS values in the order of R (lib/status.lua):
 --          status (BEHIND: the windows stopped short of now, each walk taking
---          at most SLIDE_MAX + the trades inserted; call again), applied, duplicates, late, over_capacity, rebuilt (-1 if
+--          at most SLIDE_MAX + the trades inserted; call again. REBUILDING: one
+--          step of a long rebuild (lib/rebuild.lua) was taken and no trade was
+--          applied; call again with the same trades), applied, duplicates, late, over_capacity, rebuilt (-1 if
 --          not, else elements dropped), unparsable, last_update (ms text, ""
 --          if no state), touched, scanned, detail ("" or why)
 --@include lib/insert.lua
 --@include lib/slide.lua
+--@include lib/rebuild.lua
 
 local now = tonumber(ARGV[1])
 local clock = ARGV[2]
@@ -108,12 +111,18 @@ local function trim(K, st)
 end
 
 local function apply_token(K, news, r)
-  local ok, st = pcall(load_state, K, ws)
+  local ok, st = false, {status = REBUILT, msg = 'a rebuild is under way'}
+  if not in_rebuild(K) then ok, st = pcall(load_state, K, ws) end
   if not ok then
     local _, why = caught(st)
-    r[R.status], r[R.detail] = REBUILT, why
     local lu = tonumber(redis.pcall('GET', K[4]))
-    st, r[R.rebuilt] = rebuild(K, ws, lu or now)
+    local dropped
+    st, dropped = rebuild_step(K, ws, lu or now)
+    if not dropped then  -- more steps to go: none of the trades is applied yet
+      r[R.status], r[R.detail], r[R.last_update] = REBUILDING, why, lu and fmt_int(lu) or ''
+      return
+    end
+    r[R.status], r[R.detail], r[R.rebuilt] = REBUILT, why, dropped
   end
   local maxts = nil
   for _, x in ipairs(news) do if not maxts or x.ts > maxts then maxts = x.ts end end

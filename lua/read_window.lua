@@ -10,17 +10,24 @@
 --           sell_volume, volume, open|false, close|false, price_change_pct|false}
 --          {"unknown", at}            the token has no state
 --          {"past", at, last_update}  at is earlier than last_update
+--          {"rebuilding", at}         the stored state fails its checks and the
+--                                     list is longer than REBUILD_STEP (or a
+--                                     rebuild is under way, lib/rebuild.lua)
 -- When the stored state fails its checks (damage, or windows configured
 -- differently from the writer's), the windows are counted from the list's
 -- trustworthy elements in memory instead, and reason says why; nothing is
--- written (the next apply, or the janitor, repairs the stored state).
+-- written (the next apply, or the janitor, repairs the stored state). Only
+-- lists of at most REBUILD_STEP elements are counted so: the work is bounded.
 --@include lib/slide.lua
+--@include lib/rebuild.lua
 
 return guarded(function()
   local ws = parse_windows(ARGV[2])
   local ok, st = pcall(load_state, KEYS, ws)
   if not ok then
     local _, reason = caught(st)
+    local n = redis.pcall('LLEN', KEYS[1])
+    if type(n) == 'number' and n > REBUILD_STEP then return {'rebuilding', ARGV[1]} end
     local lu = tonumber(redis.pcall('GET', KEYS[4]))
     local es = trusted_entries(KEYS, false)
     local at = tonumber(ARGV[1]) or lu or (es[#es] and es[#es].ts) or 0

@@ -14,10 +14,19 @@ import redis
 
 from tests.support import reference
 from tests.support.checks import assert_matches_reference, stored_metrics, window_mismatches
-from tradeagg.contract.keys import TokenKeys
+from tradeagg.contract.keys import TokenKeys, apply_keys
 from tradeagg.contract.trade import Trade
-from tradeagg.engine.apply import MAX_ENTRIES_PER_CALL, ApplyStatus, Engine, TokenResult
+from tradeagg.engine.apply import (
+    MAX_ENTRIES_PER_CALL,
+    ApplyStatus,
+    Engine,
+    RawResult,
+    TokenResult,
+    token_result,
+    windows_arg,
+)
 from tradeagg.engine.read import Reader
+from tradeagg.errors import TokenRebuilding
 from tradeagg.settings import Settings, parse_windows
 
 N = 300_000
@@ -30,6 +39,7 @@ LOG = math.ceil(math.log2(N))
 TAIL_MERGE = 64  # lua/lib/insert.lua
 SLIDE_MAX = 2048  # lua/lib/slide.lua: most list elements one walk takes
 CHUNK = 1024  # lua/lib/slide.lua: a walk's largest LRANGE, read past where it stops
+REBUILD_STEP = 2000  # lua/lib/rebuild.lua: list elements one rebuild call reads
 
 
 def trade(i: int, ts: int, ident: str | None = None) -> Trade:
@@ -216,3 +226,71 @@ def test_a_long_catch_up_is_cut_into_calls_of_bounded_work(hot: Engine) -> None:
     assert calls >= 120_000 // (SLIDE_MAX + CHUNK) and max(touched) > SLIDE_MAX
     assert_stored_state_is_the_reference(hot, HISTORY, later)
     exact(hot, HISTORY, later)
+
+
+def one_call(engine: Engine, trades: list[Trade], now: int) -> TokenResult:
+    """One apply_trades call, as the script answers it (the engine would call again)."""
+    raw = engine.scripts.apply_trades(
+        keys=apply_keys(TOKEN),
+        args=[now, "at", windows_arg(S), S.max_token_trades, "\n".join(t.entry for t in trades)],
+    )
+    return token_result(TOKEN, RawResult(*raw))
+
+
+def test_a_rebuild_of_a_long_list_is_cut_into_calls_of_bounded_work(hot: Engine) -> None:
+    """Indices deleted (what a failed deep check does): each call reads REBUILD_STEP
+    elements, applies none of its trades and leaves the list as it was; reads
+    answer 'rebuilding' meanwhile; the last call applies the trade, exactly."""
+    k = TokenKeys(TOKEN)
+    hot.client.delete(k.indices)
+    x = trade(N, AT + 5, ident="during")
+    reader = Reader(hot.client, S, hot.scripts)
+    calls = 0
+    while True:
+        r = one_call(hot, [x], now=AT + 10)
+        calls += 1
+        if not r.rebuilding:
+            break
+        assert r.touched <= REBUILD_STEP + 1 and r.failed, r  # + the first load's tail read
+        assert (r.applied, r.last_update) == (0, AT)
+        assert hot.client.llen(k.trades) == N
+        if calls % 50 == 1:
+            with pytest.raises(TokenRebuilding):
+                reader.read(TOKEN, AT + 10)
+        assert calls < N
+    assert calls == math.ceil(N / REBUILD_STEP)
+    assert (r.status, r.applied, r.rebuilt) == (ApplyStatus.REBUILT, 1, 0), r
+    # the last step, the trade appended, windows moved by 10 ms, prices read
+    assert r.touched <= REBUILD_STEP + 1 + 2 * len(S.windows) * (2 + 16) + 2 * len(S.windows), r
+    assert hot.client.scard(k.ids) == hot.client.llen(k.trades) == N + 1
+    assert not any(f.startswith(b"~") for f in hot.client.hkeys(k.indices))
+    exact(hot, [*HISTORY, x], AT + 10)
+
+
+def test_the_engine_calls_again_until_the_rebuild_is_done(hot: Engine) -> None:
+    hot.client.delete(TokenKeys(TOKEN).indices)
+    x = trade(N, AT + 5, ident="engine")
+    [r] = hot.apply_call([(TOKEN, [x.entry])], now=AT + 10)
+    assert (r.status, r.applied, r.rebuilt) == (ApplyStatus.REBUILT, 1, 0), r
+    exact(hot, [*HISTORY, x], AT + 10)
+
+
+def test_a_damaged_element_met_while_rebuilding_is_repaired_in_one_call(
+    redis_client: redis.Redis,
+) -> None:
+    """The stepwise rebuild checks every element; damage falls back to the repairing
+    rebuild (one O(n) call: not bounded), which drops the element."""
+    engine = Engine(redis_client, S)
+    n = 3 * REBUILD_STEP
+    history = HISTORY[:n]
+    for i in range(0, n, MAX_ENTRIES_PER_CALL):
+        apply(engine, history[i : i + MAX_ENTRIES_PER_CALL], now=history[-1].ts)
+    k = TokenKeys(TOKEN)
+    redis_client.lset(k.trades, 2 * REBUILD_STEP + 7, "garbage")  # met by the third step
+    redis_client.delete(k.indices)
+    first = one_call(engine, [], now=history[-1].ts)
+    assert first.rebuilding and first.touched <= REBUILD_STEP + 1
+    [r] = engine.apply_call([(TOKEN, [])], now=history[-1].ts)
+    assert (r.status, r.rebuilt) == (ApplyStatus.REBUILT, 1), r
+    assert redis_client.scard(k.ids) == redis_client.llen(k.trades) == n - 1
+    exact(engine, [t for i, t in enumerate(history) if i != 2 * REBUILD_STEP + 7], history[-1].ts)
