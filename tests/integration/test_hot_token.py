@@ -25,6 +25,7 @@ from tradeagg.engine.apply import (
     token_result,
     windows_arg,
 )
+from tradeagg.engine.integrity import DEEP_STEP, Integrity
 from tradeagg.engine.read import Reader
 from tradeagg.errors import TokenRebuilding
 from tradeagg.settings import Settings, parse_windows
@@ -294,3 +295,54 @@ def test_a_damaged_element_met_while_rebuilding_is_repaired_in_one_call(
     assert (r.status, r.rebuilt) == (ApplyStatus.REBUILT, 1), r
     assert redis_client.scard(k.ids) == redis_client.llen(k.trades) == n - 1
     exact(engine, [t for i, t in enumerate(history) if i != 2 * REBUILD_STEP + 7], history[-1].ts)
+
+
+class CountedSteps:
+    """verify_token.lua as Integrity calls it, with each step's (first, next) index noted."""
+
+    def __init__(self, integrity: Integrity) -> None:
+        self.script, self.steps = integrity._verify, []
+        integrity._verify = self
+
+    def __call__(self, keys, args, **kw):
+        out = self.script(keys=keys, args=args, **kw)
+        if args[2] == "step":
+            self.steps.append((int(args[3]), int(out[1])))
+        return out
+
+
+def test_a_deep_check_of_a_long_list_reads_it_in_bounded_steps(hot: Engine) -> None:
+    integrity = Integrity(hot.client, S)
+    counted = CountedSteps(integrity)
+    assert integrity.check([TOKEN]) == {}
+    assert len(counted.steps) == math.ceil(N / DEEP_STEP)
+    assert all(0 < nxt - first <= DEEP_STEP for first, nxt in counted.steps[:-1])
+    assert counted.steps[-1][1] == -1  # done, consistent
+
+
+def test_a_deep_check_in_steps_finds_a_misplaced_element(hot: Engine) -> None:
+    k = TokenKeys(TOKEN)
+    moved = trade(N + 1, BASE + (N // 2) * STEP - 5 * STEP, ident="misplaced")
+    hot.client.lset(k.trades, N // 2 + 100, moved.entry)  # parseable, out of order
+    integrity = Integrity(hot.client, S)
+    counted = CountedSteps(integrity)
+    found = integrity.check([TOKEN])
+    assert "out of order" in found[TOKEN], found
+    assert counted.steps[-1] == ((N // 2 + 100) // DEEP_STEP * DEEP_STEP, -1)
+    assert not hot.client.exists(k.indices)  # invalidated: the next apply rebuilds it
+
+
+def test_a_token_changing_between_steps_is_left_for_the_next_pass(hot: Engine) -> None:
+    integrity = Integrity(hot.client, S)
+    counted = CountedSteps(integrity)
+    script = counted.script
+
+    def trade_between(keys, args, **kw):
+        if args[2] == "step" and int(args[3]) == 10 * DEEP_STEP:
+            apply(hot, [trade(N, AT + 1, ident="between")], now=AT + 1)
+        return script(keys=keys, args=args, **kw)
+
+    counted.script = trade_between
+    assert integrity.check([TOKEN]) == {}
+    assert counted.steps[-1] == (10 * DEEP_STEP, -1)  # stopped there, nothing invalidated
+    assert hot.client.exists(TokenKeys(TOKEN).indices)
