@@ -26,9 +26,9 @@ from tradeagg.store.refusal import code_in, refused
 from tradeagg.store.scripts import Scripts
 
 MAX_ENTRIES_PER_CALL = 4_000
-# A long rebuild is cut into calls of bounded work (lua/lib/rebuild.lua, 2,000 list
+# A long rebuild is cut into calls of bounded work (lua/lib/rebuild.lua, 1,000 list
 # elements each): the engine calls again while a token answers REBUILDING, at most
-# this many times (a 9,000,000-trade list takes 4,500).
+# this many times (a 9,000,000-trade list takes 9,000).
 REBUILD_CALLS = 10_000
 
 __all__ = ["TOKEN_RE", "Engine", "TokenResult", "group_records", "now_ms", "windows_arg"]

@@ -29,7 +29,7 @@ from tradeagg.store.scripts import source
 
 log = logging.getLogger("tradeagg.integrity")
 
-DEEP_STEP = 2_000  # list elements one verify_token call reads; longer lists take steps
+DEEP_STEP = 1_000  # list elements one verify_token call reads; longer lists take steps
 LONG = "~long"  # verify_token's answer for a list longer than one call reads
 
 
