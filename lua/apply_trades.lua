@@ -111,8 +111,8 @@ local function trim(K, st)
 end
 
 local function apply_token(K, news, r)
-  local ok, st = false, {status = REBUILT, msg = 'a rebuild is under way'}
-  if not in_rebuild(K) then ok, st = pcall(load_state, K, ws) end
+  -- a rebuild under way fails the load too (its id index is partial): next step
+  local ok, st = pcall(load_state, K, ws)
   if not ok then
     local _, why = caught(st)
     local lu = tonumber(redis.pcall('GET', K[4]))
