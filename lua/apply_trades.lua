@@ -20,9 +20,10 @@
 --          status (BEHIND: the windows stopped short of now, each walk taking
 --          at most SLIDE_MAX + the trades inserted; call again. REBUILDING: one
 --          step of a long rebuild (lib/rebuild.lua) was taken and no trade was
---          applied; call again with the same trades), applied, duplicates, late, over_capacity, rebuilt (-1 if
---          not, else elements dropped), unparsable, last_update (ms text, ""
---          if no state), touched, scanned, detail ("" or why)
+--          applied; call again with the same trades), applied, duplicates,
+--          late, over_capacity, rebuilt (-1 if not, else elements dropped),
+--          unparsable, last_update (ms text, "" if no state), touched,
+--          scanned, detail ("" or why)
 --@include lib/insert.lua
 --@include lib/slide.lua
 --@include lib/rebuild.lua
