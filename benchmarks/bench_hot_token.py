@@ -5,14 +5,20 @@ every other client waits for. This builds a token holding --trades trades
 (88-character ids, like Solana signatures, spread over 55 minutes) through
 the engine, then times, client side, one ``apply_trades`` call per case:
 late trades at several ages (where they land in the list), a one-trade
-append, a duplicate and an in-order batch. Every case starts from the same
-state (DUMP/RESTORE). A code tree is measured in a child process with
+append, a duplicate and an in-order batch; then the calls that may take
+several rounds, each timed on its own until the token answers done: a
+rebuild (indices deleted), the janitor's catch-up after 20 quiet minutes
+(advance repeated while it answers BEHIND), a deep check (verify_token.lua
+through engine/integrity.py, forced whatever the list's length) and reads
+(read_window.lua at last_update and 20 minutes ahead, sliding in memory).
+Every case starts from the same state (DUMP/RESTORE). A code tree is measured in a child process with
 PYTHONPATH set to it, alternating trees, so both are measured on the same
 machine in the same run; figures are then compared as ratios. Optionally it
 also alternates ``tradeagg bench --json`` (engine, event clock) runs and
 prints the throughput ratio after/before. Prints figures; asserts nothing.
 
     python benchmarks/bench_hot_token.py --before /work/main --after . --rounds 2 --bench-rounds 3
+    python benchmarks/bench_hot_token.py --before /work/main --after . --trades 2000000 --reps 1
 """
 
 from __future__ import annotations
@@ -31,15 +37,20 @@ BATCH = 4_000
 # case -> how old the late trade is (ms before the newest), or a kind
 AGES = {"late-55min (head)": 55 * MINUTE, "late-30min (middle)": 30 * MINUTE,
         "late-5min": 5 * MINUTE, "late-2s (near end)": 2_000}
+IDLE = 20 * MINUTE  # the catch-up and the far read: how long the token was quiet
+MORE = (4, 5)  # apply_trades statuses asking for another call (BEHIND, REBUILDING)
+MAX_ROUNDS = 5_000  # calls per multi-call case, at most
 
 
 def child(trades: int, reps: int) -> dict:
     """Measure the tree on PYTHONPATH; returns {case: figures}."""
     import redis
 
-    from tradeagg.contract.keys import TokenKeys, apply_keys
+    from tradeagg.contract.keys import TokenKeys, apply_keys, token_keys
     from tradeagg.devtools.embedded import Embedded
+    from tradeagg.engine import integrity as deep
     from tradeagg.engine.apply import Engine, windows_arg
+    from tradeagg.engine.integrity import Integrity
     from tradeagg.settings import Settings
 
     token = "So11111111111111111111111111111111111111112"
@@ -53,7 +64,21 @@ def child(trades: int, reps: int) -> dict:
     emb = Embedded()
     try:
         client = redis.Redis.from_url(emb.start_redis(), socket_timeout=600)
-        s = Settings(max_token_trades=2_000_000)
+        # every call's server-side duration, free of this process' scheduling
+        client.config_set("slowlog-log-slower-than", 0)
+        client.config_set("slowlog-max-len", 100_000)
+
+        durations: list[float] = []  # of the multi-call cases' calls, server side (ms)
+
+        def redis_max_ms() -> float:
+            got = client.slowlog_get(100_000)
+            client.slowlog_reset()
+            names = (b"EVALSHA", b"EVAL", "EVALSHA", "EVAL")
+            ms = [e["duration"] / 1000 for e in got if str(e["command"]).split(" ")[0] in names
+                  or (isinstance(e["command"], bytes) and e["command"].split(b" ")[0] in names)]
+            durations.extend(ms)
+            return max(ms, default=0.0)
+        s = Settings(max_token_trades=max(2_000_000, trades + 10_000))  # room for the cases
         engine = Engine(client, s)
         build_max = 0.0
         for i in range(0, trades, BATCH):
@@ -71,18 +96,97 @@ def child(trades: int, reps: int) -> dict:
         args = [at, "event", windows_arg(s), s.max_token_trades]
         out: dict = {"in-order build batches of 4000 (max)": {"max_ms": build_max * 1000}}
         for name, entries in cases.items():
-            times, raw = [], []
+            times, raw, server = [], [], 0.0
             for _ in range(reps):
                 for key, value in dumps.items():
                     client.restore(key, 0, value, replace=True)
+                client.slowlog_reset()
                 t0 = time.perf_counter()
                 raw = engine.scripts.apply_trades(
                     keys=apply_keys(token), args=[*args, "\n".join(entries)]
                 )
                 times.append(time.perf_counter() - t0)
-            fig = {"max_ms": max(times) * 1000, "median_ms": statistics.median(times) * 1000}
+                server = max(server, redis_max_ms())
+            fig = {"max_ms": max(times) * 1000, "median_ms": statistics.median(times) * 1000,
+                   "redis_ms": server}
             if len(raw) == 11:  # the structured result: touched and scanned are counted
                 fig["touched"], fig["scanned"] = int(raw[8]), int(raw[9])
+            out[name] = fig
+        windows = windows_arg(s)
+        memo = getattr(k, "checked", None) or "bench:no-memo"  # the deep check's memo, if any
+        if hasattr(deep, "DEEP_STEP"):  # checked in steps: each verify_token call is timed
+            integrity = Integrity(client, s)
+        else:  # one call reads the whole list (skipped above DEEP_MAX_ENTRIES: forced here)
+            integrity = Integrity(client, s, max_entries=trades + 1)
+        verify, steps = integrity._verify, []
+
+        def timed_verify(**kw):
+            t0 = time.perf_counter()
+            out = verify(**kw)
+            steps.append(time.perf_counter() - t0)
+            return out
+
+        integrity._verify = timed_verify
+
+        def advance(instant: int, clock: str):
+            def call():
+                raw = engine.scripts.apply_trades(
+                    keys=apply_keys(token), args=[instant, clock, windows, s.max_token_trades, ""]
+                )
+                return raw, int(raw[0]) not in MORE, int(raw[8]) if len(raw) == 11 else None
+            return call
+
+        def read(instant: int | str):
+            def call():
+                return engine.scripts.read_window(keys=token_keys(token), args=[instant, windows]), True, None
+            return call
+
+        def check():
+            # the first call (as the janitor's pipeline sends it), then the steps one by one
+            client.delete(memo)
+            t0 = time.perf_counter()
+            verify(keys=apply_keys(token), args=[windows, integrity.max_entries, "check"])
+            first = time.perf_counter() - t0
+            steps.clear()
+            client.delete(memo)  # a memo set by the call above would skip the check
+            reasons = integrity.check([token])
+            reasons = getattr(reasons, "corrupt", reasons)  # Checks (with the memo) or a dict
+            assert not reasons, reasons
+            return reasons, True, None, max([first, *steps]), len(steps) or 1
+
+        rounds = {
+            "rebuild (indices deleted)": (lambda: client.delete(k.indices), advance(at, "event")),
+            "catch-up after 20 min quiet": (None, advance(at + IDLE, "at")),
+            "deep check (forced)": (None, check),
+            "read at last_update": (None, read("")),
+            "read 20 min ahead": (None, read(at + IDLE)),
+        }
+        for name, (setup, call) in rounds.items():
+            worst, calls, most_touched, server = 0.0, 0, None, 0.0
+            durations.clear()
+            for _ in range(reps):
+                for key, value in dumps.items():
+                    client.restore(key, 0, value, replace=True)
+                if setup:
+                    setup()
+                client.slowlog_reset()
+                calls = 0
+                while calls < MAX_ROUNDS:
+                    t0 = time.perf_counter()
+                    _raw, done, touched, *inner = call()
+                    if inner:  # the call timed its own Redis calls
+                        worst, calls = max(worst, inner[0]), calls + inner[1]
+                    else:
+                        worst, calls = max(worst, time.perf_counter() - t0), calls + 1
+                    if touched is not None:
+                        most_touched = max(most_touched or 0, touched)
+                    if done:
+                        break
+                server = max(server, redis_max_ms())
+            fig = {"max_ms": worst * 1000, "calls": calls, "redis_ms": server,
+                   "redis_median_ms": statistics.median(durations) if durations else 0.0}
+            if most_touched is not None:
+                fig["touched"] = most_touched
             out[name] = fig
         return out
     finally:
@@ -130,17 +234,21 @@ def main() -> None:
         order = list(trees.items()) if r % 2 else list(reversed(trees.items()))
         for name, tree in order:
             got[name].append(run_child(tree, args.trades, args.reps))
-    print(f"{args.trades} trades in one token; longest EVALSHA per case (client side, ms), "
-          f"max over {args.rounds} x {args.reps} calls")
+    print(f"{args.trades} trades in one token; longest EVALSHA per case (client side, ms; "
+          f"'redis': longest server-side, from SLOWLOG), max over {args.rounds} x {args.reps} runs")
     cases = list(got["after"][0])
-    header = f"{'case':<38}" + "".join(f"{n + ' max ms':>16}" for n in trees)
-    print(header + f"{'before/after':>14}{'touched':>10}{'scanned':>10}")
+    header = f"{'case':<38}" + "".join(f"{n + ' max ms':>16}{'redis':>8}" for n in trees)
+    print(header + f"{'before/after':>14}{'touched':>10}{'scanned':>10}{'calls':>7}")
     for case in cases:
         worst = {n: max(run[case]["max_ms"] for run in got[n]) for n in trees}
-        line = f"{case:<38}" + "".join(f"{worst[n]:>16.1f}" for n in trees)
+        server = {n: max(run[case].get("redis_ms", float("nan")) for run in got[n]) for n in trees}
+        line = f"{case:<38}" + "".join(f"{worst[n]:>16.1f}{server[n]:>8.1f}" for n in trees)
         ratio = worst["before"] / worst["after"] if "before" in worst else float("nan")
         after = got["after"][0][case]
         line += f"{ratio:>14.1f}{after.get('touched', '-'):>10}{after.get('scanned', '-'):>10}"
+        line += f"{after.get('calls', 1):>7}"
+        if "redis_median_ms" in after:
+            line += f"  (after: median call {after['redis_median_ms']:.1f} ms server side)"
         print(line)
     if args.bench_rounds and args.before:
         tput: dict[str, list[float]] = {name: [] for name in trees}

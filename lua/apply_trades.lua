@@ -26,11 +26,16 @@
 --          stored, it spares computing the id's key), joined by "\n" (empty:
 --          no new trades, only slide the windows)
 -- Returns: per token R_FIELDS values in the order of R (lib/status.lua):
---          status, applied, duplicates, late, over_capacity, rebuilt (-1 if
---          not, else elements dropped), unparsable, last_update (ms text, ""
---          if no state), touched, scanned, detail ("" or why)
+--          status (BEHIND: the windows stopped short of now, each walk taking
+--          at most SLIDE_MAX + the trades inserted; call again. REBUILDING: one
+--          step of a long rebuild (lib/rebuild.lua) was taken and no trade was
+--          applied; call again with the same trades), applied, duplicates,
+--          late, over_capacity, rebuilt (-1 if not, else elements dropped),
+--          unparsable, last_update (ms text, "" if no state), touched,
+--          scanned, detail ("" or why)
 --@include lib/insert.lua
 --@include lib/slide.lua
+--@include lib/rebuild.lua
 
 local now = tonumber(ARGV[1])
 local clock = ARGV[2]
@@ -127,12 +132,18 @@ local function loaded(K)
 end
 
 local function apply_token(K, news, r)
+  -- a rebuild under way fails the load too (indices deleted, id index partial): next step
   local ok, st = pcall(loaded, K)
   if not ok then
     local _, why = caught(st)
-    r[R.status], r[R.detail] = REBUILT, why
     local lu = tonumber(redis.pcall('GET', K[4]))
-    st, r[R.rebuilt] = rebuild(K, conf, lu or now)
+    local dropped
+    st, dropped = rebuild_step(K, conf, lu or now)
+    if not dropped then  -- more steps to go: none of the trades is applied yet
+      r[R.status], r[R.detail], r[R.last_update] = REBUILDING, why, lu and fmt_int(lu) or ''
+      return
+    end
+    r[R.status], r[R.detail], r[R.rebuilt] = REBUILT, why, dropped
   end
   ws = st and st.ws or conf
   longest = ws[#ws].ms
@@ -165,10 +176,11 @@ local function apply_token(K, news, r)
     return
   end
   account(st, ws, inserted)
-  advance(K, st, ws, at)
+  advance(K, st, ws, at, SLIDE_MAX + #inserted)  -- windows keep up with what comes in
+  if st.at < at then r[R.status], r[R.last_update] = BEHIND, fmt_int(st.at) end
   trim(K, st)
   ids_save(st.ids)
-  write(K, st, at, #inserted > 0, r[R.rebuilt] >= 0)
+  write(K, st, st.at, #inserted > 0, r[R.rebuilt] >= 0)
 end
 
 local out = {}

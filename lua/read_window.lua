@@ -12,14 +12,19 @@
 --           close|false, price_change_pct|false}
 --          {"unknown", at}            the token has no state
 --          {"past", at, last_update}  at is earlier than last_update
+--          {"rebuilding", at}         the stored state fails its checks and the
+--                                     list is longer than REBUILD_STEP (a rebuild
+--                                     is due, or under way: lib/rebuild.lua)
 -- A window the token does not carry (the reader is configured with other
 -- windows than the writers) is counted from the list in memory, from its
 -- nearest carried neighbour, and is partial when the list was not kept long
 -- enough for it. When the stored state fails its checks (damage), the
 -- windows are counted from the list's trustworthy elements in memory instead,
 -- and reason says why; nothing is written (the next apply, or the janitor,
--- repairs the stored state).
+-- repairs the stored state). Only lists of at most REBUILD_STEP elements are
+-- counted so: the work is bounded.
 --@include lib/slide.lua
+--@include lib/rebuild.lua
 
 -- the answer: per window of `conf`, its label, complete_from and metrics
 local function answer(head, st, ws, conf, at, price_of)
@@ -48,6 +53,8 @@ return guarded(function()
   local ok, st = pcall(loaded, conf)
   if not ok then
     local _, reason = caught(st)
+    local n = redis.pcall('LLEN', KEYS[1])
+    if type(n) == 'number' and n > REBUILD_STEP then return {'rebuilding', ARGV[1]} end
     local lu = tonumber(redis.pcall('GET', KEYS[4]))
     local es = trusted_entries(KEYS, false)
     local at = tonumber(ARGV[1]) or lu or (es[#es] and es[#es].ts) or 0

@@ -75,6 +75,11 @@ class CorruptTokenError(StoreError):
     """A token's keys do not hold what the engine wrote (requirement 8.4)."""
 
 
+class TokenRebuilding(StoreError):
+    """A long token is being rebuilt from its list, a bounded step per call
+    (lua/lib/rebuild.lua): it has no consistent state to read until done."""
+
+
 class RefusedWrite(StoreError):
     """Redis refused a write for a reason of its own (OOM, READONLY, BUSY, MOVED,
     connection lost): the entries are fine, the write is retried later."""

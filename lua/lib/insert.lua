@@ -12,7 +12,8 @@
 local TAIL_MERGE = 64
 local MOVE_COST = 32
 
-local function move_tail(n, p) return n - p <= TAIL_MERGE or (n - p) * MOVE_COST < p end
+-- k: the late entries still to place, each of which LINSERT would scan >= p for
+local function move_tail(n, p, k) return n - p <= TAIL_MERGE or (n - p) * MOVE_COST < p * k end
 
 -- The first index in [lo, hi) whose element is not before x, and that
 -- element if the search read it (nil: hi). O(log(hi - lo)) LINDEX.
@@ -60,7 +61,9 @@ end
 -- Insert sorted, deduplicated new entries into the list, in order. Entries
 -- already in the list are skipped. Returns the inserted entries. Appends are
 -- one RPUSH; a late entry costs a binary search (O(log n) LINDEX) and one
--- LINSERT, or, near the end (move_tail), one splice of the tail after it.
+-- LINSERT, or, near the end (move_tail), one splice of the tail after it: k
+-- late entries in one call are spliced at once when moving the tail costs less
+-- than k LINSERT scans.
 local function insert(K, st, news)
   if #news == 0 then return {} end
   local n = st.n
@@ -71,11 +74,12 @@ local function insert(K, st, news)
     st.mem, st.mem_from = news, n
     return news
   end
-  local inserted, lo = {}, 0
+  local inserted, lo, late = {}, 0, 0
+  while late < #news and cmp(st.tail, news[late + 1]) > 0 do late = late + 1 end
   for j = 1, #news do
     local x = news[j]
     local p, at = lower_bound(K[1], lo, n, x)
-    if move_tail(n, p) then
+    if move_tail(n, p, max(late - j + 1, 1)) then
       local rest = {}
       for k = j, #news do rest[#rest + 1] = news[k] end
       n = n + merge_tail(K[1], p, n, rest, inserted)

@@ -72,11 +72,42 @@ local function account(st, ws, inserted)
   end
 end
 
+-- Most list elements one walk of apply_trades takes, besides as many as the call
+-- inserts (so the windows keep up with the trades): issue 11, a call's work is
+-- bounded whatever the list's length; a longer slide takes several calls.
+local SLIDE_MAX = 2048
+
+-- ts of list element j (from memory if this call appended it)
+local function ts_of(K, st, j)
+  if st.mem and j >= st.mem_from then return st.mem[j - st.mem_from + 1].ts end
+  return ts_at(K[1], j)
+end
+
+-- The latest instant in [st.at, at] the windows reach when no walk takes more
+-- than `most` list elements: before the element `most` past the end enters,
+-- and before the element `most` past window i's start leaves it. One LINDEX
+-- per walk. Entries sharing one ms are not split: to move at all, at least
+-- st.at + 1 is reached (then a walk takes `most` + the entries of one ms).
+local function reach(K, st, ws, at, most)
+  local to = at
+  local limit = st.n
+  if st.mem and st.e <= st.mem_from then limit = st.mem_from end  -- the rest enters from memory
+  if st.e + most < limit then to = min(to, ts_of(K, st, st.e + most) - 1) end
+  for i, w in ipairs(ws) do
+    local j = st.idx[i] + most
+    if j < st.n then to = min(to, ts_of(K, st, j) + w.ms - 1) end
+  end
+  if to <= st.at then to = min(at, st.at + 1) end
+  return to
+end
+
 -- Slide every window forward to `at` (>= st.at): add what entered, subtract
 -- what left, walking from the stored indices. Never a rescan. Entries this
 -- call appended (st.mem, from list index st.mem_from) are taken from memory.
 -- The longest window's leaving elements end in st.gone (st.all_gone: all of them).
-local function advance(K, st, ws, at)
+-- With `most`, no walk takes more than `most` list elements: the windows stop
+-- at an earlier instant (reach) when `at` is further; st.at says where.
+local function advance(K, st, ws, at, most)
   if st.n > 0 and not st.grew and st.tail.ts <= at - ws[#ws].ms then
     -- every entry has left every window (a long-quiet token): nothing to walk
     for i = 1, #ws do
@@ -86,6 +117,7 @@ local function advance(K, st, ws, at)
     st.e, st.at, st.opens, st.gone, st.all_gone = st.n, at, {}, nil, true
     return
   end
+  if most and at > st.at then at = reach(K, st, ws, at, most) end
   local e0 = st.e
   local limit = st.n
   if st.mem and st.e <= st.mem_from then limit = st.mem_from end

@@ -10,6 +10,10 @@ local REBUILT = 1     -- the stored state failed its checks and was rebuilt from
 local CORRUPT = 2     -- damage met mid-apply: the token failed (writes before it stand;
                       -- the engine invalidates the token so its next apply rebuilds it)
 local FAILED = 3      -- any other error: the token failed
+local BEHIND = 4      -- applied, but the windows moved only part of the way to the instant
+                      -- (work per call is bounded, lib/slide.lua): call again to go on
+local REBUILDING = 5  -- a step of a long rebuild was taken (lib/rebuild.lua); no trade was
+                      -- applied: call again with the same trades until it answers otherwise
 
 -- fields of a token's result, 1-based positions
 local R = {status = 1, applied = 2, duplicates = 3, late = 4, over_capacity = 5,

@@ -12,11 +12,23 @@ import math
 import pytest
 import redis
 
-from tests.support.checks import assert_matches_reference
-from tradeagg.contract.keys import TokenKeys
+from tests.support import reference
+from tests.support.checks import assert_matches_reference, stored_metrics, window_mismatches
+from tests.support.idindex import id_index, id_key
+from tradeagg.contract.keys import TokenKeys, apply_keys
 from tradeagg.contract.trade import Trade
-from tradeagg.engine.apply import MAX_ENTRIES_PER_CALL, ApplyStatus, Engine, TokenResult
+from tradeagg.engine.apply import (
+    MAX_ENTRIES_PER_CALL,
+    ApplyStatus,
+    Engine,
+    RawResult,
+    TokenResult,
+    token_result,
+    windows_arg,
+)
+from tradeagg.engine.integrity import DEEP_STEP, Integrity
 from tradeagg.engine.read import Reader
+from tradeagg.errors import TokenRebuilding
 from tradeagg.settings import Settings, parse_windows
 
 N = 300_000
@@ -27,6 +39,9 @@ TOKEN = "So11111111111111111111111111111111111111112"
 S = Settings(windows=parse_windows("1m,10m,1h"), clock="wall", max_token_trades=1_000_000)
 LOG = math.ceil(math.log2(N))
 TAIL_MERGE = 64  # lua/lib/insert.lua
+SLIDE_MAX = 2048  # lua/lib/slide.lua: most list elements one walk takes
+CHUNK = 1024  # lua/lib/slide.lua: a walk's largest LRANGE, read past where it stops
+REBUILD_STEP = 1000  # lua/lib/rebuild.lua: list elements one rebuild call reads
 
 
 def trade(i: int, ts: int, ident: str | None = None) -> Trade:
@@ -178,3 +193,197 @@ def test_entries_ahead_of_the_clock_are_not_walked(redis_client: redis.Redis) ->
     assert r.touched <= bound, r
     assert r.scanned == 1
     exact(engine, [*ahead, before], now)
+
+
+def assert_stored_state_is_the_reference(engine: Engine, trades: list[Trade], at: int) -> None:
+    """The stored aggregates (what a reader answering at last_update sees) are exact."""
+    got = engine.client.hgetall(TokenKeys(TOKEN).aggregates)
+    want = reference.windows(trades, at, S.windows)
+    for w in S.windows:
+        assert window_mismatches(stored_metrics(got, w.label), want[w.label]) == [], (at, w.label)
+
+
+def test_a_long_catch_up_is_cut_into_calls_of_bounded_work(hot: Engine) -> None:
+    """A token quiet for 20 minutes (most of its list leaves the 10m and 1h windows):
+    each advance walks at most SLIDE_MAX elements per window and stops at an
+    instant where its stored state is exact; repeated, it reaches the instant."""
+    later = AT + 20 * 60_000
+    walks = len(S.windows) + 1  # entering, and leaving each window
+    bound = walks * (SLIDE_MAX + CHUNK) + walks + 2 * len(S.windows) + 1
+    reached, calls, touched = [], 0, []
+    while True:
+        [r] = hot.advance([TOKEN], now=later)
+        calls += 1
+        touched.append(r.touched)
+        assert r.touched <= bound and r.scanned == 0, r
+        reached.append(r.last_update)
+        if calls % 7 == 1:  # intermediate states are exact at their own instant
+            assert_stored_state_is_the_reference(hot, HISTORY, r.last_update)
+        if not r.behind:
+            break
+        assert r.last_update < later and calls < 200
+    assert r.status is ApplyStatus.OK and r.last_update == later
+    assert reached == sorted(set(reached))  # every call moved the windows forward
+    # 120,000 entries leave the 1h window: several calls, each of them bounded
+    assert calls >= 120_000 // (SLIDE_MAX + CHUNK) and max(touched) > SLIDE_MAX
+    assert_stored_state_is_the_reference(hot, HISTORY, later)
+    exact(hot, HISTORY, later)
+
+
+def one_call(engine: Engine, trades: list[Trade], now: int) -> TokenResult:
+    """One apply_trades call, as the script answers it (the engine would call again)."""
+    raw = engine.scripts.apply_trades(
+        keys=apply_keys(TOKEN),
+        args=[now, "at", windows_arg(S), S.max_token_trades, "\n".join(t.entry for t in trades)],
+    )
+    return token_result(TOKEN, RawResult(*raw))
+
+
+def test_a_rebuild_of_a_long_list_is_cut_into_calls_of_bounded_work(hot: Engine) -> None:
+    """Indices deleted (what a failed deep check does): each call reads REBUILD_STEP
+    elements, applies none of its trades and leaves the list as it was; reads
+    answer 'rebuilding' meanwhile; the last call applies the trade, exactly."""
+    k = TokenKeys(TOKEN)
+    hot.client.delete(k.indices)
+    x = trade(N, AT + 5, ident="during")
+    reader = Reader(hot.client, S, hot.scripts)
+    calls = 0
+    while True:
+        r = one_call(hot, [x], now=AT + 10)
+        calls += 1
+        if not r.rebuilding:
+            break
+        assert r.touched <= REBUILD_STEP + 1 and r.failed, r  # + the first load's tail read
+        assert (r.applied, r.last_update) == (0, AT)
+        assert hot.client.llen(k.trades) == N
+        # the cursor lives in the id index, never among the indices' window labels
+        assert not any(f.startswith(b"~") for f in hot.client.hkeys(k.indices))
+        assert hot.client.hexists(k.ids, "~rebuild")
+        if calls % 50 == 1:
+            with pytest.raises(TokenRebuilding):
+                reader.read(TOKEN, AT + 10)
+        assert calls < N
+    assert calls == math.ceil(N / REBUILD_STEP)
+    assert (r.status, r.applied, r.rebuilt) == (ApplyStatus.REBUILT, 1, 0), r
+    # the last step, the trade appended, windows moved by 10 ms, prices read
+    assert r.touched <= REBUILD_STEP + 1 + 2 * len(S.windows) * (2 + 16) + 2 * len(S.windows), r
+    held, keys = id_index(hot.client, TOKEN)  # the cursor's fields are gone with it
+    assert held == len(keys) == hot.client.llen(k.trades) == N + 1
+    assert set(keys) == {id_key(t.id) for t in [*HISTORY, x]}
+    exact(hot, [*HISTORY, x], AT + 10)
+
+
+def test_the_engine_calls_again_until_the_rebuild_is_done(hot: Engine) -> None:
+    hot.client.delete(TokenKeys(TOKEN).indices)
+    x = trade(N, AT + 5, ident="engine")
+    [r] = hot.apply_call([(TOKEN, [x.entry])], now=AT + 10)
+    assert (r.status, r.applied, r.rebuilt) == (ApplyStatus.REBUILT, 1, 0), r
+    exact(hot, [*HISTORY, x], AT + 10)
+
+
+def test_a_damaged_element_met_while_rebuilding_is_repaired_in_one_call(
+    redis_client: redis.Redis,
+) -> None:
+    """The stepwise rebuild checks every element; damage falls back to the repairing
+    rebuild (one O(n) call: not bounded), which drops the element."""
+    engine = Engine(redis_client, S)
+    n = 3 * REBUILD_STEP
+    history = HISTORY[:n]
+    for i in range(0, n, MAX_ENTRIES_PER_CALL):
+        apply(engine, history[i : i + MAX_ENTRIES_PER_CALL], now=history[-1].ts)
+    k = TokenKeys(TOKEN)
+    redis_client.lset(k.trades, 2 * REBUILD_STEP + 7, "garbage")  # met by the third step
+    redis_client.delete(k.indices)
+    first = one_call(engine, [], now=history[-1].ts)
+    assert first.rebuilding and first.touched <= REBUILD_STEP + 1
+    [r] = engine.apply_call([(TOKEN, [])], now=history[-1].ts)
+    assert (r.status, r.rebuilt) == (ApplyStatus.REBUILT, 1), r
+    held, keys = id_index(redis_client, TOKEN)
+    assert held == len(keys) == redis_client.llen(k.trades) == n - 1
+    exact(engine, [t for i, t in enumerate(history) if i != 2 * REBUILD_STEP + 7], history[-1].ts)
+
+
+class CountedSteps:
+    """verify_token.lua as Integrity calls it, with each step's (first, next) index noted."""
+
+    def __init__(self, integrity: Integrity) -> None:
+        self.script, self.steps = integrity._verify, []
+        integrity._verify = self
+
+    def __call__(self, keys, args, **kw):
+        out = self.script(keys=keys, args=args, **kw)
+        if args[2] == "step":
+            self.steps.append((int(args[3]), int(out[3])))
+        return out
+
+
+def test_a_deep_check_of_a_long_list_reads_it_in_bounded_steps(hot: Engine) -> None:
+    integrity = Integrity(hot.client, S)
+    counted = CountedSteps(integrity)
+    checks = integrity.check([TOKEN])
+    assert (checks.corrupt, checks.checked, checks.unchanged) == ({}, 1, 0)
+    assert len(counted.steps) == math.ceil(N / DEEP_STEP)
+    assert all(0 < nxt - first <= DEEP_STEP for first, nxt in counted.steps[:-1])
+    assert counted.steps[-1][1] == -1  # done, consistent
+    assert checks.touched >= N
+
+
+def test_a_passed_check_in_steps_sets_the_memo_and_the_next_pass_takes_no_step(
+    hot: Engine,
+) -> None:
+    k = TokenKeys(TOKEN)
+    integrity = Integrity(hot.client, S)
+    counted = CountedSteps(integrity)
+    assert not hot.client.exists(k.checked)
+    assert integrity.check([TOKEN]).checked == 1
+    assert hot.client.get(k.checked) == str(AT).encode()  # set by the last step
+    steps = len(counted.steps)
+    again = integrity.check([TOKEN])
+    assert (again.checked, again.unchanged, again.corrupt) == (0, 1, {})
+    assert len(counted.steps) == steps  # answered before any step
+    apply(hot, [trade(N, AT + 1, ident="after-memo")], now=AT + 1)
+    assert not hot.client.exists(k.checked)  # trades added: the memo is gone
+
+
+def test_a_deep_check_in_steps_finds_a_misplaced_element(hot: Engine) -> None:
+    k = TokenKeys(TOKEN)
+    moved = trade(N + 1, BASE + (N // 2) * STEP - 5 * STEP, ident="misplaced")
+    hot.client.lset(k.trades, N // 2 + 100, moved.entry)  # parseable, out of order
+    integrity = Integrity(hot.client, S)
+    counted = CountedSteps(integrity)
+    found = integrity.check([TOKEN]).corrupt
+    assert "out of order" in found[TOKEN], found
+    assert counted.steps[-1] == ((N // 2 + 100) // DEEP_STEP * DEEP_STEP, -1)
+    assert not hot.client.exists(k.indices)  # invalidated: the next apply rebuilds it
+
+
+def test_a_token_changing_between_steps_is_left_for_the_next_pass(hot: Engine) -> None:
+    integrity = Integrity(hot.client, S)
+    counted = CountedSteps(integrity)
+    script = counted.script
+
+    def trade_between(keys, args, **kw):
+        if args[2] == "step" and int(args[3]) == 10 * DEEP_STEP:
+            apply(hot, [trade(N, AT + 1, ident="between")], now=AT + 1)
+        return script(keys=keys, args=args, **kw)
+
+    counted.script = trade_between
+    checks = integrity.check([TOKEN])
+    assert (checks.corrupt, checks.checked) == ({}, 0)
+    assert counted.steps[-1] == (10 * DEEP_STEP, -1)  # stopped there, nothing invalidated
+    assert hot.client.exists(TokenKeys(TOKEN).indices)
+
+
+def test_many_late_entries_in_one_call_are_one_splice_not_one_scan_each(hot: Engine) -> None:
+    """200 late trades around nine tenths of the list: 200 LINSERTs would scan
+    ~270,000 elements each; moving the 30,000 after them once is cheaper."""
+    first = N * 9 // 10
+    xs = [
+        trade(N + j, BASE + (first + 5 * j) * STEP + STEP // 2, ident=f"many-{j}")
+        for j in range(200)
+    ]
+    r = apply(hot, xs, now=AT)
+    assert r.applied == len(xs)
+    assert r.scanned == 0, r
+    assert r.touched <= 1 + 2 * (LOG + 1) + 2 * (N - first) + 2 * len(xs) + 2 * len(S.windows), r
+    exact(hot, [*HISTORY, *xs], AT)

@@ -202,3 +202,24 @@ def test_janitor_reclaim_and_deep_check_on_a_cluster(redis_cluster, cluster_clie
     assert (run.refreshed, run.rebuilt, run.failed) == (len(tokens), 1, 0)
     assert run.trimmed > 0
     assert all(cluster_client.xlen(keys.stream(i)) <= 1 for i in range(s.shards))
+
+
+def test_a_long_catch_up_is_advanced_call_after_call_until_it_reaches_now(redis_client):
+    """Each advance slides a bounded number of entries (lib/slide.lua SLIDE_MAX):
+    the janitor calls again while the token answers BEHIND, within one pass."""
+    s = settings(windows=parse_windows("10s,1m"))
+    engine = Engine(redis_client, s)
+    t0 = now_ms() - 60_000
+    trades = [trade(i, A, t0 + i * 5, side="buy" if i % 3 else "sell") for i in range(10_000)]
+    for i in range(0, len(trades), 4_000):
+        engine.apply_records([t.record for t in trades[i : i + 4_000]], now=t0 + 50_000)
+    at = t0 + 50_000 + 40_000  # 8,000 entries leave the 1m window: more than one call's share
+    [r] = Engine(redis_client, s).advance([A], now=at)
+    assert r.behind and r.last_update < at  # one call stops short
+    run = janitor(redis_client, s).run_once(now=at)
+    assert (run.refreshed, run.failed) == (1, 0)
+    assert int(redis_client.get(keys.TokenKeys(A).last_update)) == at
+    want = reference.windows(trades, at, s.windows)
+    got = stored(redis_client, A)
+    for w in s.windows:
+        assert window_mismatches(stored_metrics(got, w.label), want[w.label]) == [], w.label

@@ -26,6 +26,10 @@ from tradeagg.store.refusal import code_in, refused
 from tradeagg.store.scripts import Scripts
 
 MAX_ENTRIES_PER_CALL = 4_000
+# A long rebuild is cut into calls of bounded work (lua/lib/rebuild.lua, 1,000 list
+# elements each): the engine calls again while a token answers REBUILDING, at most
+# this many times (a 9,000,000-trade list takes 9,000).
+REBUILD_CALLS = 10_000
 
 __all__ = ["TOKEN_RE", "Engine", "TokenResult", "group_records", "now_ms", "windows_arg"]
 
@@ -37,6 +41,8 @@ class ApplyStatus(IntEnum):
     REBUILT = 1  # the stored state failed its checks and was rebuilt from the list
     CORRUPT = 2  # damage met mid-apply: the token failed; invalidate it to have it rebuilt
     FAILED = 3  # any other error: the token failed
+    BEHIND = 4  # applied; the windows moved part of the way (bounded work): advance again
+    REBUILDING = 5  # a step of a long rebuild, no trade applied: the engine calls again
 
 
 class RawResult(NamedTuple):
@@ -77,7 +83,18 @@ class TokenResult:
 
     @property
     def failed(self) -> bool:
-        return self.status in (ApplyStatus.CORRUPT, ApplyStatus.FAILED)
+        """The trades were not applied (REBUILDING: not yet; never acknowledge them)."""
+        return self.status in (ApplyStatus.CORRUPT, ApplyStatus.FAILED, ApplyStatus.REBUILDING)
+
+    @property
+    def rebuilding(self) -> bool:
+        """A step of a long rebuild was taken; call again with the same trades."""
+        return self.status is ApplyStatus.REBUILDING
+
+    @property
+    def behind(self) -> bool:
+        """Applied, but last_update stopped short of the instant: advance the token again."""
+        return self.status is ApplyStatus.BEHIND
 
     @property
     def corrupt(self) -> bool:
@@ -90,6 +107,8 @@ class TokenResult:
             return CorruptTokenError(f"token {self.token}: {self.reason}")
         if self.status is ApplyStatus.FAILED:
             return StoreError(f"apply of token {self.token} failed: {self.reason}")
+        if self.status is ApplyStatus.REBUILDING:
+            return StoreError(f"token {self.token} is still being rebuilt: {self.reason}")
         return None
 
     def raise_for_status(self) -> TokenResult:
@@ -177,7 +196,34 @@ class Engine:
 
         In the same round trip the tokens are stamped (wall ms) in their shard's
         active index, which the janitor and ``top`` read instead of scanning keys.
+        Tokens answering REBUILDING are called again (``finish_rebuilds``).
         """
+        return self.finish_rebuilds(call, self._apply_once(call, now), now)
+
+    def finish_rebuilds(
+        self, call: list[tuple[str, list[str]]], results: list[TokenResult], now: int | None
+    ) -> list[TokenResult]:
+        """Call the tokens answering REBUILDING again, with their trades, until done.
+
+        Each call takes one bounded step of the rebuild (other clients run between
+        them) and the one that finishes it applies the trades. A token still
+        rebuilding after REBUILD_CALLS calls stays REBUILDING, which counts as
+        failed: its trades are not acknowledged.
+        """
+        results = list(results)
+        for _ in range(REBUILD_CALLS):
+            pending = [i for i, r in enumerate(results) if r.rebuilding]
+            if not pending:
+                break
+            again = self._apply_once([call[i] for i in pending], now)
+            for i, r in zip(pending, again, strict=True):
+                results[i] = r
+        return results
+
+    def _apply_once(
+        self, call: list[tuple[str, list[str]]], now: int | None = None
+    ) -> list[TokenResult]:
+        """One atomic Lua call for ``call`` and its active-index stamps."""
         touched: dict[int, dict[str, int]] = {}
         try:
             pipe = self.client.pipeline(transaction=False)
@@ -236,7 +282,14 @@ class Engine:
                 )
             else:
                 results = self._results(call, raw)
-                out.append(_refused_in(results) or results)
+                refusal = _refused_in(results)
+                if refusal is None and any(r.rebuilding for r in results):
+                    try:
+                        results = self.finish_rebuilds(call, results, now)
+                    except StoreError as exc:
+                        out.append(exc)
+                        continue
+                out.append(refusal or results)
         return out
 
     def _queue(

@@ -7,7 +7,9 @@ prices that disagree with the list. ``verify_token.lua`` looks for those; a
 token found corrupt gets its indices deleted, which the next ``apply_trades``
 call (a trade, or the janitor's advance right after) detects and repairs by
 rebuilding from the list. The janitor runs the check on the quiet tokens it
-advances, where a full read is affordable; the worker invalidates a token
+advances. A list longer than ``DEEP_STEP`` is checked in steps of that many
+elements, one Lua call each (issue 11: bounded work per call), this module
+carrying the cursor from step to step; the worker invalidates a token
 whose apply failed on corrupt data, so that its re-read rebuilds it instead
 of failing until the entry is dead-lettered. A passed check is remembered
 (``tradeagg:{ADDR}:checked``) until an apply adds trades, rebuilds the token
@@ -30,7 +32,8 @@ from tradeagg.store.scripts import source
 
 log = logging.getLogger("tradeagg.integrity")
 
-DEEP_MAX_ENTRIES = 20_000  # longer lists are not deep-checked (one Lua call reads it all)
+DEEP_STEP = 1_000  # list elements one verify_token call reads; longer lists take steps
+LONG = "long"  # verify_token's outcome for a list longer than one call reads
 
 
 @dataclass
@@ -45,7 +48,7 @@ class Checks:
 
 
 class Integrity:
-    def __init__(self, client: Any, settings: Settings, max_entries: int = DEEP_MAX_ENTRIES):
+    def __init__(self, client: Any, settings: Settings, max_entries: int = DEEP_STEP):
         self.client = client
         self.max_entries = max_entries
         self._windows = windows_arg(settings)
@@ -75,6 +78,8 @@ class Integrity:
                 log.error("integrity check failed %s", kv(token=token, error=str(raw)[:200]))
                 continue
             outcome, reason, touched = text(raw[0]), text(raw[1]), int(raw[2])
+            if outcome == LONG:
+                outcome, reason, touched = self._check_in_steps(token, touched)
             out.touched += touched
             if outcome == "unchanged":
                 out.unchanged += 1
@@ -84,3 +89,24 @@ class Integrity:
                 out.corrupt[token] = reason
                 log.warning("token failed its deep check %s", kv(token=token, reason=reason))
         return out
+
+    def _check_in_steps(self, token: str, touched: int) -> tuple[str, str, int]:
+        """Deep-check a long list ``max_entries`` elements a call.
+
+        Returns the last step's outcome ("ok", "corrupt", "unchanged" or "skipped"),
+        its reason and the list elements all steps read. A token that changes
+        between steps (a trade, a slide) is left for the next pass: its
+        fingerprint differs and the script answers "skipped".
+        """
+        start, fingerprint, last, sums = 0, "", "", ""
+        while True:
+            raw = self._verify(
+                keys=apply_keys(token),
+                args=[self._windows, self.max_entries, "step", start, fingerprint, last, sums],
+            )
+            outcome, reason = text(raw[0]), text(raw[1])
+            touched += int(raw[2])
+            start = int(raw[3])
+            fingerprint, last, sums = text(raw[4]), text(raw[5]), text(raw[6])
+            if start < 0:
+                return outcome, reason, touched

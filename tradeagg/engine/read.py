@@ -23,7 +23,7 @@ import redis
 from tradeagg.clock import now_ms
 from tradeagg.contract.keys import token_keys
 from tradeagg.engine.args import at_arg, check_at, windows_arg
-from tradeagg.errors import PastInstant, StoreError
+from tradeagg.errors import PastInstant, StoreError, TokenRebuilding
 from tradeagg.logs import kv
 from tradeagg.settings import Settings
 from tradeagg.store.connection import store_error, text
@@ -169,6 +169,8 @@ class Reader:
             )
         if status == "past":
             raise PastInstant(int(text(raw[1])), int(raw[2]), token)
+        if status == "rebuilding":
+            raise TokenRebuilding(f"token {token} is being rebuilt from its list; try again")
         if status != "ok":
             raise StoreError(f"token {token}: unexpected answer {status!r}")
         if raw[3]:

@@ -46,6 +46,9 @@ from tradeagg.store.scripts import LUA_DIR
 log = logging.getLogger("tradeagg.janitor")
 
 PAGE = 1_000  # stale tokens read and advanced per pipeline
+# a token answering BEHIND (each call slides its windows by a bounded number of
+# list elements, lib/slide.lua) is advanced again, at most this many times a pass
+CATCH_UP_CALLS = 1_000
 
 
 @dataclass
@@ -191,6 +194,20 @@ class Janitor:
                 out.expired += self._retry("expire", self._forget, shard, gone)
 
     def _advance(self, tokens: list[str], now: int | None) -> dict[str, TokenResult]:
+        """Advance ``tokens`` until none is BEHIND; failed calls are logged and left out.
+
+        A long slide (a token quiet for minutes) is cut into calls of bounded
+        work: each leaves a consistent state, and other clients run between them.
+        """
+        results = self._advance_once(tokens, now)
+        for _ in range(CATCH_UP_CALLS):
+            behind = [t for t, r in results.items() if r.behind]
+            if not behind or self.stopping():
+                break
+            results.update(self._advance_once(behind, now))
+        return results
+
+    def _advance_once(self, tokens: list[str], now: int | None) -> dict[str, TokenResult]:
         """Advance ``tokens`` (one pipeline); failed calls are logged and left out."""
         calls = self.engine.calls({t: [] for t in tokens})
         results: dict[str, TokenResult] = {}
