@@ -132,7 +132,8 @@ class Hub:
         self.snapshot: Ranking | None = None  # the newest pass: every active token, one instant
         self.snapshot_started = -1e18  # clock() when that pass began
         self.ranked_rows: dict[tuple[str, str], list[Ranked]] = {}  # (window, by) of that pass
-        self.pass_done = gevent.event.Event()  # set when a pass ends (then replaced)
+        # set when a pass ends (then replaced), to whether it read a ranking
+        self.pass_done: gevent.event.AsyncResult = gevent.event.AsyncResult()
         self.top_wanted_at = -1e18  # clock() of the last /v1/top request
         self.ranking_now = False  # a pass is under way
         self.passes = 0  # passes that ended with a ranking
@@ -256,8 +257,11 @@ class Hub:
             if not self.ranking_now:
                 self.ranked_at = -1e18  # rank at once
                 self.wake_ranker.set()
-            if not done.wait(max(0.0, deadline - self.clock())):
+            outcome = done.wait(max(0.0, deadline - self.clock()))
+            if outcome is None:
                 raise StoreError("no ranking could be read in time; try again")
+            if outcome is False:  # Redis failed that pass: say so now, not after TOP_WAIT_S
+                raise StoreError("the ranking pass failed; try again")
         snap = self.snapshot
         rows = self.ranked_rows.get((window, by))
         if rows is None:
@@ -303,18 +307,21 @@ class Hub:
     def refresh_rankings(self) -> None:
         """One exact read of every active token (the shared pass), ranked for each spec."""
         started = self.ranked_at = self.clock()
-        self.ranking_now = True
+        self.ranking_now = ok = True
         try:
             ranking = self.ranker.top(default_window(self.settings), "volume", 1)
             self.snapshot, self.snapshot_started, self.ranked_rows = ranking, started, {}
             self.passes += 1
             self.pass_s = self.clock() - started
+        except BaseException:
+            ok = False
+            raise
         finally:  # failed too: waiting requests look again (and wait for the next pass)
             if self.ranked_at == started:  # (unless a new ranking asked for one at once)
                 self.ranked_at = self.clock()  # the next pass RANK_EVERY_S after this one's end
             self.ranking_now = False
-            self.pass_done.set()
-            self.pass_done = gevent.event.Event()
+            self.pass_done.set(ok)
+            self.pass_done = gevent.event.AsyncResult()
         specs = list(self.by_top)
         views = {v.token: v for v in ranking.views}
         kept: dict[str, bytes] = {}
