@@ -119,8 +119,8 @@ MUTANTS: tuple[Mutant, ...] = (
        "window boundaries", f"{EDGES}::test_a_damaged_token_read_keeps_the_window_boundaries"),
     # -- expiry: what leaves a window, TTLs
     _m("expiry-keeps-ts-equal-at-minus-w", SLIDE,
-       "st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx)",
-       "st.idx[i], open = walk(K[1], i0, st.e, at - w.ms - 1, leave, ctx)",
+       "st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx, buf)",
+       "st.idx[i], open = walk(K[1], i0, st.e, at - w.ms - 1, leave, ctx, buf)",
        "expiry", f"{EDGES}::test_window_boundaries_at_minus_w_and_at"),
     _m("ttl-twice-the-longest-window", A,
        "local ttl = longest",

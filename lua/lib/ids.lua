@@ -39,13 +39,14 @@ end
 local function ids_new(key, N)
   N = N or 1
   return {key = key, n = 0, N = N, top = top_of(N), vals = {}, adds = {}, dirty = {},
-          dropped = {}, changed = false}
+          dropped = {}, changed = false, whole = false}
 end
 
 -- The stored index of `key`, for a list of `len` elements: its counts, and
--- for a short list every bucket (one HGETALL of at most ~8 KB: a call costs
--- more than its bytes); otherwise buckets are read on demand, and a missing
--- one is found then. Raises CORRUPT when it is not an index.
+-- for a short list the whole hash (one HGETALL of at most ~8 KB: a call costs
+-- more than its bytes), from which buckets are taken when needed; otherwise
+-- buckets are read on demand. A missing bucket is found when it is needed.
+-- Raises CORRUPT when it is not an index.
 local function ids_open(key, len)
   local got, whole = nil, len <= WHOLE
   if whole then
@@ -65,21 +66,22 @@ local function ids_open(key, len)
   end
   local ix = ids_new(key, N)
   ix.n = n
-  if whole then
-    for b = 0, N - 1 do
-      local v = got.fields[tostring(b)]
-      if not v then corrupt('the id index lost bucket ' .. b) end
-      ix.vals[b] = v
-    end
-  end
+  if whole then ix.whole = got.fields end  -- buckets are taken from it when needed
   return ix
 end
 
--- read the buckets in `bs` that are not in memory yet (one HMGET per 1000)
+-- read the buckets in `bs` that are not in memory yet (from the whole index
+-- when it was read, else one HMGET per 1000)
 local function fetch(ix, bs)
-  local want = {}
+  local want, whole = {}, ix.whole
   for _, b in ipairs(bs) do
-    if ix.vals[b] == nil then ix.vals[b] = ''; want[#want + 1] = b end
+    if ix.vals[b] == nil then
+      if whole then
+        local v = whole[tostring(b)]
+        if not v and ix.n > 0 then corrupt('the id index lost bucket ' .. b) end
+        ix.vals[b] = v or ''
+      else ix.vals[b] = ''; want[#want + 1] = b end
+    end
   end
   if #want == 0 then return end
   local got = chunked('HMGET', ix.key, want, {})
@@ -174,7 +176,7 @@ local function ids_save(ix)
   local gone = {}
   for b in pairs(ix.dropped) do gone[#gone + 1] = b end
   if #gone > 0 then chunked('HDEL', ix.key, gone) end
-  ix.dirty, ix.dropped, ix.changed = {}, {}, false
+  ix.dirty, ix.dropped, ix.changed, ix.whole = {}, {}, false, false
 end
 
 -- A new index of the distinct keys `ks`, written at once (a rebuild).

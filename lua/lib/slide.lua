@@ -5,26 +5,34 @@
 
 -- Walk entries from index `from` (below `limit`) while their ts <= bound,
 -- calling fn(ctx, side, qhi, qlo, raw) on each. Chunks start small and grow:
--- a call usually moves a pointer by a few. Returns the index of the first
--- entry not taken, its price (if read) and the price of the last one taken
--- (if read); prices are parsed only for those two.
-local function walk(key, from, limit, bound, fn, ctx)
+-- a call usually moves a pointer by a few. Elements inside `buf` (elements
+-- [buf.from, buf.from + #buf) read beforehand) are taken from it. Returns the
+-- index of the first entry not taken, its price (if read) and the last entry
+-- taken (raw, if any): a price is parsed only where a caller needs it.
+local function walk(key, from, limit, bound, fn, ctx, buf)
   local size, last = 2, nil
   while from < limit do
-    local raw = lrange(key, from, min(from + size, limit) - 1)
-    if #raw == 0 then corrupt('list shorter than its indices') end
-    for i = 1, #raw do
+    local raw, j, upto
+    local k = buf and from - buf.from
+    if k and k >= 0 and k < #buf then
+      raw, j, upto = buf, k + 1, min(#buf, limit - buf.from)
+    else
+      raw = lrange(key, from, min(from + size, limit) - 1)
+      if #raw == 0 then corrupt('list shorter than its indices') end
+      j, upto = 1, #raw
+      if size < 1024 then size = size * 8 end
+    end
+    for i = j, upto do
       local r = raw[i]
       local ts, side, hi, lo = head(r)
-      if not ts then corrupt('unparsable list element at ' .. (from + i - 1)) end
-      if ts > bound then return from + i - 1, price_of(r), price_of(last) end
+      if not ts then corrupt('unparsable list element at ' .. (from + i - j)) end
+      if ts > bound then return from + i - j, price_of(r), last end
       fn(ctx, side, hi, lo, r)
       last = r
     end
-    from = from + #raw
-    if size < 1024 then size = size * 8 end
+    from = from + upto - j + 1
   end
-  return from, nil, price_of(last)
+  return from, nil, last
 end
 
 local function enter(tots, side, qhi, qlo)
@@ -101,6 +109,25 @@ local function reach(K, st, ws, at, most)
   return to
 end
 
+-- When the longest window holds at most PREFETCH entries, advance reads them
+-- in one LRANGE for every window's walk (a small token's usual case: one call
+-- instead of one per window; an LRANGE costs about as much as 20 elements)
+local PREFETCH = 64
+
+-- The list elements [from, st.e) as a walk's `buf`: read in one LRANGE, but
+-- for those this call appended, taken from memory (st.mem)
+local function elements(K, st, from)
+  local upto, m = st.e - 1, st.mem and st.mem_from
+  if m and m <= upto then upto = m - 1 end
+  local buf = from <= upto and lrange(K[1], from, upto) or {}
+  if #buf ~= max(upto - from + 1, 0) then corrupt('list shorter than its indices') end
+  if m then
+    for j = max(from, m), st.e - 1 do buf[#buf + 1] = st.mem[j - m + 1].raw end
+  end
+  buf.from = from
+  return buf
+end
+
 -- Slide every window forward to `at` (>= st.at): add what entered, subtract
 -- what left, walking from the stored indices. Never a rescan. Entries this
 -- call appended (st.mem, from list index st.mem_from) are taken from memory.
@@ -123,6 +150,7 @@ local function advance(K, st, ws, at, most)
   if st.mem and st.e <= st.mem_from then limit = st.mem_from end
   local _, close
   st.e, _, close = walk(K[1], st.e, limit, at, enter, st.tot)
+  close = price_of(close)
   if st.mem and st.e >= st.mem_from then
     local j = st.e - st.mem_from + 1
     while j <= #st.mem and st.mem[j].ts <= at do
@@ -135,11 +163,15 @@ local function advance(K, st, ws, at, most)
   if st.e ~= e0 then st.close = close end
   st.opens, st.gone = {}, {}
   local n = #ws
+  -- every window starts at or after the longest one's start: when few elements
+  -- lie between it and the end, one read serves every window's walk
+  local buf, from = nil, st.idx[n]
+  if st.e > from and st.e - from <= PREFETCH then buf = elements(K, st, from) end
   for i, w in ipairs(ws) do
     local i0 = st.idx[i]
     local ctx = {t = st.tot[i], gone = (i == n) and st.gone or nil}
     local open
-    st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx)
+    st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx, buf)
     if open then st.opens[i] = open end
     if st.idx[i] ~= i0 then st.dirty[i] = true end
     if st.idx[i] == st.e then st.tot[i] = new_totals() end
