@@ -167,11 +167,17 @@ local function advance(K, st, ws, at, most)
   -- lie between it and the end, one read serves every window's walk
   local buf, from = nil, st.idx[n]
   if st.e > from and st.e - from <= PREFETCH then buf = elements(K, st, from) end
+  local p0, p1  -- the previous (shorter) window's start before and after its walk
   for i, w in ipairs(ws) do
     local i0 = st.idx[i]
-    local ctx = {t = st.tot[i], gone = (i == n) and st.gone or nil}
     local open
-    st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx, buf)
+    if i0 == p0 and p1 == p0 then
+      open = st.opens[i - 1]  -- a shorter window from the same entry kept it: so does this one
+    else
+      local ctx = {t = st.tot[i], gone = (i == n) and st.gone or nil}
+      st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx, buf)
+    end
+    p0, p1 = i0, st.idx[i]
     if open then st.opens[i] = open end
     if st.idx[i] ~= i0 then st.dirty[i] = true end
     if st.idx[i] == st.e then st.tot[i] = new_totals() end
@@ -221,19 +227,24 @@ local function metrics(K, st, ws, price_of)
   return out
 end
 
--- HSET/HDEL arguments for the aggregate fields that changed since loading
+-- HSET/HDEL arguments for the aggregate fields that changed since loading.
+-- Windows starting at the same entry have the same totals and prices: each
+-- text is formatted once for a run of such windows (tx: the text of totals
+-- tx.t, and the change of tx.open to tx.close).
 local function changes(K, st, ws)
   local set, del = {}, {}
   local function put(f, v) set[#set + 1] = f; set[#set + 1] = v end
+  local tx = {}
   for i, w in ipairs(ws) do
     local t, o = st.tot[i], st.old[i]
+    if not (tx.t and same_totals(t, tx.t)) then tx = {t = t} end
     local bchg = t.bh ~= o.bh or t.bl ~= o.bl
     local schg = t.sh ~= o.sh or t.sl ~= o.sl
-    if t.b ~= o.b then put(w.buys, fmt_int(t.b)) end
-    if t.s ~= o.s then put(w.sells, fmt_int(t.s)) end
-    if bchg then put(w.buy_volume, fmt_vol(t.bh, t.bl)) end
-    if schg then put(w.sell_volume, fmt_vol(t.sh, t.sl)) end
-    if bchg or schg then put(w.volume, volume(t)) end
+    if t.b ~= o.b then tx.b = tx.b or fmt_int(t.b); put(w.buys, tx.b) end
+    if t.s ~= o.s then tx.s = tx.s or fmt_int(t.s); put(w.sells, tx.s) end
+    if bchg then tx.bv = tx.bv or fmt_vol(t.bh, t.bl); put(w.buy_volume, tx.bv) end
+    if schg then tx.sv = tx.sv or fmt_vol(t.sh, t.sl); put(w.sell_volume, tx.sv) end
+    if bchg or schg then tx.v = tx.v or volume(t); put(w.volume, tx.v) end
     local cf = st.cf and st.cf[i] or false
     if cf and cf <= st.at then cf = false end  -- complete now
     if cf ~= o.cf then
@@ -243,7 +254,12 @@ local function changes(K, st, ws)
     if open then
       if open ~= o.open then put(w.open, open) end
       if close ~= o.close then put(w.close, close) end
-      if open ~= o.open or close ~= o.close then put(w.price_change_pct, pct(open, close)) end
+      if open ~= o.open or close ~= o.close then
+        if tx.open ~= open or tx.close ~= close then
+          tx.open, tx.close, tx.pct = open, close, pct(open, close)
+        end
+        put(w.price_change_pct, tx.pct)
+      end
     elseif o.open ~= false then
       del[#del + 1] = w.open; del[#del + 1] = w.close; del[#del + 1] = w.price_change_pct
     end
