@@ -4,13 +4,14 @@
 --@include lib/state.lua
 
 -- Walk entries from index `from` (below `limit`) while their ts <= bound,
--- calling fn(ctx, side, qhi, qlo, raw) on each. Chunks start small and grow:
--- a call usually moves a pointer by a few. Elements inside `buf` (elements
--- [buf.from, buf.from + #buf) read beforehand) are taken from it. Returns the
+-- calling fn(ctx, side, qhi, qlo, raw) on each. Chunks start small (`first`,
+-- default 2) and grow x8 up to 1,024: a call usually moves a pointer by a
+-- few. Elements inside `buf` (elements [buf.from, buf.from + #buf) read
+-- beforehand) are taken from it. Returns the
 -- index of the first entry not taken, its price (if read) and the last entry
 -- taken (raw, if any): a price is parsed only where a caller needs it.
-local function walk(key, from, limit, bound, fn, ctx, buf)
-  local size, last = 2, nil
+local function walk(key, from, limit, bound, fn, ctx, buf, first)
+  local size, last = first or 2, nil
   while from < limit do
     local raw, j, upto
     local k = buf and from - buf.from
@@ -20,7 +21,7 @@ local function walk(key, from, limit, bound, fn, ctx, buf)
       raw = lrange(key, from, min(from + size, limit) - 1)
       if #raw == 0 then corrupt('list shorter than its indices') end
       j, upto = 1, #raw
-      if size < 1024 then size = size * 8 end
+      if size < 1024 then size = min(size * 8, 1024) end
     end
     for i = j, upto do
       local r = raw[i]
@@ -51,7 +52,8 @@ end
 -- longer than every window the token carried starts at the list's head, with
 -- what the list kept (it is partial: st.cf, from load_state).
 local function seed(K, st, ws)
-  for _, i in ipairs(st.added or {}) do
+  if not st.added then return end
+  for _, i in ipairs(st.added) do
     local j = i + 1
     while j <= #ws and not st.idx[j] do j = j + 1 end
     if j > #ws then j = i - 1; while not st.idx[j] do j = j - 1 end end
@@ -167,6 +169,11 @@ local function advance(K, st, ws, at, most)
   -- lie between it and the end, one read serves every window's walk
   local buf, from = nil, st.idx[n]
   if st.e > from and st.e - from <= PREFETCH then buf = elements(K, st, from) end
+  -- about as many entries leave each window as entered it: a walk's first
+  -- chunk is sized for them (a token taking many trades per call reads them
+  -- in one LRANGE, not in chunks of 2, 16, 128)
+  local entered = st.e - e0
+  local first = entered > 1 and min(entered + 2, 1024) or 2
   local p0, p1  -- the previous (shorter) window's start before and after its walk
   for i, w in ipairs(ws) do
     local i0 = st.idx[i]
@@ -175,7 +182,7 @@ local function advance(K, st, ws, at, most)
       open = st.opens[i - 1]  -- a shorter window from the same entry kept it: so does this one
     else
       local ctx = {t = st.tot[i], gone = (i == n) and st.gone or nil}
-      st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx, buf)
+      st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx, buf, first)
     end
     p0, p1 = i0, st.idx[i]
     if open then st.opens[i] = open end
