@@ -51,12 +51,11 @@ if clock == 'wall' then
 end
 
 local function write(K, st, at, fresh_ttl, rebuilt)
-  local idx, moved = {}, false
+  local idx = {}  -- the windows whose index moved
   for i, w in ipairs(ws) do
-    idx[#idx + 1] = w.label; idx[#idx + 1] = st.idx[i]
-    if st.idx[i] ~= st.old[i].idx then moved = true end
+    if st.idx[i] ~= st.old[i].idx then idx[#idx + 1] = w.label; idx[#idx + 1] = st.idx[i] end
   end
-  if moved then redis.call('HSET', K[2], unpack(idx)) end
+  if #idx > 0 then redis.call('HSET', K[2], unpack(idx)) end
   if rebuilt then retire(K, ws) end
   if rebuilt or (st.checked and (fresh_ttl or st.added)) then redis.call('DEL', K[6]) end
   local set, del = changes(K, st, ws)
@@ -69,7 +68,8 @@ local function write(K, st, at, fresh_ttl, rebuilt)
     -- last_update had left.
     local ttl = longest
     if fresh_ttl and st.n > 0 then
-      local newest = tonumber(string.match(redis.call('LINDEX', K[1], -1), '^%-?%d+'))
+      local newest = st.tail and st.tail.ts  -- the list's last entry (lib/insert.lua)
+      if not newest then newest = tonumber(smatch(redis.call('LINDEX', K[1], -1), '^%-?%d+')) end
       if newest and newest > at then ttl = longest + (newest - at) end
     end
     if not fresh_ttl then
@@ -94,11 +94,12 @@ local function unseen(ix, xs)
   if #xs == 0 then return xs end
   local ks = {}
   for j, x in ipairs(xs) do ks[j] = key_of(x) end
-  ids_fetch(ix, ks)
+  local bs = ids_fetch(ix, ks)
   local out, batch = {}, {}
   for j, x in ipairs(xs) do
     local k = ks[j]
-    if not ids_has(ix, k) and not batch[k] then batch[k] = true; out[#out + 1] = x end
+    x.bucket = bs[j]
+    if not ids_has(ix, k, x.bucket) and not batch[k] then batch[k] = true; out[#out + 1] = x end
   end
   return out
 end
@@ -168,7 +169,7 @@ local function apply_token(K, news, r)
   valid = unseen(st.ids, valid)
   local fresh = st.at == -1e18
   local inserted = insert(K, st, valid)
-  for _, x in ipairs(inserted) do ids_add(st.ids, x.key) end
+  for _, x in ipairs(inserted) do ids_add(st.ids, x.key, x.bucket) end
   r[R.late], r[R.over_capacity] = late, over
   r[R.applied], r[R.duplicates] = #inserted, #news - late - over - #inserted
   r[R.last_update] = fmt_int(at)

@@ -77,7 +77,7 @@ ENTRY, INSERT, SLIDE, STATE = (f"lua/lib/{n}.lua" for n in ("entry", "insert", "
 CONSUMER, BRIDGE = "tradeagg/runtime/consumer.py", "tradeagg/runtime/bridge.py"
 VALIDATION = "tradeagg/contract/validation.py"
 LATE_LINE = "if x.ts <= at - longest then late = late + 1"
-SEEN_LINE = "if not ids_has(ix, k) and not batch[k] then"
+SEEN_LINE = "if not ids_has(ix, k, x.bucket) and not batch[k] then"
 
 MUTANTS: tuple[Mutant, ...] = (
     # -- ordering: (ts, seq, id), byte order of ids, across calls
@@ -119,8 +119,8 @@ MUTANTS: tuple[Mutant, ...] = (
        "window boundaries", f"{EDGES}::test_a_damaged_token_read_keeps_the_window_boundaries"),
     # -- expiry: what leaves a window, TTLs
     _m("expiry-keeps-ts-equal-at-minus-w", SLIDE,
-       "st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx)",
-       "st.idx[i], open = walk(K[1], i0, st.e, at - w.ms - 1, leave, ctx)",
+       "st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx, buf, first)",
+       "st.idx[i], open = walk(K[1], i0, st.e, at - w.ms - 1, leave, ctx, buf, first)",
        "expiry", f"{EDGES}::test_window_boundaries_at_minus_w_and_at"),
     _m("ttl-twice-the-longest-window", A,
        "local ttl = longest",
@@ -135,7 +135,7 @@ MUTANTS: tuple[Mutant, ...] = (
        SEEN_LINE, "if not batch[k] then",
        "dedup", f"{IDS}::test_an_id_seen_again_with_other_ts_or_seq_is_a_duplicate"),
     _m("duplicate-check-ignores-the-batch", A,
-       SEEN_LINE, "if not ids_has(ix, k) then",
+       SEEN_LINE, "if not ids_has(ix, k, x.bucket) then",
        "dedup", f"{IDS}::test_an_id_seen_again_with_other_ts_or_seq_is_a_duplicate"),
     _m("result-fields-duplicates-and-late-swapped", "lua/lib/status.lua",
        "local R = {status = 1, applied = 2, duplicates = 3, late = 4, over_capacity = 5,",

@@ -28,6 +28,11 @@ end
 -- with `out`, the replies are appended to it.
 local ARGS_PER_CALL = 1000
 local function chunked(cmd, key, args, out)
+  if #args <= ARGS_PER_CALL then  -- the usual case: one call, no copy
+    local r = redis.call(cmd, key, unpack(args))
+    if out then for _, v in ipairs(r) do out[#out + 1] = v end end
+    return out
+  end
   for i = 1, #args, ARGS_PER_CALL do
     local part = {}
     for j = i, min(i + ARGS_PER_CALL - 1, #args) do part[#part + 1] = args[j] end

@@ -39,13 +39,14 @@ end
 local function ids_new(key, N)
   N = N or 1
   return {key = key, n = 0, N = N, top = top_of(N), vals = {}, adds = {}, dirty = {},
-          dropped = {}, changed = false}
+          dropped = {}, changed = false, whole = false, stored_N = false}
 end
 
 -- The stored index of `key`, for a list of `len` elements: its counts, and
--- for a short list every bucket (one HGETALL of at most ~8 KB: a call costs
--- more than its bytes); otherwise buckets are read on demand, and a missing
--- one is found then. Raises CORRUPT when it is not an index.
+-- for a short list the whole hash (one HGETALL of at most ~8 KB: a call costs
+-- more than its bytes), from which buckets are taken when needed; otherwise
+-- buckets are read on demand. A missing bucket is found when it is needed.
+-- Raises CORRUPT when it is not an index.
 local function ids_open(key, len)
   local got, whole = nil, len <= WHOLE
   if whole then
@@ -64,22 +65,23 @@ local function ids_open(key, len)
     corrupt('the id index is malformed')
   end
   local ix = ids_new(key, N)
-  ix.n = n
-  if whole then
-    for b = 0, N - 1 do
-      local v = got.fields[tostring(b)]
-      if not v then corrupt('the id index lost bucket ' .. b) end
-      ix.vals[b] = v
-    end
-  end
+  ix.n, ix.stored_N = n, N
+  if whole then ix.whole = got.fields end  -- buckets are taken from it when needed
   return ix
 end
 
--- read the buckets in `bs` that are not in memory yet (one HMGET per 1000)
+-- read the buckets in `bs` that are not in memory yet (from the whole index
+-- when it was read, else one HMGET per 1000)
 local function fetch(ix, bs)
-  local want = {}
+  local want, whole = {}, ix.whole
   for _, b in ipairs(bs) do
-    if ix.vals[b] == nil then ix.vals[b] = ''; want[#want + 1] = b end
+    if ix.vals[b] == nil then
+      if whole then
+        local v = whole[tostring(b)]
+        if not v and ix.n > 0 then corrupt('the id index lost bucket ' .. b) end
+        ix.vals[b] = v or ''
+      else ix.vals[b] = ''; want[#want + 1] = b end
+    end
   end
   if #want == 0 then return end
   local got = chunked('HMGET', ix.key, want, {})
@@ -89,11 +91,12 @@ local function fetch(ix, bs)
   end
 end
 
--- read the buckets of keys `ks`
+-- read the buckets of keys `ks`; returns them (valid until the index is saved)
 local function ids_fetch(ix, ks)
   local bs = {}
   for j, k in ipairs(ks) do bs[j] = address(k, ix.N, ix.top) end
   fetch(ix, bs)
+  return bs
 end
 
 -- where key k starts in bucket value v (at a key boundary), or nil
@@ -106,15 +109,15 @@ local function find_key(v, k)
   end
 end
 
--- whether the index holds key k (its bucket fetched)
-local function ids_has(ix, k)
-  return find_key(ix.vals[address(k, ix.N, ix.top)], k) ~= nil
+-- whether the index holds key k (its bucket b, if given, fetched)
+local function ids_has(ix, k, b)
+  return find_key(ix.vals[b or address(k, ix.N, ix.top)], k) ~= nil
 end
 
--- add key k (its bucket fetched); a bucket's added keys are joined to it once,
--- when the index is saved
-local function ids_add(ix, k)
-  local b = address(k, ix.N, ix.top)
+-- add key k (its bucket b, if given, fetched); a bucket's added keys are
+-- joined to it once, when the index is saved
+local function ids_add(ix, k, b)
+  b = b or address(k, ix.N, ix.top)
   local a = ix.adds[b]
   if a then a[#a + 1] = k else ix.adds[b] = {k} end
   ix.n = ix.n + 1; ix.changed = true
@@ -163,18 +166,19 @@ end
 -- then write what changed. An emptied index is deleted.
 local function ids_save(ix)
   if not ix.changed then return end
-  if ix.n <= 0 then redis.call('DEL', ix.key); return end
+  if ix.n <= 0 then redis.call('DEL', ix.key); ix.stored_N = false; return end
   for b, a in pairs(ix.adds) do ix.vals[b] = ix.vals[b] .. concat(a); ix.dirty[b] = true end
   ix.adds = {}
   while ix.n > ix.N * LOAD and ix.N < MAX_BUCKETS do split(ix) end
   while ix.N > 1 and ix.n * 4 < ix.N * LOAD do merge(ix) end
-  local args = {'n', ix.n, 'N', ix.N}
+  local args = {'n', ix.n}
+  if ix.N ~= ix.stored_N then args[3] = 'N'; args[4] = ix.N end
   for b in pairs(ix.dirty) do args[#args + 1] = b; args[#args + 1] = ix.vals[b] end
   chunked('HSET', ix.key, args)  -- chunks of an even size: pairs stay together
   local gone = {}
   for b in pairs(ix.dropped) do gone[#gone + 1] = b end
   if #gone > 0 then chunked('HDEL', ix.key, gone) end
-  ix.dirty, ix.dropped, ix.changed = {}, {}, false
+  ix.dirty, ix.dropped, ix.changed, ix.whole, ix.stored_N = {}, {}, false, false, ix.N
 end
 
 -- A new index of the distinct keys `ks`, written at once (a rebuild).
@@ -195,6 +199,6 @@ local function ids_build(key, ks)
     args[#args + 1] = b; args[#args + 1] = ix.vals[b]
   end
   chunked('HSET', key, args)
-  ix.n = #ks
+  ix.n, ix.stored_N = #ks, N
   return ix
 end

@@ -59,7 +59,8 @@ local function merge_tail(key, from, n, xs, inserted)
 end
 
 -- Insert sorted, deduplicated new entries into the list, in order. Entries
--- already in the list are skipped. Returns the inserted entries. Appends are
+-- already in the list are skipped; st.tail stays the list's last entry.
+-- Returns the inserted entries. Appends are
 -- one RPUSH; a late entry costs a binary search (O(log n) LINDEX) and one
 -- LINSERT, or, near the end (move_tail), one splice of the tail after it: k
 -- late entries in one call are spliced at once when moving the tail costs less
@@ -71,7 +72,7 @@ local function insert(K, st, news)
   if n == 0 or cmp(st.tail, news[1]) < 0 then
     push(K[1], raws(news))
     st.n = n + #news
-    st.mem, st.mem_from = news, n
+    st.mem, st.mem_from, st.tail = news, n, news[#news]
     return news
   end
   local inserted, lo, late = {}, 0, 0
@@ -93,5 +94,7 @@ local function insert(K, st, news)
     lo = p + 1
   end
   st.n = n
+  local last = inserted[#inserted]
+  if last and cmp(st.tail, last) < 0 then st.tail = last end
   return inserted
 end

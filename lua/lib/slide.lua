@@ -4,27 +4,36 @@
 --@include lib/state.lua
 
 -- Walk entries from index `from` (below `limit`) while their ts <= bound,
--- calling fn(ctx, side, qhi, qlo, raw) on each. Chunks start small and grow:
--- a call usually moves a pointer by a few. Returns the index of the first
--- entry not taken, its price (if read) and the price of the last one taken
--- (if read); prices are parsed only for those two.
-local function walk(key, from, limit, bound, fn, ctx)
-  local size, last = 2, nil
+-- calling fn(ctx, side, qhi, qlo, raw) on each. Chunks start small (`first`,
+-- default 2) and grow x8 up to 1,024: a call usually moves a pointer by a
+-- few. Elements inside `buf` (elements [buf.from, buf.from + #buf) read
+-- beforehand) are taken from it. Returns the
+-- index of the first entry not taken, its price (if read) and the last entry
+-- taken (raw, if any): a price is parsed only where a caller needs it.
+local function walk(key, from, limit, bound, fn, ctx, buf, first)
+  local size, last = first or 2, nil
   while from < limit do
-    local raw = lrange(key, from, min(from + size, limit) - 1)
-    if #raw == 0 then corrupt('list shorter than its indices') end
-    for i = 1, #raw do
+    local raw, j, upto
+    local k = buf and from - buf.from
+    if k and k >= 0 and k < #buf then
+      raw, j, upto = buf, k + 1, min(#buf, limit - buf.from)
+    else
+      raw = lrange(key, from, min(from + size, limit) - 1)
+      if #raw == 0 then corrupt('list shorter than its indices') end
+      j, upto = 1, #raw
+      if size < 1024 then size = min(size * 8, 1024) end
+    end
+    for i = j, upto do
       local r = raw[i]
       local ts, side, hi, lo = head(r)
-      if not ts then corrupt('unparsable list element at ' .. (from + i - 1)) end
-      if ts > bound then return from + i - 1, price_of(r), price_of(last) end
+      if not ts then corrupt('unparsable list element at ' .. (from + i - j)) end
+      if ts > bound then return from + i - j, price_of(r), last end
       fn(ctx, side, hi, lo, r)
       last = r
     end
-    from = from + #raw
-    if size < 1024 then size = size * 8 end
+    from = from + upto - j + 1
   end
-  return from, nil, price_of(last)
+  return from, nil, last
 end
 
 local function enter(tots, side, qhi, qlo)
@@ -43,7 +52,8 @@ end
 -- longer than every window the token carried starts at the list's head, with
 -- what the list kept (it is partial: st.cf, from load_state).
 local function seed(K, st, ws)
-  for _, i in ipairs(st.added or {}) do
+  if not st.added then return end
+  for _, i in ipairs(st.added) do
     local j = i + 1
     while j <= #ws and not st.idx[j] do j = j + 1 end
     if j > #ws then j = i - 1; while not st.idx[j] do j = j - 1 end end
@@ -101,6 +111,25 @@ local function reach(K, st, ws, at, most)
   return to
 end
 
+-- When the longest window holds at most PREFETCH entries, advance reads them
+-- in one LRANGE for every window's walk (a small token's usual case: one call
+-- instead of one per window; an LRANGE costs about as much as 20 elements)
+local PREFETCH = 64
+
+-- The list elements [from, st.e) as a walk's `buf`: read in one LRANGE, but
+-- for those this call appended, taken from memory (st.mem)
+local function elements(K, st, from)
+  local upto, m = st.e - 1, st.mem and st.mem_from
+  if m and m <= upto then upto = m - 1 end
+  local buf = from <= upto and lrange(K[1], from, upto) or {}
+  if #buf ~= max(upto - from + 1, 0) then corrupt('list shorter than its indices') end
+  if m then
+    for j = max(from, m), st.e - 1 do buf[#buf + 1] = st.mem[j - m + 1].raw end
+  end
+  buf.from = from
+  return buf
+end
+
 -- Slide every window forward to `at` (>= st.at): add what entered, subtract
 -- what left, walking from the stored indices. Never a rescan. Entries this
 -- call appended (st.mem, from list index st.mem_from) are taken from memory.
@@ -123,6 +152,7 @@ local function advance(K, st, ws, at, most)
   if st.mem and st.e <= st.mem_from then limit = st.mem_from end
   local _, close
   st.e, _, close = walk(K[1], st.e, limit, at, enter, st.tot)
+  close = price_of(close)
   if st.mem and st.e >= st.mem_from then
     local j = st.e - st.mem_from + 1
     while j <= #st.mem and st.mem[j].ts <= at do
@@ -135,11 +165,26 @@ local function advance(K, st, ws, at, most)
   if st.e ~= e0 then st.close = close end
   st.opens, st.gone = {}, {}
   local n = #ws
+  -- every window starts at or after the longest one's start: when few elements
+  -- lie between it and the end, one read serves every window's walk
+  local buf, from = nil, st.idx[n]
+  if st.e > from and st.e - from <= PREFETCH then buf = elements(K, st, from) end
+  -- about as many entries leave each window as entered it: a walk's first
+  -- chunk is sized for them (a token taking many trades per call reads them
+  -- in one LRANGE, not in chunks of 2, 16, 128)
+  local entered = st.e - e0
+  local first = entered > 1 and min(entered + 2, 1024) or 2
+  local p0, p1  -- the previous (shorter) window's start before and after its walk
   for i, w in ipairs(ws) do
     local i0 = st.idx[i]
-    local ctx = {t = st.tot[i], gone = (i == n) and st.gone or nil}
     local open
-    st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx)
+    if i0 == p0 and p1 == p0 then
+      open = st.opens[i - 1]  -- a shorter window from the same entry kept it: so does this one
+    else
+      local ctx = {t = st.tot[i], gone = (i == n) and st.gone or nil}
+      st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx, buf, first)
+    end
+    p0, p1 = i0, st.idx[i]
     if open then st.opens[i] = open end
     if st.idx[i] ~= i0 then st.dirty[i] = true end
     if st.idx[i] == st.e then st.tot[i] = new_totals() end
@@ -189,19 +234,24 @@ local function metrics(K, st, ws, price_of)
   return out
 end
 
--- HSET/HDEL arguments for the aggregate fields that changed since loading
+-- HSET/HDEL arguments for the aggregate fields that changed since loading.
+-- Windows starting at the same entry have the same totals and prices: each
+-- text is formatted once for a run of such windows (tx: the text of totals
+-- tx.t, and the change of tx.open to tx.close).
 local function changes(K, st, ws)
   local set, del = {}, {}
   local function put(f, v) set[#set + 1] = f; set[#set + 1] = v end
+  local tx = {}
   for i, w in ipairs(ws) do
     local t, o = st.tot[i], st.old[i]
+    if not (tx.t and same_totals(t, tx.t)) then tx = {t = t} end
     local bchg = t.bh ~= o.bh or t.bl ~= o.bl
     local schg = t.sh ~= o.sh or t.sl ~= o.sl
-    if t.b ~= o.b then put(w.buys, fmt_int(t.b)) end
-    if t.s ~= o.s then put(w.sells, fmt_int(t.s)) end
-    if bchg then put(w.buy_volume, fmt_vol(t.bh, t.bl)) end
-    if schg then put(w.sell_volume, fmt_vol(t.sh, t.sl)) end
-    if bchg or schg then put(w.volume, volume(t)) end
+    if t.b ~= o.b then tx.b = tx.b or fmt_int(t.b); put(w.buys, tx.b) end
+    if t.s ~= o.s then tx.s = tx.s or fmt_int(t.s); put(w.sells, tx.s) end
+    if bchg then tx.bv = tx.bv or fmt_vol(t.bh, t.bl); put(w.buy_volume, tx.bv) end
+    if schg then tx.sv = tx.sv or fmt_vol(t.sh, t.sl); put(w.sell_volume, tx.sv) end
+    if bchg or schg then tx.v = tx.v or volume(t); put(w.volume, tx.v) end
     local cf = st.cf and st.cf[i] or false
     if cf and cf <= st.at then cf = false end  -- complete now
     if cf ~= o.cf then
@@ -211,7 +261,12 @@ local function changes(K, st, ws)
     if open then
       if open ~= o.open then put(w.open, open) end
       if close ~= o.close then put(w.close, close) end
-      if open ~= o.open or close ~= o.close then put(w.price_change_pct, pct(open, close)) end
+      if open ~= o.open or close ~= o.close then
+        if tx.open ~= open or tx.close ~= close then
+          tx.open, tx.close, tx.pct = open, close, pct(open, close)
+        end
+        put(w.price_change_pct, tx.pct)
+      end
     elseif o.open ~= false then
       del[#del + 1] = w.open; del[#del + 1] = w.close; del[#del + 1] = w.price_change_pct
     end

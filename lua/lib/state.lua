@@ -71,6 +71,23 @@ local function first_after(key, n, at)
   return lo
 end
 
+-- The complete_from fields of windows `ws` (nil: none is stored). A carried
+-- window stores 5 fields, 8 when it holds entries (open, close and
+-- price_change_pct), and complete_from while it is partial: only when the
+-- aggregates hold more fields than that (or fewer: damage) are they read.
+-- Looking up an absent field scans a small hash whole, so the usual token,
+-- complete, pays one HLEN instead.
+local function partial_windows(K, ws, idx, agg)
+  local want, per = 0, #LOADED
+  for i = 1, #ws do
+    if idx[i] then want = want + ((agg[per * (i - 1) + 5] and 8) or 5) end
+  end
+  if redis.call('HLEN', K[3]) == want then return nil end
+  local fields = {}
+  for i, w in ipairs(ws) do fields[i] = w.complete_from end
+  return redis.call('HMGET', K[3], unpack(fields))
+end
+
 -- Load the stored state of a token, for the caller's windows `conf` and those
 -- the token carries (st.ws). Returns nil when the token has no state (new or
 -- expired); raises CORRUPT when the state is inconsistent. A window of `conf`
@@ -106,6 +123,7 @@ local function load_state(K, conf)
   end
   st.ws = ws
   local agg = redis.call('HMGET', K[3], unpack(ws.load))
+  local cfs = partial_windows(K, ws, idx, agg)
   local e = n
   if n > 0 then
     st.tail = entry_at(K[1], n - 1)
@@ -115,6 +133,7 @@ local function load_state(K, conf)
   local prev = 0
   local per = #LOADED
   local carried = {}
+  local bv, bh, bl, sv, sh, sl
   for i = #ws, 1, -1 do
     if idx[i] == false then
       -- a window the token never carried has no fields either
@@ -131,8 +150,11 @@ local function load_state(K, conf)
       local a = per * (i - 1)
       local t = new_totals()
       t.b = tonumber(agg[a + 1]); t.s = tonumber(agg[a + 2])
-      t.bh, t.bl = parse_vol(agg[a + 3]); t.sh, t.sl = parse_vol(agg[a + 4])
-      local open, close, cf = agg[a + 5], agg[a + 6], agg[a + 7]
+      -- windows starting at the same entry store the same texts: parsed once
+      if agg[a + 3] ~= bv then bv = agg[a + 3]; bh, bl = parse_vol(bv) end
+      if agg[a + 4] ~= sv then sv = agg[a + 4]; sh, sl = parse_vol(sv) end
+      t.bh, t.bl, t.sh, t.sl = bh, bl, sh, sl
+      local open, close, cf = agg[a + 5], agg[a + 6], cfs and cfs[i]
       if not (t.b and t.s and t.bh and t.sh) or t.b + t.s ~= e - x or t.b < 0 or t.s < 0
          or (x < e) ~= (open ~= false) or (cf and not tonumber(cf)) then
         corrupt('totals of ' .. ws[i].label .. ' do not match the list')

@@ -36,9 +36,23 @@ local function split_q(q)
   return tonumber(ssub(q, 1, -10)), tonumber(ssub(q, -9))
 end
 
-local function fmt_int(x) return sfmt('%.0f', x) end
+-- Integers as text. '%d' formats an integer about 3x faster than '%.0f'
+-- (which goes through the float formatter) and writes the same digits for
+-- integers below 2^53 (every count, volume part and instant here); anything
+-- else (a corrupt stored value) goes through '%.0f' as before.
+local EXACT = 2 ^ 53
 
-local function fmt_vol(hi, lo) return sfmt('%.0f.%09.0f', hi, lo) end
+local function fmt_int(x)
+  if x < EXACT and x > -EXACT and x == floor(x) then return sfmt('%d', x) end
+  return sfmt('%.0f', x)
+end
+
+local function fmt_vol(hi, lo)
+  if hi < EXACT and hi >= 0 and hi == floor(hi) and lo >= 0 and lo < NANO and lo == floor(lo) then
+    return sfmt('%d.%09d', hi, lo)
+  end
+  return sfmt('%.0f.%09.0f', hi, lo)
+end
 
 local function parse_vol(s)
   if not s then return nil end

@@ -9,8 +9,9 @@
 -- the metrics of a window, in the order scripts return them (after the label)
 local METRICS = {'buys', 'sells', 'buy_volume', 'sell_volume', 'volume', 'open', 'close',
                  'price_change_pct'}
--- the fields load_state reads back, per window, in this order
-local LOADED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'open', 'close', 'complete_from'}
+-- the fields load_state reads back, per window, in this order (complete_from
+-- apart, only when some window is partial: lib/state.lua)
+local LOADED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'open', 'close'}
 -- every field a window may own in the aggregates hash
 local OWNED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'volume', 'open', 'close',
                'price_change_pct', 'complete_from'}
