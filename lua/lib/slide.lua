@@ -7,10 +7,14 @@
 -- calling fn(ctx, side, qhi, qlo, raw) on each. Chunks start small and grow:
 -- a call usually moves a pointer by a few. Returns the index of the first
 -- entry not taken, its price (if read) and the price of the last one taken
--- (if read); prices are parsed only for those two.
-local function walk(key, from, limit, bound, fn, ctx)
+-- (if read); prices are parsed only for those two. With `cap`, a walk that
+-- would take more than `cap` elements (plus the rest of its last chunk) stops
+-- by raising BEHIND (reads: lib/status.lua, the caller catches it).
+local function walk(key, from, limit, bound, fn, ctx, cap)
   local size, last = 2, nil
+  local stop = cap and from + cap
   while from < limit do
+    if stop and from >= stop then fail(BEHIND, 'a walk would take more than ' .. cap) end
     local raw = lrange(key, from, min(from + size, limit) - 1)
     if #raw == 0 then corrupt('list shorter than its indices') end
     for i = 1, #raw do
@@ -106,8 +110,10 @@ end
 -- call appended (st.mem, from list index st.mem_from) are taken from memory.
 -- The longest window's leaving elements end in st.gone (st.all_gone: all of them).
 -- With `most`, no walk takes more than `most` list elements: the windows stop
--- at an earlier instant (reach) when `at` is further; st.at says where.
-local function advance(K, st, ws, at, most)
+-- at an earlier instant (reach) when `at` is further; st.at says where. With
+-- `cap` (a read, which cannot stop short), a walk going past `cap` elements
+-- raises BEHIND instead.
+local function advance(K, st, ws, at, most, cap)
   if st.n > 0 and not st.grew and st.tail.ts <= at - ws[#ws].ms then
     -- every entry has left every window (a long-quiet token): nothing to walk
     for i = 1, #ws do
@@ -122,7 +128,7 @@ local function advance(K, st, ws, at, most)
   local limit = st.n
   if st.mem and st.e <= st.mem_from then limit = st.mem_from end
   local _, close
-  st.e, _, close = walk(K[1], st.e, limit, at, enter, st.tot)
+  st.e, _, close = walk(K[1], st.e, limit, at, enter, st.tot, cap)
   if st.mem and st.e >= st.mem_from then
     local j = st.e - st.mem_from + 1
     while j <= #st.mem and st.mem[j].ts <= at do
@@ -139,7 +145,7 @@ local function advance(K, st, ws, at, most)
     local i0 = st.idx[i]
     local ctx = {t = st.tot[i], gone = (i == n) and st.gone or nil}
     local open
-    st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx)
+    st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx, cap)
     if open then st.opens[i] = open end
     if st.idx[i] ~= i0 then st.dirty[i] = true end
     if st.idx[i] == st.e then st.tot[i] = new_totals() end
