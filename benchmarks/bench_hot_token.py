@@ -10,7 +10,10 @@ several rounds, each timed on its own until the token answers done: a
 rebuild (indices deleted), the janitor's catch-up after 20 quiet minutes
 (advance repeated while it answers BEHIND), a deep check (verify_token.lua
 through engine/integrity.py, forced whatever the list's length) and reads
-(read_window.lua at last_update and 20 minutes ahead, sliding in memory).
+(read_window.lua at last_update and 20 minutes ahead: sliding in memory, or
+answering "behind" past SLIDE_MAX elements a walk; and ``Reader.read`` 20
+minutes ahead as show/top/serve call it, each round trip timed: after the
+change, the catch-up calls and the read).
 Every case starts from the same state (DUMP/RESTORE). A code tree is measured in a child process with
 PYTHONPATH set to it, alternating trees, so both are measured on the same
 machine in the same run; figures are then compared as ratios. Optionally it
@@ -141,6 +144,35 @@ def child(trades: int, reps: int) -> dict:
                 return engine.scripts.read_window(keys=token_keys(token), args=[instant, windows]), True, None
             return call
 
+        def reader_read(instant: int):
+            """Reader.read as show/top/serve call it (after: catch-up calls, then the read);
+            each round trip timed client side."""
+            from redis.client import Pipeline
+
+            from tradeagg.engine.read import Reader
+
+            def call():
+                reader, trips = Reader(client, s, engine.scripts), []
+                direct, piped = redis.Redis.execute_command, Pipeline.execute
+
+                def timed(fn):
+                    def run(self, *a, **kw):
+                        t0 = time.perf_counter()
+                        try:
+                            return fn(self, *a, **kw)
+                        finally:
+                            trips.append(time.perf_counter() - t0)
+                    return run
+
+                redis.Redis.execute_command, Pipeline.execute = timed(direct), timed(piped)
+                try:
+                    view = reader.read(token, instant)
+                finally:
+                    redis.Redis.execute_command, Pipeline.execute = direct, piped
+                assert view.at == instant
+                return None, True, None, max(trips), len(trips)
+            return call
+
         def check():
             # the first call (as the janitor's pipeline sends it), then the steps one by one
             client.delete(memo)
@@ -160,6 +192,7 @@ def child(trades: int, reps: int) -> dict:
             "deep check (forced)": (None, check),
             "read at last_update": (None, read("")),
             "read 20 min ahead": (None, read(at + IDLE)),
+            "Reader.read 20 min ahead (round trips)": (None, reader_read(at + IDLE)),
         }
         for name, (setup, call) in rounds.items():
             worst, calls, most_touched, server = 0.0, 0, None, 0.0
