@@ -475,3 +475,91 @@ def test_a_read_far_past_the_store_clock_is_refused_after_catching_up_to_it(
     assert int(redis_client.get(TokenKeys(TOKEN).last_update)) == caught.value.last_update
     ahead = caught.value.last_update + 1_000
     assert_matches_reference(reader, live, ahead, S.windows, [TOKEN])
+
+
+SEED_MAX = 2048  # lua/lib/slide.lua: list elements one call takes to seed one window
+S2 = Settings(windows=parse_windows("1m,5m,10m,30m,1h"), clock="wall", max_token_trades=1_000_000)
+
+
+def assert_exact_since_complete_from(view, trades: list[Trade], at: int) -> list[str]:
+    """Every window equals the reference; a partial one, over the trades after its
+    complete_from - w (what it claims to hold). Returns the partial windows' labels."""
+    partial = []
+    for w in S2.windows:
+        got = view.windows[w.label]
+        since = at - w.ms
+        if got.partial:
+            partial.append(w.label)
+            assert got.complete_from > at, (w.label, got)
+            since = got.complete_from - w.ms
+        want = reference.window(reference.distinct([t for t in trades if t.ts > since]), at, w)
+        assert window_mismatches(got, want) == [], (w.label, since)
+    return partial
+
+
+def test_windows_added_to_a_hot_token_are_seeded_in_calls_of_bounded_work(hot: Engine) -> None:
+    """A release adding 5m and 30m to a 300,000-trade token carrying 1m,10m,1h: each
+    call takes at most SEED_MAX elements per window (24,000 and 120,000 to take),
+    answers BEHIND until done; meanwhile the new windows read partial, exact over
+    what they claim, a late trade inside the 30m window counts once, the deep
+    check passes; at the end every window is exact and no mark is left."""
+    k = TokenKeys(TOKEN)
+    engine = Engine(hot.client, S2, hot.scripts)
+    reader = Reader(hot.client, S2, hot.scripts)
+    late = trade(N + 1, AT - 25 * 60_000 + 3, ident="late-while-seeding")
+    trades = list(HISTORY)
+    seeding = 2  # windows to seed
+    bound = 1 + seeding * (SEED_MAX + CHUNK) + 2 * len(S2.windows) + LOG + 4
+    calls, seen_partial = 0, set()
+    while True:
+        entries = [late.entry] if calls == 3 else []  # a late trade, placed by LINSERT
+        raw = engine.scripts.apply_trades(
+            keys=apply_keys(TOKEN),
+            args=[AT, "at", windows_arg(S2), S2.max_token_trades, "\n".join(entries)],
+        )
+        r = token_result(TOKEN, RawResult(*raw))
+        if entries:
+            trades.append(late)
+            assert r.applied == 1 and r.scanned > 0, r
+        else:
+            assert r.scanned == 0, r
+        calls += 1
+        assert r.touched <= bound + (LOG + 2 if entries else 0), (calls, r)
+        assert r.last_update == AT
+        if calls % 9 == 1:
+            seen_partial.update(assert_exact_since_complete_from(reader.read(TOKEN, AT), trades, AT))
+            checks = Integrity(hot.client, S2).check([TOKEN])
+            assert (checks.corrupt, checks.checked) == ({}, 1), checks
+        if not r.behind:
+            break
+        assert calls < 200
+    assert seen_partial == {"5m", "30m"}
+    assert 120_000 // (SEED_MAX + CHUNK) <= calls <= 120_000 // SEED_MAX + 3
+    view = reader.read(TOKEN, AT)
+    assert assert_exact_since_complete_from(view, trades, AT) == []
+    assert not [f for f in hot.client.hkeys(k.ids) if f.startswith(b"~")]
+    assert not [f for f in hot.client.hkeys(k.aggregates) if f.endswith(b"complete_from")]
+    for instant in (AT, AT + 30_000, AT + 5 * 60_000):
+        assert_matches_reference(reader, trades, instant, S2.windows, [TOKEN])
+    assert Integrity(hot.client, S2).check([TOKEN]).corrupt == {}
+
+
+def test_a_reader_with_windows_the_token_lacks_counts_them_in_bounded_memory_work(
+    hot: Engine,
+) -> None:
+    """Workers carry 1m,10m,1h; a reader configured with 5m and 30m as well: its read
+    seeds them in memory from their shorter neighbours, SEED_MAX elements each at
+    most (partial, exact over what it claims), writes nothing, adds no window."""
+    k = TokenKeys(TOKEN)
+    before = {key: hot.client.dump(key) for key in [*k.all(), k.ids]}
+    view = Reader(hot.client, S2, hot.scripts).read(TOKEN, AT)
+    assert assert_exact_since_complete_from(view, HISTORY, AT) == ["5m", "30m"]
+    # each took SEED_MAX (and the rest of one ms, a chunk at most) before its neighbour's start
+    for label, shorter in (("5m", 60_000), ("30m", 600_000)):
+        w = next(x for x in S2.windows if x.label == label)
+        held = (AT - (view.windows[label].complete_from - w.ms)) // STEP
+        assert SEED_MAX <= held - shorter // STEP <= SEED_MAX + CHUNK, (label, held)
+    assert {key: hot.client.dump(key) for key in before} == before
+    # a read far ahead of last_update catches up with the token's own windows only
+    Reader(hot.client, S2, hot.scripts).read(TOKEN, AT + 20 * 60_000)
+    assert sorted(hot.client.hkeys(k.indices)) == [b"10m", b"1h", b"1m"]

@@ -8,7 +8,7 @@ fixed cost. On a Redis Cluster a call holds the tokens of one hash slot only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, NamedTuple
@@ -249,6 +249,7 @@ class Engine:
         now: int | None = None,
         *,
         catch_up: bool = False,
+        windows: str | None = None,
     ) -> list[list[TokenResult] | StoreError]:
         """Many Lua calls (each atomic) and their active-index stamps in one pipeline.
 
@@ -257,7 +258,8 @@ class Engine:
         each node its share at once. A call whose script or stamp failed comes
         back as a StoreError in its place (its trades may or may not be applied:
         re-applying them is safe, the script drops duplicates). ``catch_up``:
-        see ``catch_up`` (the clock, and no stamps).
+        see ``catch_up`` (the clock, and no stamps); ``windows`` (``label:ms,…``)
+        instead of the configured windows.
         """
         if not calls:
             return []
@@ -265,7 +267,7 @@ class Engine:
         try:
             pipe = self.client.pipeline(transaction=False)
             for call in calls:
-                self._queue(pipe, call, now, touched, catch_up=catch_up)
+                self._queue(pipe, call, now, touched, catch_up=catch_up, windows=windows)
             for shard, members in touched.items():
                 pipe.zadd(active(shard), members)
             raws = pipe.execute(raise_on_error=False)
@@ -309,13 +311,14 @@ class Engine:
         touched: dict[int, dict[str, int]],
         *,
         catch_up: bool = False,
+        windows: str | None = None,
     ) -> None:
         """Queue the ``apply_trades`` call on ``pipe``; note its tokens' stamps in ``touched``."""
         keys: list[str] = []
         clock = (now if now is not None else self.clock(), "wall") if catch_up else None
         args: list[Any] = [
             *(clock or self._clock_args(now)),
-            self._windows,
+            windows or self._windows,
             self.settings.max_token_trades,
         ]
         for token, entries in call:
@@ -365,7 +368,9 @@ class Engine:
         groups, _bad = group_records(records)
         return self.apply(groups, now)
 
-    def catch_up(self, tokens: Iterable[str], at: int) -> dict[str, TokenResult]:
+    def catch_up(
+        self, tokens: Iterable[str], at: int, windows: Mapping[str, str] | None = None
+    ) -> dict[str, TokenResult]:
         """Slide ``tokens`` toward ``at`` without trades, in calls of bounded work.
 
         What a reader does for a read too far ahead of a token's last_update
@@ -376,18 +381,25 @@ class Engine:
         trades are judged late exactly as if the janitor had run. Calls again
         while a token answers BEHIND (or REBUILDING: a rebuild step), at most
         CATCH_UP_CALLS times; tokens are not stamped in the active index.
-        Raises the first failure (StoreError, CorruptTokenError).
+        ``windows`` gives a token's windows (``label:ms,…``: those it carries,
+        so that a reader configured with others adds none); the configured
+        ones otherwise. Raises the first failure (StoreError, CorruptTokenError).
         """
         pending, out = list(dict.fromkeys(tokens)), {}
+        specs = windows or {}
         for _ in range(CATCH_UP_CALLS):
             if not pending:
                 break
-            outcomes = self.apply_calls(self.calls({t: [] for t in pending}), at, catch_up=True)
-            for outcome in outcomes:
-                if isinstance(outcome, StoreError):
-                    raise outcome
-                for r in outcome:
-                    out[r.token] = r
+            by_spec: dict[str, list[str]] = {}
+            for t in pending:
+                by_spec.setdefault(specs.get(t) or self._windows, []).append(t)
+            for spec, group in by_spec.items():
+                calls = self.calls({t: [] for t in group})
+                for outcome in self.apply_calls(calls, at, catch_up=True, windows=spec):
+                    if isinstance(outcome, StoreError):
+                        raise outcome
+                    for r in outcome:
+                        out[r.token] = r
             pending = [t for t in pending if out[t].behind or out[t].rebuilding]
         for r in out.values():
             if r.status in (ApplyStatus.CORRUPT, ApplyStatus.FAILED):

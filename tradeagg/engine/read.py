@@ -135,7 +135,8 @@ class Reader:
         ats: list[int | None] = [at] * len(tokens)
         behind = [i for i, raw in enumerate(raws) if text(raw[0]) == "behind"]
         if behind and at is not None:
-            self.catch_up([tokens[i] for i in behind], at)
+            carried = {tokens[i]: text(raws[i][4]) for i in behind}
+            self.catch_up([tokens[i] for i in behind], at, carried)
             again = self.fetch([tokens[i] for i in behind], [at] * len(behind))
             for i, raw in zip(behind, again, strict=True):
                 raws[i] = raw
@@ -157,14 +158,18 @@ class Reader:
             views.append(self.view(t, a, raw))
         return views
 
-    def catch_up(self, tokens: Sequence[str], at: int) -> None:
+    def catch_up(
+        self, tokens: Sequence[str], at: int, windows: dict[str, str] | None = None
+    ) -> None:
         """Slide ``tokens`` toward ``at`` (never past Redis' clock) in bounded calls.
 
         Only for tokens whose read answered "behind": the stored state moves as
         the janitor would move it, so a read of ``at`` afterwards is exact and
         bounded (unless ``at`` lies far past Redis' clock: ``FarAhead``).
+        ``windows``: each token's carried windows, as the read answered them
+        (the reader's own windows are not added to a token).
         """
-        done = self.engine.catch_up(tokens, at)
+        done = self.engine.catch_up(tokens, at, windows)
         for token in tokens:
             r = done.get(token)
             if r is not None and r.rebuilding:
