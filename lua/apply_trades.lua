@@ -131,7 +131,9 @@ local function trim(K, st)
   local drop = st.idx[#ws]
   if drop == 0 or (st.mark[#ws] and not st.all_gone) then return end
   if st.all_gone then
-    redis.call('DEL', K[1], K[5])  -- the id index holds exactly the list's ids
+    -- the id index holds exactly the list's ids; UNLINK: a long list is freed by a
+    -- background thread, not inside this call
+    redis.call('UNLINK', K[1], K[5])
     st.ids = ids_new(K[5])
     drop = st.n
   else
