@@ -7,11 +7,13 @@ a token's last_update that a walk would pass SLIDE_MAX list elements answers
 "behind"; the reader then does the janitor's job for that token
 (``Engine.catch_up``: bounded ``apply_trades`` calls, to ``at`` but never past
 Redis' clock) and reads again. A read ahead of Redis' clock by more than a
-read's bounded work (after that catch-up) raises ``FarAhead``. A window the token does not carry (a reader
-configured with other windows than the workers) is counted from the list in
-memory; if the stored state fails its checks (damage), every window is.
+read's bounded work (after that catch-up) raises ``FarAhead``. A window the
+token does not carry (a reader configured with other windows than the
+workers) is counted from the list in memory, at most SEED_MAX elements; if the
+stored state fails its checks (damage), every window is (short lists only).
 Repairing is left to the writers. A window the list was not kept long enough
-for is partial: ``WindowView.complete_from`` says from when it is exact.
+for, or not counted in full yet (a window being added), is partial:
+``WindowView.complete_from`` says from when it is exact.
 """
 
 from __future__ import annotations
