@@ -7,10 +7,16 @@ the engine, then times, client side, one ``apply_trades`` call per case:
 late trades at several ages (where they land in the list), a one-trade
 append, a duplicate and an in-order batch; then the calls that may take
 several rounds, each timed on its own until the token answers done: a
-rebuild (indices deleted), the janitor's catch-up after 20 quiet minutes
-(advance repeated while it answers BEHIND), a deep check (verify_token.lua
+rebuild (indices deleted), a repairing rebuild (an element in the middle
+made unparsable: one O(n) call, not bounded), the janitor's catch-up after 20 quiet minutes
+(advance repeated while it answers BEHIND), two windows added by a release
+(10m and 45m: apply_trades with them until not BEHIND; after the change each
+call seeds at most SEED_MAX elements per window), a deep check (verify_token.lua
 through engine/integrity.py, forced whatever the list's length) and reads
-(read_window.lua at last_update and 20 minutes ahead, sliding in memory).
+(read_window.lua at last_update and 20 minutes ahead: sliding in memory, or
+answering "behind" past SLIDE_MAX elements a walk; and ``Reader.read`` 20
+minutes ahead as show/top/serve call it, each round trip timed: after the
+change, the catch-up calls and the read).
 Every case starts from the same state (DUMP/RESTORE). A code tree is measured in a child process with
 PYTHONPATH set to it, alternating trees, so both are measured on the same
 machine in the same run; figures are then compared as ratios. Optionally it
@@ -136,10 +142,55 @@ def child(trades: int, reps: int) -> dict:
                 return raw, int(raw[0]) not in MORE, int(raw[8]) if len(raw) == 11 else None
             return call
 
+        added = ",".join(sorted([*windows.split(","), "10m:600000", "45m:2700000"],
+                                key=lambda x: int(x.split(":")[1])))
+
+        def seed_windows():
+            # a release adding 10m and 45m: apply_trades with them, until not BEHIND
+            raw = engine.scripts.apply_trades(
+                keys=apply_keys(token), args=[at, "event", added, s.max_token_trades, ""]
+            )
+            return raw, int(raw[0]) not in MORE, int(raw[8]) if len(raw) == 11 else None
+
         def read(instant: int | str):
             def call():
                 return engine.scripts.read_window(keys=token_keys(token), args=[instant, windows]), True, None
             return call
+
+        def reader_read(instant: int):
+            """Reader.read as show/top/serve call it (after: catch-up calls, then the read);
+            each round trip timed client side."""
+            from redis.client import Pipeline
+
+            from tradeagg.engine.read import Reader
+
+            def call():
+                reader, trips = Reader(client, s, engine.scripts), []
+                direct, piped = redis.Redis.execute_command, Pipeline.execute
+
+                def timed(fn):
+                    def run(self, *a, **kw):
+                        t0 = time.perf_counter()
+                        try:
+                            return fn(self, *a, **kw)
+                        finally:
+                            trips.append(time.perf_counter() - t0)
+                    return run
+
+                redis.Redis.execute_command, Pipeline.execute = timed(direct), timed(piped)
+                try:
+                    view = reader.read(token, instant)
+                finally:
+                    redis.Redis.execute_command, Pipeline.execute = direct, piped
+                assert view.at == instant
+                return None, True, None, max(trips), len(trips)
+            return call
+
+        def damage():
+            # an unparsable element in the middle, indices deleted: the stepwise
+            # rebuild meets it half way and falls back to the one-call repair
+            client.lset(k.trades, trades // 2, "garbage")
+            client.delete(k.indices)
 
         def check():
             # the first call (as the janitor's pipeline sends it), then the steps one by one
@@ -156,10 +207,13 @@ def child(trades: int, reps: int) -> dict:
 
         rounds = {
             "rebuild (indices deleted)": (lambda: client.delete(k.indices), advance(at, "event")),
+            "repairing rebuild (mid element damaged)": (damage, advance(at, "event")),
             "catch-up after 20 min quiet": (None, advance(at + IDLE, "at")),
             "deep check (forced)": (None, check),
+            "windows 10m,45m added (seeding)": (None, seed_windows),
             "read at last_update": (None, read("")),
             "read 20 min ahead": (None, read(at + IDLE)),
+            "Reader.read 20 min ahead (round trips)": (None, reader_read(at + IDLE)),
         }
         for name, (setup, call) in rounds.items():
             worst, calls, most_touched, server = 0.0, 0, None, 0.0

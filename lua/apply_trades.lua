@@ -50,6 +50,22 @@ if clock == 'wall' then
   now = min(now, tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000))
 end
 
+-- The seeding marks that changed (lib/state.lua), in the id index; a window
+-- whose start has passed its mark's boundary counts as any other: unmarked.
+local function write_marks(K, st)
+  local set, del = {}, {}
+  for i, w in ipairs(ws) do
+    local m, v = st.mark[i], nil
+    if m and m[1] > st.at - w.ms and st.n > 0 then v = fmt_int(m[1]) .. ' ' .. fmt_int(m[2]) end
+    if v ~= (st.old_mark[i] or nil) then
+      if v then set[#set + 1] = MARK .. w.label; set[#set + 1] = v
+      else del[#del + 1] = MARK .. w.label end
+    end
+  end
+  if #set > 0 then redis.call('HSET', K[5], unpack(set)) end
+  if #del > 0 and st.n > 0 then redis.call('HDEL', K[5], unpack(del)) end
+end
+
 local function write(K, st, at, fresh_ttl, rebuilt)
   local idx = {}  -- the windows whose index moved
   for i, w in ipairs(ws) do
@@ -57,7 +73,8 @@ local function write(K, st, at, fresh_ttl, rebuilt)
   end
   if #idx > 0 then redis.call('HSET', K[2], unpack(idx)) end
   if rebuilt then retire(K, ws) end
-  if rebuilt or (st.checked and (fresh_ttl or st.added)) then redis.call('DEL', K[6]) end
+  write_marks(K, st)
+  if rebuilt or (st.checked and (fresh_ttl or st.added or st.seeding)) then redis.call('DEL', K[6]) end
   local set, del = changes(K, st, ws)
   if #set > 0 then redis.call('HSET', K[3], unpack(set)) end
   if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
@@ -104,17 +121,28 @@ local function unseen(ix, xs)
   return out
 end
 
--- Drop what left the longest window from the list and the id index.
+-- most elements a trim reads back (elements left untrimmed before the longest
+-- window's index, e.g. while it was being seeded, go over several calls)
+local TRIM_MAX = 4096
+
+-- Drop what left the longest window from the list and the id index. Not
+-- while that window is being seeded (marked): what precedes its index may
+-- still enter it.
 local function trim(K, st)
   local drop = st.idx[#ws]
-  if drop == 0 then return end
+  if drop == 0 or (st.mark[#ws] and not st.all_gone) then return end
   if st.all_gone then
-    redis.call('DEL', K[1], K[5])  -- the id index holds exactly the list's ids
+    -- the id index holds exactly the list's ids; UNLINK: a long list is freed by a
+    -- background thread, not inside this call
+    redis.call('UNLINK', K[1], K[5])
     st.ids = ids_new(K[5])
     drop = st.n
   else
     local gone = st.gone  -- the elements the longest window's walk passed
-    if not gone or #gone ~= drop then gone = lrange(K[1], 0, drop - 1) end
+    if not gone or #gone ~= drop then
+      drop = min(drop, TRIM_MAX)
+      gone = lrange(K[1], 0, drop - 1)
+    end
     local ks = {}
     for j, raw in ipairs(gone) do ks[j] = key_of_raw(raw) end
     ids_fetch(st.ids, ks)
@@ -156,7 +184,7 @@ local function apply_token(K, news, r)
     if not maxts then return end
     redis.call('DEL', K[5], K[6])  -- an id index (or memo) left over from an expired state
     st = {at = -1e18, n = 0, e = 0, idx = {}, tot = {}, old = blank_old(ws, false), dirty = {},
-          ids = ids_new(K[5]), cf = {}}
+          ids = ids_new(K[5]), cf = {}, mark = {}, old_mark = {}}
     for i = 1, #ws do st.idx[i] = 0; st.tot[i] = new_totals() end
   end
   local at = max(st.at, target)
@@ -173,12 +201,14 @@ local function apply_token(K, news, r)
   r[R.late], r[R.over_capacity] = late, over
   r[R.applied], r[R.duplicates] = #inserted, #news - late - over - #inserted
   r[R.last_update] = fmt_int(at)
-  if #inserted == 0 and (fresh or (at == st.at and r[R.rebuilt] < 0 and not st.added)) then
+  if #inserted == 0 and (fresh or (at == st.at and r[R.rebuilt] < 0 and not st.added
+                                   and not st.seeding)) then
     return
   end
   account(st, ws, inserted)
   advance(K, st, ws, at, SLIDE_MAX + #inserted)  -- windows keep up with what comes in
-  if st.at < at then r[R.status], r[R.last_update] = BEHIND, fmt_int(st.at) end
+  if st.all_gone then st.mark = {} end
+  if st.at < at or st.more then r[R.status], r[R.last_update] = BEHIND, fmt_int(st.at) end
   trim(K, st)
   ids_save(st.ids)
   write(K, st, st.at, #inserted > 0, r[R.rebuilt] >= 0)

@@ -15,14 +15,26 @@
 --          {"rebuilding", at}         the stored state fails its checks and the
 --                                     list is longer than REBUILD_STEP (a rebuild
 --                                     is due, or under way: lib/rebuild.lua)
+--          {"behind", at, last_update, touched, windows}
+--                                     at is so far ahead of last_update that
+--                                     sliding there would take one walk past
+--                                     SLIDE_MAX list elements (lib/slide.lua):
+--                                     no metrics; touched = list elements read
+--                                     until then; windows = those the token
+--                                     carries ("label:ms,..."). The caller
+--                                     advances the token with them (apply_trades,
+--                                     bounded calls: none added) and reads again
+--                                     (engine/read.py)
 -- A window the token does not carry (the reader is configured with other
--- windows than the writers) is counted from the list in memory, from its
--- nearest carried neighbour, and is partial when the list was not kept long
--- enough for it. When the stored state fails its checks (damage), the
+-- windows than the writers) is counted from the list in memory, backward from
+-- its nearest shorter neighbour, at most SEED_MAX elements (lib/slide.lua):
+-- partial (complete_from) when that, or the list, was not long enough for it.
+-- A window the writers are still seeding is answered as stored (partial). When the stored state fails its checks (damage), the
 -- windows are counted from the list's trustworthy elements in memory instead,
 -- and reason says why; nothing is written (the next apply, or the janitor,
 -- repairs the stored state). Only lists of at most REBUILD_STEP elements are
--- counted so: the work is bounded.
+-- counted so: the work is bounded. A read ahead of last_update slides at most
+-- SLIDE_MAX (+ one 1,024 chunk) elements per walk, else answers "behind".
 --@include lib/slide.lua
 --@include lib/rebuild.lua
 
@@ -73,6 +85,17 @@ return guarded(function()
   local at = tonumber(ARGV[1]) or st.at
   if at < st.at then return {'past', fmt_int(at), fmt_int(st.at)} end
   local lu = st.at
-  advance(KEYS, st, ws, at)
+  local slid, err = pcall(advance, KEYS, st, ws, at, nil, SLIDE_MAX)
+  if not slid then
+    if caught(err) == BEHIND then
+      local added, carried = {}, {}
+      for _, i in ipairs(st.added or {}) do added[i] = true end
+      for i, w in ipairs(ws) do
+        if not added[i] then carried[#carried + 1] = w.label .. ':' .. fmt_int(w.ms) end
+      end
+      return {'behind', fmt_int(at), fmt_int(lu), touched, table.concat(carried, ',')}
+    end
+    error(err, 0)
+  end
   return answer({'ok', fmt_int(at), fmt_int(lu), false}, st, ws, conf, at)
 end)

@@ -38,8 +38,11 @@ return guarded(function()
     for _, label in ipairs(retire) do
       for _, m in ipairs(OWNED) do fields[#fields + 1] = label .. ':' .. m end
     end
+    local marks = {}  -- their seeding marks (lib/state.lua), if any
+    for i, label in ipairs(retire) do marks[i] = '~seed:' .. label end
     redis.call('HDEL', KEYS[2], unpack(retire))
     redis.call('HDEL', KEYS[3], unpack(fields))
+    if redis.call('TYPE', KEYS[5])['ok'] == 'hash' then redis.call('HDEL', KEYS[5], unpack(marks)) end
     redis.call('DEL', KEYS[6])  -- the memo: the token changed shape
   end
   -- the head before the longest window left: outside every window it keeps
@@ -68,6 +71,11 @@ return guarded(function()
     ids_save(ix)
     redis.call('HSET', KEYS[2], unpack(idx))
     redis.call('LTRIM', KEYS[1], drop, -1)
+    -- a window left that was being seeded lost what preceded its index: the list
+    -- now covers only what it counts (its mark's C becomes its boundary B)
+    local mark = redis.pcall('HGET', KEYS[5], '~seed:' .. at)
+    local b = type(mark) == 'string' and smatch(mark, '^(%-?%d+) ')
+    if b then redis.call('HSET', KEYS[5], '~seed:' .. at, b .. ' ' .. b) end
   end
   return {#retire, drop, start - drop, 0}
 end)

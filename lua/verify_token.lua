@@ -81,6 +81,11 @@ local function remember()
   redis.pcall('SET', KEYS[6], fmt_int(st.at), 'PX', ttl)
 end
 
+-- where window j's count starts: its start, or a seeding mark's boundary
+local function lower(j, w)
+  return st.mark[j] and st.mark[j][1] or st.at - w.ms
+end
+
 -- One step: elements [from, from + STEP) read, each checked (parseable, after the
 -- one before, inside exactly the windows its index says) and added to the sums;
 -- after the last one the sums and stored prices are compared with the state.
@@ -106,7 +111,7 @@ local function step()
     for j, w in ipairs(ws) do
       if st.idx[j] ~= nil then
         local inside = p >= st.idx[j] and p < st.e
-        if inside ~= (e.ts > st.at - w.ms and e.ts <= st.at) then
+        if inside ~= (e.ts > lower(j, w) and e.ts <= st.at) then
           return bad('totals of ' .. w.label .. ' do not match the list')
         end
         if inside then add(sums[j], e, 1) end
@@ -162,7 +167,7 @@ local function check()
   local agg = stored_metrics()
   for i, w in ipairs(ws) do
     if st.idx[i] ~= nil then  -- not a window of ours the token does not carry yet
-      local counted = state_of(es, {w}, st.at)
+      local counted = state_of(es, {{label = w.label, ms = st.at - lower(i, w)}}, st.at)
       local t = counted.tot[1]
       if counted.idx[1] ~= st.idx[i] or counted.e ~= st.e or not same_totals(t, st.tot[i]) then
         return 'corrupt: totals of ' .. w.label .. ' do not match the list'

@@ -50,6 +50,23 @@ class PastInstant(BadQuery):
         self.newest = last_update if newest is None else newest
 
 
+class FarAhead(BadQuery):
+    """A read as of an instant so far past Redis' clock that sliding a token there
+    would exceed a read's bounded work (the token was advanced up to that clock)."""
+
+    def __init__(self, at: int, last_update: int, token: str) -> None:
+        super().__init__(
+            "at",
+            at,
+            f"is too far ahead: token {token} was advanced to the store's clock "
+            f"({last_update}) and sliding the rest of the way exceeds a read's bounded work; "
+            "ask for an earlier instant",
+        )
+        self.at = at
+        self.last_update = last_update
+        self.token = token
+
+
 class InvalidTrade(TradeaggError):
     """A trade (or a message) breaks the contract; ``reason`` says how."""
 

@@ -151,7 +151,7 @@ local function rebuild_step(K, conf, at)
   if drop >= n then redis.call('UNLINK', K[1]) elseif drop > 0 then redis.call('LTRIM', K[1], drop, -1) end
   for i = 1, #ws do idx[i] = idx[i] - drop end
   local st = {at = at, n = n - drop, e = e - drop, idx = idx, tot = tot, ws = ws, cf = cf,
-              ids = ix, old = blank_old(ws, true), dirty = {}}
+              ids = ix, old = blank_old(ws, true), dirty = {}, mark = {}, old_mark = {}}
   if st.n > 0 then st.tail = prev end
   return st, 0
 end

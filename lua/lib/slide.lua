@@ -9,10 +9,15 @@
 -- few. Elements inside `buf` (elements [buf.from, buf.from + #buf) read
 -- beforehand) are taken from it. Returns the
 -- index of the first entry not taken, its price (if read) and the last entry
--- taken (raw, if any): a price is parsed only where a caller needs it.
-local function walk(key, from, limit, bound, fn, ctx, buf, first)
+-- taken (raw, if any): a price is parsed only where a caller needs it. With
+-- `cap`, a walk that would take more than `cap` elements (plus the rest of its
+-- last chunk) stops by raising BEHIND (reads: lib/status.lua, the caller
+-- catches it).
+local function walk(key, from, limit, bound, fn, ctx, buf, first, cap)
   local size, last = first or 2, nil
+  local stop = cap and from + cap
   while from < limit do
+    if stop and from >= stop then fail(BEHIND, 'a walk would take more than ' .. cap) end
     local raw, j, upto
     local k = buf and from - buf.from
     if k and k >= 0 and k < #buf then
@@ -46,25 +51,85 @@ local function leave(ctx, side, qhi, qlo, raw)
   if ctx.gone then ctx.gone[#ctx.gone + 1] = raw end
 end
 
--- Give the windows a loaded state added (st.added, longest first) their index
--- and totals as of st.at: each starts from the nearest longer window and
--- walks forward to its own start (the entries between the two starts); one
--- longer than every window the token carried starts at the list's head, with
--- what the list kept (it is partial: st.cf, from load_state).
-local function seed(K, st, ws)
-  if not st.added then return end
-  for _, i in ipairs(st.added) do
-    local j = i + 1
-    while j <= #ws and not st.idx[j] do j = j + 1 end
-    if j > #ws then j = i - 1; while not st.idx[j] do j = j - 1 end end
-    local t, from = new_totals(), st.idx[j]
-    for k, v in pairs(st.tot[j]) do t[k] = v end
-    if j < i and from > 0 then  -- the entries before the longest window's start
-      walk(K[1], 0, from, math.huge, enter, {t}); from = 0
+-- Most list elements one call takes to seed one window (below): issue 11, a
+-- window added to a long list is counted over several calls.
+local SEED_MAX = 2048
+
+-- Extend window i backward from its index st.idx[i]: the entries before it
+-- that lie inside it (ts > lower = max(at - w, st.cov), the list's coverage)
+-- are added to st.tot[i], at most SEED_MAX of them (plus the rest of one ms,
+-- so that a ms is never split). `b` is the count boundary before (the window
+-- counts exactly the entries with b < ts <= at). After it: a window that
+-- reached its start (or the list's head) with nothing missing is unmarked and
+-- complete; otherwise it is marked (st.mark[i] = {B, C}: B its new boundary, C
+-- the coverage) and partial, complete_from = max(B, C) + w. Returns true when
+-- SEED_MAX stopped it (another call takes more).
+local function extend(K, st, ws, i, b)
+  local w = ws[i]
+  local lower = max(st.at - w.ms, st.cov)
+  local k, t, taken, edge, size = st.idx[i], st.tot[i], 0, nil, 16
+  local budget = false
+  while k > 0 do
+    local from = max(0, k - size)
+    local raw = lrange(K[1], from, k - 1)
+    if #raw ~= k - from then corrupt('list shorter than its indices') end
+    local stop = false
+    for j = #raw, 1, -1 do
+      local ts, side, hi, lo = head(raw[j])
+      if not ts then corrupt('unparsable list element at ' .. (k - 1)) end
+      if ts <= lower then stop = true; break end
+      if edge and ts < edge then stop, budget, b = true, true, ts; break end
+      addq(t, side, hi, lo, 1)
+      k = k - 1; taken = taken + 1
+      if not edge and taken >= SEED_MAX then edge = ts end
     end
-    st.idx[i] = walk(K[1], from, st.e, st.at - ws[i].ms, leave, {t = t})
-    if st.idx[i] == st.e then t = new_totals() end
+    if stop then break end
+    if size < 1024 then size = size * 8 end
+  end
+  if not budget then b = min(b, lower) end
+  if taken > 0 then st.dirty[i] = true end
+  st.idx[i] = k
+  if b > st.at - w.ms then
+    st.mark[i] = {b, st.cov}
+    st.cf[i] = max(b, st.cov) + w.ms
+  else
+    st.mark[i] = nil
+    st.cf[i] = nil
+  end
+  return budget
+end
+
+-- Seed the windows of a loaded state: the windows it carries that are still
+-- being seeded (marked, entries before their index) go on, then the windows
+-- it did not carry (st.added), shortest first, each starting from the nearest
+-- shorter window's index and totals (or empty, at the end) and extended
+-- backward. A call takes at most SEED_MAX elements per window: st.more says
+-- another call would take more. Without marks (a read: K[5] unknown) a
+-- carried window is taken as it is.
+local function seed(K, st, ws)
+  st.more = false
+  for i = 1, #ws do
+    local m = st.mark[i]
+    if m and st.idx[i] and st.idx[i] > 0 then
+      st.seeding = true
+      if extend(K, st, ws, i, m[1]) then st.more = true end
+    end
+  end
+  local added = st.added or {}
+  for a = #added, 1, -1 do
+    local i = added[a]
+    local j = i - 1
+    while j >= 1 and not st.idx[j] do j = j - 1 end
+    local t, b = new_totals(), st.at
+    if j >= 1 then
+      for k, v in pairs(st.tot[j]) do t[k] = v end
+      st.idx[i] = st.idx[j]
+      b = st.mark[j] and st.mark[j][1] or (st.at - ws[j].ms)
+    else
+      st.idx[i] = st.e
+    end
     st.tot[i] = t; st.dirty[i] = true
+    if extend(K, st, ws, i, b) then st.more = true end
   end
 end
 
@@ -75,7 +140,9 @@ local function account(st, ws, inserted)
       st.e = st.e + 1
       st.close = nil
       for i, w in ipairs(ws) do
-        if x.ts > st.at - w.ms then add(st.tot[i], x, 1); st.dirty[i] = true
+        -- inside the window's count: after its start, or after its mark's boundary
+        local lower = st.mark[i] and st.mark[i][1] or st.at - w.ms
+        if x.ts > lower then add(st.tot[i], x, 1); st.dirty[i] = true
         else st.idx[i] = st.idx[i] + 1 end
       end
     end
@@ -135,8 +202,10 @@ end
 -- call appended (st.mem, from list index st.mem_from) are taken from memory.
 -- The longest window's leaving elements end in st.gone (st.all_gone: all of them).
 -- With `most`, no walk takes more than `most` list elements: the windows stop
--- at an earlier instant (reach) when `at` is further; st.at says where.
-local function advance(K, st, ws, at, most)
+-- at an earlier instant (reach) when `at` is further; st.at says where. With
+-- `cap` (a read, which cannot stop short), a walk going past `cap` elements
+-- raises BEHIND instead.
+local function advance(K, st, ws, at, most, cap)
   if st.n > 0 and not st.grew and st.tail.ts <= at - ws[#ws].ms then
     -- every entry has left every window (a long-quiet token): nothing to walk
     for i = 1, #ws do
@@ -151,7 +220,7 @@ local function advance(K, st, ws, at, most)
   local limit = st.n
   if st.mem and st.e <= st.mem_from then limit = st.mem_from end
   local _, close
-  st.e, _, close = walk(K[1], st.e, limit, at, enter, st.tot)
+  st.e, _, close = walk(K[1], st.e, limit, at, enter, st.tot, nil, nil, cap)
   close = price_of(close)
   if st.mem and st.e >= st.mem_from then
     local j = st.e - st.mem_from + 1
@@ -182,7 +251,7 @@ local function advance(K, st, ws, at, most)
       open = st.opens[i - 1]  -- a shorter window from the same entry kept it: so does this one
     else
       local ctx = {t = st.tot[i], gone = (i == n) and st.gone or nil}
-      st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx, buf, first)
+      st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx, buf, first, cap)
     end
     p0, p1 = i0, st.idx[i]
     if open then st.opens[i] = open end

@@ -7,7 +7,14 @@
 -- cf[i] (window i is partial: the instant from which it is complete),
 -- old[i] (what is stored, to write only changes), tail (last entry),
 -- added (windows the token did not carry, longest first: slide.lua seeds them),
--- checked (the deep check's memo stands: K[6], when given).
+-- checked (the deep check's memo stands: K[6], when given),
+-- mark[i] = {B, C}: window i is being seeded (lib/slide.lua, `extend`): it
+-- counts exactly the list entries with B < ts <= at (B > at - w), and the list
+-- holds every applied trade after C; a window without a mark counts those
+-- with at - w < ts <= at. Marks live in the id index (K[5]) as "~seed:<label>"
+-- = "B C"; without K[5] (reads) none is known (a read never extends one),
+-- cov (the instant after which the list holds every applied trade, as far as
+-- the stored windows tell; -huge when nothing is missing).
 --@include lib/entry.lua
 --@include lib/windows.lua
 --@include lib/ids.lua
@@ -88,6 +95,48 @@ local function partial_windows(K, ws, idx, agg)
   return redis.call('HMGET', K[3], unpack(fields))
 end
 
+local MARK = '~seed:'  -- a mark's field in the id index: MARK .. label
+
+-- The marks of the partial windows the token carries (only with K[5]): a
+-- malformed one, or one the window has outgrown (B <= at - w), is damage.
+local function load_marks(K, st, ws, carried)
+  if not K[5] then return end
+  local fields, which = {}, {}
+  for i, w in ipairs(ws) do
+    if carried[i] and st.cf[i] then fields[#fields + 1] = MARK .. w.label; which[#fields] = i end
+  end
+  if #fields == 0 then return end
+  local got = redis.call('HMGET', K[5], unpack(fields))
+  for j, v in ipairs(got) do
+    if v then
+      local i = which[j]
+      local b, c = smatch(v, '^(%-?%d+) (%-?%d+)$')
+      b, c = tonumber(b), tonumber(c)
+      if not b or not c or b <= st.at - ws[i].ms then
+        corrupt('seeding mark of ' .. ws[i].label .. ' is ' .. v)
+      end
+      st.mark[i] = {b, c}; st.old_mark[i] = v
+    end
+  end
+end
+
+-- The instant after which the list holds every applied trade, as the stored
+-- windows tell: the longest carried window's start, a partial window's
+-- (unmarked: it counts what the list holds since then), a mark's C. Always at
+-- or after the truth (the safe side: a window is never called complete early).
+local function list_coverage(st, ws, carried)
+  local from, longest = -math.huge, nil
+  for i, w in ipairs(ws) do
+    if carried[i] then
+      longest = w.ms
+      if st.mark[i] then from = max(from, st.mark[i][2])
+      elseif st.cf[i] then from = max(from, st.cf[i] - w.ms) end
+    end
+  end
+  if longest then from = max(from, st.at - longest) end
+  return from
+end
+
 -- Load the stored state of a token, for the caller's windows `conf` and those
 -- the token carries (st.ws). Returns nil when the token has no state (new or
 -- expired); raises CORRUPT when the state is inconsistent. A window of `conf`
@@ -122,6 +171,7 @@ local function load_state(K, conf)
     idx = redis.call('HMGET', K[2], unpack(ws.labels))
   end
   st.ws = ws
+  st.mark, st.old_mark = {}, {}
   local agg = redis.call('HMGET', K[3], unpack(ws.load))
   local cfs = partial_windows(K, ws, idx, agg)
   local e = n
@@ -165,10 +215,11 @@ local function load_state(K, conf)
       if close then st.close = close end
     end
   end
+  load_marks(K, st, ws, carried)
+  st.cov = list_coverage(st, ws, carried)
   if st.added then
-    local from = coverage(ws, carried, st.cf, st.at)
     for _, i in ipairs(st.added) do
-      st.cf[i] = complete_from(from, ws[i].ms, st.at)
+      st.cf[i] = complete_from(st.cov, ws[i].ms, st.at)
       st.old[i] = blank_old({ws[i]}, true)[1]
     end
   end
@@ -226,7 +277,7 @@ end
 -- State of in-memory entries `es` (ordered) as of `at`, counted from scratch.
 local function state_of(es, ws, at)
   local st = {at = at, n = #es, idx = {}, tot = {}, old = blank_old(ws, true), dirty = {},
-              cf = {}, ws = ws}
+              cf = {}, ws = ws, mark = {}, old_mark = {}}
   st.tail = es[#es] -- insert() compares new trades with the last element
   local e = #es
   while e > 0 and es[e].ts > at do e = e - 1 end

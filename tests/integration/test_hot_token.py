@@ -15,7 +15,7 @@ import redis
 from tests.support import reference
 from tests.support.checks import assert_matches_reference, stored_metrics, window_mismatches
 from tests.support.idindex import id_index, id_key
-from tradeagg.contract.keys import TokenKeys, apply_keys
+from tradeagg.contract.keys import TokenKeys, apply_keys, token_keys
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import (
     MAX_ENTRIES_PER_CALL,
@@ -28,7 +28,7 @@ from tradeagg.engine.apply import (
 )
 from tradeagg.engine.integrity import DEEP_STEP, Integrity
 from tradeagg.engine.read import Reader
-from tradeagg.errors import TokenRebuilding
+from tradeagg.errors import FarAhead, TokenRebuilding
 from tradeagg.settings import Settings, parse_windows
 
 N = 300_000
@@ -387,3 +387,179 @@ def test_many_late_entries_in_one_call_are_one_splice_not_one_scan_each(hot: Eng
     assert r.scanned == 0, r
     assert r.touched <= 1 + 2 * (LOG + 1) + 2 * (N - first) + 2 * len(xs) + 2 * len(S.windows), r
     exact(hot, [*HISTORY, *xs], AT)
+
+
+def read_call(engine: Engine, at: int) -> list:
+    """One read_window call, as the script answers it (the Reader would catch up)."""
+    return engine.scripts.read_window(keys=token_keys(TOKEN), args=[at, windows_arg(S)])
+
+
+def test_a_read_far_ahead_answers_behind_after_bounded_work_and_writes_nothing(
+    hot: Engine,
+) -> None:
+    """A read 20 minutes ahead of a quiet 300,000-trade token (120,000 elements would
+    leave the 10m and 1h windows): the script stops once a walk passes SLIDE_MAX."""
+    k = TokenKeys(TOKEN)
+    before = {key: hot.client.dump(key) for key in [*k.all(), k.ids]}
+    raw = read_call(hot, AT + 20 * 60_000)
+    assert [raw[0], int(raw[1]), int(raw[2])] == [b"behind", AT + 20 * 60_000, AT]
+    walks = len(S.windows) + 1  # entering, and leaving each window
+    assert 0 < raw[3] <= 1 + walks * (SLIDE_MAX + CHUNK), raw
+    assert {key: hot.client.dump(key) for key in before} == before  # a read never writes
+    near = read_call(hot, AT + 5_000)  # 500 elements leave each window: read in one call
+    assert near[0] == b"ok" and int(near[2]) == AT
+
+
+class CountedCatchUp:
+    """Engine.apply_calls as a Reader's catch-up calls it, each token result kept."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.apply_calls, self.results = engine.apply_calls, []
+        engine.apply_calls = self
+
+    def __call__(self, calls, now=None, **kw):
+        out = self.apply_calls(calls, now, **kw)
+        for outcome in out:
+            self.results.extend(outcome)
+        return out
+
+
+def test_a_read_far_ahead_catches_the_token_up_in_bounded_calls_and_is_exact(
+    hot: Engine,
+) -> None:
+    """The Reader advances the token as the janitor would (apply_trades, each call's
+    walks bounded), then reads: the answer equals the brute-force reference, and a
+    small token read in the same read_many takes one call."""
+    later = AT + 20 * 60_000
+    small = "Sma11111111111111111111111111111111111111112"
+    few = [
+        Trade(id=f"s{i}", token=small, side="buy", quote_nano=10**9 + i, price="2.5", ts=AT - i)
+        for i in range(3)
+    ]
+    hot.apply_call([(small, [t.entry for t in few])], now=AT)
+    reader = Reader(hot.client, S, hot.scripts)
+    counted = CountedCatchUp(reader.engine)
+    big, little = reader.read_many([TOKEN, small], later)
+    walks = len(S.windows) + 1
+    bound = walks * (SLIDE_MAX + CHUNK) + walks + 2 * len(S.windows) + 1
+    assert {r.token for r in counted.results} == {TOKEN}  # only the token that was behind
+    assert len(counted.results) >= 120_000 // (SLIDE_MAX + CHUNK)
+    assert all(r.touched <= bound and r.scanned == 0 for r in counted.results), counted.results
+    assert [r.behind for r in counted.results] == [True] * (len(counted.results) - 1) + [False]
+    assert (big.at, big.last_update, little.last_update) == (later, later, AT)
+    assert int(hot.client.get(TokenKeys(TOKEN).last_update)) == later
+    assert_stored_state_is_the_reference(hot, HISTORY, later)
+    exact(hot, HISTORY, later)
+    assert_matches_reference(reader, few, later, S.windows, [small])
+
+
+def test_a_read_far_past_the_store_clock_is_refused_after_catching_up_to_it(
+    redis_client: redis.Redis,
+) -> None:
+    """A live token (trades over the last minute, real clock): a read 20 minutes ahead
+    of Redis' TIME cannot be caught up (no last_update in the future): FarAhead,
+    the token advanced no further than TIME; a read a second ahead is exact."""
+    engine = Engine(redis_client, S)
+    now = int(redis_client.time()[0]) * 1000
+    live = [trade(i, now - 60_000 + i * 10) for i in range(5_000)]
+    for i in range(0, len(live), MAX_ENTRIES_PER_CALL):
+        batch = live[i : i + MAX_ENTRIES_PER_CALL]
+        [r] = engine.apply_call([(TOKEN, [t.entry for t in batch])])
+        assert r.status is ApplyStatus.OK
+    reader = Reader(redis_client, S, engine.scripts)
+    with pytest.raises(FarAhead) as caught:
+        reader.read(TOKEN, now + 20 * 60_000)
+    served = redis_client.time()
+    clock = int(served[0]) * 1000 + int(served[1]) // 1000
+    assert caught.value.last_update <= clock
+    assert int(redis_client.get(TokenKeys(TOKEN).last_update)) == caught.value.last_update
+    ahead = caught.value.last_update + 1_000
+    assert_matches_reference(reader, live, ahead, S.windows, [TOKEN])
+
+
+SEED_MAX = 2048  # lua/lib/slide.lua: list elements one call takes to seed one window
+S2 = Settings(windows=parse_windows("1m,5m,10m,30m,1h"), clock="wall", max_token_trades=1_000_000)
+
+
+def assert_exact_since_complete_from(view, trades: list[Trade], at: int) -> list[str]:
+    """Every window equals the reference; a partial one, over the trades after its
+    complete_from - w (what it claims to hold). Returns the partial windows' labels."""
+    partial = []
+    for w in S2.windows:
+        got = view.windows[w.label]
+        since = at - w.ms
+        if got.partial:
+            partial.append(w.label)
+            assert got.complete_from > at, (w.label, got)
+            since = got.complete_from - w.ms
+        want = reference.window(reference.distinct([t for t in trades if t.ts > since]), at, w)
+        assert window_mismatches(got, want) == [], (w.label, since)
+    return partial
+
+
+def test_windows_added_to_a_hot_token_are_seeded_in_calls_of_bounded_work(hot: Engine) -> None:
+    """A release adding 5m and 30m to a 300,000-trade token carrying 1m,10m,1h: each
+    call takes at most SEED_MAX elements per window (24,000 and 120,000 to take),
+    answers BEHIND until done; meanwhile the new windows read partial, exact over
+    what they claim, a late trade inside the 30m window counts once, the deep
+    check passes; at the end every window is exact and no mark is left."""
+    k = TokenKeys(TOKEN)
+    engine = Engine(hot.client, S2, hot.scripts)
+    reader = Reader(hot.client, S2, hot.scripts)
+    late = trade(N + 1, AT - 25 * 60_000 + 3, ident="late-while-seeding")
+    trades = list(HISTORY)
+    seeding = 2  # windows to seed
+    bound = 1 + seeding * (SEED_MAX + CHUNK) + 2 * len(S2.windows) + LOG + 4
+    calls, seen_partial = 0, set()
+    while True:
+        entries = [late.entry] if calls == 3 else []  # a late trade, placed by LINSERT
+        raw = engine.scripts.apply_trades(
+            keys=apply_keys(TOKEN),
+            args=[AT, "at", windows_arg(S2), S2.max_token_trades, "\n".join(entries)],
+        )
+        r = token_result(TOKEN, RawResult(*raw))
+        if entries:
+            trades.append(late)
+            assert r.applied == 1 and r.scanned > 0, r
+        else:
+            assert r.scanned == 0, r
+        calls += 1
+        assert r.touched <= bound + (LOG + 2 if entries else 0), (calls, r)
+        assert r.last_update == AT
+        if calls % 9 == 1:
+            seen_partial.update(assert_exact_since_complete_from(reader.read(TOKEN, AT), trades, AT))
+            checks = Integrity(hot.client, S2).check([TOKEN])
+            assert (checks.corrupt, checks.checked) == ({}, 1), checks
+        if not r.behind:
+            break
+        assert calls < 200
+    assert seen_partial == {"5m", "30m"}
+    assert 120_000 // (SEED_MAX + CHUNK) <= calls <= 120_000 // SEED_MAX + 3
+    view = reader.read(TOKEN, AT)
+    assert assert_exact_since_complete_from(view, trades, AT) == []
+    assert not [f for f in hot.client.hkeys(k.ids) if f.startswith(b"~")]
+    assert not [f for f in hot.client.hkeys(k.aggregates) if f.endswith(b"complete_from")]
+    for instant in (AT, AT + 30_000, AT + 5 * 60_000):
+        assert_matches_reference(reader, trades, instant, S2.windows, [TOKEN])
+    assert Integrity(hot.client, S2).check([TOKEN]).corrupt == {}
+
+
+def test_a_reader_with_windows_the_token_lacks_counts_them_in_bounded_memory_work(
+    hot: Engine,
+) -> None:
+    """Workers carry 1m,10m,1h; a reader configured with 5m and 30m as well: its read
+    seeds them in memory from their shorter neighbours, SEED_MAX elements each at
+    most (partial, exact over what it claims), writes nothing, adds no window."""
+    k = TokenKeys(TOKEN)
+    before = {key: hot.client.dump(key) for key in [*k.all(), k.ids]}
+    view = Reader(hot.client, S2, hot.scripts).read(TOKEN, AT)
+    assert assert_exact_since_complete_from(view, HISTORY, AT) == ["5m", "30m"]
+    # each took SEED_MAX (and the rest of one ms, a chunk at most) before its neighbour's start
+    for label, shorter in (("5m", 60_000), ("30m", 600_000)):
+        w = next(x for x in S2.windows if x.label == label)
+        held = (AT - (view.windows[label].complete_from - w.ms)) // STEP
+        assert SEED_MAX <= held - shorter // STEP <= SEED_MAX + CHUNK, (label, held)
+    assert {key: hot.client.dump(key) for key in before} == before
+    # a read far ahead of last_update catches up with the token's own windows only
+    Reader(hot.client, S2, hot.scripts).read(TOKEN, AT + 20 * 60_000)
+    assert sorted(hot.client.hkeys(k.indices)) == [b"10m", b"1h", b"1m"]

@@ -8,7 +8,7 @@ fixed cost. On a Redis Cluster a call holds the tokens of one hash slot only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, NamedTuple
@@ -30,6 +30,10 @@ MAX_ENTRIES_PER_CALL = 4_000
 # elements each): the engine calls again while a token answers REBUILDING, at most
 # this many times (a 9,000,000-trade list takes 9,000).
 REBUILD_CALLS = 10_000
+# A read far ahead of a token's last_update has the engine slide the token first
+# (``Engine.catch_up``), SLIDE_MAX list elements per walk and call (lua/lib/slide.lua):
+# at most this many calls (a 9,000,000-trade list leaving its windows takes ~4,400).
+CATCH_UP_CALLS = 10_000
 
 __all__ = ["TOKEN_RE", "Engine", "TokenResult", "group_records", "now_ms", "windows_arg"]
 
@@ -240,7 +244,12 @@ class Engine:
         return results
 
     def apply_calls(
-        self, calls: list[list[tuple[str, list[str]]]], now: int | None = None
+        self,
+        calls: list[list[tuple[str, list[str]]]],
+        now: int | None = None,
+        *,
+        catch_up: bool = False,
+        windows: str | None = None,
     ) -> list[list[TokenResult] | StoreError]:
         """Many Lua calls (each atomic) and their active-index stamps in one pipeline.
 
@@ -248,7 +257,9 @@ class Engine:
         one pipeline per call is a round trip per token; here redis-py sends
         each node its share at once. A call whose script or stamp failed comes
         back as a StoreError in its place (its trades may or may not be applied:
-        re-applying them is safe, the script drops duplicates).
+        re-applying them is safe, the script drops duplicates). ``catch_up``:
+        see ``catch_up`` (the clock, and no stamps); ``windows`` (``label:ms,…``)
+        instead of the configured windows.
         """
         if not calls:
             return []
@@ -256,7 +267,7 @@ class Engine:
         try:
             pipe = self.client.pipeline(transaction=False)
             for call in calls:
-                self._queue(pipe, call, now, touched)
+                self._queue(pipe, call, now, touched, catch_up=catch_up, windows=windows)
             for shard, members in touched.items():
                 pipe.zadd(active(shard), members)
             raws = pipe.execute(raise_on_error=False)
@@ -283,7 +294,7 @@ class Engine:
             else:
                 results = self._results(call, raw)
                 refusal = _refused_in(results)
-                if refusal is None and any(r.rebuilding for r in results):
+                if refusal is None and not catch_up and any(r.rebuilding for r in results):
                     try:
                         results = self.finish_rebuilds(call, results, now)
                     except StoreError as exc:
@@ -298,21 +309,27 @@ class Engine:
         call: list[tuple[str, list[str]]],
         now: int | None,
         touched: dict[int, dict[str, int]],
+        *,
+        catch_up: bool = False,
+        windows: str | None = None,
     ) -> None:
         """Queue the ``apply_trades`` call on ``pipe``; note its tokens' stamps in ``touched``."""
         keys: list[str] = []
+        clock = (now if now is not None else self.clock(), "wall") if catch_up else None
         args: list[Any] = [
-            *self._clock_args(now),
-            self._windows,
+            *(clock or self._clock_args(now)),
+            windows or self._windows,
             self.settings.max_token_trades,
         ]
         for token, entries in call:
             keys.extend(apply_keys(token))
             args.append("\n".join(entries))
+        self.scripts.apply_trades(keys=keys, args=args, client=pipe)
+        if catch_up:
+            return  # a reader's catch-up: the token's activity is not its business
         stamp = now_ms()
         for token, _entries in call:
             touched.setdefault(shard_of(token, self.settings.shards), {})[token] = stamp
-        self.scripts.apply_trades(keys=keys, args=args, client=pipe)
 
     def _clock_args(self, now: int | None) -> tuple[int, str]:
         """ARGV[1..2] of ``apply_trades.lua``: an instant and how the script takes it.
@@ -350,6 +367,44 @@ class Engine:
     def apply_records(self, records: Iterable[str], now: int | None = None) -> list[TokenResult]:
         groups, _bad = group_records(records)
         return self.apply(groups, now)
+
+    def catch_up(
+        self, tokens: Iterable[str], at: int, windows: Mapping[str, str] | None = None
+    ) -> dict[str, TokenResult]:
+        """Slide ``tokens`` toward ``at`` without trades, in calls of bounded work.
+
+        What a reader does for a read too far ahead of a token's last_update
+        (``read_window.lua`` answers "behind" rather than slide past SLIDE_MAX
+        elements a walk): the janitor's own step, but to ``at`` and never past
+        Redis' clock (the "wall" clock clamps ``at`` to TIME whatever
+        ``settings.clock``), so no last_update lies in the future and later
+        trades are judged late exactly as if the janitor had run. Calls again
+        while a token answers BEHIND (or REBUILDING: a rebuild step), at most
+        CATCH_UP_CALLS times; tokens are not stamped in the active index.
+        ``windows`` gives a token's windows (``label:ms,…``: those it carries,
+        so that a reader configured with others adds none); the configured
+        ones otherwise. Raises the first failure (StoreError, CorruptTokenError).
+        """
+        pending, out = list(dict.fromkeys(tokens)), {}
+        specs = windows or {}
+        for _ in range(CATCH_UP_CALLS):
+            if not pending:
+                break
+            by_spec: dict[str, list[str]] = {}
+            for t in pending:
+                by_spec.setdefault(specs.get(t) or self._windows, []).append(t)
+            for spec, group in by_spec.items():
+                calls = self.calls({t: [] for t in group})
+                for outcome in self.apply_calls(calls, at, catch_up=True, windows=spec):
+                    if isinstance(outcome, StoreError):
+                        raise outcome
+                    for r in outcome:
+                        out[r.token] = r
+            pending = [t for t in pending if out[t].behind or out[t].rebuilding]
+        for r in out.values():
+            if r.status in (ApplyStatus.CORRUPT, ApplyStatus.FAILED):
+                r.raise_for_status()
+        return out
 
     def advance(self, tokens: Iterable[str], now: int | None = None) -> list[TokenResult]:
         """Slide the windows of ``tokens`` to now without new trades (the janitor's job)."""

@@ -1,12 +1,19 @@
 """Exact reads of a token's windows as of an instant (used by show, top, stats).
 
-A read never writes: ``read_window.lua`` starts from the stored state and
-slides the windows forward in memory, so the answer is exact whatever the
-janitor has or hasn't done. A window the token does not carry (a reader
-configured with other windows than the workers) is counted from the list in
-memory; if the stored state fails its checks (damage), every window is.
+``read_window.lua`` starts from the stored state and slides the windows
+forward in memory, so the answer is exact whatever the janitor has or hasn't
+done. That script never writes and its work is bounded: a read so far ahead of
+a token's last_update that a walk would pass SLIDE_MAX list elements answers
+"behind"; the reader then does the janitor's job for that token
+(``Engine.catch_up``: bounded ``apply_trades`` calls, to ``at`` but never past
+Redis' clock) and reads again. A read ahead of Redis' clock by more than a
+read's bounded work (after that catch-up) raises ``FarAhead``. A window the
+token does not carry (a reader configured with other windows than the
+workers) is counted from the list in memory, at most SEED_MAX elements; if the
+stored state fails its checks (damage), every window is (short lists only).
 Repairing is left to the writers. A window the list was not kept long enough
-for is partial: ``WindowView.complete_from`` says from when it is exact.
+for, or not counted in full yet (a window being added), is partial:
+``WindowView.complete_from`` says from when it is exact.
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ import redis
 
 from tradeagg.clock import now_ms
 from tradeagg.contract.keys import token_keys
+from tradeagg.engine.apply import Engine
 from tradeagg.engine.args import at_arg, check_at, windows_arg
-from tradeagg.errors import PastInstant, StoreError, TokenRebuilding
+from tradeagg.errors import FarAhead, PastInstant, StoreError, TokenRebuilding
 from tradeagg.logs import kv
 from tradeagg.settings import Settings
 from tradeagg.store.connection import store_error, text
@@ -95,6 +103,14 @@ class Reader:
         self.scripts = scripts or Scripts(client)
         self.batch = batch
         self._windows = windows_arg(settings)
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        """The writer a read far ahead of a token's last_update catches it up with."""
+        if self._engine is None:
+            self._engine = Engine(self.client, self.settings, self.scripts)
+        return self._engine
 
     def read(self, token: str, at: int | None = None) -> TokenView:
         """The token's windows as of ``at``; never writes.
@@ -119,6 +135,13 @@ class Reader:
             at = now_ms()
         raws = self.fetch(tokens, [at] * len(tokens))
         ats: list[int | None] = [at] * len(tokens)
+        behind = [i for i, raw in enumerate(raws) if text(raw[0]) == "behind"]
+        if behind and at is not None:
+            carried = {tokens[i]: text(raws[i][4]) for i in behind}
+            self.catch_up([tokens[i] for i in behind], at, carried)
+            again = self.fetch([tokens[i] for i in behind], [at] * len(behind))
+            for i, raw in zip(behind, again, strict=True):
+                raws[i] = raw
         past = [i for i, raw in enumerate(raws) if text(raw[0]) == "past"]
         if past and not defaulted:
             newest = max(int(raws[i][2]) for i in past)
@@ -136,6 +159,23 @@ class Reader:
                 gevent.sleep(0)  # a long parse lets other greenlets (SSE clients) run
             views.append(self.view(t, a, raw))
         return views
+
+    def catch_up(
+        self, tokens: Sequence[str], at: int, windows: dict[str, str] | None = None
+    ) -> None:
+        """Slide ``tokens`` toward ``at`` (never past Redis' clock) in bounded calls.
+
+        Only for tokens whose read answered "behind": the stored state moves as
+        the janitor would move it, so a read of ``at`` afterwards is exact and
+        bounded (unless ``at`` lies far past Redis' clock: ``FarAhead``).
+        ``windows``: each token's carried windows, as the read answered them
+        (the reader's own windows are not added to a token).
+        """
+        done = self.engine.catch_up(tokens, at, windows)
+        for token in tokens:
+            r = done.get(token)
+            if r is not None and r.rebuilding:
+                raise TokenRebuilding(f"token {token} is being rebuilt from its list; try again")
 
     def fetch(self, tokens: Sequence[str], ats: Sequence[int | None]) -> list[list[Any]]:
         """``read_window.lua``'s raw answers for ``tokens``, each as of its ``ats`` entry.
@@ -171,6 +211,8 @@ class Reader:
             raise PastInstant(int(text(raw[1])), int(raw[2]), token)
         if status == "rebuilding":
             raise TokenRebuilding(f"token {token} is being rebuilt from its list; try again")
+        if status == "behind":  # still, after catching up: at lies past Redis' clock
+            raise FarAhead(int(text(raw[1])), int(raw[2]), token)
         if status != "ok":
             raise StoreError(f"token {token}: unexpected answer {status!r}")
         if raw[3]:
