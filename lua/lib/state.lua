@@ -7,8 +7,12 @@
 -- cf[i] (window i is partial: the instant from which it is complete),
 -- old[i] (what is stored, to write only changes), tail (last entry),
 -- added (windows the token did not carry, longest first: slide.lua seeds them),
--- checked (the deep check's memo stands: K[6], when given).
+-- checked (the deep check's memo stands: K[6], when given),
+-- sk (the screener's five sets, K[7..11], when given: lib/screener.lua; nil:
+-- the seed's metrics only),
+-- entered (with sk: the elements that entered the windows in this call).
 --@include lib/entry.lua
+--@include lib/screener.lua
 --@include lib/windows.lua
 --@include lib/ids.lua
 
@@ -18,7 +22,7 @@ local function blank_old(ws, unknown)
   local old = {}
   for i = 1, #ws do
     old[i] = {b = -1, s = -1, bh = -1, bl = -1, sh = -1, sl = -1, idx = -1, open = unknown,
-              cf = unknown}
+              cf = unknown, scr = {-1, -1, -1, unknown, unknown}}
   end
   return old
 end
@@ -71,6 +75,12 @@ local function first_after(key, n, at)
   return lo
 end
 
+-- the screener's keys of K (lib/screener.lua), or nil: the seed's metrics only
+local function screener_keys(K)
+  if not K[7] then return nil end
+  return {K[7], K[8], K[9], K[10], K[11]}
+end
+
 -- Load the stored state of a token, for the caller's windows `conf` and those
 -- the token carries (st.ws). Returns nil when the token has no state (new or
 -- expired); raises CORRUPT when the state is inconsistent. A window of `conf`
@@ -87,7 +97,7 @@ local function load_state(K, conf)
     return nil
   end
   local st = {at = tonumber(lu), n = n, idx = {}, tot = {}, old = {}, dirty = {}, cf = {},
-              checked = memo ~= false}
+              checked = memo ~= false, sk = screener_keys(K)}
   if not st.at then corrupt('last_update is not a number') end
   if K[5] then
     st.ids = ids_open(K[5], n)
@@ -106,6 +116,12 @@ local function load_state(K, conf)
   end
   st.ws = ws
   local agg = redis.call('HMGET', K[3], unpack(ws.load))
+  -- the screener's sets are kept for this list (the id index's "S"): a list written
+  -- without them (TRADEAGG_METRICS=seed, an earlier release) is rebuilt by an apply
+  if st.sk and st.ids and n > 0 and not st.ids.screened then
+    corrupt('no screener sets (written without them)')
+  end
+  if st.sk then st.entered = {} end
   local e = n
   if n > 0 then
     st.tail = entry_at(K[1], n - 1)
@@ -139,7 +155,9 @@ local function load_state(K, conf)
       end
       st.idx[i] = x; st.tot[i] = t; st.cf[i] = tonumber(cf)
       st.old[i] = {b = t.b, s = t.s, bh = t.bh, bl = t.bl, sh = t.sh, sl = t.sl, idx = x,
-                   open = open, close = close, cf = st.cf[i] or false}
+                   open = open, close = close, cf = st.cf[i] or false,
+                   scr = {tonumber(agg[a + 8]) or -1, tonumber(agg[a + 9]) or -1,
+                          tonumber(agg[a + 10]) or -1, agg[a + 11], agg[a + 12]}}
       if close then st.close = close end
     end
   end
@@ -262,5 +280,13 @@ local function rebuild(K, conf, at)
   local st = state_of(es, ws, at)
   st.cf = cf
   st.ids = ix
+  st.sk = screener_keys(K)
+  if st.sk then  -- the five sets again, from what entered the windows
+    screener_del(st.sk)
+    local xs, from = {}, at - ws[#ws].ms
+    for _, x in ipairs(es) do if x.ts > from and x.ts <= at then xs[#xs + 1] = x end end
+    screener_feed(st.sk, xs)
+    st.entered = {}
+  end
   return st, dropped
 end
