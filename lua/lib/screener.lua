@@ -76,8 +76,9 @@ local function deque_one(key, k, x)
 end
 
 -- Trades `xs` (in ts order) into the deque of kind k: first their own deque in
--- memory, then each of it in turn, or, when the first lands after every stored
--- element, the rest in one ZADD (an in-order batch: a few calls).
+-- memory; when it starts after every stored element (in-order trades), the
+-- stored ones its first beats leave and it goes in by one ZADD (2 calls when
+-- nothing is beaten); else each of it in turn (late trades).
 local function deque_add(key, k, xs)
   local own = {}
   for _, x in ipairs(xs) do
@@ -85,15 +86,18 @@ local function deque_add(key, k, xs)
     if not (#own > 0 and own[#own].ts == x.ts) then own[#own + 1] = x end
   end
   if #own == 0 then return end
-  if deque_one(key, k, own[1]) then
+  local first, last = own[1], redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if #last == 0 or tonumber(last[2]) < first.ts then
+    -- the rest of own is beaten by first, so by whatever stored element beats first
+    if #last > 0 and not beats(k, member_price(last[1]), first.price) then pop_beaten(key, k, first) end
     local args = {}
-    for j = 2, #own do
+    for j = 1, #own do
       args[#args + 1] = own[j].ts; args[#args + 1] = fmt_int(own[j].ts) .. ' ' .. own[j].price
     end
-    if #args > 0 then chunked('ZADD', key, args) end
+    chunked('ZADD', key, args)
     return
   end
-  for j = 2, #own do deque_one(key, k, own[j]) end
+  for j = 1, #own do deque_one(key, k, own[j]) end
 end
 
 local function zadd_gt(key, args)
@@ -166,20 +170,39 @@ local function pending(sk, items)
   return {xs = xs, stored = stored}
 end
 
+local PEEK = 32  -- deque elements read at once for every window's high (low)
+
+-- high (k = 4) or low (5) of every window: one read of the deque's first PEEK
+-- elements inside the longest window serves the windows whose answer is among
+-- them (nested windows: usually all); a window past them reads its own.
+local function extremes(key, ws, at, out, k)
+  local got = redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(at - ws[#ws].ms), '+inf',
+                         'WITHSCORES', 'LIMIT', 0, PEEK)
+  for i, w in ipairs(ws) do
+    local from, found = at - w.ms, nil
+    for j = 1, #got, 2 do
+      if tonumber(got[j + 1]) > from then found = got[j]; break end
+    end
+    if not found and #got == 2 * PEEK then
+      found = redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(from), '+inf', 'LIMIT', 0, 1)[1]
+    end
+    out[i][k] = found and member_price(found) or false
+  end
+end
+
 -- Screener metrics of every window of `ws` as of `at`: per window
 -- {makers, buyers, sellers, high|false, low|false}. `extra` (pending()) adds
 -- trades entered in memory since the sets were written (reads only).
 local function screener_metrics(sk, ws, at, extra)
   local out = {}
+  for i = 1, #ws do out[i] = {} end
+  extremes(sk[4], ws, at, out, 4)
+  extremes(sk[5], ws, at, out, 5)
   for i, w in ipairs(ws) do
     local from = at - w.ms
     local lo = '(' .. fmt_int(from)
-    local m = {}
+    local m = out[i]
     for k = 1, 3 do m[k] = redis.call('ZCOUNT', sk[k], lo, '+inf') end
-    for k = 4, 5 do
-      local y = redis.call('ZRANGEBYSCORE', sk[k], lo, '+inf', 'LIMIT', 0, 1)[1]
-      m[k] = y and member_price(y) or false
-    end
     if extra then
       local counted = {{}, {}, {}}
       for _, x in ipairs(extra.xs) do
