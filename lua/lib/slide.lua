@@ -212,7 +212,7 @@ local function screener_step(st, ws)
   local fed = screener_feed(st.sk, st.entered)
   st.fed = fed or st.fed
   local drop = st.gone and #st.gone or 0
-  if st.all_gone or drop > 0 or fed then screener_trim(st.sk, st.at - ws[#ws].ms) end
+  if st.all_gone or drop > 0 then screener_trim(st.sk, st.at - ws[#ws].ms) end
   st.entered = {}
   st.scr = screener_metrics(st.sk, ws, st.at)
 end
