@@ -14,14 +14,18 @@
 -- KEYS: 6 per token, in order: token:{A}:trades, token:{A}:indices,
 --       token:{A}:aggregates, token:{A}:last_update, tradeagg:{A}:ids,
 --       tradeagg:{A}:checked (the deep check's memo: deleted when trades are
---       added, the token is rebuilt or gains a window)
+--       added, the token is rebuilt or gains a window),
+--       then, to keep the screener metrics (makers, buyers, sellers, high, low:
+--       lib/screener.lua), 5 more: tradeagg:{A}:makers, tradeagg:{A}:buyers,
+--       tradeagg:{A}:sellers, tradeagg:{A}:high, tradeagg:{A}:low. The keys per
+--       token are #KEYS / (#ARGV - 4): 6 (the seed's metrics only) or 11.
 -- ARGV[1] now, epoch ms (the caller's clock, or the instant it asks for)
 -- ARGV[2] clock: "wall" (live: windows end at now, clamped to Redis' TIME so
 --         no caller's clock runs ahead of the others), "at" (windows end at
 --         now exactly: an explicit instant) or "event" (at the newest trade)
 -- ARGV[3] windows "label:ms,label:ms,..." shortest first
 -- ARGV[4] most entries a token's list may hold
--- ARGV[5..] one per token: its list entries "<ts> <seq> <b|s> <quote_nano> <price> <id>",
+-- ARGV[5..] one per token: its list entries "<ts> <seq> <b|s><trader> <quote_nano> <price> <id>",
 --          each optionally followed by " <digest>" (20 hex of SHA-1(id): not
 --          stored, it spares computing the id's key), joined by "\n" (empty:
 --          no new trades, only slide the windows)
@@ -100,7 +104,14 @@ local function write(K, st, at, fresh_ttl, rebuilt)
       redis.call('PEXPIRE', K[1], ttl)
       redis.call('PEXPIRE', K[5], ttl)
     end
+    if st.sk then for _, k in ipairs(st.sk) do redis.call('PEXPIRE', k, ttl) end end
   else
+    if st.fed then  -- a set may have been emptied, then created again: the token's TTL
+      local left = redis.call('PTTL', K[4])
+      if type(left) == 'number' and left > 0 then
+        for _, k in ipairs(st.sk) do redis.call('PEXPIRE', k, left) end
+      end
+    end
     redis.call('SET', K[4], fmt_int(at), 'KEEPTTL')
   end
 end
@@ -183,8 +194,10 @@ local function apply_token(K, news, r)
   if st == nil then
     if not maxts then return end
     redis.call('DEL', K[5], K[6])  -- an id index (or memo) left over from an expired state
+    local sk = screener_keys(K)
+    if sk then screener_del(sk) end
     st = {at = -1e18, n = 0, e = 0, idx = {}, tot = {}, old = blank_old(ws, false), dirty = {},
-          ids = ids_new(K[5]), cf = {}, mark = {}, old_mark = {}}
+      ids = ids_new(K[5]), cf = {}, mark = {}, old_mark = {}, sk = sk, entered = sk and {}}
     for i = 1, #ws do st.idx[i] = 0; st.tot[i] = new_totals() end
   end
   local at = max(st.at, target)
@@ -209,15 +222,20 @@ local function apply_token(K, news, r)
   advance(K, st, ws, at, SLIDE_MAX + #inserted)  -- windows keep up with what comes in
   if st.all_gone then st.mark = {} end
   if st.at < at or st.more then r[R.status], r[R.last_update] = BEHIND, fmt_int(st.at) end
+  if st.sk then screener_step(st, ws) end
   trim(K, st)
   ids_save(st.ids)
+  -- the id index says whether the screener's sets are kept for the list (lib/ids.lua)
+  if st.sk and st.n > 0 and not st.ids.screened then redis.call('HSET', K[5], 'S', '1')
+  elseif not st.sk and st.ids.screened and st.n > 0 then redis.call('HDEL', K[5], 'S') end
   write(K, st, st.at, #inserted > 0, r[R.rebuilt] >= 0)
 end
 
 local out = {}
-for t = 0, #KEYS / 6 - 1 do
+local per = #KEYS / (#ARGV - 4)
+for t = 0, #ARGV - 5 do
   local K = {}
-  for k = 1, 6 do K[k] = KEYS[6 * t + k] end
+  for k = 1, per do K[k] = KEYS[per * t + k] end
   local news, bad = {}, 0
   for line in string.gmatch(ARGV[5 + t], '[^\n]+') do
     local x = parse(line)

@@ -2,14 +2,17 @@
 -- Starts from the stored state (as of last_update) and slides the windows
 -- forward in memory to `at`; writes nothing.
 --
--- KEYS: token:{A}:trades, token:{A}:indices, token:{A}:aggregates, token:{A}:last_update
+-- KEYS: token:{A}:trades, token:{A}:indices, token:{A}:aggregates, token:{A}:last_update,
+--       then, for the screener metrics, tradeagg:{A}:makers, tradeagg:{A}:buyers,
+--       tradeagg:{A}:sellers, tradeagg:{A}:high, tradeagg:{A}:low (lib/screener.lua)
 -- ARGV[1] at, epoch ms, or "" for the token's last_update
 -- ARGV[2] windows "label:ms,label:ms,..." shortest first
 -- Returns: {"ok", at, last_update, reason|false, then per window of ARGV[2]
 --           its label, complete_from|false (a partial window: the instant
 --           from which it is complete) and METRICS in order (lib/windows.lua):
 --           buys, sells, buy_volume, sell_volume, volume, open|false,
---           close|false, price_change_pct|false}
+--           close|false, price_change_pct|false, and with the screener's
+--           keys makers, buyers, sellers, high|false, low|false}
 --          {"unknown", at}            the token has no state
 --          {"past", at, last_update}  at is earlier than last_update
 --          {"rebuilding", at}         the stored state fails its checks and the
@@ -38,10 +41,14 @@
 --@include lib/slide.lua
 --@include lib/rebuild.lua
 
+-- KEYS as the library takes them (K[5], K[6]: the id index and memo, unused here)
+local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], false, false, KEYS[5], KEYS[6], KEYS[7],
+           KEYS[8], KEYS[9]}
+
 -- the answer: per window of `conf`, its label, complete_from and metrics
 local function answer(head, st, ws, conf, at, price_of)
-  local out, per = head, 1 + #METRICS
-  local m = metrics(KEYS, st, ws, price_of)
+  local out, per = head, 1 + (st.scr and #METRICS or SEED_METRICS)
+  local m = metrics(K, st, ws, price_of)
   for i, w in ipairs(ws) do
     if conf.has[w.label] then
       local cf = st.cf[i] or false
@@ -54,8 +61,8 @@ local function answer(head, st, ws, conf, at, price_of)
 end
 
 local function loaded(conf)
-  local st = load_state(KEYS, conf)
-  if st then seed(KEYS, st, st.ws) end
+  local st = load_state(K, conf)
+  if st then seed(K, st, st.ws) end
   return st
 end
 
@@ -68,15 +75,16 @@ return guarded(function()
     local n = redis.pcall('LLEN', KEYS[1])
     if type(n) == 'number' and n > REBUILD_STEP then return {'rebuilding', ARGV[1]} end
     local lu = tonumber(redis.pcall('GET', KEYS[4]))
-    local es = trusted_entries(KEYS, false)
+    local es = trusted_entries(K, false)
     local at = tonumber(ARGV[1]) or lu or (es[#es] and es[#es].ts) or 0
     if lu and at < lu then return {'past', fmt_int(at), fmt_int(lu)} end
     st = state_of(es, ws, at)
     st.at = lu or at
-    local carried, cf = carried_windows(KEYS, conf, st.at)
+    local carried, cf = carried_windows(K, conf, st.at)
     local by = {}
     for i, w in ipairs(carried) do by[w.label] = cf[i] end
     for i, w in ipairs(ws) do st.cf[i] = by[w.label] end
+    if K[7] then st.scr = screener_memory(es, ws, at) end
     return answer({'ok', fmt_int(at), fmt_int(st.at), reason}, st, ws, conf, at,
                   memory_prices(es))
   end
@@ -85,7 +93,7 @@ return guarded(function()
   local at = tonumber(ARGV[1]) or st.at
   if at < st.at then return {'past', fmt_int(at), fmt_int(st.at)} end
   local lu = st.at
-  local slid, err = pcall(advance, KEYS, st, ws, at, nil, SLIDE_MAX)
+  local slid, err = pcall(advance, K, st, ws, at, nil, SLIDE_MAX)
   if not slid then
     if caught(err) == BEHIND then
       local added, carried = {}, {}
@@ -97,5 +105,6 @@ return guarded(function()
     end
     error(err, 0)
   end
+  if st.sk then st.scr = screener_metrics(st.sk, ws, at, pending(st.sk, st.entered)) end
   return answer({'ok', fmt_int(at), fmt_int(lu), false}, st, ws, conf, at)
 end)

@@ -24,6 +24,7 @@ T = TypeVar("T")
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _LABEL_RE = re.compile(r"^([1-9][0-9]{0,6})(ms|s|m|h|d)$")
 CLOCKS = ("wall", "event")
+METRIC_SETS = ("full", "seed")
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,12 @@ class Settings:
     )
     clock: str = setting(
         "wall", "TRADEAGG_CLOCK", _choice(*CLOCKS), "wall (windows end now) or event (newest trade)"
+    )
+    metrics: str = setting(
+        "full",
+        "TRADEAGG_METRICS",
+        _choice(*METRIC_SETS),
+        "full (with makers, buyers, sellers, high, low) or seed (without them)",
     )
     maintenance_interval: float = setting(
         60.0, "TRADEAGG_MAINTENANCE_INTERVAL", _float(0.05, 86_400), "janitor period, seconds"

@@ -1,5 +1,7 @@
 -- lib/entry.lua: the list entry, parsed and compared. A stored entry is
--- "<ts> <seq> <b|s> <quote_nano> <price> <id>" (tradeagg/contract/entry.py);
+-- "<ts> <seq> <b|s><trader> <quote_nano> <price> <id>" (tradeagg/contract/entry.py);
+-- <trader> is 8 base64url characters of SHA-1 of the trader's wallet glued to the
+-- side letter, or nothing (entries of earlier releases: a trade of no known trader);
 -- a new trade in ARGV may come with " <digest>" after it (the first DIGEST
 -- hex digits of SHA-1(id), computed by the bridge), which only feeds the id
 -- index key (lib/ids.lua) and is not stored: a stored entry's key is computed
@@ -11,34 +13,49 @@
 local DIGEST = 20
 -- the entry's fields and their patterns, written once; patterns that capture
 -- only what a caller needs are derived from it (captures cost allocations)
-local FIELDS = {{'ts', '%d+'}, {'seq', '%d+'}, {'side', '[bs]'}, {'quote', '%d+'},
-                {'price', '%S+'}, {'id', '%S+'}}
+-- (a glued field follows the one before it without a space)
+local FIELDS = {{'ts', '%d+'}, {'seq', '%d+'}, {'side', '[bs]'}, {'trader', '[%w_%-]*', true},
+                {'quote', '%d+'}, {'price', '%S+'}, {'id', '%S+'}}
+local TRADER = 8  -- characters of a trader's digest (48 bits)
 
 -- anchored pattern of the first `upto` fields, capturing those in `wanted`
 local function head_pattern(upto, wanted)
-  local parts = {}
+  local out = '^'
   for i = 1, upto do
-    local name, pat = FIELDS[i][1], FIELDS[i][2]
-    parts[i] = wanted[name] and ('(' .. pat .. ')') or pat
+    local name, pat, glued = FIELDS[i][1], FIELDS[i][2], FIELDS[i][3]
+    if i > 1 and not glued then out = out .. ' ' end
+    out = out .. (wanted[name] and ('(' .. pat .. ')') or pat)
   end
-  return '^' .. table.concat(parts, ' ')
+  return out
 end
 
-local ALL = {ts = true, seq = true, side = true, quote = true, price = true, id = true}
+local ALL = {ts = true, seq = true, side = true, trader = true, quote = true, price = true,
+             id = true}
 local ENTRY = head_pattern(#FIELDS, ALL) .. ' ?(%x*)$'  -- digest optional
-local WALK = head_pattern(4, {ts = true, side = true, quote = true}) .. ' '
-local PRICE = head_pattern(5, {price = true}) .. ' '
+local WALK = head_pattern(5, {ts = true, side = true, quote = true}) .. ' '
+local PRICE = head_pattern(6, {price = true}) .. ' '
+-- what the screener metrics need of an element (lib/screener.lua)
+local SCREEN = head_pattern(6, {ts = true, side = true, trader = true, price = true}) .. ' '
 
 local function parse(e)
-  local ts, seq, side, q, price, id, dg = smatch(e, ENTRY)
+  local ts, seq, side, tr, q, price, id, dg = smatch(e, ENTRY)
   if not ts then return nil end
   if dg == '' then dg = nil elseif #dg ~= DIGEST then return nil end
+  if tr ~= '' and #tr ~= TRADER then return nil end
   local qhi, qlo = split_q(q)
   local p = tonumber(price)
   -- a quote is at most 1e9 units (validation.py): sums of a list stay below 2^53
   if not p or p <= 0 or qhi > 1e9 or (qhi == 1e9 and qlo > 0) then return nil end
-  return {ts = tonumber(ts), seq = tonumber(seq), side = side, qhi = qhi, qlo = qlo,
+  return {ts = tonumber(ts), seq = tonumber(seq), side = side, tr = tr, qhi = qhi, qlo = qlo,
           price = price, id = id, dg = dg, raw = e}
+end
+
+-- ts, side, trader digest ('' if none) and price of a stored entry, as a table
+-- (the screener's view of an element entering the windows); corrupt if unparsable
+local function screen_item(raw)
+  local ts, side, tr, price = smatch(raw, SCREEN)
+  if not ts then corrupt('unparsable list element ' .. ssub(raw, 1, 40)) end
+  return {ts = tonumber(ts), side = side, tr = tr, price = price}
 end
 
 -- ts, side and quote (hi, lo) of a stored entry; nil if unparsable. Stored
@@ -72,7 +89,10 @@ end
 -- the id index key of a stored element: its id is the field after the
 -- ID_FIELD - 1 first spaces (plain finds: a third of a pattern match's time)
 local ID_FIELD = 0
-for i, f in ipairs(FIELDS) do if f[1] == 'id' then ID_FIELD = i end end
+for _, f in ipairs(FIELDS) do
+  if not f[3] then ID_FIELD = ID_FIELD + 1 end
+  if f[1] == 'id' then break end
+end
 local function key_of_raw(raw)
   local p = 0
   for _ = 2, ID_FIELD do

@@ -6,6 +6,8 @@
 --   "n"          keys held (equals the list length: checked on every call)
 --   "N"          buckets, 1 .. MAX_BUCKETS
 --   "0".."N-1"   a bucket: its keys concatenated, 8 bytes each, unordered
+--   "S"          present when the screener's sets are kept for the token's list
+--                (lib/screener.lua; written by the apply, not by ids_save)
 -- A key's bucket is chosen by its first 16 bits. About 10 B per key, where a
 -- Set of 20-hex digests (earlier releases) cost about 70 B; an index that is
 -- not such a hash fails the check, so such a token is rebuilt from its list.
@@ -54,18 +56,20 @@ local function ids_open(key, len)
     if all.err then corrupt('the id index is not a hash (an older format?)') end
     got = {}
     for i = 1, #all, 2 do got[all[i]] = all[i + 1] end
-    got = {got.n or false, got.N or false, fields = got}
+    got = {got.n or false, got.N or false, got.S or false, fields = got}
   else
-    got = redis.pcall('HMGET', key, 'n', 'N')
+    got = redis.pcall('HMGET', key, 'n', 'N', 'S')
     if got.err then corrupt('the id index is not a hash (an older format?)') end
   end
   if not got[1] and not got[2] then return ids_new(key) end
+  local screened = got[3] ~= false
   local n, N = tonumber(got[1]), tonumber(got[2])
   if not n or not N or N < 1 or N > MAX_BUCKETS or N ~= floor(N) then
     corrupt('the id index is malformed')
   end
   local ix = ids_new(key, N)
   ix.n, ix.stored_N = n, N
+  ix.screened = screened
   if whole then ix.whole = got.fields end  -- buckets are taken from it when needed
   return ix
 end

@@ -15,7 +15,9 @@
 -- trades (the engine calls again until done), so the list does not change
 -- under the cursor; a changed length starts it again. The last step removes
 -- the cursor, trims what left the longest window (LTRIM) and hands back the
--- state; the stored fields are written by the caller.
+-- state; the stored fields are written by the caller. The screener's sets
+-- (lib/screener.lua), when kept, are emptied at the start and each step feeds
+-- its elements inside the longest window: no step counts a whole window.
 -- A list that turns out damaged (unparsable, out of order, an id twice) or
 -- holds elements of earlier releases (ending with a digest: they are rewritten
 -- without it, once per token) is rebuilt in one call by `rebuild`
@@ -101,11 +103,12 @@ local function rebuild_step(K, conf, at)
     ws, cf = carried_windows(K, conf, at)
     redis.call('UNLINK', K[5])
     if K[6] then redis.call('DEL', K[6]) end
+    if K[7] then redis.call('UNLINK', K[7], K[8], K[9], K[10], K[11]) end  -- fed again per step
     for i = 1, #ws do tot[i], idx[i] = new_totals(), -1 end
   end
   local raw = lrange(K[1], pos, pos + REBUILD_STEP - 1)
   local longest = ws[#ws].ms
-  local kept = {}
+  local kept, fed = {}, {}
   for k = 1, #raw do
     local x = parse(raw[k])
     if not x or x.dg or (prev and cmp(prev, x) >= 0) then
@@ -113,6 +116,7 @@ local function rebuild_step(K, conf, at)
     end
     local p = pos + k - 1
     if x.ts > at - longest then kept[#kept + 1] = key_of(x) end  -- stays: in the id index
+    if x.ts <= at and x.ts > at - longest then fed[#fed + 1] = x end  -- the screener's sets
     if x.ts <= at then
       for i, w in ipairs(ws) do
         if x.ts > at - w.ms then
@@ -132,6 +136,8 @@ local function rebuild_step(K, conf, at)
     ids_add(ix, k)
   end
   ids_save(ix)
+  local sk = screener_keys(K)
+  if sk then screener_feed(sk, fed) end  -- in list order: the deques take a few calls
   pos = pos + #raw
   if pos < n then
     local f = {CURSOR, sfmt('%.0f %.0f %.0f %.0f', at, n, pos, e), CURSOR .. ':ws', spec_of(ws),
@@ -142,6 +148,7 @@ local function rebuild_step(K, conf, at)
     local ttl = redis.call('PTTL', K[4])
     if type(ttl) ~= 'number' or ttl <= 0 then ttl = longest end
     redis.call('PEXPIRE', K[5], ttl)
+    if sk then for i = 7, 11 do redis.call('PEXPIRE', K[i], ttl) end end
     return
   end
   redis.call('HDEL', K[5], unpack(cursor_fields()))
@@ -151,7 +158,8 @@ local function rebuild_step(K, conf, at)
   if drop >= n then redis.call('UNLINK', K[1]) elseif drop > 0 then redis.call('LTRIM', K[1], drop, -1) end
   for i = 1, #ws do idx[i] = idx[i] - drop end
   local st = {at = at, n = n - drop, e = e - drop, idx = idx, tot = tot, ws = ws, cf = cf,
-              ids = ix, old = blank_old(ws, true), dirty = {}, mark = {}, old_mark = {}}
+              ids = ix, old = blank_old(ws, true), dirty = {}, mark = {}, old_mark = {},
+              sk = sk, entered = sk and {}}
   if st.n > 0 then st.tail = prev end
   return st, 0
 end

@@ -45,6 +45,14 @@ local function enter(tots, side, qhi, qlo)
   for i = 1, #tots do addq(tots[i], side, qhi, qlo, 1) end
 end
 
+-- enter, noting the element for the screener: ctx = {totals, entered}
+local function enter_noted(ctx, side, qhi, qlo, raw)
+  local tots = ctx[1]
+  for i = 1, #tots do addq(tots[i], side, qhi, qlo, 1) end
+  local xs = ctx[2]
+  xs[#xs + 1] = raw
+end
+
 -- ctx: {t = totals, gone = the leaving elements or nil}
 local function leave(ctx, side, qhi, qlo, raw)
   addq(ctx.t, side, qhi, qlo, -1)
@@ -139,6 +147,7 @@ local function account(st, ws, inserted)
     if x.ts <= st.at then
       st.e = st.e + 1
       st.close = nil
+      if st.entered then st.entered[#st.entered + 1] = x end
       for i, w in ipairs(ws) do
         -- inside the window's count: after its start, or after its mark's boundary
         local lower = st.mark[i] and st.mark[i][1] or st.at - w.ms
@@ -220,13 +229,18 @@ local function advance(K, st, ws, at, most, cap)
   local limit = st.n
   if st.mem and st.e <= st.mem_from then limit = st.mem_from end
   local _, close
-  st.e, _, close = walk(K[1], st.e, limit, at, enter, st.tot, nil, nil, cap)
+  if st.entered then
+    st.e, _, close = walk(K[1], st.e, limit, at, enter_noted, {st.tot, st.entered}, nil, nil, cap)
+  else
+    st.e, _, close = walk(K[1], st.e, limit, at, enter, st.tot, nil, nil, cap)
+  end
   close = price_of(close)
   if st.mem and st.e >= st.mem_from then
     local j = st.e - st.mem_from + 1
     while j <= #st.mem and st.mem[j].ts <= at do
       local x = st.mem[j]
       enter(st.tot, x.side, x.qhi, x.qlo)
+      if st.entered then st.entered[#st.entered + 1] = x end
       st.e = st.e + 1; j = j + 1
       close = x.price
     end
@@ -299,8 +313,22 @@ local function metrics(K, st, ws, price_of)
     out[#out + 1] = volume(t)
     out[#out + 1] = open; out[#out + 1] = close
     out[#out + 1] = open and pct(open, close)
+    local m = st.scr and st.scr[i]
+    if m then for k = 1, SCR_METRICS do out[#out + 1] = m[k] end end
   end
   return out
+end
+
+-- The screener's part of an apply (st.sk): what entered the windows goes into
+-- the five sets, what left the longest window out (as many as left: trimmed by
+-- score), then every window's screener metrics as of st.at (st.scr).
+local function screener_step(st, ws)
+  local fed = screener_feed(st.sk, st.entered)
+  st.fed = fed or st.fed
+  local drop = st.gone and #st.gone or 0
+  if st.all_gone or drop > 0 then screener_trim(st.sk, st.at - ws[#ws].ms) end
+  st.entered = {}
+  st.scr = screener_metrics(st.sk, ws, st.at)
 end
 
 -- HSET/HDEL arguments for the aggregate fields that changed since loading.
@@ -325,6 +353,18 @@ local function changes(K, st, ws)
     if cf and cf <= st.at then cf = false end  -- complete now
     if cf ~= o.cf then
       if cf then put(w.complete_from, fmt_int(cf)) else del[#del + 1] = w.complete_from end
+    end
+    local m, om = st.scr and st.scr[i], o.scr
+    if m then
+      if m[1] ~= om[1] then put(w.makers, fmt_int(m[1])) end
+      if m[2] ~= om[2] then put(w.buyers, fmt_int(m[2])) end
+      if m[3] ~= om[3] then put(w.sellers, fmt_int(m[3])) end
+      if m[4] then
+        if m[4] ~= om[4] then put(w.high, m[4]) end
+        if m[5] ~= om[5] then put(w.low, m[5]) end
+      elseif om[4] ~= false then
+        del[#del + 1] = w.high; del[#del + 1] = w.low
+      end
     end
     local open, close = prices(K, st, i)
     if open then

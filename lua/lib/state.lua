@@ -15,7 +15,11 @@
 -- = "B C"; without K[5] (reads) none is known (a read never extends one),
 -- cov (the instant after which the list holds every applied trade, as far as
 -- the stored windows tell; -huge when nothing is missing).
+-- sk (the screener's five sets, K[7..11], when given: lib/screener.lua; nil:
+-- the seed's metrics only),
+-- entered (with sk: the elements that entered the windows in this call).
 --@include lib/entry.lua
+--@include lib/screener.lua
 --@include lib/windows.lua
 --@include lib/ids.lua
 
@@ -25,7 +29,7 @@ local function blank_old(ws, unknown)
   local old = {}
   for i = 1, #ws do
     old[i] = {b = -1, s = -1, bh = -1, bl = -1, sh = -1, sl = -1, idx = -1, open = unknown,
-              cf = unknown}
+              cf = unknown, scr = {-1, -1, -1, unknown, unknown}}
   end
   return old
 end
@@ -79,15 +83,22 @@ local function first_after(key, n, at)
 end
 
 -- The complete_from fields of windows `ws` (nil: none is stored). A carried
--- window stores 5 fields, 8 when it holds entries (open, close and
--- price_change_pct), and complete_from while it is partial: only when the
--- aggregates hold more fields than that (or fewer: damage) are they read.
+-- window stores the LOADED fields it has (the screener's only with its sets),
+-- volume and, when it holds entries, price_change_pct, and complete_from
+-- while it is partial: only when the aggregates hold more fields than that
+-- (or fewer: damage) are they read.
 -- Looking up an absent field scans a small hash whole, so the usual token,
 -- complete, pays one HLEN instead.
 local function partial_windows(K, ws, idx, agg)
   local want, per = 0, #LOADED
   for i = 1, #ws do
-    if idx[i] then want = want + ((agg[per * (i - 1) + 5] and 8) or 5) end
+    if idx[i] then
+      -- the loaded fields present, volume (with buys) and price_change_pct (with open)
+      local a = per * (i - 1)
+      for f = 1, per do if agg[a + f] then want = want + 1 end end
+      if agg[a + 1] then want = want + 1 end
+      if agg[a + 5] then want = want + 1 end
+    end
   end
   if redis.call('HLEN', K[3]) == want then return nil end
   local fields = {}
@@ -137,6 +148,12 @@ local function list_coverage(st, ws, carried)
   return from
 end
 
+-- the screener's keys of K (lib/screener.lua), or nil: the seed's metrics only
+local function screener_keys(K)
+  if not K[7] then return nil end
+  return {K[7], K[8], K[9], K[10], K[11]}
+end
+
 -- Load the stored state of a token, for the caller's windows `conf` and those
 -- the token carries (st.ws). Returns nil when the token has no state (new or
 -- expired); raises CORRUPT when the state is inconsistent. A window of `conf`
@@ -153,7 +170,7 @@ local function load_state(K, conf)
     return nil
   end
   local st = {at = tonumber(lu), n = n, idx = {}, tot = {}, old = {}, dirty = {}, cf = {},
-              checked = memo ~= false}
+              checked = memo ~= false, sk = screener_keys(K)}
   if not st.at then corrupt('last_update is not a number') end
   if K[5] then
     st.ids = ids_open(K[5], n)
@@ -174,6 +191,12 @@ local function load_state(K, conf)
   st.mark, st.old_mark = {}, {}
   local agg = redis.call('HMGET', K[3], unpack(ws.load))
   local cfs = partial_windows(K, ws, idx, agg)
+  -- the screener's sets are kept for this list (the id index's "S"): a list written
+  -- without them (TRADEAGG_METRICS=seed, an earlier release) is rebuilt by an apply
+  if st.sk and st.ids and n > 0 and not st.ids.screened then
+    corrupt('no screener sets (written without them)')
+  end
+  if st.sk then st.entered = {} end
   local e = n
   if n > 0 then
     st.tail = entry_at(K[1], n - 1)
@@ -211,7 +234,9 @@ local function load_state(K, conf)
       end
       st.idx[i] = x; st.tot[i] = t; st.cf[i] = tonumber(cf)
       st.old[i] = {b = t.b, s = t.s, bh = t.bh, bl = t.bl, sh = t.sh, sl = t.sl, idx = x,
-                   open = open, close = close, cf = st.cf[i] or false}
+                   open = open, close = close, cf = st.cf[i] or false,
+                   scr = {tonumber(agg[a + 7]) or -1, tonumber(agg[a + 8]) or -1,
+                          tonumber(agg[a + 9]) or -1, agg[a + 10], agg[a + 11]}}
       if close then st.close = close end
     end
   end
@@ -335,5 +360,13 @@ local function rebuild(K, conf, at)
   local st = state_of(es, ws, at)
   st.cf = cf
   st.ids = ix
+  st.sk = screener_keys(K)
+  if st.sk then  -- the five sets again, from what entered the windows
+    screener_del(st.sk)
+    local xs, from = {}, at - ws[#ws].ms
+    for _, x in ipairs(es) do if x.ts > from and x.ts <= at then xs[#xs + 1] = x end end
+    screener_feed(st.sk, xs)
+    st.entered = {}
+  end
   return st, dropped
 end

@@ -7,14 +7,17 @@
 --@include lib/core.lua
 
 -- the metrics of a window, in the order scripts return them (after the label)
+-- (the last five, the screener's, only with its keys: lib/screener.lua)
 local METRICS = {'buys', 'sells', 'buy_volume', 'sell_volume', 'volume', 'open', 'close',
-                 'price_change_pct'}
+                 'price_change_pct', 'makers', 'buyers', 'sellers', 'high', 'low'}
+local SEED_METRICS = 8  -- METRICS without the screener's
 -- the fields load_state reads back, per window, in this order (complete_from
 -- apart, only when some window is partial: lib/state.lua)
-local LOADED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'open', 'close'}
+local LOADED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'open', 'close',
+                'makers', 'buyers', 'sellers', 'high', 'low'}
 -- every field a window may own in the aggregates hash
 local OWNED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'volume', 'open', 'close',
-               'price_change_pct', 'complete_from'}
+               'price_change_pct', 'complete_from', 'makers', 'buyers', 'sellers', 'high', 'low'}
 
 -- The length in ms of a window label ("30s", "5m", "4h", "1d"), or nil: the
 -- one parser of labels in Lua, the same rule as parse_windows in

@@ -180,7 +180,7 @@ def test_ttl_is_the_longest_window_and_refreshed_per_trade(redis_client) -> None
     s = settings()  # longest: 10 s
     engine = Engine(redis_client, s)
     k = keys.TokenKeys(A)
-    every = [*k.all(), k.ids]
+    every = [*k.all(), k.ids, k.high, k.low]  # (no trader here: no makers set)
     now = now_ms()
     engine.apply_records([trade("x", now).record], now=now)
     for key in every:
@@ -352,7 +352,9 @@ def test_bridge_commits_offsets_only_after_redis_has_the_batch(
 ) -> None:
     """Redis down while stopping: nothing committed. Redis up: written, then next offsets."""
     t = now_ms()
-    good = [trade(f"k{i}", t - 1_000 + i, token=A if i % 2 else B) for i in range(3)]
+    good = [
+        trade(f"k{i}", t - 1_000 + i, token=A if i % 2 else B, trader=B) for i in range(3)
+    ]
     bad_element = dict(to_message(good[0]), id="bad id")
     messages = [
         (None, json.dumps(to_message(good[0])).encode()),

@@ -73,7 +73,11 @@ def test_dead_letters_replayed_after_a_fix_are_exact(tmp_path: Path, redis_clien
     assert poisoned and all(d["source"] == "worker" for d in poisoned)
     # the bridge's kind: raw JSON with its reason (here: a topic consumed by mistake)
     lost = Feed(seed=9, longest_ms=s.longest_ms, tokens=TOKENS[3:5]).batch(12)
-    lost = [replace(t, id=f"lost-{t.id}") for t in {t.id: t for t in lost}.values()]
+    # as the bridge validates them: to_message gives a trade of no trader its token as trader
+    lost = [
+        replace(t, id=f"lost-{t.id}", trader=t.trader or t.token)
+        for t in {t.id: t for t in lost}.values()
+    ]
     for t in lost[:6]:
         redis_client.xadd(
             keys.dead(0), {"reason": "x", "source": "bridge", "raw": json.dumps(to_message(t))}

@@ -167,6 +167,11 @@ def test_an_emptied_window_matches_the_reference_on_every_metric(redis_client: r
         "open": None,
         "close": None,
         "price_change_pct": None,
+        "makers": 0,
+        "buyers": 0,
+        "sellers": 0,
+        "high": None,
+        "low": None,
     }
     assert window_mismatches(w["1s"], empty) == []
     assert (w["1m"].buys, w["1m"].open) == (1, Decimal(4))

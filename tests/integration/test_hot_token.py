@@ -15,7 +15,7 @@ import redis
 from tests.support import reference
 from tests.support.checks import assert_matches_reference, stored_metrics, window_mismatches
 from tests.support.idindex import id_index, id_key
-from tradeagg.contract.keys import TokenKeys, apply_keys, token_keys
+from tradeagg.contract.keys import TokenKeys, apply_keys, full_apply_keys, token_keys
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import (
     MAX_ENTRIES_PER_CALL,
@@ -44,6 +44,9 @@ CHUNK = 1024  # lua/lib/slide.lua: a walk's largest LRANGE, read past where it s
 REBUILD_STEP = 1000  # lua/lib/rebuild.lua: list elements one rebuild call reads
 
 
+TRADERS = [f"{k:0>44}".replace("0", "1") for k in range(5_000)]  # 5,000 wallets
+
+
 def trade(i: int, ts: int, ident: str | None = None) -> Trade:
     return Trade(
         id=ident or f"h{i}",
@@ -52,6 +55,7 @@ def trade(i: int, ts: int, ident: str | None = None) -> Trade:
         quote_nano=1_000_000_000 + (i * 7919 % 1000) * 1_000_003,
         price=f"{1 + (i % 97) / 100:.2f}",
         ts=ts,
+        trader=TRADERS[i * 7 % len(TRADERS)],
     )
 
 
@@ -70,7 +74,7 @@ def big_token(redis_server) -> dict[str, bytes]:
         assert (r.status, r.applied) == (ApplyStatus.OK, len(batch))
     k = TokenKeys(TOKEN)
     assert client.llen(k.trades) == N
-    dumps = {key: client.dump(key) for key in [*k.all(), k.ids]}
+    dumps = {key: client.dump(key) for key in [*k.all(), k.ids, *k.screener()]}
     client.close()
     return dumps
 
@@ -233,7 +237,7 @@ def test_a_long_catch_up_is_cut_into_calls_of_bounded_work(hot: Engine) -> None:
 def one_call(engine: Engine, trades: list[Trade], now: int) -> TokenResult:
     """One apply_trades call, as the script answers it (the engine would call again)."""
     raw = engine.scripts.apply_trades(
-        keys=apply_keys(TOKEN),
+        keys=full_apply_keys(TOKEN),  # as the engine calls it (TRADEAGG_METRICS=full)
         args=[now, "at", windows_arg(S), S.max_token_trades, "\n".join(t.entry for t in trades)],
     )
     return token_result(TOKEN, RawResult(*raw))

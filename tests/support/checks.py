@@ -26,8 +26,13 @@ METRICS = (
     "open",
     "close",
     "price_change_pct",
+    "makers",
+    "buyers",
+    "sellers",
+    "high",
+    "low",
 )
-COUNTS = ("buys", "sells")
+COUNTS = ("buys", "sells", "makers", "buyers", "sellers")
 FLOATS = ("price_change_pct",)  # the one floating-point metric; all others are exact
 
 
@@ -49,7 +54,7 @@ def stored_metrics(aggregates: Mapping[Any, Any], label: str) -> dict[str, Any]:
             out[m] = int(v) if v is not None else 0
         elif m in FLOATS:
             out[m] = float(v) if v is not None else None
-        elif m in ("open", "close"):
+        elif m in ("open", "close", "high", "low"):
             out[m] = Decimal(v) if v is not None else None
         else:
             out[m] = Decimal(v) if v is not None else Decimal(0)

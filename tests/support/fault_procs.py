@@ -39,6 +39,9 @@ def settings_of(env: dict[str, str]) -> Settings:
     return Settings.from_env({k: v for k, v in env.items() if k.startswith(("TRADEAGG_", "REDIS"))})
 
 
+WALLETS = [f"0x{k:040x}" for k in range(1, 9)]  # traders: windows share some
+
+
 class Feed:
     """Trades near the wall clock, sent out of order, with re-sent duplicates and late ones.
 
@@ -79,6 +82,7 @@ class Feed:
                 price=f"{rng.randrange(1, 10**6)}.{rng.randrange(0, 1000):03d}",
                 ts=ts,
                 seq=rng.randrange(0, 3),
+                trader=rng.choice(WALLETS),  # what the bridge validates (to_message)
             )
             self.sent[t.id] = t
             out.append(t)

@@ -29,7 +29,8 @@ def id_index(client: Any, token: str) -> tuple[int, list[bytes]]:
     if not fields:
         return 0, []
     buckets = int(fields[b"N"])
-    assert len(fields) == buckets + 2, f"{len(fields)} fields for {buckets} buckets"
+    marker = b"S" in fields  # the screener's sets are kept (lua/lib/ids.lua)
+    assert len(fields) == buckets + 2 + marker, f"{len(fields)} fields for {buckets} buckets"
     keys: list[bytes] = []
     for b in range(buckets):
         value = fields[str(b).encode()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -11,6 +12,9 @@ from tradeagg.contract.trade import Trade
 
 TOKENS = ["So11111111111111111111111111111111111111112", "0x" + "ab" * 20]
 ID_CHARS = "aB9:~!zZ_"
+# a few wallets, so windows share traders (makers, buyers, sellers); "" is a trade of
+# no known trader (an element of an earlier release): it counts in none of them
+TRADERS = ["", *(c * 32 for c in "ABCDEF"), "0x" + "cd" * 20]
 
 
 @st.composite
@@ -39,6 +43,7 @@ def trades(draw, tokens=TOKENS, span_ms: int = 40_000, min_size: int = 1, max_si
                 price=format(price.normalize(), "f") if price > 0 else "1",
                 ts=base + draw(st.integers(0, span_ms // 250)) * 250,
                 seq=draw(st.integers(0, 2)),
+                trader=draw(st.sampled_from(TRADERS)),
             )
         )
     return [t for t in out if t.quote_nano > 0]
@@ -96,15 +101,23 @@ class _Ids:
         return self.fresh(draw)
 
 
+def trader_of(ident: str) -> str:
+    """A trader fixed by the id: records of one id (resent, or with another ts) share it,
+    as the same trade would; ids spread over TRADERS."""
+    return TRADERS[zlib.crc32(ident.encode()) % len(TRADERS)]
+
+
 def _trade(draw, ids: _Ids, token: str, ts: int, seq: int, ident: str | None = None) -> Trade:
+    ident = ident if ident is not None else ids.fresh(draw)
     return Trade(
-        id=ident if ident is not None else ids.fresh(draw),
+        id=ident,
         token=token,
         side=draw(st.sampled_from(["buy", "sell"])),
         quote_nano=draw(st.one_of(st.integers(1, 10**12), st.integers(1, 10**18))),
         price=f"{draw(st.integers(1, 10**6))}.{draw(st.integers(0, 999)):03d}",
         ts=ts,
         seq=seq,
+        trader=trader_of(ident),
     )
 
 

@@ -50,7 +50,7 @@ def test_group_drops_identical_duplicates_only():
 @pytest.mark.parametrize(
     "fields, reason",
     [
-        ({b"v": b"2", b"t": b"x"}, "unknown entry format v='2'"),
+        ({b"v": b"3", b"t": b"x"}, "unknown entry format v='3'"),
         ({b"t": b"x"}, "unknown entry format v=None"),
         ({b"v": b"1"}, "unknown entry format v='1'"),
         ({b"v": b"1", b"t": "\u00e9".encode()}, "entry is not ASCII"),
@@ -90,3 +90,25 @@ def test_deleted_entry_decodes_to_nothing():
 def test_group_records_splits_good_and_bad_lines():
     groups, bad = codec.group_records([f"{TOKEN} 5 0 b 1 2 x", "junk", f"{TOKEN} 1 0 b"])
     assert groups == {TOKEN: ["5 0 b 1 2 x"]} and bad == ["junk", f"{TOKEN} 1 0 b"]
+
+
+def test_a_list_entry_carries_the_traders_digest_glued_to_its_side():
+    from tradeagg.contract.trade import Trade
+
+    wallet = "So11111111111111111111111111111111111111112"
+    t = Trade("sig:0", wallet, "sell", 5, "1.5", 1000, 2, trader=wallet)
+    digest = codec.trader_digest(wallet)
+    assert len(digest) == codec.TRADER_DIGEST and digest.replace("-", "").replace("_", "").isalnum()
+    assert t.entry == f"1000 2 s{digest} 5 1.5 sig:0"
+    assert codec.trader_digest("") == ""
+    assert Trade("x", wallet, "buy", 5, "1", 1).entry == "1 0 b 5 1 x"  # no trader: as before
+    assert codec.sort_key(t.entry) == (1000, 2, "sig:0")
+    with pytest.raises(ValueError):
+        codec.sort_key(f"1000 2 s{digest}x 5 1.5 sig:0")  # not 0 or 8 characters
+
+
+def test_records_of_format_1_without_traders_still_decode():
+    wallet = "So11111111111111111111111111111111111111112"
+    old = {b"v": b"1", b"t": f"{wallet} 1 0 b 5 1 x".encode()}
+    assert [r[1] for r in codec.decode(old).records] == ["1 0 b 5 1 x"]
+    assert codec.encode([])["v"] == "2"

@@ -17,6 +17,7 @@ from tradeagg.store.connection import connect
 EXAMPLES = """examples:
   tradeagg bench                                  # engine: 200k trades, 2,000 tokens, own Redis
   tradeagg bench --clock wall --trades 100000
+  tradeagg bench --metrics seed                   # without makers/buyers/sellers/high/low
   tradeagg bench --mode e2e                       # Kafka -> bridge -> worker, own Redis + broker
   tradeagg bench --mode e2e --rate 2000           # p99 trade-to-visible latency at 2,000/s
   tradeagg bench --redis-url redis://host:6379/5  # an EMPTY database of your own Redis
@@ -51,6 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("event", "wall"),
         default="event",
         help="engine mode: event (trades over --span-s of event time) or wall (default %(default)s)",
+    )
+    p.add_argument(
+        "--metrics",
+        choices=("full", "seed"),
+        default=None,
+        help="engine mode: full (with the screener metrics) or seed (without them); sets "
+        "TRADEAGG_METRICS (default: TRADEAGG_METRICS, full)",
     )
     p.add_argument(
         "--span-s",
@@ -98,6 +106,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 redis_url=url,
                 redis_cluster="+cluster://" in url or settings.redis_cluster,
                 clock=args.clock,
+                metrics=args.metrics or settings.metrics,
             )
             client = connect(s, block_ms=s.block_ms)
             if client.dbsize():

@@ -49,7 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a TRADEAGG_WINDOWS label: digits + ms, s, m, h or d (default 5m if kept, "
         "else the first window over 1m, else the longest)",
     )
-    p.add_argument("--by", default="volume", choices=RANK_BY, help="metric (default volume)")
+    p.add_argument(
+        "--by",
+        default="volume",
+        choices=RANK_BY,
+        help="metric (default volume; makers, buyers, sellers: distinct traders, not with "
+        "TRADEAGG_METRICS=seed)",
+    )
     p.add_argument("--limit", type=_positive, default=20, metavar="N", help="rows (default 20)")
     p.add_argument("--json", action="store_true", help="one JSON object per line, ranked")
     p.add_argument("--at", type=int, metavar="MS", help="instant, epoch milliseconds")
@@ -57,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-HEAD = ("#", "token", "trades", "buys", "sells", "volume", "buy vol", "close", "change")
+HEAD = ("#", "token", "trades", "buys", "sells", "makers", "volume", "buy vol", "close", "change")
 
 
 def table(ranking: Ranking) -> str:
@@ -79,6 +85,7 @@ def table(ranking: Ranking) -> str:
                 humanize.count(w.trades),
                 humanize.count(w.buys),
                 humanize.count(w.sells),
+                humanize.count(w.makers) if w.makers is not None else "-",
                 humanize.number(w.volume),
                 buy_share,
                 humanize.number(w.close),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, post_dump, validate
 
 from tradeagg.contract.address import ADDRESS_RE
 from tradeagg.contract.exactjson import dumps
@@ -22,6 +22,9 @@ from tradeagg.contract.exactjson import dumps
 def _window_fields() -> dict[str, fields.Field]:
     """A window's metrics in output order (CONTRACT §2); null when the window is empty.
 
+    Then the screener's (CONTRACT §2b) ``makers``, ``buyers``, ``sellers`` (counts
+    of distinct traders) and ``high``, ``low`` (null when empty): all five omitted
+    when the service does not keep them (TRADEAGG_METRICS=seed; ``makers`` None).
     Then (additive) ``partial``: the token's list was not kept long enough for
     this window (added by a release with a longer window), so it may undercount
     until ``complete_from`` (epoch ms; null when complete).
@@ -37,6 +40,11 @@ def _window_fields() -> dict[str, fields.Field]:
         "open": fields.Decimal(**price),
         "close": fields.Decimal(**price),
         "price_change_pct": fields.Float(required=True, allow_none=True, allow_nan=False),
+        "makers": fields.Integer(strict=True, validate=validate.Range(min=0)),
+        "buyers": fields.Integer(strict=True, validate=validate.Range(min=0)),
+        "sellers": fields.Integer(strict=True, validate=validate.Range(min=0)),
+        "high": fields.Decimal(allow_none=True, allow_nan=False),
+        "low": fields.Decimal(allow_none=True, allow_nan=False),
         "partial": fields.Boolean(required=True),
         "complete_from": fields.Integer(
             required=True, strict=True, allow_none=True, validate=validate.Range(min=0)
@@ -57,7 +65,21 @@ class _Strict(Schema):
         unknown = RAISE
 
 
-WindowDocument = _Strict.from_dict(_window_fields(), name="WindowDocument")
+SCREENER_FIELDS = ("makers", "buyers", "sellers", "high", "low")
+
+
+class _Screened(_Strict):
+    """Drops the screener's five when the window does not carry them (``makers`` None)."""
+
+    @post_dump
+    def _unscreened(self, data: dict[str, Any], **_kw: Any) -> dict[str, Any]:
+        if data.get("makers") is None:
+            for name in SCREENER_FIELDS:
+                data.pop(name, None)
+        return data
+
+
+WindowDocument = _Screened.from_dict(_window_fields(), name="WindowDocument")
 
 TokenDocument = _Strict.from_dict(
     {
@@ -70,7 +92,7 @@ TokenDocument = _Strict.from_dict(
     name="TokenDocument",
 )
 
-RankDocument = _Strict.from_dict(
+RankDocument = _Screened.from_dict(
     {
         "rank": fields.Integer(required=True, strict=True, validate=validate.Range(min=1)),
         "token": _address(),

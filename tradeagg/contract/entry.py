@@ -2,12 +2,16 @@
 
 A shard stream entry (``tradeagg:{sN}:stream``) packs many trades::
 
-    v = "1"                        format version
+    v = "2"                        format version ("1": records of no trader)
     t = "<record>\\n<record>..."   one record per trade
     src = "..."                    optional: where the trades came from
 
 A record is ``<token> <list entry> <digest>``. A list entry, exactly what
-``token:{A}:trades`` holds, is ``<ts> <seq> <b|s> <quote_nano> <price> <id>``.
+``token:{A}:trades`` holds, is ``<ts> <seq> <b|s><trader> <quote_nano> <price> <id>``:
+``<trader>`` is the trader's digest (8 base64url characters of SHA-1 of the
+wallet: 48 bits, the screener's distinct traders) glued to the side letter,
+or nothing in records of format 1 and elements of earlier releases (a trade
+of no known trader: it counts everywhere but in makers, buyers and sellers).
 The digest (20 hex digits of SHA-1 of the id, computed here so that Redis
 need not) gives the id's key in the token's id index ``tradeagg:{A}:ids``
 (``lua/lib/ids.lua``); ``apply_trades.lua`` takes entries with or without it
@@ -23,6 +27,7 @@ good entry is reported on its own so the entry's other trades still apply.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,8 +40,10 @@ from tradeagg.errors import MalformedEntry
 if TYPE_CHECKING:
     from tradeagg.contract.trade import Trade
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+FORMATS = ("1", "2")  # what decode reads: 1 is 2 without traders
 DIGEST = 20
+TRADER_DIGEST = 8  # base64url characters: 48 bits of SHA-1
 RAW_KEEP = 500  # characters of a bad record or entry quoted in its error
 TOKEN_RE = ADDRESS_RE  # a record's token: the one address pattern
 
@@ -48,9 +55,24 @@ def id_digest(ident: str) -> str:
     return hashlib.sha1(ident.encode("ascii", "replace")).hexdigest()[:DIGEST]
 
 
+def trader_digest(trader: str) -> str:
+    """The trader's digest a list entry carries: 8 base64url characters of SHA-1
+    (48 bits: two of 5,000 traders of a token share one with probability ~4e-8);
+    "" for no trader."""
+    if not trader:
+        return ""
+    raw = hashlib.sha1(trader.encode("ascii", "replace")).digest()[:6]
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def _side_ok(side: str) -> bool:
+    """A list entry's side field: ``b`` or ``s``, then nothing or a trader digest."""
+    return side[:1] in ("b", "s") and len(side) in (1, 1 + TRADER_DIGEST)
+
+
 def list_entry(trade: Trade) -> str:
     """The list entry of ``trade`` (what ``token:{A}:trades`` holds)."""
-    side = "b" if trade.side == "buy" else "s"
+    side = ("b" if trade.side == "buy" else "s") + trader_digest(trade.trader)
     return f"{trade.ts} {trade.seq} {side} {trade.quote_nano} {trade.price} {trade.id}"
 
 
@@ -75,7 +97,7 @@ def encode_records(records: Iterable[str], src: str = "") -> dict[str, str]:
 def sort_key(entry: str) -> SortKey:
     """The (ts, seq, id) order of a list entry; ValueError if it is not one."""
     parts = entry.split(" ")
-    if len(parts) not in (6, 7) or parts[2] not in ("b", "s"):
+    if len(parts) not in (6, 7) or not _side_ok(parts[2]):
         raise ValueError("not a list entry")
     return int(parts[0]), int(parts[1]), parts[5]
 
@@ -103,7 +125,7 @@ def payload(fields: Mapping[Any, Any]) -> str:
         body = _text(get(b"t", get("t")))
     except UnicodeDecodeError:
         raise MalformedEntry("entry is not ASCII", repr(dict(fields))[:RAW_KEEP]) from None
-    if version != FORMAT_VERSION or body is None:
+    if version not in FORMATS or body is None:
         raise MalformedEntry(f"unknown entry format v={version!r}", repr(dict(fields))[:RAW_KEEP])
     return body
 
@@ -133,7 +155,7 @@ def decode(fields: Mapping[Any, Any]) -> Decoded:
             continue
         parts = entry.split(" ")
         try:
-            if len(parts) not in (6, 7) or parts[2] not in ("b", "s"):
+            if len(parts) not in (6, 7) or not _side_ok(parts[2]):
                 raise ValueError("not a list entry")
             records.append((token, entry, (int(parts[0]), int(parts[1]), parts[5])))
         except ValueError:

@@ -18,7 +18,8 @@ class TokenKeys:
     """The four contract keys of one token, in the order the Lua scripts take,
     its id index and its deep-check memo (same hash tag, so the same cluster slot)."""
 
-    __slots__ = ("token", "trades", "indices", "aggregates", "last_update", "ids", "checked")
+    __slots__ = ("token", "trades", "indices", "aggregates", "last_update", "ids", "checked",
+                 "makers", "buyers", "sellers", "high", "low")
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -28,14 +29,25 @@ class TokenKeys:
         self.last_update = f"token:{{{token}}}:last_update"
         self.ids = f"{PREFIX}:{{{token}}}:ids"
         self.checked = f"{PREFIX}:{{{token}}}:checked"
+        self.makers = f"{PREFIX}:{{{token}}}:makers"
+        self.buyers = f"{PREFIX}:{{{token}}}:buyers"
+        self.sellers = f"{PREFIX}:{{{token}}}:sellers"
+        self.high = f"{PREFIX}:{{{token}}}:high"
+        self.low = f"{PREFIX}:{{{token}}}:low"
 
     def all(self) -> list[str]:
         return [self.trades, self.indices, self.aggregates, self.last_update]
 
+    def screener(self) -> list[str]:
+        """The screener metrics' five sorted sets (``lua/lib/screener.lua``), in script order."""
+        return [self.makers, self.buyers, self.sellers, self.high, self.low]
 
-def token_keys(token: str) -> list[str]:
-    """The four contract keys, as ``read_window.lua`` takes them."""
-    return TokenKeys(token).all()
+
+def token_keys(token: str, screener: bool = False) -> list[str]:
+    """The four contract keys, as ``read_window.lua`` takes them; with ``screener``
+    (TRADEAGG_METRICS=full) its five screener sets after them."""
+    k = TokenKeys(token)
+    return [*k.all(), *k.screener()] if screener else k.all()
 
 
 def apply_keys(token: str) -> list[str]:
@@ -51,6 +63,16 @@ def apply_keys(token: str) -> list[str]:
     """
     k = TokenKeys(token)
     return [*k.all(), k.ids, k.checked]
+
+
+def full_apply_keys(token: str) -> list[str]:
+    """KEYS for one token of ``apply_trades.lua`` keeping the screener metrics
+    (TRADEAGG_METRICS=full): ``apply_keys`` and the five sorted sets of
+    ``lua/lib/screener.lua``: ``tradeagg:{ADDR}:makers`` / ``:buyers`` /
+    ``:sellers`` (trader digest -> ts of its latest trade in the windows) and
+    ``tradeagg:{ADDR}:high`` / ``:low`` (monotonic deques of ``"<ts> <price>"``)."""
+    k = TokenKeys(token)
+    return [*k.all(), k.ids, k.checked, *k.screener()]
 
 
 INDICES_MATCH = "token:{*}:indices"  # SCAN pattern of every token's indices hash

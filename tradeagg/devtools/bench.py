@@ -146,6 +146,7 @@ def run_engine(
     out: dict[str, Any] = {
         "mode": "engine",
         "clock": settings.clock,
+        "metrics": settings.metrics,
         "trades": len(trades),
         "tokens": cfg.tokens,
         "shards": settings.shards,
@@ -191,6 +192,9 @@ def verify(
             g, r = view.windows[w.label], want[w.label]
             got = (g.buys, g.sells, g.buy_volume, g.sell_volume, g.open, g.close)
             exp = (r["buys"], r["sells"], r["buy_volume"], r["sell_volume"], r["open"], r["close"])
+            if settings.metrics == "full":  # the screener's too (CONTRACT §2b)
+                got += (g.makers, g.buyers, g.sellers, g.high, g.low)
+                exp += (r["makers"], r["buyers"], r["sellers"], r["high"], r["low"])
             if got != exp:
                 mismatches.append(f"{token} {w.label}: got {got} want {exp}")
     return {

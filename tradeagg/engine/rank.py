@@ -32,7 +32,8 @@ from tradeagg.errors import PastInstant, StoreError
 from tradeagg.settings import Settings
 from tradeagg.store.connection import text
 
-RANK_BY = ("volume", "buys", "sells", "price_change_pct", "trades")
+RANK_BY = ("volume", "buys", "sells", "price_change_pct", "trades", "makers", "buyers", "sellers")
+SCREENER_BY = ("makers", "buyers", "sellers")  # only with TRADEAGG_METRICS=full
 CATCH_UP_TRIES = 5
 
 
@@ -134,7 +135,8 @@ class Ranker:
     ) -> Ranking:
         """The trending list: ``limit`` tokens by ``by`` in ``window`` as of ``at`` (default now)."""
         check_window(self.settings, window)
-        check_choice("by", by, RANK_BY)
+        kept = RANK_BY if self.settings.metrics == "full" else RANK_BY[: -len(SCREENER_BY)]
+        check_choice("by", by, kept)
         check_limit(limit)
         check_at(at)
         probe = at if at is not None else (now_ms() if self.settings.clock == "wall" else None)

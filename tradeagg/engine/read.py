@@ -41,8 +41,8 @@ log = logging.getLogger("tradeagg.reader")
 
 # A window in read_window.lua's answer: its label, its complete_from (or nil), then
 # METRICS of lua/lib/windows.lua in that order (tests/unit/test_read_fields.py holds
-# the two lists together)
-WINDOW_METRICS = (
+# the two lists together); the screener's five only with TRADEAGG_METRICS=full
+SEED_METRICS = (
     "buys",
     "sells",
     "buy_volume",
@@ -52,7 +52,9 @@ WINDOW_METRICS = (
     "close",
     "price_change_pct",
 )
-PER_WINDOW = 2 + len(WINDOW_METRICS)
+SCREENER_METRICS = ("makers", "buyers", "sellers", "high", "low")
+WINDOW_METRICS = SEED_METRICS + SCREENER_METRICS
+PER_WINDOW = 2 + len(WINDOW_METRICS)  # with the screener's (TRADEAGG_METRICS=full)
 BATCH = 500  # reads per pipeline: a few thousand tokens cost a few round trips
 YIELD_EVERY = 50  # views parsed between two yields to other greenlets
 
@@ -67,6 +69,13 @@ class WindowView:
     open: Decimal | None = None
     close: Decimal | None = None
     price_change_pct: float | None = None
+    # the screener's (CONTRACT §2b): None when not kept (TRADEAGG_METRICS=seed); then
+    # the documents omit all five. Kept, an empty window has 0, 0, 0, None, None.
+    makers: int | None = None
+    buyers: int | None = None
+    sellers: int | None = None
+    high: Decimal | None = None
+    low: Decimal | None = None
     # partial: the list was not kept long enough for this window (it was added
     # to the token later, by a release with a longer window); exact from then on
     complete_from: int | None = None
@@ -78,6 +87,14 @@ class WindowView:
     @property
     def partial(self) -> bool:
         return self.complete_from is not None
+
+    @property
+    def screened(self) -> bool:
+        """Whether this window carries the screener metrics (TRADEAGG_METRICS=full)."""
+        return self.makers is not None
+
+
+EMPTY_SCREENED = WindowView(makers=0, buyers=0, sellers=0)
 
 
 @dataclass(frozen=True)
@@ -103,6 +120,8 @@ class Reader:
         self.scripts = scripts or Scripts(client)
         self.batch = batch
         self._windows = windows_arg(settings)
+        self.screener = settings.metrics == "full"
+        self._per = 2 + len(WINDOW_METRICS if self.screener else SEED_METRICS)
         self._engine: Engine | None = None
 
     @property
@@ -192,7 +211,9 @@ class Reader:
                     tokens[i : i + self.batch], ats[i : i + self.batch], strict=True
                 ):
                     self.scripts.read_window(
-                        keys=token_keys(token), args=[at_arg(at), self._windows], client=pipe
+                        keys=token_keys(token, self.screener),
+                        args=[at_arg(at), self._windows],
+                        client=pipe,
                     )
                 out.extend(pipe.execute())
         except redis.RedisError as exc:
@@ -204,9 +225,8 @@ class Reader:
         status = text(raw[0])
         if status == "unknown":
             at = now_ms() if at is None else at
-            return TokenView(
-                token, at, None, {w.label: WindowView() for w in self.settings.windows}
-            )
+            empty = EMPTY_SCREENED if self.screener else WindowView()
+            return TokenView(token, at, None, {w.label: empty for w in self.settings.windows})
         if status == "past":
             raise PastInstant(int(text(raw[1])), int(raw[2]), token)
         if status == "rebuilding":
@@ -218,9 +238,21 @@ class Reader:
         if raw[3]:
             log.warning("read counted from the list %s", kv(token=token, reason=text(raw[3])))
         windows: dict[str, WindowView] = {}
-        for i in range(4, len(raw), PER_WINDOW):
-            m = dict(zip(WINDOW_METRICS, raw[i + 2 : i + PER_WINDOW], strict=True))
+        per = self._per
+        names = WINDOW_METRICS if self.screener else SEED_METRICS
+        for i in range(4, len(raw), per):
+            m = dict(zip(names, raw[i + 2 : i + per], strict=True))
             o, c, pct = m["open"], m["close"], m["price_change_pct"]
+            screened = {}
+            if self.screener:
+                hi, lo = m["high"], m["low"]
+                screened = {
+                    "makers": int(m["makers"]),
+                    "buyers": int(m["buyers"]),
+                    "sellers": int(m["sellers"]),
+                    "high": _dec(hi) if hi else None,
+                    "low": _dec(lo) if lo else None,
+                }
             windows[text(raw[i])] = WindowView(
                 buys=int(m["buys"]),
                 sells=int(m["sells"]),
@@ -231,13 +263,14 @@ class Reader:
                 close=_dec(c) if c else None,
                 price_change_pct=float(pct) if pct else None,
                 complete_from=int(raw[i + 1]) if raw[i + 1] else None,
+                **screened,
             )
         return TokenView(token, int(raw[1]), int(raw[2]), windows)
 
     def _call(self, token: str, at: int | None) -> list[Any]:
         try:
             return self.scripts.read_window(
-                keys=token_keys(token), args=[at_arg(at), self._windows]
+                keys=token_keys(token, self.screener), args=[at_arg(at), self._windows]
             )
         except redis.RedisError as exc:
             raise store_error(f"read of token {token} failed", exc) from None

@@ -22,7 +22,12 @@ def distinct(trades: Iterable[Trade]) -> list[Trade]:
 
 
 def window(trades: list[Trade], at: int, w: Window) -> dict:
-    """Metrics of window ``w`` at ``at`` over distinct, ordered trades."""
+    """Metrics of window ``w`` at ``at`` over distinct, ordered trades.
+
+    Screener metrics (CONTRACT §2b): makers / buyers / sellers count distinct
+    ``trader`` values (a trade of no trader, ``""``, counts in none of them),
+    high / low are the extreme prices (None when the window is empty).
+    """
     inside = [t for t in trades if at - w.ms < t.ts <= at]
     buys = [t for t in inside if t.side == "buy"]
     sells = [t for t in inside if t.side == "sell"]
@@ -37,6 +42,11 @@ def window(trades: list[Trade], at: int, w: Window) -> dict:
         "open": None,
         "close": None,
         "price_change_pct": None,
+        "makers": len({t.trader for t in inside if t.trader}),
+        "buyers": len({t.trader for t in buys if t.trader}),
+        "sellers": len({t.trader for t in sells if t.trader}),
+        "high": max((Decimal(t.price) for t in inside), default=None),
+        "low": min((Decimal(t.price) for t in inside), default=None),
     }
     if inside:
         o, c = Decimal(inside[0].price), Decimal(inside[-1].price)

@@ -6,7 +6,8 @@ view, and the SSE hub, ``/v1/*`` and the Kafka output write one per change.
 These writers give the same text (``tests/unit/test_viewjson.py`` compares
 them with the marshmallow dump over random views) at a fraction of the cost.
 The window metrics come from ``WINDOW_METRICS``, the list the read model
-parses, so a metric added there is written here without an edit. Values are
+parses, so a metric added there is written here without an edit; the
+screener's five only when the window carries them (``makers`` not None). Values are
 written by type as ``contract.exactjson`` writes them: Decimals exact.
 """
 
@@ -19,10 +20,11 @@ from operator import attrgetter
 from typing import Any
 
 from tradeagg.contract.exactjson import dumps, number
-from tradeagg.engine.read import WINDOW_METRICS
+from tradeagg.engine.read import SEED_METRICS, WINDOW_METRICS
 
 _HEADS = tuple(f"{json.dumps(m)}: " for m in WINDOW_METRICS)
 _VALUES = attrgetter(*WINDOW_METRICS)
+_SEED = len(SEED_METRICS)
 
 
 def value(v: Any) -> str:
@@ -43,7 +45,10 @@ def _metrics(w: Any) -> str:
     """A window's metrics without braces: ``"buys": 1, "sells": 0, ...``, then its
     coverage: ``"partial": false, "complete_from": null`` (contract.documents)."""
     values = _VALUES(w) if len(_HEADS) > 1 else (_VALUES(w),)
-    metrics = ", ".join([h + value(v) for h, v in zip(_HEADS, values, strict=True)])
+    pairs = zip(_HEADS, values, strict=True)
+    if w.makers is None:  # not kept (TRADEAGG_METRICS=seed): omitted, never a fake 0 or null
+        pairs = zip(_HEADS[:_SEED], values[:_SEED], strict=True)
+    metrics = ", ".join([h + value(v) for h, v in pairs])
     since = w.complete_from
     if since is None:
         return metrics + ', "partial": false, "complete_from": null'
