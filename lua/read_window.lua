@@ -105,6 +105,6 @@ return guarded(function()
     end
     error(err, 0)
   end
-  if st.sk then st.scr = screener_metrics(st.sk, ws, at, pending(st.sk, st.entered)) end
+  if st.sk then st.scr = screener_metrics(st.sk, ws, at, pending(st.sk, st.entered), st.cf) end
   return answer({'ok', fmt_int(at), fmt_int(lu), false}, st, ws, conf, at)
 end)

@@ -175,11 +175,11 @@ local PEEK = 32  -- deque elements read at once for every window's high (low)
 -- high (k = 4) or low (5) of every window: one read of the deque's first PEEK
 -- elements inside the longest window serves the windows whose answer is among
 -- them (nested windows: usually all); a window past them reads its own.
-local function extremes(key, ws, at, out, k)
+local function extremes(key, ws, at, out, k, froms)
   local got = redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(at - ws[#ws].ms), '+inf',
                          'WITHSCORES', 'LIMIT', 0, PEEK)
   for i, w in ipairs(ws) do
-    local from, found = at - w.ms, nil
+    local from, found = froms[i], nil
     for j = 1, #got, 2 do
       if tonumber(got[j + 1]) > from then found = got[j]; break end
     end
@@ -192,14 +192,20 @@ end
 
 -- Screener metrics of every window of `ws` as of `at`: per window
 -- {makers, buyers, sellers, high|false, low|false}. `extra` (pending()) adds
--- trades entered in memory since the sets were written (reads only).
-local function screener_metrics(sk, ws, at, extra)
-  local out = {}
-  for i = 1, #ws do out[i] = {} end
-  extremes(sk[4], ws, at, out, 4)
-  extremes(sk[5], ws, at, out, 5)
+-- trades entered in memory since the sets were written (reads only). `cf`
+-- (complete_from per window, nil: complete) bounds a partial window as its
+-- seed metrics are: it counts what came after complete_from - w.
+local function screener_metrics(sk, ws, at, extra, cf)
+  local out, froms = {}, {}
   for i, w in ipairs(ws) do
-    local from = at - w.ms
+    out[i], froms[i] = {}, at - w.ms
+    local c = cf and cf[i]
+    if c and c - w.ms > froms[i] then froms[i] = c - w.ms end
+  end
+  extremes(sk[4], ws, at, out, 4, froms)
+  extremes(sk[5], ws, at, out, 5, froms)
+  for i in ipairs(ws) do
+    local from = froms[i]
     local lo = '(' .. fmt_int(from)
     local m = out[i]
     for k = 1, 3 do m[k] = redis.call('ZCOUNT', sk[k], lo, '+inf') end

@@ -328,7 +328,7 @@ local function screener_step(st, ws)
   local drop = st.gone and #st.gone or 0
   if st.all_gone or drop > 0 then screener_trim(st.sk, st.at - ws[#ws].ms) end
   st.entered = {}
-  st.scr = screener_metrics(st.sk, ws, st.at)
+  st.scr = screener_metrics(st.sk, ws, st.at, nil, st.cf)
 end
 
 -- HSET/HDEL arguments for the aggregate fields that changed since loading.
