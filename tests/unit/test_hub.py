@@ -94,11 +94,11 @@ def test_an_update_is_read_and_rendered_once_and_the_same_bytes_reach_every_subs
     h = hub()
     reads: list[list[str]] = []
 
-    def read_all(tokens, at=None):  # stands in for Redis
+    def read_many(tokens, at=None):  # stands in for Redis
         reads.append(list(tokens))
-        return 1_000, [_view(t) for t in tokens]
+        return [_view(t) for t in tokens]
 
-    h.ranker.read_all = read_all
+    h.ranker.reader.read_many = read_many
     both, only_a = Subscriber(tokens=[A, B]), Subscriber(tokens=[A])
     h.subscribe(both)
     h.subscribe(only_a)

@@ -181,7 +181,7 @@ class Api:
         try:
             if sub.tokens:
                 with self.slots:
-                    _, views = self.ranker.read_all(sorted(sub.tokens), None)
+                    views = self.reader.read_many(sorted(sub.tokens))  # each as of now
                 for view in views:  # the current state first, unless a newer one came
                     sub.mailbox.setdefault(view.token, update_event(view))
                 sub.ready.set()

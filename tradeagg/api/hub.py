@@ -2,11 +2,11 @@
 
 ``Hub.run`` XREADs every shard's ``tradeagg:{sN}:changes`` (one blocking
 connection for the whole process) and, at most once a tick (``TICK_S``), reads
-each token announced meanwhile that somebody watches once (pipelined, exact,
-as of one instant), renders its ``update`` event once, and hands the same
-bytes to every subscriber of that token. A subscriber is thus woken at most
-once a tick and writes everything it has pending in one send; the work per
-subscriber is the events it receives.
+each token announced meanwhile that somebody watches once (pipelined, each
+exact as of now, or of its own newer last_update), renders its ``update``
+event once, and hands the same bytes to every subscriber of that token. A
+subscriber is thus woken at most once a tick and writes everything it has
+pending in one send; the work per subscriber is the events it receives.
 
 Subscribers never make the hub wait and never make it buffer without bound:
 a subscriber's mailbox holds at most one pending event per token (a newer
@@ -277,7 +277,9 @@ class Hub:
         wanted = sorted(t for t in changed if t in self.by_token or t in ranked_in)
         if not wanted:
             return
-        _, views = self.ranker.read_all(wanted, None)  # catches up with tokens moving meanwhile
+        # each token as of now, or of its own newer state (no common instant needed: no
+        # catch-up re-reading every token when one moves meanwhile)
+        views = self.ranker.reader.read_many(wanted)
         for view in views:
             token = view.token
             payload = update_event(view)
