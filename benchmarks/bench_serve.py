@@ -269,6 +269,12 @@ def redis_cpu(client) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
+def script_calls(client) -> int:
+    """Lua calls Redis has run (applies and reads alike)."""
+    stats = client.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -365,13 +371,14 @@ def measure(args: argparse.Namespace) -> dict:
             gevent.sleep(2)  # every client has its first (baseline) events
             fig["rss_connected_mb"] = web.rss_kb() / 1024
             sent0, t0 = appender.sent, time.perf_counter()
-            redis0 = redis_cpu(r)
+            redis0, calls0 = redis_cpu(r), script_calls(r)
             for c in children:
                 c.stdin.write("go\n")
                 c.stdin.flush()
             results = [json.loads(c.stdout.readline()) for c in children]
             fig["rate"] = (appender.sent - sent0) / (time.perf_counter() - t0)
             fig["redis_cpu"] = (redis_cpu(r) - redis0) / (time.perf_counter() - t0)
+            fig["lua_calls_per_s"] = (script_calls(r) - calls0) / (time.perf_counter() - t0)
             fig["rss_end_mb"] = web.rss_kb() / 1024
             _, health = get(web.port, "/healthz")
             fig["sse_clients_at_end"] = json.loads(health).get("sse_clients")
@@ -440,8 +447,8 @@ def line(fig: dict, args: argparse.Namespace) -> str:
         f"closed_by_server={s['closed_by_server']} sse_clients_at_end={fig['sse_clients_at_end']} "
         f"server_rss_mb before_clients={fig['rss_before_clients_mb']:.0f} "
         f"connected={fig['rss_connected_mb']:.0f} end={fig['rss_end_mb']:.0f} "
-        f"redis_cpu={fig['redis_cpu']:.2f} loadavg={fig['loadavg']:.1f} cpus={os.cpu_count()} tree={fig['tree']}\n"
-        + stage_line(fig)
+        f"redis_cpu={fig['redis_cpu']:.2f} lua_calls_per_s={fig['lua_calls_per_s']:.0f} "
+        f"loadavg={fig['loadavg']:.1f} cpus={os.cpu_count()} tree={fig['tree']}\n" + stage_line(fig)
     )
 
 
@@ -483,11 +490,20 @@ def compare(args: argparse.Namespace, argv: list[str]) -> None:
         return
 
     def med(name: str, part: str, key: str) -> float:
-        return statistics.median(f[part][key] for f in got[name])
+        return statistics.median((f[part] if part else f)[key] for f in got[name])
 
-    for part, key in (("sse", "p50_ms"), ("sse", "p99_ms"), ("top", "p50_ms"), ("top", "p99_ms")):
+    for part, key in (
+        ("sse", "p50_ms"),
+        ("sse", "p99_ms"),
+        ("sse", "events"),
+        ("", "redis_cpu"),
+        ("", "lua_calls_per_s"),
+        ("top", "p50_ms"),
+        ("top", "p99_ms"),
+    ):
         b, a = med("before", part, key), med("after", part, key)
-        print(f"{part} {key}: before {b:.0f} after {a:.0f} before/after {b / a:.2f}", flush=True)
+        ratio = b / a if a else float("nan")
+        print(f"{part or 'all'} {key}: before {b:.3g} after {a:.3g} before/after {ratio:.2f}")
 
 
 def main() -> None:

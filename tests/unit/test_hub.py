@@ -6,6 +6,7 @@ import time
 from decimal import Decimal
 
 import gevent
+import gevent.socket
 import redis
 
 from tradeagg.api.hub import (
@@ -183,3 +184,79 @@ def test_a_waiting_request_takes_the_next_pass_even_when_passes_outlast_the_age_
     stop.append(True)
     h.wake_ranker.set()
     loop.join(5)
+
+
+def _direct(chunked: bool = True):
+    """A subscriber whose stream the hub writes, and the client's end of its socket."""
+    from tradeagg.api.push import DirectWriter
+
+    server, client = gevent.socket.socketpair()
+    sub = Subscriber(tokens=[A, B])
+    sub.writer = DirectWriter(server, chunked)
+    return sub, client
+
+
+def _received(sock, want: int) -> bytes:
+    got = b""
+    while len(got) < want:
+        with gevent.Timeout(5):
+            got += sock.recv(1 << 20)
+    return got
+
+
+def test_the_hub_writes_a_tick_of_events_in_one_chunk_without_waking_the_client() -> None:
+    h = hub()
+    sub, client = _direct()
+    h.subscribe(sub)
+    h.deliver([sub], A, b"a1")
+    h.deliver([sub], B, b"b1")
+    h.deliver([sub], A, b"a2")
+    assert sub.mailbox and not sub.ready.is_set()  # nobody woken: the hub writes
+    h.flush()
+    assert sub.mailbox == {} and not sub.writing and not sub.ready.is_set()
+    assert _received(client, 9) == b"4\r\nb1a2\r\n"  # pywsgi's chunk framing
+    h.deliver([sub], B, b"b2")
+    h.flush()
+    assert _received(client, 7) == b"2\r\nb2\r\n"
+
+
+def test_what_a_full_socket_does_not_take_is_left_to_the_client_greenlet() -> None:
+    from tradeagg.api.app import push
+
+    h = hub()
+    sub, client = _direct(chunked=False)
+    h.subscribe(sub)
+    big = b"x" * (16 << 20)  # more than a socket buffer takes
+    h.deliver([sub], A, big)
+    h.flush()
+    assert sub.writing and 0 < len(sub.backlog) < len(big) and sub.ready.is_set()
+    h.deliver([sub], B, b"b")  # while it writes, the hub leaves the client alone
+    h.flush()
+    assert sub.mailbox == {B: b"b"}
+    writer = gevent.spawn(push, sub, sub.writer)
+    assert _received(client, len(big) + 1) == big + b"b"
+    assert not sub.writing and sub.backlog == b""
+    h.deliver([sub], A, b"c")  # the hub writes again
+    h.flush()
+    assert _received(client, 1) == b"c"
+    sub.close()
+    writer.join(5)
+    assert writer.dead
+
+
+def test_a_dropped_client_blocked_in_a_write_is_released() -> None:
+    from tradeagg.api.app import push
+
+    h = hub()
+    sub, _client = _direct(chunked=False)  # never reads
+    h.subscribe(sub)
+    h.deliver([sub], A, b"x" * (16 << 20))
+    h.flush()
+    writer = gevent.spawn(push, sub, sub.writer)
+    gevent.sleep(0.05)
+    assert not writer.dead  # blocked writing
+    for i in range(MAX_PENDING + 1):
+        h.deliver([sub], f"T{i}", b"y")
+    assert sub.closed and h.dropped == 1
+    writer.join(5)
+    assert writer.dead and h.clients() == 0

@@ -32,6 +32,7 @@ from typing import Any
 import gevent.event
 
 from tradeagg.api.params import TopSpec
+from tradeagg.api.push import DirectWriter
 from tradeagg.contract import keys
 from tradeagg.contract.address import ADDRESS_RE
 from tradeagg.engine.rank import Ranked, Ranker, Ranking, default_window, rank
@@ -72,9 +73,25 @@ def top_event(spec: TopSpec, members: list[str], at: int) -> bytes:
 
 
 class Subscriber:
-    """One SSE client: a bounded mailbox, one slot per token (newest wins)."""
+    """One SSE client: a bounded mailbox, one slot per token (newest wins).
 
-    __slots__ = ("tokens", "top", "mailbox", "ready", "closed", "taken_at")
+    Once its stream's headers are out it may get a ``writer`` (``push``): the
+    hub then writes its events itself after each hand-out (``Hub.flush``),
+    unless the client's greenlet is ``writing`` (what the kernel did not take:
+    ``backlog``), in which case that greenlet is woken and writes them.
+    """
+
+    __slots__ = (
+        "tokens",
+        "top",
+        "mailbox",
+        "ready",
+        "closed",
+        "taken_at",
+        "writer",
+        "writing",
+        "backlog",
+    )
 
     def __init__(self, tokens: Iterable[str] = (), top: TopSpec | None = None) -> None:
         self.tokens = frozenset(tokens)
@@ -83,12 +100,15 @@ class Subscriber:
         self.ready = gevent.event.Event()
         self.closed = False
         self.taken_at = time.monotonic()
+        self.writer: DirectWriter | None = None
+        self.writing = False
+        self.backlog = b""
 
     def offer(self, key: str, payload: bytes) -> None:
         self.mailbox.pop(key, None)  # re-insert: events leave in the order of their newest state
         self.mailbox[key] = payload
-        if not self.ready.is_set():
-            self.ready.set()
+        if (self.writer is None or self.writing) and not self.ready.is_set():
+            self.ready.set()  # else the hub writes it (flush), without waking the greenlet
 
     def take(self, timeout: float) -> list[bytes]:
         """Everything pending (possibly nothing after ``timeout`` s); empties the mailbox."""
@@ -99,9 +119,16 @@ class Subscriber:
         self.mailbox.clear()
         return out
 
+    def pending(self) -> bytes:
+        """Everything in the mailbox as one payload (empties it)."""
+        out = b"".join(self.mailbox.values())
+        self.mailbox.clear()
+        return out
+
     def close(self) -> None:
         self.closed = True
         self.mailbox.clear()
+        self.backlog = b""
         self.ready.set()
 
 
@@ -138,6 +165,7 @@ class Hub:
         self.ranking_now = False  # a pass is under way
         self.passes = 0  # passes that ended with a ranking
         self.pass_s = 0.0  # how long the last one took
+        self.offered: set[Subscriber] = set()  # given events since the last flush
 
     # -- subscriptions (called from request greenlets) --
 
@@ -287,6 +315,7 @@ class Hub:
             for spec in ranked_in.get(token, ()):
                 self.latest[token] = payload
                 self.deliver(list(self.by_top.get(spec, ())), token, payload)
+        self.flush()
 
     def deliver(self, targets: Iterable[Subscriber], key: str, payload: bytes) -> None:
         now = time.monotonic()
@@ -294,14 +323,38 @@ class Hub:
             if sub.closed:
                 continue
             sub.offer(key, payload)
+            self.offered.add(sub)
             if len(sub.mailbox) > MAX_PENDING or (
                 len(sub.mailbox) > 1 and now - sub.taken_at > STALL_S
             ):
                 self.drop(sub)
 
+    def flush(self) -> None:
+        """Write the events just handed out to the clients with a ``writer``: one
+        non-blocking write each; what a client's socket does not take now its own
+        greenlet writes (and, until done, the rest of its events)."""
+        subs, self.offered = self.offered, set()
+        now = time.monotonic()
+        for sub in subs:
+            writer = sub.writer
+            if writer is None or sub.writing or sub.closed or not sub.mailbox:
+                continue
+            try:
+                rest = writer.try_send(writer.frame(sub.pending()))
+            except OSError:  # the client is gone
+                self.unsubscribe(sub)
+                sub.close()
+                continue
+            sub.taken_at = now
+            if rest:
+                sub.backlog, sub.writing = rest, True
+                sub.ready.set()
+
     def drop(self, sub: Subscriber) -> None:
         self.unsubscribe(sub)
         sub.close()
+        if sub.writer is not None:  # its greenlet may be blocked writing: let it return
+            sub.writer.abort()
         self.dropped += 1
         self.metrics.incr("sse.dropped")
         log.warning("slow sse client dropped %s", kv(dropped=self.dropped))
@@ -342,6 +395,7 @@ class Hub:
                 self.deliver(targets, token, kept[token])
         self.latest = kept
         self.last_top_at = ranking.at
+        self.flush()
 
     def _greet(self, sub: Subscriber, spec: TopSpec) -> None:
         """A new ranking subscriber: the current order and its members' latest states."""
