@@ -269,6 +269,12 @@ def redis_cpu(client) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def script_calls(client) -> int:
     """Lua calls Redis has run (applies and reads alike)."""
     stats = client.info("commandstats")
@@ -372,6 +378,7 @@ def measure(args: argparse.Namespace) -> dict:
             fig["rss_connected_mb"] = web.rss_kb() / 1024
             sent0, t0 = appender.sent, time.perf_counter()
             redis0, calls0 = redis_cpu(r), script_calls(r)
+            serve0, worker0 = cpu_s(web.proc.pid), cpu_s(worker.proc.pid)
             for c in children:
                 c.stdin.write("go\n")
                 c.stdin.flush()
@@ -379,6 +386,8 @@ def measure(args: argparse.Namespace) -> dict:
             fig["rate"] = (appender.sent - sent0) / (time.perf_counter() - t0)
             fig["redis_cpu"] = (redis_cpu(r) - redis0) / (time.perf_counter() - t0)
             fig["lua_calls_per_s"] = (script_calls(r) - calls0) / (time.perf_counter() - t0)
+            fig["serve_cpu"] = (cpu_s(web.proc.pid) - serve0) / (time.perf_counter() - t0)
+            fig["worker_cpu"] = (cpu_s(worker.proc.pid) - worker0) / (time.perf_counter() - t0)
             fig["rss_end_mb"] = web.rss_kb() / 1024
             _, health = get(web.port, "/healthz")
             fig["sse_clients_at_end"] = json.loads(health).get("sse_clients")
@@ -447,9 +456,17 @@ def line(fig: dict, args: argparse.Namespace) -> str:
         f"closed_by_server={s['closed_by_server']} sse_clients_at_end={fig['sse_clients_at_end']} "
         f"server_rss_mb before_clients={fig['rss_before_clients_mb']:.0f} "
         f"connected={fig['rss_connected_mb']:.0f} end={fig['rss_end_mb']:.0f} "
-        f"redis_cpu={fig['redis_cpu']:.2f} lua_calls_per_s={fig['lua_calls_per_s']:.0f} "
+        f"cpu_of_a_core serve={fig['serve_cpu']:.2f} worker={fig['worker_cpu']:.2f} "
+        f"redis={fig['redis_cpu']:.2f} lua_calls_per_s={fig['lua_calls_per_s']:.0f} "
+        f"serve_cpu_ms_per_1k_events={per_k(fig['serve_cpu'], fig, args)} "
         f"loadavg={fig['loadavg']:.1f} cpus={os.cpu_count()} tree={fig['tree']}\n" + stage_line(fig)
     )
+
+
+def per_k(cpu: float, fig: dict, args: argparse.Namespace) -> str:
+    """CPU ms per 1,000 events the clients received."""
+    events = fig["sse"]["events"]
+    return f"{1e6 * cpu * args.seconds / events:.1f}" if events else "nan"
 
 
 def stage_line(fig: dict) -> str:
@@ -497,6 +514,8 @@ def compare(args: argparse.Namespace, argv: list[str]) -> None:
         ("sse", "p99_ms"),
         ("sse", "events"),
         ("", "redis_cpu"),
+        ("", "serve_cpu"),
+        ("", "worker_cpu"),
         ("", "lua_calls_per_s"),
         ("top", "p50_ms"),
         ("top", "p99_ms"),

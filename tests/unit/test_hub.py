@@ -137,7 +137,7 @@ def test_one_ranking_pass_serves_every_top_request_until_it_is_too_old():
     h = hub(clock=lambda: now[0])
     passes = []
 
-    def top(window, by="volume", limit=20, at=None):  # stands in for the Redis reads
+    def top(window, by="volume", limit=20, at=None, ahead_ms=0):  # stands in for the Redis reads
         passes.append(window)
         views = [_view(t, v) for t, v in ((A, 1), (B, 3), (C, 2))]
         return Ranking(5_000, window, by, 3, rank(views, window, by, limit), views)
@@ -164,12 +164,14 @@ def test_a_waiting_request_takes_the_next_pass_even_when_passes_outlast_the_age_
     h = hub(clock=lambda: now[0])
     passes = []
 
-    def slow_top(window, by="volume", limit=20, at=None):  # a loaded machine: a long pass
+    def slow_top(window, by="volume", limit=20, at=None, ahead_ms=0):  # a loaded machine
         passes.append(window)
+        aims.append(ahead_ms)
         now[0] += TOP_MAX_AGE_S + 1
         views = [_view(t, v) for t, v in ((A, 1), (B, 3), (C, 2))]
         return Ranking(5_000, window, by, 3, rank(views, window, by, limit), views)
 
+    aims = []
     h.ranker.top = slow_top
     stop = []
     loop = gevent.spawn(h.rank_loop, lambda: bool(stop))
@@ -181,6 +183,9 @@ def test_a_waiting_request_takes_the_next_pass_even_when_passes_outlast_the_age_
     now[0] += 3 * (TOP_MAX_AGE_S + 1)  # older than two slow passes: the next one
     h.top("5m", "volume", 2)
     assert len(passes) == 2
+    # the first pass aims at now; the next ahead by twice the last one's length, so that
+    # tokens applied while it reads do not make it read every token again (catch-up)
+    assert aims == [0, 2_000 * (TOP_MAX_AGE_S + 1)]
     stop.append(True)
     h.wake_ranker.set()
     loop.join(5)

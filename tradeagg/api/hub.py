@@ -364,7 +364,9 @@ class Hub:
         started = self.ranked_at = self.clock()
         self.ranking_now = ok = True
         try:
-            ranking = self.ranker.top(default_window(self.settings), "volume", 1)
+            # aimed ahead by twice the last pass: tokens applied meanwhile are not "past"
+            ahead = int(2_000 * self.pass_s)
+            ranking = self.ranker.top(default_window(self.settings), "volume", 1, ahead_ms=ahead)
             self.snapshot, self.snapshot_started, self.ranked_rows = ranking, started, {}
             self.passes += 1
             self.pass_s = self.clock() - started
