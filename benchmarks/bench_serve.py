@@ -52,6 +52,7 @@ from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
+import gevent.socket  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.append(str(ROOT))  # tests.support; tradeagg itself comes from PYTHONPATH first
@@ -98,6 +99,14 @@ def sse_client(port: int, path: str, out: list, stop: gevent.event.Event, totals
         sock.close()
 
 
+def wait_line() -> None:
+    """A line from the parent, waited for cooperatively: the clients keep reading their
+    streams meanwhile (a plain readline would stop this process's loop, the events would
+    pile up in the sockets and arrive late, all at once, when the interval starts)."""
+    gevent.socket.wait_read(sys.stdin.fileno())
+    sys.stdin.readline()
+
+
 def clients_child(port: int, paths_file: str, seconds: float) -> None:
     """Runs the clients of one process; prints "ready", then (after ``seconds``) its results,
     and keeps the connections open until its stdin closes."""
@@ -113,13 +122,13 @@ def clients_child(port: int, paths_file: str, seconds: float) -> None:
     while totals["connected"] < len(paths):
         gevent.sleep(0.05)
     print("ready", flush=True)
-    sys.stdin.readline()  # the parent starts the measured interval
+    wait_line()  # the parent starts the measured interval
     out.clear()
     events0 = totals["events"]
     gevent.sleep(seconds)
     result = {**totals, "events": totals["events"] - events0, "updates": out}
     print(json.dumps(result), flush=True)
-    sys.stdin.readline()  # the parent has read the server's figures
+    wait_line()  # the parent has read the server's figures
     stop.set()
     gevent.killall(greenlets, block=False)
 
@@ -188,6 +197,22 @@ class Announcements:
         anns = self.by_token.get(token, [])
         i = bisect.bisect_right(anns, (at, 1 << 62))
         return anns[i - 1] if i else None
+
+
+class Pinger:
+    """PING round trips to the run's Redis every 50 ms: how long any Redis call waits on
+    this machine meanwhile (each trade's path takes about six round trips)."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.rtt_ms: list[float] = []
+        self.stop = gevent.event.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            t0 = time.perf_counter()
+            self.client.ping()
+            self.rtt_ms.append((time.perf_counter() - t0) * 1000)
 
 
 def stages(pairs: list[tuple[float, int, tuple[int, int] | None, float]]) -> dict:
@@ -378,6 +403,8 @@ def measure(args: argparse.Namespace) -> dict:
             fig["rss_connected_mb"] = web.rss_kb() / 1024
             sent0, t0 = appender.sent, time.perf_counter()
             redis0, calls0 = redis_cpu(r), script_calls(r)
+            pinger = Pinger(server.client())
+            pinging = gevent.spawn(pinger.run)
             serve0, worker0 = cpu_s(web.proc.pid), cpu_s(worker.proc.pid)
             for c in children:
                 c.stdin.write("go\n")
@@ -386,6 +413,9 @@ def measure(args: argparse.Namespace) -> dict:
             fig["rate"] = (appender.sent - sent0) / (time.perf_counter() - t0)
             fig["redis_cpu"] = (redis_cpu(r) - redis0) / (time.perf_counter() - t0)
             fig["lua_calls_per_s"] = (script_calls(r) - calls0) / (time.perf_counter() - t0)
+            pinger.stop.set()
+            pinging.join()
+            fig["ping_ms"] = {"p50": pct(pinger.rtt_ms, 0.5), "p99": pct(pinger.rtt_ms, 0.99)}
             fig["serve_cpu"] = (cpu_s(web.proc.pid) - serve0) / (time.perf_counter() - t0)
             fig["worker_cpu"] = (cpu_s(worker.proc.pid) - worker0) / (time.perf_counter() - t0)
             fig["rss_end_mb"] = web.rss_kb() / 1024
@@ -459,6 +489,7 @@ def line(fig: dict, args: argparse.Namespace) -> str:
         f"cpu_of_a_core serve={fig['serve_cpu']:.2f} worker={fig['worker_cpu']:.2f} "
         f"redis={fig['redis_cpu']:.2f} lua_calls_per_s={fig['lua_calls_per_s']:.0f} "
         f"serve_cpu_ms_per_1k_events={per_k(fig['serve_cpu'], fig, args)} "
+        f"redis_ping_ms p50={fig['ping_ms']['p50']:.1f} p99={fig['ping_ms']['p99']:.0f} "
         f"loadavg={fig['loadavg']:.1f} cpus={os.cpu_count()} tree={fig['tree']}\n" + stage_line(fig)
     )
 
