@@ -265,3 +265,40 @@ def test_a_dropped_client_blocked_in_a_write_is_released() -> None:
     assert sub.closed and h.dropped == 1
     writer.join(5)
     assert writer.dead and h.clients() == 0
+
+
+def test_a_real_event_stream_is_written_by_the_hub_once_its_headers_are_out() -> None:
+    """Through pywsgi and Api: the stream's headers and first chunk come from pywsgi,
+    then the subscriber has a writer and the hub's writes are well-formed chunks."""
+    from gevent.pywsgi import WSGIServer
+
+    from tradeagg.api.app import Api, Handler
+    from tradeagg.api.push import DirectWriter
+
+    h = hub()
+    api = Api(h.client, h, Settings(), NullMetrics())
+    server = WSGIServer(("127.0.0.1", 0), api, handler_class=Handler, log=None)
+    server.start()
+    try:
+        sock = gevent.socket.create_connection(("127.0.0.1", server.server_port))
+        sock.sendall(b"GET /v1/stream?top=5m:volume:50 HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = _received(sock, 1)
+        while b"retry: 2000" not in head:
+            head += _received(sock, len(head) + 1)[len(head) :]
+        assert head.startswith(b"HTTP/1.1 200") and b"Transfer-Encoding: chunked" in head
+        assert head.endswith(b"d\r\nretry: 2000\n\n\r\n")  # pywsgi's own first chunk
+        with gevent.Timeout(5):
+            while not (h.subscribers and next(iter(h.subscribers)).writer):
+                gevent.sleep(0.01)
+        sub = next(iter(h.subscribers))
+        assert isinstance(sub.writer, DirectWriter) and sub.writer.chunked
+        event = b"event: update\ndata: {}\n\n"
+        h.deliver([sub], A, event)
+        h.flush()
+        assert _received(sock, 28) == b"18\r\n" + event + b"\r\n"  # 0x18 = 24 bytes
+        sock.close()
+        with gevent.Timeout(5):
+            while h.clients():
+                gevent.sleep(0.01)
+    finally:
+        server.stop(timeout=1)
