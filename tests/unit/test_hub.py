@@ -6,6 +6,7 @@ import time
 from decimal import Decimal
 
 import gevent
+import gevent.event
 import gevent.socket
 import redis
 
@@ -189,6 +190,40 @@ def test_a_waiting_request_takes_the_next_pass_even_when_passes_outlast_the_age_
     stop.append(True)
     h.wake_ranker.set()
     loop.join(5)
+
+
+def test_a_client_whose_greeting_waits_for_redis_is_not_stalled_however_long(
+    monkeypatch,
+) -> None:
+    """1,000 clients connecting at once on a loaded machine wait their turn for Redis
+    (32 requests at once) longer than STALL_S; they used to be dropped meanwhile (the hub
+    delivered to them while their greeting was read, and their stall clock was running)."""
+    import tradeagg.api.hub as hub_module
+    from tradeagg.api.app import Api
+
+    monkeypatch.setattr(hub_module, "STALL_S", 0.05)
+    h = hub()
+    api = Api(h.client, h, Settings(), NullMetrics())
+    redis_answers = gevent.event.Event()
+
+    def slow_read_many(tokens, at=None):  # Redis busy: the greeting waits
+        redis_answers.wait(5)
+        return [_view(t) for t in tokens]
+
+    api.reader.read_many = slow_read_many
+    environ = {"REQUEST_METHOD": "GET", "QUERY_STRING": f"tokens={A},{B}"}
+    request = gevent.spawn(api.stream, environ)
+    gevent.sleep(0.01)
+    (sub,) = h.subscribers
+    gevent.sleep(0.1)  # longer than STALL_S, still greeting
+    h.deliver([sub], A, b"a")
+    h.deliver([sub], B, b"b")
+    assert not sub.closed and h.clients() == 1
+    redis_answers.set()
+    assert request.get(timeout=5).status == 200
+    gevent.sleep(0.1)  # greeted, and has taken nothing since for longer than STALL_S
+    h.deliver([sub], A, b"a2")
+    assert sub.closed
 
 
 def _direct(chunked: bool = True):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import socket
 import time
@@ -203,6 +204,7 @@ class Api:
             sub = Subscriber(tokens=params.tokens(q["tokens"], "tokens"))
         else:
             sub = Subscriber(top=params.top_spec(q["top"], self.settings))
+        sub.taken_at = math.inf  # not stalled while its greeting waits for Redis (however long)
         self.hub.subscribe(sub)
         try:
             if sub.tokens:
