@@ -168,6 +168,7 @@ def test_a_waiting_request_takes_the_next_pass_even_when_passes_outlast_the_age_
     def slow_top(window, by="volume", limit=20, at=None, ahead_ms=0):  # a loaded machine
         passes.append(window)
         aims.append(ahead_ms)
+        h.ranker.catch_ups += 1  # tokens moved past its instant: it read everything twice
         now[0] += TOP_MAX_AGE_S + 1
         views = [_view(t, v) for t, v in ((A, 1), (B, 3), (C, 2))]
         return Ranking(5_000, window, by, 3, rank(views, window, by, limit), views)
@@ -184,8 +185,9 @@ def test_a_waiting_request_takes_the_next_pass_even_when_passes_outlast_the_age_
     now[0] += 3 * (TOP_MAX_AGE_S + 1)  # older than two slow passes: the next one
     h.top("5m", "volume", 2)
     assert len(passes) == 2
-    # the first pass aims at now; the next ahead by twice the last one's length, so that
-    # tokens applied while it reads do not make it read every token again (catch-up)
+    # the first pass aims at now; after it caught up, the next ahead by twice the last
+    # one's length, so that tokens applied while it reads do not make it read every token
+    # again (catch-up)
     assert aims == [0, 2_000 * (TOP_MAX_AGE_S + 1)]
     stop.append(True)
     h.wake_ranker.set()
@@ -337,3 +339,27 @@ def test_a_real_event_stream_is_written_by_the_hub_once_its_headers_are_out() ->
                 gevent.sleep(0.01)
     finally:
         server.stop(timeout=1)
+
+
+def test_passes_aim_ahead_only_for_a_while_after_one_caught_up() -> None:
+    """At rest a pass reads as of now (its rows are "now"); after one had to read every
+    token again (a token moved past its instant), the next AIM_PASSES aim ahead by twice
+    the last pass; then as of now again."""
+    from tradeagg.api.hub import AIM_PASSES
+
+    now = [100.0]
+    h = hub(clock=lambda: now[0])
+    aims, moved = [], [False, True] + [False] * (AIM_PASSES + 1)
+
+    def top(window, by="volume", limit=20, at=None, ahead_ms=0):
+        aims.append(ahead_ms)
+        now[0] += 0.5  # each pass takes 0.5 s
+        if moved[len(aims) - 1]:
+            h.ranker.catch_ups += 1
+        views = [_view(t, v) for t, v in ((A, 1), (B, 3))]
+        return Ranking(5_000, window, by, 2, rank(views, window, by, limit), views)
+
+    h.ranker.top = top
+    for _ in moved:
+        h.refresh_rankings()
+    assert aims == [0, 0] + [1_000] * AIM_PASSES + [0]

@@ -52,6 +52,7 @@ BLOCK_MS = 500
 MAX_PENDING = 256
 STALL_S = 30.0
 RANK_EVERY_S = 2.0
+AIM_PASSES = 5  # after a pass that caught up, the next ones aimed ahead (then: now again)
 TICK_S = 0.05  # announcements read meanwhile are handed out together, at most this often
 # /v1/top serves a pass begun at most this long ago, plus twice the last pass's length: while
 # wanted, a pass begins RANK_EVERY_S after the last one ended and takes a while (~0.5 s over
@@ -165,6 +166,7 @@ class Hub:
         self.ranking_now = False  # a pass is under way
         self.passes = 0  # passes that ended with a ranking
         self.pass_s = 0.0  # how long the last one took
+        self.aim_passes = 0  # passes still aimed ahead (after a catch-up)
         self.offered: set[Subscriber] = set()  # given events since the last flush
 
     # -- subscriptions (called from request greenlets) --
@@ -364,9 +366,15 @@ class Hub:
         started = self.ranked_at = self.clock()
         self.ranking_now = ok = True
         try:
-            # aimed ahead by twice the last pass: tokens applied meanwhile are not "past"
-            ahead = int(2_000 * self.pass_s)
+            # for a while after a pass had to read every token again (one moved past its
+            # instant), aim ahead by twice the last pass; else as of now
+            ahead = int(2_000 * self.pass_s) if self.aim_passes > 0 else 0
+            caught_up = self.ranker.catch_ups
             ranking = self.ranker.top(default_window(self.settings), "volume", 1, ahead_ms=ahead)
+            if self.ranker.catch_ups > caught_up:
+                self.aim_passes = AIM_PASSES
+            else:
+                self.aim_passes = max(0, self.aim_passes - 1)
             self.snapshot, self.snapshot_started, self.ranked_rows = ranking, started, {}
             self.passes += 1
             self.pass_s = self.clock() - started

@@ -13,7 +13,9 @@ token between our choice of "now" and our read of it; that token then answers
 as of one single instant even while workers keep applying; the answer then
 covers the trades applied when each token was read, as any read does. A
 caller that ranks again and again (the SSE hub) aims its first read ahead by
-twice its last pass (``ahead_ms``), so a pass is rarely read twice.
+twice its last pass (``ahead_ms``) for a while after a catch-up
+(``catch_ups`` counts them), so that under a steady load a pass is read once
+and at rest still as of now.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class Ranker:
         self.client = client
         self.settings = settings
         self.reader = reader or Reader(client, settings)
+        self.catch_ups = 0  # reads made again, further ahead, because a token moved past
 
     def active_tokens(self, at: int | None = None) -> list[str]:
         """Members of every shard's active set (wall clock: those that may still have trades).
@@ -130,6 +133,7 @@ class Ranker:
                 if explicit:
                     raise
                 # tokens move while we read them: aim ahead by twice what a pass takes
+                self.catch_ups += 1
                 ahead = int(2_000 * (time.monotonic() - started)) + 1
                 at = max(exc.newest, now_ms()) + ahead
         raise StoreError(f"tokens kept updating past at={at}; try again, or rank as of an instant")
