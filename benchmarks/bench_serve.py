@@ -14,7 +14,13 @@ path: shard stream -> worker -> change feed -> serve). Then:
    time from the trade's append (wall clock taken just before its XADD) to the
    client's receipt of the first event whose 1h count includes it. Prints
    p50/p99/max, events, clients dropped, the server's RSS before the clients,
-   connected and at the end, and the load average.
+   connected and at the end, and the load average; the CPU (share of a core) of
+   serve, worker and Redis, Lua calls per second, Redis PING round trips
+   meanwhile (what this machine leaves Redis); and each pair split into stages
+   from the change streams, read beside the server: appended -> the apply the
+   announcement carried (last_update) -> announced (its ``at``) -> the hub's
+   read (the event's ``at``) -> received. A read aimed ahead of now (a ranking
+   pass) moves time from the last stage to the one before.
 
 With ``--before TREE --after TREE`` each tree is measured in a child process
 (PYTHONPATH set to it, so its ``serve`` and ``worker`` run too), the trees
