@@ -14,7 +14,13 @@ path: shard stream -> worker -> change feed -> serve). Then:
    time from the trade's append (wall clock taken just before its XADD) to the
    client's receipt of the first event whose 1h count includes it. Prints
    p50/p99/max, events, clients dropped, the server's RSS before the clients,
-   connected and at the end, and the load average.
+   connected and at the end, and the load average; the CPU (share of a core) of
+   serve, worker and Redis, Lua calls per second, Redis PING round trips
+   meanwhile (what this machine leaves Redis); and each pair split into stages
+   from the change streams, read beside the server: appended -> the apply the
+   announcement carried (last_update) -> announced (its ``at``) -> the hub's
+   read (the event's ``at``) -> received. A read aimed ahead of now (a ranking
+   pass) moves time from the last stage to the one before.
 
 With ``--before TREE --after TREE`` each tree is measured in a child process
 (PYTHONPATH set to it, so its ``serve`` and ``worker`` run too), the trees
@@ -33,6 +39,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import bisect  # noqa: E402
 import dataclasses  # noqa: E402
 import http.client  # noqa: E402
 import json  # noqa: E402
@@ -51,13 +58,15 @@ from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
+import gevent.socket  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.append(str(ROOT))  # tests.support; tradeagg itself comes from PYTHONPATH first
 
 SHARDS = 8
+STAGES = ("total", "applied", "announced", "hub_read", "to_client")
 EVENT_RE = re.compile(
-    rb'event: update\ndata: \{"token": "([^"]+)".*?"1h": \{"buys": (\d+), "sells": (\d+)'
+    rb'event: update\ndata: \{"token": "([^"]+)", "at": (\d+).*?"1h": \{"buys": (\d+), "sells": (\d+)'
 )
 
 
@@ -65,7 +74,8 @@ EVENT_RE = re.compile(
 
 
 def sse_client(port: int, path: str, out: list, stop: gevent.event.Event, totals: dict) -> None:
-    """One SSE client: (token, previous 1h count, new count, receipt time) per event that grew."""
+    """One SSE client: (token, previous 1h count, new count, receipt time, the event's read
+    instant ``at``) per event that grew."""
     sock = socket.create_connection(("127.0.0.1", port))
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
     seen: dict[bytes, int] = {}
@@ -84,15 +94,23 @@ def sse_client(port: int, path: str, out: list, stop: gevent.event.Event, totals
                 continue
             blocks, buf = buf[:cut], buf[cut + 2 :]
             for m in EVENT_RE.finditer(blocks):
-                token, count = m.group(1), int(m.group(2)) + int(m.group(3))
+                token, count = m.group(1), int(m.group(3)) + int(m.group(4))
                 totals["events"] += 1
                 before = seen.get(token)
                 if before is not None and count > before:
-                    out.append((token.decode(), before, count, at))
+                    out.append((token.decode(), before, count, at, int(m.group(2))))
                 if before is None or count > before:
                     seen[token] = count
     finally:
         sock.close()
+
+
+def wait_line() -> None:
+    """A line from the parent, waited for cooperatively: the clients keep reading their
+    streams meanwhile (a plain readline would stop this process's loop, the events would
+    pile up in the sockets and arrive late, all at once, when the interval starts)."""
+    gevent.socket.wait_read(sys.stdin.fileno())
+    sys.stdin.readline()
 
 
 def clients_child(port: int, paths_file: str, seconds: float) -> None:
@@ -110,13 +128,13 @@ def clients_child(port: int, paths_file: str, seconds: float) -> None:
     while totals["connected"] < len(paths):
         gevent.sleep(0.05)
     print("ready", flush=True)
-    sys.stdin.readline()  # the parent starts the measured interval
+    wait_line()  # the parent starts the measured interval
     out.clear()
     events0 = totals["events"]
     gevent.sleep(seconds)
     result = {**totals, "events": totals["events"] - events0, "updates": out}
     print(json.dumps(result), flush=True)
-    sys.stdin.readline()  # the parent has read the server's figures
+    wait_line()  # the parent has read the server's figures
     stop.set()
     gevent.killall(greenlets, block=False)
 
@@ -150,10 +168,89 @@ class Appender:
                 self.sent += due
             gevent.sleep(0.01)
 
-    def latencies(self, token: str, before: int, now: int, at: float) -> list[float]:
+    def appends(self, token: str, before: int, now: int) -> list[float]:
+        """The append times of the trades an event took the token's 1h count over."""
         times = self.appended.get(token, [])
         base = self.base.get(token, 0)
-        return [at - t for t in times[max(0, before - base) : max(0, now - base)]]
+        return times[max(0, before - base) : max(0, now - base)]
+
+
+class Announcements:
+    """Reads the change streams beside the server: per token, (at, last_update) of each
+    announcement, to split a trade's latency into stages."""
+
+    def __init__(self, client, shards: int) -> None:
+        self.client = client
+        self.names = [f"tradeagg:{{s{s}}}:changes" for s in range(shards)]
+        self.by_token: dict[str, list[tuple[int, int]]] = {}
+        self.stop = gevent.event.Event()
+
+    def run(self) -> None:
+        ids = {}
+        for name in self.names:
+            last = self.client.xrevrange(name, count=1)
+            ids[name] = last[0][0] if last else "0-0"
+        while not self.stop.is_set():
+            for stream, entries in self.client.xread(ids, count=5000, block=200) or []:
+                ids[stream.decode() if isinstance(stream, bytes) else stream] = entries[-1][0]
+                for _id, f in entries:
+                    token = f[b"token"].decode()
+                    ann = (int(f[b"at"]), int(f[b"last_update"]))
+                    self.by_token.setdefault(token, []).append(ann)
+
+    def before(self, token: str, at: int) -> tuple[int, int] | None:
+        """The newest announcement of ``token`` made at or before ``at`` (ms)."""
+        anns = self.by_token.get(token, [])
+        i = bisect.bisect_right(anns, (at, 1 << 62))
+        return anns[i - 1] if i else None
+
+
+class Pinger:
+    """PING round trips to the run's Redis every 50 ms: how long any Redis call waits on
+    this machine meanwhile (each trade's path takes about six round trips)."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.rtt_ms: list[float] = []
+        self.stop = gevent.event.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            t0 = time.perf_counter()
+            self.client.ping()
+            self.rtt_ms.append((time.perf_counter() - t0) * 1000)
+
+
+def stages(pairs: list[tuple[float, int, tuple[int, int] | None, float]]) -> dict:
+    """Per stage p50/p99 (ms) over (append time s, event's read instant ms, the announcement
+    the read followed, receipt time s) pairs; also the mean stages of the slowest 1 %."""
+    rows = []
+    for t0, read_at, ann, recv in pairs:
+        if ann is None:
+            continue
+        t0_ms, recv_ms = t0 * 1000, recv * 1000
+        ann_at, last_update = ann
+        rows.append(
+            (
+                recv_ms - t0_ms,
+                last_update - t0_ms,  # append -> the newest apply the announcement carried
+                ann_at - last_update,  # that apply -> announced (feed greenlet, coalescing)
+                read_at - ann_at,  # announced -> the hub's read of the token
+                recv_ms - read_at,  # the read -> the client's socket
+            )
+        )
+    names = STAGES
+    out: dict = {"n": len(rows)}
+    for i, name in enumerate(names):
+        col = [r[i] for r in rows]
+        out[name] = {"p50": pct(col, 0.5), "p99": pct(col, 0.99)}
+    rows.sort()
+    tail = rows[int(0.99 * len(rows)) :]
+    out["slowest_1pct_mean"] = {
+        name: statistics.fmean(r[i] for r in tail) if tail else float("nan")
+        for i, name in enumerate(names)
+    }
+    return out
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
@@ -195,6 +292,24 @@ def top_phase(port: int, requests: int, concurrency: int) -> dict:
         "max_ms": max(times, default=float("nan")),
         "errors": errors[0],
     }
+
+
+def redis_cpu(client) -> float:
+    """Seconds of CPU the Redis server has used (its main thread and the rest)."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def script_calls(client) -> int:
+    """Lua calls Redis has run (applies and reads alike)."""
+    stats = client.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -257,6 +372,8 @@ def measure(args: argparse.Namespace) -> dict:
                 base[t.token] = base.get(t.token, 0) + 1
             appender = Appender(r, settings, feed, base, args.rate)
             flow = gevent.spawn(appender.run)
+            announcements = Announcements(server.client(), SHARDS)
+            listening = gevent.spawn(announcements.run)
             gevent.sleep(2)  # the flow reaches the server
 
             fig["top"] = top_phase(web.port, args.top_requests, args.top_concurrency)
@@ -291,11 +408,22 @@ def measure(args: argparse.Namespace) -> dict:
             gevent.sleep(2)  # every client has its first (baseline) events
             fig["rss_connected_mb"] = web.rss_kb() / 1024
             sent0, t0 = appender.sent, time.perf_counter()
+            redis0, calls0 = redis_cpu(r), script_calls(r)
+            pinger = Pinger(server.client())
+            pinging = gevent.spawn(pinger.run)
+            serve0, worker0 = cpu_s(web.proc.pid), cpu_s(worker.proc.pid)
             for c in children:
                 c.stdin.write("go\n")
                 c.stdin.flush()
             results = [json.loads(c.stdout.readline()) for c in children]
             fig["rate"] = (appender.sent - sent0) / (time.perf_counter() - t0)
+            fig["redis_cpu"] = (redis_cpu(r) - redis0) / (time.perf_counter() - t0)
+            fig["lua_calls_per_s"] = (script_calls(r) - calls0) / (time.perf_counter() - t0)
+            pinger.stop.set()
+            pinging.join()
+            fig["ping_ms"] = {"p50": pct(pinger.rtt_ms, 0.5), "p99": pct(pinger.rtt_ms, 0.99)}
+            fig["serve_cpu"] = (cpu_s(web.proc.pid) - serve0) / (time.perf_counter() - t0)
+            fig["worker_cpu"] = (cpu_s(worker.proc.pid) - worker0) / (time.perf_counter() - t0)
             fig["rss_end_mb"] = web.rss_kb() / 1024
             _, health = get(web.port, "/healthz")
             fig["sse_clients_at_end"] = json.loads(health).get("sse_clients")
@@ -303,12 +431,30 @@ def measure(args: argparse.Namespace) -> dict:
                 c.stdin.close()
                 c.wait(30)
             appender.stop.set()
+            announcements.stop.set()
             flow.join()
-            lat = []
+            listening.join()
+            lat, pairs = [], []
             for res in results:
-                for token, before, count, at in res["updates"]:
-                    lat.extend(appender.latencies(token, before, count, at))
-            lat = [x * 1000 for x in lat]
+                for token, before, count, at, read_at in res["updates"]:
+                    ann = announcements.before(token, read_at)
+                    for t0 in appender.appends(token, before, count):
+                        lat.append((at - t0) * 1000)
+                        pairs.append((t0, read_at, ann, at))
+            fig["stages"] = stages(pairs)
+            third = args.seconds / 3
+            starts = [min(p[3] for p in pairs)] if pairs else [0.0]
+            fig["p99_by_third"] = [
+                pct(
+                    [
+                        (p[3] - p[0]) * 1000
+                        for p in pairs
+                        if starts[0] + k * third <= p[3] < starts[0] + (k + 1) * third
+                    ],
+                    0.99,
+                )
+                for k in range(3)
+            ]
             fig["sse"] = {
                 "clients": sum(res["connected"] for res in results),
                 "closed_by_server": sum(res["closed"] for res in results),
@@ -346,7 +492,30 @@ def line(fig: dict, args: argparse.Namespace) -> str:
         f"closed_by_server={s['closed_by_server']} sse_clients_at_end={fig['sse_clients_at_end']} "
         f"server_rss_mb before_clients={fig['rss_before_clients_mb']:.0f} "
         f"connected={fig['rss_connected_mb']:.0f} end={fig['rss_end_mb']:.0f} "
-        f"loadavg={fig['loadavg']:.1f} cpus={os.cpu_count()} tree={fig['tree']}"
+        f"cpu_of_a_core serve={fig['serve_cpu']:.2f} worker={fig['worker_cpu']:.2f} "
+        f"redis={fig['redis_cpu']:.2f} lua_calls_per_s={fig['lua_calls_per_s']:.0f} "
+        f"serve_cpu_ms_per_1k_events={per_k(fig['serve_cpu'], fig, args)} "
+        f"redis_ping_ms p50={fig['ping_ms']['p50']:.1f} p99={fig['ping_ms']['p99']:.0f} "
+        f"loadavg={fig['loadavg']:.1f} cpus={os.cpu_count()} tree={fig['tree']}\n" + stage_line(fig)
+    )
+
+
+def per_k(cpu: float, fig: dict, args: argparse.Namespace) -> str:
+    """CPU ms per 1,000 events the clients received."""
+    events = fig["sse"]["events"]
+    return f"{1e6 * cpu * args.seconds / events:.1f}" if events else "nan"
+
+
+def stage_line(fig: dict) -> str:
+    st = fig.get("stages")
+    if not st or not st["n"]:
+        return "stages: none measured"
+    parts = [f"{k} p50={st[k]['p50']:.0f} p99={st[k]['p99']:.0f}" for k in STAGES]
+    tail = " ".join(f"{k}={st['slowest_1pct_mean'][k]:.0f}" for k in STAGES)
+    thirds = " ".join(f"{x:.0f}" for x in fig["p99_by_third"])
+    return (
+        f"stages_ms n={st['n']} " + "; ".join(parts) + f" | slowest 1% mean: {tail}"
+        f" | total p99 by third of the interval: {thirds}"
     )
 
 
@@ -375,11 +544,22 @@ def compare(args: argparse.Namespace, argv: list[str]) -> None:
         return
 
     def med(name: str, part: str, key: str) -> float:
-        return statistics.median(f[part][key] for f in got[name])
+        return statistics.median((f[part] if part else f)[key] for f in got[name])
 
-    for part, key in (("sse", "p50_ms"), ("sse", "p99_ms"), ("top", "p50_ms"), ("top", "p99_ms")):
+    for part, key in (
+        ("sse", "p50_ms"),
+        ("sse", "p99_ms"),
+        ("sse", "events"),
+        ("", "redis_cpu"),
+        ("", "serve_cpu"),
+        ("", "worker_cpu"),
+        ("", "lua_calls_per_s"),
+        ("top", "p50_ms"),
+        ("top", "p99_ms"),
+    ):
         b, a = med("before", part, key), med("after", part, key)
-        print(f"{part} {key}: before {b:.0f} after {a:.0f} before/after {b / a:.2f}", flush=True)
+        ratio = b / a if a else float("nan")
+        print(f"{part or 'all'} {key}: before {b:.3g} after {a:.3g} before/after {ratio:.2f}")
 
 
 def main() -> None:

@@ -91,6 +91,60 @@ def test_show_without_at_follows_a_worker_clock_that_runs_ahead(redis_client) ->
     assert_matches_reference(Reader(redis_client, s), trades, view.at, s.windows, [A])
 
 
+def test_read_without_at_of_a_token_moving_twice_during_it_reads_its_newer_state(
+    redis_client,
+) -> None:
+    """The SSE hub reads changed tokens as of now: a token a worker applies after our "now"
+    is read again as of its own last_update, and one applied once more before that second
+    read is read as of that newer state (it used to raise PastInstant and stop the hub)."""
+    now = now_ms()
+    trades = feed(now)
+    s = Settings()
+    engine = Engine(redis_client, s)
+    engine.apply_records([t.record for t in trades[:40]], now=now + 3_000)
+    reader = Reader(redis_client, s, batch=1)
+    fetch, calls = reader.fetch, []
+
+    def fetch_then_apply(tokens, ats):
+        got = fetch(tokens, ats)
+        calls.append(list(ats))
+        if len(calls) == 1:  # a worker applies again between our two reads
+            engine.apply_records([t.record for t in trades[40:]], now=now + 6_000)
+        return got
+
+    reader.fetch = fetch_then_apply
+    view_a, view_b = reader.read_many([A, B])
+    assert calls[0][0] <= now + 3_000 and calls[1] == [None, None]  # both moved: read again
+    assert view_a.at == view_a.last_update == now + 6_000 == view_b.at
+    assert_matches_reference(Reader(redis_client, s), trades, now + 6_000, s.windows, [A, B])
+    assert view_a == Reader(redis_client, s).read(A, now + 6_000)
+
+
+def test_a_ranking_read_aimed_ahead_is_read_once_where_one_at_now_catches_up(
+    redis_client,
+) -> None:
+    """A token applied past our "now" makes a ranking read as of now read every token
+    again (catch-up); aimed ahead of it (the hub's repeated pass), one read does."""
+    now = now_ms()
+    trades = feed(now)
+    s = Settings()
+    Engine(redis_client, s).apply_records([t.record for t in trades], now=now + 2_000)
+    for ahead, reads in ((0, 2), (10_000, 1)):
+        ranker = Ranker(redis_client, s)
+        calls: list = []
+
+        def counted(tokens, ats, fetch=ranker.reader.fetch, calls=calls):
+            calls.append(ats)
+            return fetch(tokens, ats)
+
+        ranker.reader.fetch = counted
+        before = now_ms()
+        at, views = ranker.read_all([A, B], None, ahead_ms=ahead)
+        assert len(calls) == reads and at is not None and at >= before + ahead
+        assert all(v.at == at for v in views)
+        assert_matches_reference(Reader(redis_client, s), trades, at, s.windows, [A, B])
+
+
 def test_other_windows_are_added_without_a_rebuild_and_none_is_retired(redis_client) -> None:
     """A release with other TRADEAGG_WINDOWS adds its windows to the token (counted from the
     list: complete, as the list was kept for a longer one) and leaves the others alone."""

@@ -6,6 +6,8 @@ import time
 from decimal import Decimal
 
 import gevent
+import gevent.event
+import gevent.socket
 import redis
 
 from tradeagg.api.hub import (
@@ -94,11 +96,11 @@ def test_an_update_is_read_and_rendered_once_and_the_same_bytes_reach_every_subs
     h = hub()
     reads: list[list[str]] = []
 
-    def read_all(tokens, at=None):  # stands in for Redis
+    def read_many(tokens, at=None):  # stands in for Redis
         reads.append(list(tokens))
-        return 1_000, [_view(t) for t in tokens]
+        return [_view(t) for t in tokens]
 
-    h.ranker.read_all = read_all
+    h.ranker.reader.read_many = read_many
     both, only_a = Subscriber(tokens=[A, B]), Subscriber(tokens=[A])
     h.subscribe(both)
     h.subscribe(only_a)
@@ -136,7 +138,7 @@ def test_one_ranking_pass_serves_every_top_request_until_it_is_too_old():
     h = hub(clock=lambda: now[0])
     passes = []
 
-    def top(window, by="volume", limit=20, at=None):  # stands in for the Redis reads
+    def top(window, by="volume", limit=20, at=None, ahead_ms=0):  # stands in for the Redis reads
         passes.append(window)
         views = [_view(t, v) for t, v in ((A, 1), (B, 3), (C, 2))]
         return Ranking(5_000, window, by, 3, rank(views, window, by, limit), views)
@@ -163,12 +165,15 @@ def test_a_waiting_request_takes_the_next_pass_even_when_passes_outlast_the_age_
     h = hub(clock=lambda: now[0])
     passes = []
 
-    def slow_top(window, by="volume", limit=20, at=None):  # a loaded machine: a long pass
+    def slow_top(window, by="volume", limit=20, at=None, ahead_ms=0):  # a loaded machine
         passes.append(window)
+        aims.append(ahead_ms)
+        h.ranker.catch_ups += 1  # tokens moved past its instant: it read everything twice
         now[0] += TOP_MAX_AGE_S + 1
         views = [_view(t, v) for t, v in ((A, 1), (B, 3), (C, 2))]
         return Ranking(5_000, window, by, 3, rank(views, window, by, limit), views)
 
+    aims = []
     h.ranker.top = slow_top
     stop = []
     loop = gevent.spawn(h.rank_loop, lambda: bool(stop))
@@ -180,6 +185,181 @@ def test_a_waiting_request_takes_the_next_pass_even_when_passes_outlast_the_age_
     now[0] += 3 * (TOP_MAX_AGE_S + 1)  # older than two slow passes: the next one
     h.top("5m", "volume", 2)
     assert len(passes) == 2
+    # the first pass aims at now; after it caught up, the next ahead by twice the last
+    # one's length, so that tokens applied while it reads do not make it read every token
+    # again (catch-up)
+    assert aims == [0, 2_000 * (TOP_MAX_AGE_S + 1)]
     stop.append(True)
     h.wake_ranker.set()
     loop.join(5)
+
+
+def test_a_client_whose_greeting_waits_for_redis_is_not_stalled_however_long(
+    monkeypatch,
+) -> None:
+    """1,000 clients connecting at once on a loaded machine wait their turn for Redis
+    (32 requests at once) longer than STALL_S; they used to be dropped meanwhile (the hub
+    delivered to them while their greeting was read, and their stall clock was running)."""
+    import tradeagg.api.hub as hub_module
+    from tradeagg.api.app import Api
+
+    monkeypatch.setattr(hub_module, "STALL_S", 0.05)
+    h = hub()
+    api = Api(h.client, h, Settings(), NullMetrics())
+    redis_answers = gevent.event.Event()
+
+    def slow_read_many(tokens, at=None):  # Redis busy: the greeting waits
+        redis_answers.wait(5)
+        return [_view(t) for t in tokens]
+
+    api.reader.read_many = slow_read_many
+    environ = {"REQUEST_METHOD": "GET", "QUERY_STRING": f"tokens={A},{B}"}
+    request = gevent.spawn(api.stream, environ)
+    gevent.sleep(0.01)
+    (sub,) = h.subscribers
+    gevent.sleep(0.1)  # longer than STALL_S, still greeting
+    h.deliver([sub], A, b"a")
+    h.deliver([sub], B, b"b")
+    assert not sub.closed and h.clients() == 1
+    redis_answers.set()
+    assert request.get(timeout=5).status == 200
+    gevent.sleep(0.1)  # greeted, and has taken nothing since for longer than STALL_S
+    h.deliver([sub], A, b"a2")
+    assert sub.closed
+
+
+def _direct(chunked: bool = True):
+    """A subscriber whose stream the hub writes, and the client's end of its socket."""
+    from tradeagg.api.push import DirectWriter
+
+    server, client = gevent.socket.socketpair()
+    sub = Subscriber(tokens=[A, B])
+    sub.writer = DirectWriter(server, chunked)
+    return sub, client
+
+
+def _received(sock, want: int) -> bytes:
+    got = b""
+    while len(got) < want:
+        with gevent.Timeout(5):
+            got += sock.recv(1 << 20)
+    return got
+
+
+def test_the_hub_writes_a_tick_of_events_in_one_chunk_without_waking_the_client() -> None:
+    h = hub()
+    sub, client = _direct()
+    h.subscribe(sub)
+    h.deliver([sub], A, b"a1")
+    h.deliver([sub], B, b"b1")
+    h.deliver([sub], A, b"a2")
+    assert sub.mailbox and not sub.ready.is_set()  # nobody woken: the hub writes
+    h.flush()
+    assert sub.mailbox == {} and not sub.writing and not sub.ready.is_set()
+    assert _received(client, 9) == b"4\r\nb1a2\r\n"  # pywsgi's chunk framing
+    h.deliver([sub], B, b"b2")
+    h.flush()
+    assert _received(client, 7) == b"2\r\nb2\r\n"
+
+
+def test_what_a_full_socket_does_not_take_is_left_to_the_client_greenlet() -> None:
+    from tradeagg.api.app import push
+
+    h = hub()
+    sub, client = _direct(chunked=False)
+    h.subscribe(sub)
+    big = b"x" * (16 << 20)  # more than a socket buffer takes
+    h.deliver([sub], A, big)
+    h.flush()
+    assert sub.writing and 0 < len(sub.backlog) < len(big) and sub.ready.is_set()
+    h.deliver([sub], B, b"b")  # while it writes, the hub leaves the client alone
+    h.flush()
+    assert sub.mailbox == {B: b"b"}
+    writer = gevent.spawn(push, sub, sub.writer)
+    assert _received(client, len(big) + 1) == big + b"b"
+    assert not sub.writing and sub.backlog == b""
+    h.deliver([sub], A, b"c")  # the hub writes again
+    h.flush()
+    assert _received(client, 1) == b"c"
+    sub.close()
+    writer.join(5)
+    assert writer.dead
+
+
+def test_a_dropped_client_blocked_in_a_write_is_released() -> None:
+    from tradeagg.api.app import push
+
+    h = hub()
+    sub, _client = _direct(chunked=False)  # never reads
+    h.subscribe(sub)
+    h.deliver([sub], A, b"x" * (16 << 20))
+    h.flush()
+    writer = gevent.spawn(push, sub, sub.writer)
+    gevent.sleep(0.05)
+    assert not writer.dead  # blocked writing
+    for i in range(MAX_PENDING + 1):
+        h.deliver([sub], f"T{i}", b"y")
+    assert sub.closed and h.dropped == 1
+    writer.join(5)
+    assert writer.dead and h.clients() == 0
+
+
+def test_a_real_event_stream_is_written_by_the_hub_once_its_headers_are_out() -> None:
+    """Through pywsgi and Api: the stream's headers and first chunk come from pywsgi,
+    then the subscriber has a writer and the hub's writes are well-formed chunks."""
+    from gevent.pywsgi import WSGIServer
+
+    from tradeagg.api.app import Api, Handler
+    from tradeagg.api.push import DirectWriter
+
+    h = hub()
+    api = Api(h.client, h, Settings(), NullMetrics())
+    server = WSGIServer(("127.0.0.1", 0), api, handler_class=Handler, log=None)
+    server.start()
+    try:
+        sock = gevent.socket.create_connection(("127.0.0.1", server.server_port))
+        sock.sendall(b"GET /v1/stream?top=5m:volume:50 HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = _received(sock, 1)
+        while b"retry: 2000" not in head:
+            head += _received(sock, len(head) + 1)[len(head) :]
+        assert head.startswith(b"HTTP/1.1 200") and b"Transfer-Encoding: chunked" in head
+        assert head.endswith(b"d\r\nretry: 2000\n\n\r\n")  # pywsgi's own first chunk
+        with gevent.Timeout(5):
+            while not (h.subscribers and next(iter(h.subscribers)).writer):
+                gevent.sleep(0.01)
+        sub = next(iter(h.subscribers))
+        assert isinstance(sub.writer, DirectWriter) and sub.writer.chunked
+        event = b"event: update\ndata: {}\n\n"
+        h.deliver([sub], A, event)
+        h.flush()
+        assert _received(sock, 28) == b"18\r\n" + event + b"\r\n"  # 0x18 = 24 bytes
+        sock.close()
+        with gevent.Timeout(5):
+            while h.clients():
+                gevent.sleep(0.01)
+    finally:
+        server.stop(timeout=1)
+
+
+def test_passes_aim_ahead_only_for_a_while_after_one_caught_up() -> None:
+    """At rest a pass reads as of now (its rows are "now"); after one had to read every
+    token again (a token moved past its instant), the next AIM_PASSES aim ahead by twice
+    the last pass; then as of now again."""
+    from tradeagg.api.hub import AIM_PASSES
+
+    now = [100.0]
+    h = hub(clock=lambda: now[0])
+    aims, moved = [], [False, True] + [False] * (AIM_PASSES + 1)
+
+    def top(window, by="volume", limit=20, at=None, ahead_ms=0):
+        aims.append(ahead_ms)
+        now[0] += 0.5  # each pass takes 0.5 s
+        if moved[len(aims) - 1]:
+            h.ranker.catch_ups += 1
+        views = [_view(t, v) for t, v in ((A, 1), (B, 3))]
+        return Ranking(5_000, window, by, 2, rank(views, window, by, limit), views)
+
+    h.ranker.top = top
+    for _ in moved:
+        h.refresh_rankings()
+    assert aims == [0, 0] + [1_000] * AIM_PASSES + [0]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import socket
 import time
@@ -35,6 +36,7 @@ from gevent.socket import wait_read
 from tradeagg.api import http, params
 from tradeagg.api.hub import Hub, Subscriber, update_event
 from tradeagg.api.params import ApiError
+from tradeagg.api.push import DirectWriter
 from tradeagg.api.static import Static
 from tradeagg.engine.rank import Ranker, default_window
 from tradeagg.engine.read import Reader
@@ -55,17 +57,20 @@ SSE_HEADERS = [
 ]
 
 SOCKET = "tradeagg.socket"  # environ key of the client's socket (see ``Handler``)
+HANDLER = "tradeagg.handler"  # environ key of the connection's pywsgi handler
 
 Route = Callable[..., http.Response]
 
 
 class Handler(WSGIHandler):
     """pywsgi's handler, also handing the client socket to the application, so that an
-    idle event stream notices at once when its client hangs up."""
+    idle event stream notices at once when its client hangs up, and itself, so that
+    the hub can write an event stream once its headers are out (``push``)."""
 
     def get_environ(self) -> dict:
         environ = super().get_environ()
         environ[SOCKET] = self.socket
+        environ[HANDLER] = self
         return environ
 
 
@@ -76,6 +81,28 @@ def watch_hangup(sock: Any, sub: Subscriber) -> None:
         if not sock.recv(1, socket.MSG_PEEK):
             sub.close()
     except OSError:
+        sub.close()
+
+
+def push(sub: Subscriber, writer: DirectWriter) -> None:
+    """A stream the hub writes (``Hub.flush``): this greenlet writes only what the hub
+    could not (``backlog``, then whatever came meanwhile) and the keepalives, cooperatively;
+    returns when the client is gone or dropped."""
+    try:
+        while not sub.closed:
+            while sub.writing and not sub.closed:
+                data, sub.backlog = sub.backlog, b""
+                if sub.mailbox:
+                    data += writer.frame(sub.pending())
+                if not data:
+                    sub.writing = False  # the hub writes again
+                    break
+                writer.send(data)
+                sub.taken_at = time.monotonic()
+            if not sub.ready.wait(KEEPALIVE_S) and not sub.writing and not sub.closed:
+                sub.backlog, sub.writing = writer.frame(b": keepalive\n\n"), True
+            sub.ready.clear()
+    except OSError:  # the client is gone
         sub.close()
 
 
@@ -177,11 +204,12 @@ class Api:
             sub = Subscriber(tokens=params.tokens(q["tokens"], "tokens"))
         else:
             sub = Subscriber(top=params.top_spec(q["top"], self.settings))
+        sub.taken_at = math.inf  # not stalled while its greeting waits for Redis (however long)
         self.hub.subscribe(sub)
         try:
             if sub.tokens:
                 with self.slots:
-                    _, views = self.ranker.read_all(sorted(sub.tokens), None)
+                    views = self.reader.read_many(sorted(sub.tokens))  # each as of now
                 for view in views:  # the current state first, unless a newer one came
                     sub.mailbox.setdefault(view.token, update_event(view))
                 sub.ready.set()
@@ -189,12 +217,18 @@ class Api:
             self.hub.unsubscribe(sub)
             raise
         sub.taken_at = time.monotonic()  # stalled counts from here: waiting for Redis is ours
-        return http.Response(200, self._events(sub, environ.get(SOCKET)), SSE_HEADERS)
+        body = self._events(sub, environ.get(SOCKET), environ.get(HANDLER))
+        return http.Response(200, body, SSE_HEADERS)
 
-    def _events(self, sub: Subscriber, sock: Any) -> Iterator[bytes]:
+    def _events(self, sub: Subscriber, sock: Any, handler: Any = None) -> Iterator[bytes]:
         watcher = gevent.spawn(watch_hangup, sock, sub) if sock is not None else None
         try:
-            yield b"retry: 2000\n\n"
+            yield b"retry: 2000\n\n"  # pywsgi sends the headers and this before we go on
+            writer = DirectWriter.of(sock, handler)
+            if writer is not None:
+                sub.writer, sub.writing = writer, True  # the greeting is ours to write
+                push(sub, writer)
+                return
             while not sub.closed:
                 items = sub.take(KEEPALIVE_S)
                 if sub.closed:

@@ -2,11 +2,11 @@
 
 ``Hub.run`` XREADs every shard's ``tradeagg:{sN}:changes`` (one blocking
 connection for the whole process) and, at most once a tick (``TICK_S``), reads
-each token announced meanwhile that somebody watches once (pipelined, exact,
-as of one instant), renders its ``update`` event once, and hands the same
-bytes to every subscriber of that token. A subscriber is thus woken at most
-once a tick and writes everything it has pending in one send; the work per
-subscriber is the events it receives.
+each token announced meanwhile that somebody watches once (pipelined, each
+exact as of now, or of its own newer last_update), renders its ``update``
+event once, and hands the same bytes to every subscriber of that token. A
+subscriber is thus woken at most once a tick and writes everything it has
+pending in one send; the work per subscriber is the events it receives.
 
 Subscribers never make the hub wait and never make it buffer without bound:
 a subscriber's mailbox holds at most one pending event per token (a newer
@@ -32,6 +32,7 @@ from typing import Any
 import gevent.event
 
 from tradeagg.api.params import TopSpec
+from tradeagg.api.push import DirectWriter
 from tradeagg.contract import keys
 from tradeagg.contract.address import ADDRESS_RE
 from tradeagg.engine.rank import Ranked, Ranker, Ranking, default_window, rank
@@ -51,6 +52,7 @@ BLOCK_MS = 500
 MAX_PENDING = 256
 STALL_S = 30.0
 RANK_EVERY_S = 2.0
+AIM_PASSES = 5  # after a pass that caught up, the next ones aimed ahead (then: now again)
 TICK_S = 0.05  # announcements read meanwhile are handed out together, at most this often
 # /v1/top serves a pass begun at most this long ago, plus twice the last pass's length: while
 # wanted, a pass begins RANK_EVERY_S after the last one ended and takes a while (~0.5 s over
@@ -72,9 +74,25 @@ def top_event(spec: TopSpec, members: list[str], at: int) -> bytes:
 
 
 class Subscriber:
-    """One SSE client: a bounded mailbox, one slot per token (newest wins)."""
+    """One SSE client: a bounded mailbox, one slot per token (newest wins).
 
-    __slots__ = ("tokens", "top", "mailbox", "ready", "closed", "taken_at")
+    Once its stream's headers are out it may get a ``writer`` (``push``): the
+    hub then writes its events itself after each hand-out (``Hub.flush``),
+    unless the client's greenlet is ``writing`` (what the kernel did not take:
+    ``backlog``), in which case that greenlet is woken and writes them.
+    """
+
+    __slots__ = (
+        "tokens",
+        "top",
+        "mailbox",
+        "ready",
+        "closed",
+        "taken_at",
+        "writer",
+        "writing",
+        "backlog",
+    )
 
     def __init__(self, tokens: Iterable[str] = (), top: TopSpec | None = None) -> None:
         self.tokens = frozenset(tokens)
@@ -83,12 +101,15 @@ class Subscriber:
         self.ready = gevent.event.Event()
         self.closed = False
         self.taken_at = time.monotonic()
+        self.writer: DirectWriter | None = None
+        self.writing = False
+        self.backlog = b""
 
     def offer(self, key: str, payload: bytes) -> None:
         self.mailbox.pop(key, None)  # re-insert: events leave in the order of their newest state
         self.mailbox[key] = payload
-        if not self.ready.is_set():
-            self.ready.set()
+        if (self.writer is None or self.writing) and not self.ready.is_set():
+            self.ready.set()  # else the hub writes it (flush), without waking the greenlet
 
     def take(self, timeout: float) -> list[bytes]:
         """Everything pending (possibly nothing after ``timeout`` s); empties the mailbox."""
@@ -99,9 +120,16 @@ class Subscriber:
         self.mailbox.clear()
         return out
 
+    def pending(self) -> bytes:
+        """Everything in the mailbox as one payload (empties it)."""
+        out = b"".join(self.mailbox.values())
+        self.mailbox.clear()
+        return out
+
     def close(self) -> None:
         self.closed = True
         self.mailbox.clear()
+        self.backlog = b""
         self.ready.set()
 
 
@@ -138,6 +166,8 @@ class Hub:
         self.ranking_now = False  # a pass is under way
         self.passes = 0  # passes that ended with a ranking
         self.pass_s = 0.0  # how long the last one took
+        self.aim_passes = 0  # passes still aimed ahead (after a catch-up)
+        self.offered: set[Subscriber] = set()  # given events since the last flush
 
     # -- subscriptions (called from request greenlets) --
 
@@ -277,7 +307,9 @@ class Hub:
         wanted = sorted(t for t in changed if t in self.by_token or t in ranked_in)
         if not wanted:
             return
-        _, views = self.ranker.read_all(wanted, None)  # catches up with tokens moving meanwhile
+        # each token as of now, or of its own newer state (no common instant needed: no
+        # catch-up re-reading every token when one moves meanwhile)
+        views = self.ranker.reader.read_many(wanted)
         for view in views:
             token = view.token
             payload = update_event(view)
@@ -285,6 +317,7 @@ class Hub:
             for spec in ranked_in.get(token, ()):
                 self.latest[token] = payload
                 self.deliver(list(self.by_top.get(spec, ())), token, payload)
+        self.flush()
 
     def deliver(self, targets: Iterable[Subscriber], key: str, payload: bytes) -> None:
         now = time.monotonic()
@@ -292,14 +325,38 @@ class Hub:
             if sub.closed:
                 continue
             sub.offer(key, payload)
+            self.offered.add(sub)
             if len(sub.mailbox) > MAX_PENDING or (
                 len(sub.mailbox) > 1 and now - sub.taken_at > STALL_S
             ):
                 self.drop(sub)
 
+    def flush(self) -> None:
+        """Write the events just handed out to the clients with a ``writer``: one
+        non-blocking write each; what a client's socket does not take now its own
+        greenlet writes (and, until done, the rest of its events)."""
+        subs, self.offered = self.offered, set()
+        now = time.monotonic()
+        for sub in subs:
+            writer = sub.writer
+            if writer is None or sub.writing or sub.closed or not sub.mailbox:
+                continue
+            try:
+                rest = writer.try_send(writer.frame(sub.pending()))
+            except OSError:  # the client is gone
+                self.unsubscribe(sub)
+                sub.close()
+                continue
+            sub.taken_at = now
+            if rest:
+                sub.backlog, sub.writing = rest, True
+                sub.ready.set()
+
     def drop(self, sub: Subscriber) -> None:
         self.unsubscribe(sub)
         sub.close()
+        if sub.writer is not None:  # its greenlet may be blocked writing: let it return
+            sub.writer.abort()
         self.dropped += 1
         self.metrics.incr("sse.dropped")
         log.warning("slow sse client dropped %s", kv(dropped=self.dropped))
@@ -309,7 +366,15 @@ class Hub:
         started = self.ranked_at = self.clock()
         self.ranking_now = ok = True
         try:
-            ranking = self.ranker.top(default_window(self.settings), "volume", 1)
+            # for a while after a pass had to read every token again (one moved past its
+            # instant), aim ahead by twice the last pass; else as of now
+            ahead = int(2_000 * self.pass_s) if self.aim_passes > 0 else 0
+            caught_up = self.ranker.catch_ups
+            ranking = self.ranker.top(default_window(self.settings), "volume", 1, ahead_ms=ahead)
+            if self.ranker.catch_ups > caught_up:
+                self.aim_passes = AIM_PASSES
+            else:
+                self.aim_passes = max(0, self.aim_passes - 1)
             self.snapshot, self.snapshot_started, self.ranked_rows = ranking, started, {}
             self.passes += 1
             self.pass_s = self.clock() - started
@@ -340,6 +405,7 @@ class Hub:
                 self.deliver(targets, token, kept[token])
         self.latest = kept
         self.last_top_at = ranking.at
+        self.flush()
 
     def _greet(self, sub: Subscriber, spec: TopSpec) -> None:
         """A new ranking subscriber: the current order and its members' latest states."""

@@ -11,7 +11,11 @@ token between our choice of "now" and our read of it; that token then answers
 "past". We read again as of an instant a little ahead (the newest such
 ``last_update`` plus twice the time a pass took), so that every token is read
 as of one single instant even while workers keep applying; the answer then
-covers the trades applied when each token was read, as any read does.
+covers the trades applied when each token was read, as any read does. A
+caller that ranks again and again (the SSE hub) aims its first read ahead by
+twice its last pass (``ahead_ms``) for a while after a catch-up
+(``catch_ups`` counts them), so that under a steady load a pass is read once
+and at rest still as of now.
 """
 
 from __future__ import annotations
@@ -90,6 +94,7 @@ class Ranker:
         self.client = client
         self.settings = settings
         self.reader = reader or Reader(client, settings)
+        self.catch_ups = 0  # reads made again, further ahead, because a token moved past
 
     def active_tokens(self, at: int | None = None) -> list[str]:
         """Members of every shard's active set (wall clock: those that may still have trades).
@@ -109,11 +114,18 @@ class Ranker:
             raise StoreError(f"reading the active token index failed: {exc}") from None
         return sorted({text(t) for members in found for t in members})
 
-    def read_all(self, tokens: Sequence[str], at: int | None) -> tuple[int | None, list[TokenView]]:
-        """Views of ``tokens`` as of one common ``at`` (see the module doc for the catch-up)."""
+    def read_all(
+        self, tokens: Sequence[str], at: int | None, ahead_ms: int = 0
+    ) -> tuple[int | None, list[TokenView]]:
+        """Views of ``tokens`` as of one common ``at`` (see the module doc for the catch-up).
+
+        Without ``at``, ``ahead_ms`` aims the first read that far ahead of now: a caller
+        that knows how long such a read takes (the SSE hub's repeated pass) so avoids
+        reading every token twice whenever one moves during the read.
+        """
         explicit = at is not None
         if at is None and self.settings.clock == "wall":
-            at = now_ms()
+            at = now_ms() + max(0, ahead_ms)
         for _ in range(CATCH_UP_TRIES):
             started = time.monotonic()
             try:
@@ -122,6 +134,7 @@ class Ranker:
                 if explicit:
                     raise
                 # tokens move while we read them: aim ahead by twice what a pass takes
+                self.catch_ups += 1
                 ahead = int(2_000 * (time.monotonic() - started)) + 1
                 at = max(exc.newest, now_ms()) + ahead
         raise StoreError(f"tokens kept updating past at={at}; try again, or rank as of an instant")
@@ -132,6 +145,7 @@ class Ranker:
         by: str = "volume",
         limit: int | None = 20,
         at: int | None = None,
+        ahead_ms: int = 0,
     ) -> Ranking:
         """The trending list: ``limit`` tokens by ``by`` in ``window`` as of ``at`` (default now)."""
         check_window(self.settings, window)
@@ -141,7 +155,7 @@ class Ranker:
         check_at(at)
         probe = at if at is not None else (now_ms() if self.settings.clock == "wall" else None)
         tokens = self.active_tokens(probe)
-        read_at, views = self.read_all(tokens, at)
+        read_at, views = self.read_all(tokens, at, ahead_ms)
         rows = rank(views, window, by, limit)
         stamp = read_at if read_at is not None else max((v.at for v in views), default=0)
         return Ranking(stamp, window, by, len(tokens), rows, views)

@@ -166,12 +166,13 @@ class Reader:
             newest = max(int(raws[i][2]) for i in past)
             first = past[0]
             raise PastInstant(int(text(raws[first][1])), int(raws[first][2]), tokens[first], newest)
-        if past:  # a worker's clock ahead of ours: read those as of their own last_update
-            for i in past:
-                ats[i] = int(raws[i][2])
-            again = self.fetch([tokens[i] for i in past], [ats[i] for i in past])
+        if past:  # applied after our "now" (or a worker's clock ahead of ours): read those
+            # as of their own last_update, whatever it is by then: a token moving again
+            # meanwhile is read as of its newer state, never "past" (one round, no retry)
+            again = self.fetch([tokens[i] for i in past], [None] * len(past))
             for i, raw in zip(past, again, strict=True):
                 raws[i] = raw
+                ats[i] = None
         views = []
         for i, (t, a, raw) in enumerate(zip(tokens, ats, raws, strict=True)):
             if i % YIELD_EVERY == YIELD_EVERY - 1:
