@@ -84,7 +84,11 @@ return guarded(function()
     local by = {}
     for i, w in ipairs(carried) do by[w.label] = cf[i] end
     for i, w in ipairs(ws) do st.cf[i] = by[w.label] end
-    if K[7] then st.scr = screener_memory(es, ws, at) end
+    if K[7] then  -- counted from scratch: no set is trusted
+      local out, froms = {}, {}
+      for i, w in ipairs(ws) do out[i], froms[i] = {0, 0, 0, false, false}, at - w.ms end
+      st.scr = screener_add(out, es, {{}, {}, {}}, froms, at)
+    end
     return answer({'ok', fmt_int(at), fmt_int(st.at), reason}, st, ws, conf, at,
                   memory_prices(es))
   end

@@ -190,6 +190,31 @@ local function extremes(key, ws, at, out, k, froms)
   end
 end
 
+-- Count the trades `xs` into `out` (per window {makers, buyers, sellers,
+-- high|false, low|false}): those inside window i (froms[i] < ts <= at), each
+-- trader once per set, and only when its stored latest ts in set k
+-- (stored[k][trader], nil: none) does not count it already. From empty sets and
+-- zero counts, this is the count from scratch of a damaged token's reads.
+local function screener_add(out, xs, stored, froms, at)
+  for i, m in ipairs(out) do
+    local from, counted = froms[i], {{}, {}, {}}
+    for _, x in ipairs(xs) do
+      if x.ts > from and x.ts <= at then
+        for k = 1, 3 do
+          if x.tr ~= '' and (k == 1 or (k == 2) == (x.side == 'b')) and not counted[k][x.tr] then
+            counted[k][x.tr] = true
+            local s = stored[k][x.tr]
+            if not s or s <= from then m[k] = m[k] + 1 end
+          end
+        end
+        if not m[4] or beats(1, x.price, m[4]) then m[4] = x.price end
+        if not m[5] or beats(-1, x.price, m[5]) then m[5] = x.price end
+      end
+    end
+  end
+  return out
+end
+
 -- Screener metrics of every window of `ws` as of `at`: per window
 -- {makers, buyers, sellers, high|false, low|false}. `extra` (pending()) adds
 -- trades entered in memory since the sets were written (reads only). `cf`
@@ -205,51 +230,10 @@ local function screener_metrics(sk, ws, at, extra, cf)
   extremes(sk[4], ws, at, out, 4, froms)
   extremes(sk[5], ws, at, out, 5, froms)
   for i in ipairs(ws) do
-    local from = froms[i]
-    local lo = '(' .. fmt_int(from)
-    local m = out[i]
-    for k = 1, 3 do m[k] = redis.call('ZCOUNT', sk[k], lo, '+inf') end
-    if extra then
-      local counted = {{}, {}, {}}
-      for _, x in ipairs(extra.xs) do
-        if x.ts > from and x.ts <= at then
-          for k = 1, 3 do
-            if x.tr ~= '' and (k == 1 or (k == 2) == (x.side == 'b')) and not counted[k][x.tr] then
-              counted[k][x.tr] = true
-              local s = extra.stored[k][x.tr]
-              if not s or s <= from then m[k] = m[k] + 1 end
-            end
-          end
-          if not m[4] or beats(1, x.price, m[4]) then m[4] = x.price end
-          if not m[5] or beats(-1, x.price, m[5]) then m[5] = x.price end
-        end
-      end
-    end
-    out[i] = m
+    local lo = '(' .. fmt_int(froms[i])
+    for k = 1, 3 do out[i][k] = redis.call('ZCOUNT', sk[k], lo, '+inf') end
   end
+  if extra then screener_add(out, extra.xs, extra.stored, froms, at) end
   return out
 end
 
--- The same from parsed entries `es` in memory (a read of a damaged token, at
--- most REBUILD_STEP entries): counted from scratch.
-local function screener_memory(es, ws, at)
-  local out = {}
-  for i, w in ipairs(ws) do
-    local sets, m = {{}, {}, {}}, {0, 0, 0, false, false}
-    for _, x in ipairs(es) do
-      if x.ts > at - w.ms and x.ts <= at then
-        if x.tr ~= '' then
-          for k = 1, 3 do
-            if (k == 1 or (k == 2) == (x.side == 'b')) and not sets[k][x.tr] then
-              sets[k][x.tr] = true; m[k] = m[k] + 1
-            end
-          end
-        end
-        if not m[4] or beats(1, x.price, m[4]) then m[4] = x.price end
-        if not m[5] or beats(-1, x.price, m[5]) then m[5] = x.price end
-      end
-    end
-    out[i] = m
-  end
-  return out
-end
