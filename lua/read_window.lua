@@ -43,10 +43,10 @@
 --@include lib/slide.lua
 --@include lib/rebuild.lua
 
--- KEYS as the library takes them (K[5]: the id index, with the screener's sets only:
--- load_state then checks its "S" and its count; K[6], the memo: unused here)
-local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[10] or false, false, KEYS[5], KEYS[6],
-           KEYS[7], KEYS[8], KEYS[9]}
+-- KEYS as the library takes them (K[5], K[6]: the id index and memo, unknown to a
+-- read: no seeding mark is followed; K.ids: the id index, for its "S" only)
+local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], false, false, KEYS[5], KEYS[6], KEYS[7],
+           KEYS[8], KEYS[9], ids = KEYS[10]}
 
 -- the answer: per window of `conf`, its label, complete_from and metrics
 local function answer(head, st, ws, conf, at, price_of)
@@ -65,6 +65,10 @@ end
 
 local function loaded(conf)
   local st = load_state(K, conf)
+  -- the sets are kept for this list (the id index's "S", as an apply checks it)
+  if st and st.sk and K.ids and st.n > 0 and redis.call('HEXISTS', K.ids, 'S') == 0 then
+    corrupt('no screener sets (written without them)')
+  end
   if st then seed(K, st, st.ws) end
   return st
 end
