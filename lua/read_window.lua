@@ -5,6 +5,8 @@
 -- KEYS: token:{A}:trades, token:{A}:indices, token:{A}:aggregates, token:{A}:last_update,
 --       then, for the screener metrics, tradeagg:{A}:makers, tradeagg:{A}:buyers,
 --       tradeagg:{A}:sellers, tradeagg:{A}:high, tradeagg:{A}:low (lib/screener.lua)
+--       and tradeagg:{A}:ids (the id index: a list written without the sets, its
+--       "S" unset, is counted from the list as a damaged one is, below)
 -- ARGV[1] at, epoch ms, or "" for the token's last_update
 -- ARGV[2] windows "label:ms,label:ms,..." shortest first
 -- Returns: {"ok", at, last_update, reason|false, then per window of ARGV[2]
@@ -41,9 +43,10 @@
 --@include lib/slide.lua
 --@include lib/rebuild.lua
 
--- KEYS as the library takes them (K[5], K[6]: the id index and memo, unused here)
+-- KEYS as the library takes them (K[5], K[6]: the id index and memo, unknown to a
+-- read: no seeding mark is followed; K.ids: the id index, for its "S" only)
 local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], false, false, KEYS[5], KEYS[6], KEYS[7],
-           KEYS[8], KEYS[9]}
+           KEYS[8], KEYS[9], ids = KEYS[10]}
 
 -- the answer: per window of `conf`, its label, complete_from and metrics
 local function answer(head, st, ws, conf, at, price_of)
@@ -62,6 +65,10 @@ end
 
 local function loaded(conf)
   local st = load_state(K, conf)
+  -- the sets are kept for this list (the id index's "S", as an apply checks it)
+  if st and st.sk and K.ids and st.n > 0 and redis.call('HEXISTS', K.ids, 'S') == 0 then
+    corrupt('no screener sets (written without them)')
+  end
   if st then seed(K, st, st.ws) end
   return st
 end

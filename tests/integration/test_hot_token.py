@@ -15,7 +15,7 @@ import redis
 from tests.support import reference
 from tests.support.checks import assert_matches_reference, stored_metrics, window_mismatches
 from tests.support.idindex import id_index, id_key
-from tradeagg.contract.keys import TokenKeys, apply_keys, full_apply_keys, token_keys
+from tradeagg.contract.keys import TokenKeys, full_apply_keys, token_keys
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import (
     MAX_ENTRIES_PER_CALL,
@@ -518,7 +518,7 @@ def test_windows_added_to_a_hot_token_are_seeded_in_calls_of_bounded_work(hot: E
     while True:
         entries = [late.entry] if calls == 3 else []  # a late trade, placed by LINSERT
         raw = engine.scripts.apply_trades(
-            keys=apply_keys(TOKEN),
+            keys=full_apply_keys(TOKEN),  # as the engine calls it (TRADEAGG_METRICS=full)
             args=[AT, "at", windows_arg(S2), S2.max_token_trades, "\n".join(entries)],
         )
         r = token_result(TOKEN, RawResult(*raw))

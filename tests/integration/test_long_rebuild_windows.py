@@ -9,7 +9,7 @@ import math
 from tests.support import reference
 from tests.support.checks import window_mismatches
 from tests.support.idindex import id_index, id_key
-from tradeagg.contract.keys import TokenKeys, apply_keys
+from tradeagg.contract.keys import TokenKeys, full_apply_keys
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import ApplyStatus, Engine, RawResult, token_result, windows_arg
 from tradeagg.engine.read import Reader
@@ -37,7 +37,8 @@ def trade(i: int) -> Trade:
 def step(engine: Engine, settings: Settings, now: int):
     """One apply_trades call without trades, as the script answers it."""
     raw = engine.scripts.apply_trades(
-        keys=apply_keys(TOKEN), args=[now, "at", windows_arg(settings), 1_000_000, ""]
+        keys=full_apply_keys(TOKEN),  # as the engine calls it (TRADEAGG_METRICS=full)
+        args=[now, "at", windows_arg(settings), 1_000_000, ""],
     )
     return token_result(TOKEN, RawResult(*raw))
 

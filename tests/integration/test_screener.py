@@ -161,6 +161,18 @@ def test_seed_metrics_keep_no_screener_state_and_omit_its_fields(redis_client) -
     stored_match_reference(redis_client, full, batch, T0)
 
 
+def test_a_full_reader_counts_a_token_written_without_sets_from_its_list(redis_client) -> None:
+    """Written by a seed worker (no sets, no "S" in the id index), read by a full
+    reader before any full worker met it: makers and the rest from the list, not 0."""
+    full = Settings(windows=parse_windows("1m,5m"), clock="wall")
+    seed = replace(full, metrics="seed")
+    batch = [trade(i, T0 - 1_000 * i) for i in range(20)]
+    Engine(redis_client, seed).apply_records([t.record for t in batch], now=T0)
+    for at in (T0, T0 + 30_000):
+        assert_matches_reference(Reader(redis_client, full), batch, at, full.windows, [A])
+    assert not any(redis_client.exists(key) for key in TokenKeys(A).screener())  # read-only
+
+
 def test_top_ranks_by_makers(redis_client) -> None:
     s = Settings(windows=parse_windows("1m"), clock="wall")
     engine = Engine(redis_client, s)

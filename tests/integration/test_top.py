@@ -113,6 +113,25 @@ def test_catches_up_when_a_token_is_newer_than_now(redis_client):
         Ranker(redis_client, s).top("2m", "volume", at=future - 1)
 
 
+@pytest.mark.parametrize("by", ["price_change_pct", "buys"])
+def test_min_volume_leaves_out_tokens_that_traded_less(redis_client, by):
+    """The ranking among the tokens with at least that volume, ranks renumbered."""
+    s = settings()
+    trades = load(redis_client, s, seed=6, n=500)
+    at = max(t.ts for t in trades) + 1_000
+    ranker = Ranker(redis_client, s)
+    volumes = dict((t, v) for v, t in brute_force(trades, at, s, "30s", "volume"))
+    cuts = sorted(set(volumes.values()))
+    assert len(cuts) > 4
+    for least in (Decimal(0), cuts[1], cuts[len(cuts) // 2], cuts[-1], cuts[-1] + 1):
+        got = ranker.top("30s", by, limit=None, at=at, min_volume=least)
+        want = [t for _, t in brute_force(trades, at, s, "30s", by) if volumes[t] >= least]
+        assert [r.token for r in got.rows] == want, least
+        assert [r.rank for r in got.rows] == list(range(1, len(want) + 1))
+        assert got.min_volume == least
+    assert ranker.top("30s", by, limit=None, at=at, min_volume=cuts[-1] + 1).rows == []
+
+
 def test_bad_options(redis_client):
     ranker = Ranker(redis_client, settings())
     with pytest.raises(UsageError, match="not configured"):
@@ -158,3 +177,31 @@ def test_cli_json_table_and_exit_codes(redis_server, redis_client):
     past = _cli(redis_server, "--at", str(at - 1))
     assert past.returncode == 2 and "earlier than last_update" in past.stderr
     assert _cli(redis_server, "--limit", "0").returncode == 2
+
+    volumes = brute_force(trades, at, s, "2m", "volume")
+    least = volumes[len(volumes) // 2][0]
+    out = _cli(
+        redis_server,
+        "--window",
+        "2m",
+        "--by",
+        "price_change_pct",
+        "--json",
+        "--at",
+        str(at),
+        "--min-volume",
+        str(least),
+        "--limit",
+        "100",
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    kept = {t for v, t in volumes if v >= least}
+    want = [t for _, t in brute_force(trades, at, s, "2m", "price_change_pct") if t in kept]
+    assert [r["token"] for r in rows] == want and len(want) < len(volumes)
+    table = _cli(redis_server, "--window", "2m", "--at", str(at), "--min-volume", str(least))
+    assert table.returncode == 0 and f"with volume >= {least} by volume" in table.stdout
+    for bad in ("abc", "-1", "NaN", "inf", "1e99"):
+        out = _cli(redis_server, "--min-volume", bad)
+        assert out.returncode == 2 and "--min-volume" in out.stderr, (bad, out.stderr)
+        assert "Traceback" not in out.stderr

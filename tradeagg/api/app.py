@@ -4,7 +4,7 @@ Routes (all GET; OPTIONS answers CORS preflights):
 
 * ``/v1/tokens/{ADDR}?at=MS``: ``show --json`` object of one token
 * ``/v1/tokens?ids=A,B&at=MS``: array of up to 100 such objects, one instant
-* ``/v1/top?window=5m&by=volume&limit=50&at=MS``: array of ``top --json`` rows
+* ``/v1/top?window=5m&by=volume&limit=50&at=MS&min_volume=Q``: array of ``top --json`` rows
 * ``/v1/stream?tokens=A,B`` or ``?top=5m:volume:50``: Server-Sent Events
 * ``/v1/windows``: the configured window labels and the default one
 * ``/healthz``: 200 when Redis answers PING, else 503
@@ -182,15 +182,15 @@ class Api:
 
     def top(self, environ: dict) -> http.Response:
         qs = environ.get("QUERY_STRING", "")
-        q = params.query(qs, ("window", "by", "limit", "at"))
+        q = params.query(qs, ("window", "by", "limit", "at", "min_volume"))
         window = params.window(q.get("window"), self.settings, default_window(self.settings))
         by, limit = params.by(q.get("by")), params.limit(q.get("limit"), 50)
-        at = params.at(q.get("at"))
+        at, least = params.at(q.get("at")), params.min_volume(q.get("min_volume"))
         if at is None:  # the shared pass (see Hub.top): its instant is each row's "at"
-            ranking = self.hub.top(window, by, limit)
+            ranking = self.hub.top(window, by, limit, least)
         else:
             with self.slots:
-                ranking = self.ranker.top(window, by, limit, at)
+                ranking = self.ranker.top(window, by, limit, at, min_volume=least)
         return http.json_text(
             200, "[" + ", ".join(row_json(r, ranking) for r in ranking.rows) + "]"
         )

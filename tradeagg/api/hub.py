@@ -27,6 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 import gevent.event
@@ -270,7 +271,7 @@ class Hub:
             self.wake_ranker.wait(RANK_EVERY_S if not wanted else max(0.01, left))
             self.wake_ranker.clear()
 
-    def top(self, window: str, by: str, limit: int) -> Ranking:
+    def top(self, window: str, by: str, limit: int, min_volume: Decimal = Decimal(0)) -> Ranking:
         """The ranking of the newest shared pass if it began at most TOP_MAX_AGE_S + two
         passes ago, else of the next pass to end (however long passes take).
 
@@ -293,10 +294,13 @@ class Hub:
             if outcome is False:  # Redis failed that pass: say so now, not after TOP_WAIT_S
                 raise StoreError("the ranking pass failed; try again")
         snap = self.snapshot
-        rows = self.ranked_rows.get((window, by))
-        if rows is None:
-            rows = self.ranked_rows[(window, by)] = rank(snap.views, window, by, None)
-        return Ranking(snap.at, window, by, snap.candidates, rows[:limit], snap.views)
+        if min_volume:  # not kept: a client's every amount would be a cache entry
+            rows = rank(snap.views, window, by, limit, min_volume)
+        else:
+            rows = self.ranked_rows.get((window, by))
+            if rows is None:
+                rows = self.ranked_rows[(window, by)] = rank(snap.views, window, by, None)
+        return Ranking(snap.at, window, by, snap.candidates, rows[:limit], snap.views, min_volume)
 
     def dispatch(self, changed: set[str]) -> None:
         """Read what is watched, render each event once, hand it to its subscribers."""
@@ -391,7 +395,10 @@ class Hub:
         views = {v.token: v for v in ranking.views}
         kept: dict[str, bytes] = {}
         for spec in specs:
-            order = [r.token for r in rank(ranking.views, spec.window, spec.by, spec.limit)]
+            order = [
+                r.token
+                for r in rank(ranking.views, spec.window, spec.by, spec.limit, spec.min_volume)
+            ]
             for token in order:
                 kept.setdefault(token, update_event(views[token]))
             before = self.members.get(spec)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from urllib.parse import parse_qs
 
 from tradeagg.contract.address import ADDRESS_RE
-from tradeagg.engine.args import MAX_AT
+from tradeagg.engine.args import MAX_AT, parse_min_volume
 from tradeagg.engine.rank import RANK_BY
 from tradeagg.settings import Settings
 
@@ -35,11 +36,12 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class TopSpec:
-    """What a ranking subscription ranks: ``window``, ``by`` and ``limit``."""
+    """What a ranking subscription ranks: ``window``, ``by``, ``limit`` and the least volume."""
 
     window: str
     by: str
     limit: int
+    min_volume: Decimal = Decimal(0)
 
 
 def query(raw: str, allowed: tuple[str, ...]) -> dict[str, str]:
@@ -111,12 +113,20 @@ def limit(raw: str | None, default: int, most: int = MAX_LIMIT) -> int:
     return int(raw)
 
 
+def min_volume(raw: str | None) -> Decimal:
+    """The least window volume a ranked token needs (default 0)."""
+    return Decimal(0) if raw is None else parse_min_volume(raw)
+
+
 def top_spec(raw: str, settings: Settings) -> TopSpec:
-    """``5m:volume:50`` (by and limit optional) as a TopSpec."""
+    """``5m:volume:50`` (by, limit and a least volume optional) as a TopSpec."""
     parts = raw.split(":")
-    if not 1 <= len(parts) <= 3:
-        raise ApiError(400, f"top {raw[:60]!r}: expected WINDOW[:BY[:LIMIT]], e.g. 5m:volume:50")
+    if not 1 <= len(parts) <= 4:
+        raise ApiError(
+            400, f"top {raw[:60]!r}: expected WINDOW[:BY[:LIMIT[:MIN_VOLUME]]], e.g. 5m:volume:50"
+        )
     w = window(parts[0], settings, "")
     b = by(parts[1] if len(parts) > 1 else None)
     n = limit(parts[2] if len(parts) > 2 else None, 50, MAX_STREAM_LIMIT)
-    return TopSpec(w, b, n)
+    least = min_volume(parts[3] if len(parts) > 3 else None)
+    return TopSpec(w, b, n, least)

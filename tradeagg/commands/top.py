@@ -9,6 +9,7 @@ from tradeagg.commands import humanize, render
 from tradeagg.commands.coverage import add_strict_flag, check_windows
 from tradeagg.commands.wording import as_flags
 from tradeagg.contract.documents import rank_json
+from tradeagg.engine.args import parse_min_volume
 from tradeagg.engine.rank import RANK_BY, Ranker, Ranking, default_window
 from tradeagg.settings import Settings
 from tradeagg.store.connection import connect
@@ -16,12 +17,15 @@ from tradeagg.store.connection import connect
 EXAMPLES = """examples:
   tradeagg top                                 top 20 by 5m volume, now
   tradeagg top --window 1m --by buys --limit 10
-  tradeagg top --by price_change_pct --window 1h   biggest gainers of the hour
+  tradeagg top --by price_change_pct --window 1h --min-volume 100
+                                               biggest gainers of the hour among
+                                               tokens that traded at least 100 in it
   tradeagg top --json | jq -r .token           one JSON object per line, for scripts
   tradeagg top --at 1732550400000              as of an instant (epoch ms)
 
 Ranking is descending by --by; equal values are ordered by token address.
-Tokens without a trade in the window are not listed. Exit codes: 0 ok,
+Tokens without a trade in the window, or with less volume in it than
+--min-volume, are not listed. Exit codes: 0 ok,
 1 Redis failure, 2 bad option (unknown window, --at before a token's update).
 """
 
@@ -57,6 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "TRADEAGG_METRICS=seed)",
     )
     p.add_argument("--limit", type=_positive, default=20, metavar="N", help="rows (default 20)")
+    p.add_argument(
+        "--min-volume",
+        default="0",
+        metavar="QUOTE",
+        help="leave out tokens with less volume than QUOTE in the window (default 0), so "
+        "that one tiny trade does not top a %% ranking",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per line, ranked")
     p.add_argument("--at", type=int, metavar="MS", help="instant, epoch milliseconds")
     add_strict_flag(p)
@@ -70,8 +81,9 @@ def table(ranking: Ranking) -> str:
     """A human table with readable numbers."""
     when = datetime.fromtimestamp(ranking.at / 1000, tz=UTC).isoformat(timespec="seconds")
     label = ranking.window
+    least = f" with volume >= {ranking.min_volume}" if ranking.min_volume else ""
     title = (
-        f"top {len(ranking.rows)} of {ranking.candidates} active tokens by {ranking.by} "
+        f"top {len(ranking.rows)} of {ranking.candidates} active tokens{least} by {ranking.by} "
         f"in {label}, at {ranking.at} ({when})"
     )
     rows = []
@@ -105,7 +117,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         ranker = Ranker(client, settings)
         window = args.window or default_window(settings)
         with as_flags():
-            ranking = ranker.top(window, args.by, args.limit, args.at)
+            least = parse_min_volume(args.min_volume)
+            ranking = ranker.top(window, args.by, args.limit, args.at, min_volume=least)
     finally:
         client.close()
     if args.json:

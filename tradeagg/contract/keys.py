@@ -45,9 +45,10 @@ class TokenKeys:
 
 def token_keys(token: str, screener: bool = False) -> list[str]:
     """The four contract keys, as ``read_window.lua`` takes them; with ``screener``
-    (TRADEAGG_METRICS=full) its five screener sets after them."""
+    (TRADEAGG_METRICS=full) its five screener sets after them, then the id index
+    (whose "S" says whether the sets are kept for the list)."""
     k = TokenKeys(token)
-    return [*k.all(), *k.screener()] if screener else k.all()
+    return [*k.all(), *k.screener(), k.ids] if screener else k.all()
 
 
 def apply_keys(token: str) -> list[str]:

@@ -8,10 +8,13 @@ caller; commands add their flags' names (see ``commands/wording.py``).
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 from tradeagg.errors import BadQuery
 from tradeagg.settings import Settings
 
 MAX_AT = 2**53  # instants are exact in Lua's doubles below this
+MAX_MIN_VOLUME = Decimal(10) ** 18  # far above any window's volume; keeps the text short
 
 
 def windows_arg(settings: Settings) -> str:
@@ -51,3 +54,17 @@ def check_limit(limit: int | None) -> int | None:
     if limit is not None and limit < 1:
         raise BadQuery("limit", limit, "must be at least 1")
     return limit
+
+
+def parse_min_volume(raw: str) -> Decimal:
+    """A minimum window volume in quote units (``0``, ``2.5``): finite, >= 0; else BadQuery."""
+    text = raw.strip()
+    try:
+        value = Decimal(text) if len(text) <= 40 else None
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite() or not 0 <= value <= MAX_MIN_VOLUME:
+        raise BadQuery(
+            "min_volume", raw[:40], f"is not a quote amount from 0 to {MAX_MIN_VOLUME:.0e}"
+        )
+    return value

@@ -63,6 +63,7 @@ class Ranking:
     candidates: int  # tokens read
     rows: list[Ranked]
     views: list[TokenView]  # every token read, unranked (the demo sums them)
+    min_volume: Decimal = Decimal(0)  # tokens with less volume in the window were left out
 
 
 def metric(w: WindowView, by: str) -> Decimal | int | float | None:
@@ -74,12 +75,21 @@ def metric(w: WindowView, by: str) -> Decimal | int | float | None:
     return getattr(w, by)
 
 
-def rank(views: Iterable[TokenView], window: str, by: str, limit: int | None) -> list[Ranked]:
-    """Descending by the metric, ties by token address ascending; tokens without trades out."""
+def rank(
+    views: Iterable[TokenView],
+    window: str,
+    by: str,
+    limit: int | None,
+    min_volume: Decimal = Decimal(0),
+) -> list[Ranked]:
+    """Descending by the metric, ties by token address ascending; tokens without trades out,
+    and tokens whose window volume is below ``min_volume`` (so that one tiny trade does not
+    top a ``%`` ranking)."""
     scored = []
     for v in views:
-        value = metric(v.windows[window], by)
-        if value is not None:
+        w = v.windows[window]
+        value = metric(w, by)
+        if value is not None and w.volume >= min_volume:
             scored.append((value, v))
     scored.sort(key=lambda s: s[1].token)
     scored.sort(key=lambda s: s[0], reverse=True)  # stable: equal values keep address order
@@ -146,8 +156,10 @@ class Ranker:
         limit: int | None = 20,
         at: int | None = None,
         ahead_ms: int = 0,
+        min_volume: Decimal = Decimal(0),
     ) -> Ranking:
-        """The trending list: ``limit`` tokens by ``by`` in ``window`` as of ``at`` (default now)."""
+        """The trending list: ``limit`` tokens by ``by`` in ``window`` as of ``at`` (default now),
+        among those with at least ``min_volume`` of volume in ``window``."""
         check_window(self.settings, window)
         kept = RANK_BY if self.settings.metrics == "full" else RANK_BY[: -len(SCREENER_BY)]
         check_choice("by", by, kept)
@@ -156,9 +168,9 @@ class Ranker:
         probe = at if at is not None else (now_ms() if self.settings.clock == "wall" else None)
         tokens = self.active_tokens(probe)
         read_at, views = self.read_all(tokens, at, ahead_ms)
-        rows = rank(views, window, by, limit)
+        rows = rank(views, window, by, limit, min_volume)
         stamp = read_at if read_at is not None else max((v.at for v in views), default=0)
-        return Ranking(stamp, window, by, len(tokens), rows, views)
+        return Ranking(stamp, window, by, len(tokens), rows, views, min_volume)
 
 
 def default_window(settings: Settings) -> str:
