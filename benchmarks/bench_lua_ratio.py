@@ -8,7 +8,11 @@ on two Redis servers, one per tree's script, alternating which goes first.
 Redis' own per-command time (INFO commandstats, usec of EVALSHA) is summed
 per server, and the ratio after/before printed with the client-side wall
 ratio. Finally every token's aggregates hash is compared between the two
-servers: both scripts must have computed the same state. Asserts nothing.
+servers: both scripts must have computed the same state. Each tree gets the
+same trades in the stream format its own bridge writes (``format_of``: 912d4c2
+reads decimal entries without traders, this tree compact ones), so run it
+with PYTHONPATH = the newest tree (the one whose codec writes format 3).
+Asserts nothing.
 
     python benchmarks/bench_lua_ratio.py --before /work/main --after .
 """
@@ -24,7 +28,9 @@ from pathlib import Path
 
 import redis
 
+from tradeagg.contract import entry as codec
 from tradeagg.contract.keys import TokenKeys, apply_keys
+from tradeagg.contract.trade import Trade
 from tradeagg.devtools.embedded import Embedded
 from tradeagg.devtools.synthetic import SyntheticFeed
 from tradeagg.engine.apply import Engine, group_records, windows_arg
@@ -48,6 +54,27 @@ def keys_per_token(tree: str) -> int:
     return int(out.stdout)
 
 
+def format_of(tree: str) -> str:
+    """The stream entry format that tree's bridge writes (its worker hands those
+    entries to its script): "1" decimal, no trader (912d4c2), "2" decimal with
+    the trader's digest, "3" compact (base 36)."""
+    code = "from tradeagg.contract import entry; print(entry.FORMAT_VERSION)"
+    env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve())}
+    cmd = [sys.executable, "-c", code]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, cwd="/tmp")
+    return out.stdout.strip()
+
+
+def record_in(t: Trade, fmt: str) -> str:
+    """``t``'s stream record as a bridge of format ``fmt`` writes it: the same trade
+    for both trees, each in the form its script reads."""
+    if fmt == "3":
+        return codec.record(t)
+    side = ("b" if t.side == "buy" else "s") + (codec.trader_digest(t.trader) if fmt == "2" else "")
+    entry = f"{t.ts} {t.seq} {side} {t.quote_nano} {t.price} {t.id}"
+    return f"{t.token} {entry} {codec.id_digest(t.id)}"
+
+
 def evalsha_usec(client: redis.Redis) -> int:
     stats = client.info("commandstats")
     return int(stats.get("cmdstat_evalsha", {}).get("usec", 0))
@@ -69,6 +96,7 @@ def main() -> None:
             name: servers[name].script_load(script_of(getattr(args, name))) for name in servers
         }
         per = {name: keys_per_token(getattr(args, name)) for name in servers}
+        fmt = {name: format_of(getattr(args, name)) for name in servers}
         s = Settings()
         engine = Engine(servers["after"], s)  # only for grouping into calls
         feed = SyntheticFeed(tokens=args.tokens, seed=7)
@@ -78,16 +106,19 @@ def main() -> None:
         usec0 = {name: evalsha_usec(c) for name, c in servers.items()}
         calls = 0
         for b, i in enumerate(range(0, len(trades), args.batch)):
-            groups, _bad = group_records(t.record for t in trades[i : i + args.batch])
-            for call in engine.calls(groups):
+            batch = trades[i : i + args.batch]
+            grouped = {
+                name: group_records(record_in(t, fmt[name]) for t in batch)[0] for name in servers
+            }
+            for call in engine.calls(grouped["after"]):
                 keys = {
                     name: [k for token, _ in call for k in apply_keys(token)[: per[name]]]
                     for name in servers
                 }
-                argv = [0, "event", windows_arg(s), s.max_token_trades]
-                argv += ["\n".join(entries) for _, entries in call]
                 order = ("before", "after") if (b + calls) % 2 else ("after", "before")
                 for name in order:
+                    argv = [0, "event", windows_arg(s), s.max_token_trades]
+                    argv += ["\n".join(grouped[name][token]) for token, _ in call]
                     t0 = time.perf_counter()
                     servers[name].evalsha(shas[name], len(keys[name]), *keys[name], *argv)
                     wall[name] += time.perf_counter() - t0

@@ -90,7 +90,7 @@ local function write(K, st, at, fresh_ttl, rebuilt)
     local ttl = longest
     if fresh_ttl and st.n > 0 then
       local newest = st.tail and st.tail.ts  -- the list's last entry (lib/insert.lua)
-      if not newest then newest = tonumber(smatch(redis.call('LINDEX', K[1], -1), '^%-?%d+')) end
+      if not newest then newest = head(redis.call('LINDEX', K[1], -1)) end
       if newest and newest > at then ttl = longest + (newest - at) end
     end
     if not fresh_ttl then

@@ -1,61 +1,81 @@
 -- lib/entry.lua: the list entry, parsed and compared. A stored entry is
--- "<ts> <seq> <b|s><trader> <quote_nano> <price> <id>" (tradeagg/contract/entry.py);
+-- "<ts> <seq> <B|S><trader> <quote_nano> <price> <id>" (tradeagg/contract/entry.py),
+-- its three integers in base 36 (lowercase digits; read by tonumber(x, 36)):
+-- the compact form, marked by its capital side letter. Entries of earlier
+-- releases, "<ts> <seq> <b|s><trader> <quote_nano> <price> <id>" with decimal
+-- integers, still parse (a lowercase side letter) and stay as they are.
 -- <trader> is 8 base64url characters of SHA-1 of the trader's wallet glued to the
--- side letter, or nothing (entries of earlier releases: a trade of no known trader);
+-- side letter, or nothing (a trade of no known trader);
 -- a new trade in ARGV may come with " <digest>" after it (the first DIGEST
 -- hex digits of SHA-1(id), computed by the bridge), which only feeds the id
 -- index key (lib/ids.lua) and is not stored: a stored entry's key is computed
--- from its id when it leaves the list. Entries of earlier releases end with
+-- from its id when it leaves the list. Entries of older releases end with
 -- that digest too; they parse, and a rebuild rewrites them without it.
 --@include lib/volume.lua
 --@include lib/ids.lua
 
 local DIGEST = 20
--- the entry's fields and their patterns, written once; patterns that capture
--- only what a caller needs are derived from it (captures cost allocations)
--- (a glued field follows the one before it without a space)
-local FIELDS = {{'ts', '%d+'}, {'seq', '%d+'}, {'side', '[bs]'}, {'trader', '[%w_%-]*', true},
-                {'quote', '%d+'}, {'price', '%S+'}, {'id', '%S+'}}
+-- the entry's fields and their patterns, written once, in the decimal form, the
+-- compact form and either (a walk's loose read of a stored, checked element);
+-- patterns that capture only what a caller needs are derived from it (captures
+-- cost allocations) (a glued field follows the one before it without a space)
+local FIELDS = {{'ts', '%d+', '%w+', '%w+'}, {'seq', '%d+', '%w+', '%w+'},
+                {'side', '[bs]', '[BS]', '[bsBS]'},
+                {'trader', '[%w_%-]*', '[%w_%-]*', '[%w_%-]*', glued = true},
+                {'quote', '%d+', '%w+', '%w+'}, {'price', '%S+', '%S+', '%S+'},
+                {'id', '%S+', '%S+', '%S+'}}
 local TRADER = 8  -- characters of a trader's digest (48 bits)
 
--- anchored pattern of the first `upto` fields, capturing those in `wanted`
-local function head_pattern(upto, wanted)
+-- anchored pattern of the first `upto` fields of form `f` (2 decimal, 3
+-- compact, 4 either), capturing those in `wanted`
+local function head_pattern(upto, wanted, f)
   local out = '^'
   for i = 1, upto do
-    local name, pat, glued = FIELDS[i][1], FIELDS[i][2], FIELDS[i][3]
-    if i > 1 and not glued then out = out .. ' ' end
+    local name, pat = FIELDS[i][1], FIELDS[i][f]
+    if i > 1 and not FIELDS[i].glued then out = out .. ' ' end
     out = out .. (wanted[name] and ('(' .. pat .. ')') or pat)
   end
   return out
 end
 
-local ALL = {ts = true, seq = true, side = true, trader = true, quote = true, price = true,
-             id = true}
-local ENTRY = head_pattern(#FIELDS, ALL) .. ' ?(%x*)$'  -- digest optional
-local WALK = head_pattern(5, {ts = true, side = true, quote = true}) .. ' '
-local PRICE = head_pattern(6, {price = true}) .. ' '
--- what the screener metrics need of an element (lib/screener.lua)
-local SCREEN = head_pattern(6, {ts = true, side = true, trader = true, price = true}) .. ' '
+local WALK = head_pattern(5, {ts = true, side = true, quote = true}, 4) .. ' '
+-- the other patterns, and the side of a compact entry's capital letter
+local PAT = {side = {B = 'b', S = 's'}}
+do
+  local all = {ts = true, seq = true, side = true, trader = true, quote = true, price = true,
+               id = true}
+  PAT.entry36 = head_pattern(#FIELDS, all, 3) .. ' ?(%x*)$'  -- digest optional
+  PAT.entry10 = head_pattern(#FIELDS, all, 2) .. ' ?(%x*)$'
+  PAT.price = head_pattern(6, {price = true}, 4) .. ' '
+  -- what the screener metrics need of an element (lib/screener.lua)
+  PAT.screen = head_pattern(6, {ts = true, side = true, trader = true, price = true}, 4) .. ' '
+end
 
 local function parse(e)
-  local ts, seq, side, tr, q, price, id, dg = smatch(e, ENTRY)
-  if not ts then return nil end
+  local ts, seq, side, tr, q, price, id, dg = smatch(e, PAT.entry36)
+  local base = 36
+  if not ts then
+    base = 10
+    ts, seq, side, tr, q, price, id, dg = smatch(e, PAT.entry10)
+    if not ts then return nil end
+  end
   if dg == '' then dg = nil elseif #dg ~= DIGEST then return nil end
   if tr ~= '' and #tr ~= TRADER then return nil end
-  local qhi, qlo = split_q(q)
+  local qhi, qlo = split_q(q, base)
   local p = tonumber(price)
   -- a quote is at most 1e9 units (validation.py): sums of a list stay below 2^53
   if not p or p <= 0 or qhi > 1e9 or (qhi == 1e9 and qlo > 0) then return nil end
-  return {ts = tonumber(ts), seq = tonumber(seq), side = side, tr = tr, qhi = qhi, qlo = qlo,
-          price = price, id = id, dg = dg, raw = e}
+  return {ts = tonumber(ts, base), seq = tonumber(seq, base), side = PAT.side[side] or side,
+          tr = tr, qhi = qhi, qlo = qlo, price = price, id = id, dg = dg, raw = e}
 end
 
 -- ts, side, trader digest ('' if none) and price of a stored entry, as a table
 -- (the screener's view of an element entering the windows); corrupt if unparsable
 local function screen_item(raw)
-  local ts, side, tr, price = smatch(raw, SCREEN)
+  local ts, side, tr, price = smatch(raw, PAT.screen)
   if not ts then corrupt('unparsable list element ' .. ssub(raw, 1, 40)) end
-  return {ts = tonumber(ts), side = side, tr = tr, price = price}
+  local s = PAT.side[side]
+  return {ts = tonumber(ts, s and 36 or 10), side = s or side, tr = tr, price = price}
 end
 
 -- ts, side and quote (hi, lo) of a stored entry; nil if unparsable. Stored
@@ -63,11 +83,16 @@ end
 local function head(raw)
   local ts, side, q = smatch(raw, WALK)
   if not ts then return nil end
+  local s = PAT.side[side]
+  if s then
+    local hi, lo = split_q(q, 36)
+    return tonumber(ts, 36), s, hi, lo
+  end
   local hi, lo = split_q(q)
   return tonumber(ts), side, hi, lo
 end
 
-local function price_of(raw) return raw and smatch(raw, PRICE) end
+local function price_of(raw) return raw and smatch(raw, PAT.price) end
 
 -- a parsed entry as the list stores it: without the digest it came with
 -- the id index key of a parsed entry: from its digest if it came with one
@@ -90,7 +115,7 @@ end
 -- ID_FIELD - 1 first spaces (plain finds: a third of a pattern match's time)
 local ID_FIELD = 0
 for _, f in ipairs(FIELDS) do
-  if not f[3] then ID_FIELD = ID_FIELD + 1 end
+  if not f.glued then ID_FIELD = ID_FIELD + 1 end
   if f[1] == 'id' then break end
 end
 local function key_of_raw(raw)

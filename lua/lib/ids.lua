@@ -16,7 +16,7 @@
 local KEY_BYTES = 8
 local LOAD = 32            -- keys per bucket before a split; merged below LOAD / 4
 local MAX_BUCKETS = 65536  -- 16 address bits: past ~2M keys the buckets grow past LOAD
-local WHOLE = 32 * LOAD    -- an index of a list this short (<= ~8 KB) is read whole, in one call
+local WHOLE = 2 * LOAD     -- an index of a list this short (<= 2 buckets) is read whole, in one call
 local sfind, concat = string.find, table.concat
 
 -- the 8-byte key of a SHA-1 digest given as hex (at least 16 digits)
@@ -45,9 +45,11 @@ local function ids_new(key, N)
 end
 
 -- The stored index of `key`, for a list of `len` elements: its counts, and
--- for a short list the whole hash (one HGETALL of at most ~8 KB: a call costs
--- more than its bytes), from which buckets are taken when needed; otherwise
--- buckets are read on demand. A missing bucket is found when it is needed.
+-- for a short list (at most WHOLE: 1 or 2 buckets) the whole hash in one
+-- HGETALL, from which buckets are taken when needed; otherwise buckets are
+-- read on demand (HMGET). Past 2 buckets an HGETALL costs more than the two
+-- HMGETs (its reply is turned into Lua strings element by element: 2-4x at
+-- 32 buckets, measured). A missing bucket is found when it is needed.
 -- Raises CORRUPT when it is not an index.
 local function ids_open(key, len)
   local got, whole = nil, len <= WHOLE

@@ -90,7 +90,7 @@ end
 -- Looking up an absent field scans a small hash whole, so the usual token,
 -- complete, pays one HLEN instead.
 local function partial_windows(K, ws, idx, agg)
-  local want, per = 0, #LOADED
+  local want, per = 0, #agg / #ws
   for i = 1, #ws do
     if idx[i] then
       -- the loaded fields present, volume (with buys) and price_change_pct (with open)
@@ -189,7 +189,7 @@ local function load_state(K, conf)
   end
   st.ws = ws
   st.mark, st.old_mark = {}, {}
-  local agg = redis.call('HMGET', K[3], unpack(ws.load))
+  local agg = redis.call('HMGET', K[3], unpack(st.sk and ws.load or ws.load_seed))
   local cfs = partial_windows(K, ws, idx, agg)
   -- the screener's sets are kept for this list (the id index's "S"): a list written
   -- without them (TRADEAGG_METRICS=seed, an earlier release) is rebuilt by an apply
@@ -204,7 +204,7 @@ local function load_state(K, conf)
   end
   st.e = e
   local prev = 0
-  local per = #LOADED
+  local per = #agg / #ws
   local carried = {}
   local bv, bh, bl, sv, sh, sl
   for i = #ws, 1, -1 do
@@ -235,8 +235,10 @@ local function load_state(K, conf)
       st.idx[i] = x; st.tot[i] = t; st.cf[i] = tonumber(cf)
       st.old[i] = {b = t.b, s = t.s, bh = t.bh, bl = t.bl, sh = t.sh, sl = t.sl, idx = x,
                    open = open, close = close, cf = st.cf[i] or false,
-                   scr = {tonumber(agg[a + 7]) or -1, tonumber(agg[a + 8]) or -1,
-                          tonumber(agg[a + 9]) or -1, agg[a + 10], agg[a + 11]}}
+                   scr = per > LOADED.seed
+                         and {tonumber(agg[a + 7]) or -1, tonumber(agg[a + 8]) or -1,
+                              tonumber(agg[a + 9]) or -1, agg[a + 10], agg[a + 11]}
+                         or {-1, -1, -1, false, false}}
       if close then st.close = close end
     end
   end

@@ -24,16 +24,27 @@ end
 
 local function add(t, e, sign) addq(t, e.side, e.qhi, e.qlo, sign) end
 
--- whole and nano units of a quote given in nano units (decimal digits)
-local function split_q(q)
-  if #q <= 15 then  -- below 2^53: exact in a double
-    local n = tonumber(q)
-    local hi = floor(n / NANO)
-    local lo = n - hi * NANO
-    if lo < 0 then hi = hi - 1; lo = lo + NANO elseif lo >= NANO then hi = hi + 1; lo = lo - NANO end
+-- whole and nano units of a quote given in nano units: decimal digits, or
+-- base 36 (`base` 36: a compact list entry, lib/entry.lua)
+local function split_q(q, base)
+  local n
+  if base ~= 36 then
+    if #q > 15 then return tonumber(ssub(q, 1, -10)), tonumber(ssub(q, -9)) end
+    n = tonumber(q)  -- below 2^53: exact in a double
+  elseif #q > 10 then  -- 36^10 < 2^53 <= 36^11: digit by digit, exact
+    local hi, lo = 0, 0
+    for i = 1, #q do
+      lo = lo * 36 + tonumber(ssub(q, i, i), 36)
+      hi = hi * 36 + floor(lo / NANO); lo = lo % NANO
+    end
     return hi, lo
+  else
+    n = tonumber(q, 36)
   end
-  return tonumber(ssub(q, 1, -10)), tonumber(ssub(q, -9))
+  local hi = floor(n / NANO)
+  local lo = n - hi * NANO
+  if lo < 0 then hi = hi - 1; lo = lo + NANO elseif lo >= NANO then hi = hi + 1; lo = lo - NANO end
+  return hi, lo
 end
 
 -- Integers as text. '%d' formats an integer about 3x faster than '%.0f'

@@ -12,9 +12,11 @@ local METRICS = {'buys', 'sells', 'buy_volume', 'sell_volume', 'volume', 'open',
                  'price_change_pct', 'makers', 'buyers', 'sellers', 'high', 'low'}
 local SEED_METRICS = 8  -- METRICS without the screener's
 -- the fields load_state reads back, per window, in this order (complete_from
--- apart, only when some window is partial: lib/state.lua)
+-- apart, only when some window is partial: lib/state.lua); a call without the
+-- screener's keys reads the first `seed` only (ws.load_seed): an absent field
+-- costs HMGET a scan of the whole hash
 local LOADED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'open', 'close',
-                'makers', 'buyers', 'sellers', 'high', 'low'}
+                'makers', 'buyers', 'sellers', 'high', 'low', seed = 6}
 -- every field a window may own in the aggregates hash
 local OWNED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'volume', 'open', 'close',
                'price_change_pct', 'complete_from', 'makers', 'buyers', 'sellers', 'high', 'low'}
@@ -35,7 +37,7 @@ local function windows_of(pairs)
     if a[2] ~= b[2] then return a[2] < b[2] end
     return a[1] < b[1]
   end)
-  local ws = {labels = {}, load = {}, has = {}}
+  local ws = {labels = {}, load = {}, load_seed = {}, has = {}}
   for _, p in ipairs(pairs) do
     local label = p[1]
     local w = {label = label, ms = p[2]}
@@ -44,6 +46,7 @@ local function windows_of(pairs)
     ws.labels[#ws.labels + 1] = label
     ws.has[label] = true
     for _, m in ipairs(LOADED) do ws.load[#ws.load + 1] = w[m] end
+    for j = 1, LOADED.seed do ws.load_seed[#ws.load_seed + 1] = w[LOADED[j]] end
   end
   return ws
 end

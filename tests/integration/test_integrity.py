@@ -20,6 +20,7 @@ import pytest
 from tests.support.checks import assert_matches_reference
 from tradeagg.clock import now_ms
 from tradeagg.contract import keys
+from tradeagg.contract.entry import sort_key
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import Engine
 from tradeagg.engine.read import Reader
@@ -127,7 +128,7 @@ DEEP = {
 def assert_exact(client, trades: list[Trade]) -> None:
     assert_matches_reference(Reader(client, S), trades, now_ms(), S.windows, [TOKEN])
     es = entries(client)
-    assert es == sorted(set(es), key=lambda e: (int(e.split()[0]), int(e.split()[1]), e.split()[5]))
+    assert es == sorted(set(es), key=sort_key)
 
 
 PARAMS = [(c, p) for c in CASES for p in ("apply", "janitor") if p == "janitor" or c not in DEEP]

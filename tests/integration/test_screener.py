@@ -133,10 +133,10 @@ def test_trades_of_no_trader_count_in_high_and_low_only(redis_client) -> None:
     old = Trade("o1", A, "buy", 5, "7", T0 - 1_000)  # no trader
     new = trade(2, T0 - 500, WALLETS[3], "buy", "3")
     engine.apply_records([old.record, new.record], now=T0)
-    assert " b " in redis_client.lindex(TokenKeys(A).trades, 0).decode()
+    assert redis_client.lindex(TokenKeys(A).trades, 0).decode().split(" ")[2] == "B"  # no digest
     w = reader.read(A, T0).windows["1m"]
     assert (w.makers, w.buyers, w.high, w.low) == (1, 1, Decimal(7), Decimal(3))
-    assert encode_records([old.record])["v"] == "2"
+    assert encode_records([old.record])["v"] == "3"
 
 
 def test_seed_metrics_keep_no_screener_state_and_omit_its_fields(redis_client) -> None:

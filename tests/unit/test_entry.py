@@ -50,7 +50,7 @@ def test_group_drops_identical_duplicates_only():
 @pytest.mark.parametrize(
     "fields, reason",
     [
-        ({b"v": b"3", b"t": b"x"}, "unknown entry format v='3'"),
+        ({b"v": b"4", b"t": b"x"}, "unknown entry format v='4'"),
         ({b"t": b"x"}, "unknown entry format v=None"),
         ({b"v": b"1"}, "unknown entry format v='1'"),
         ({b"v": b"1", b"t": "\u00e9".encode()}, "entry is not ASCII"),
@@ -99,16 +99,42 @@ def test_a_list_entry_carries_the_traders_digest_glued_to_its_side():
     t = Trade("sig:0", wallet, "sell", 5, "1.5", 1000, 2, trader=wallet)
     digest = codec.trader_digest(wallet)
     assert len(digest) == codec.TRADER_DIGEST and digest.replace("-", "").replace("_", "").isalnum()
-    assert t.entry == f"1000 2 s{digest} 5 1.5 sig:0"
+    assert t.entry == f"rs 2 S{digest} 5 1.5 sig:0"  # integers in base 36: 1000 = "rs"
     assert codec.trader_digest("") == ""
-    assert Trade("x", wallet, "buy", 5, "1", 1).entry == "1 0 b 5 1 x"  # no trader: as before
+    assert Trade("x", wallet, "buy", 5, "1", 1).entry == "1 0 B 5 1 x"  # no trader
     assert codec.sort_key(t.entry) == (1000, 2, "sig:0")
     with pytest.raises(ValueError):
-        codec.sort_key(f"1000 2 s{digest}x 5 1.5 sig:0")  # not 0 or 8 characters
+        codec.sort_key(f"rs 2 S{digest}x 5 1.5 sig:0")  # not 0 or 8 characters
+    with pytest.raises(ValueError):
+        codec.sort_key(f"rs 2 s{digest}x 5 1.5 sig:0")
+
+
+def test_a_list_entry_writes_its_integers_in_base_36():
+    from tradeagg.contract.trade import Trade
+
+    wallet = "So11111111111111111111111111111111111111112"
+    big = Trade("id", wallet, "buy", 10**18, "2", 1_764_700_000_123, 2**63 - 1, trader=wallet)
+    ts, seq, side, quote, price, ident = big.entry.split(" ")
+    assert (ts, seq, quote) == ("miowtenv", "1y2p0ij32e8e7", "7lieexzx4kxs")
+    assert (int(ts, 36), int(seq, 36), int(quote, 36)) == (big.ts, big.seq, big.quote_nano)
+    assert side[0] == "B" and (price, ident) == ("2", "id")
+    assert codec.sort_key(big.entry) == (big.ts, big.seq, "id")
+    for n in (0, 35, 36, 1295, 1296, 46655, 46656, 2**53, 2**64 + 1):
+        assert int(codec.base36(n), 36) == n and codec.base36(n) == codec.base36(n).lower()
+
+
+def test_decimal_entries_of_earlier_releases_still_decode():
+    wallet = "So11111111111111111111111111111111111111112"
+    digest = codec.trader_digest(wallet)
+    old = {b"v": b"2", b"t": f"{wallet} 1000 2 s{digest} 5 1.5 sig:0 abc".encode()}
+    assert [r[2] for r in codec.decode(old).records] == [(1000, 2, "sig:0")]
+    assert codec.sort_key(f"1000 2 s{digest} 5 1.5 sig:0") == (1000, 2, "sig:0")
+    # the same digits read in base 36 when the side letter is a capital
+    assert codec.sort_key(f"1000 2 S{digest} 5 1.5 sig:0") == (46656, 2, "sig:0")
 
 
 def test_records_of_format_1_without_traders_still_decode():
     wallet = "So11111111111111111111111111111111111111112"
     old = {b"v": b"1", b"t": f"{wallet} 1 0 b 5 1 x".encode()}
     assert [r[1] for r in codec.decode(old).records] == ["1 0 b 5 1 x"]
-    assert codec.encode([])["v"] == "2"
+    assert codec.encode([])["v"] == "3"

@@ -2,12 +2,18 @@
 
 A shard stream entry (``tradeagg:{sN}:stream``) packs many trades::
 
-    v = "2"                        format version ("1": records of no trader)
+    v = "3"                        format version ("2": decimal entries, "1": and no traders)
     t = "<record>\\n<record>..."   one record per trade
     src = "..."                    optional: where the trades came from
 
 A record is ``<token> <list entry> <digest>``. A list entry, exactly what
-``token:{A}:trades`` holds, is ``<ts> <seq> <b|s><trader> <quote_nano> <price> <id>``:
+``token:{A}:trades`` holds, is ``<ts> <seq> <B|S><trader> <quote_nano> <price> <id>``,
+its three integers in base 36 (lowercase), the capital side letter marking
+that compact form: every byte of an element is paid for per kept trade, and
+base 36 takes 8 characters for a 13-digit ts, 7 for a quote of 1-78 SOL in
+nano units. Records of formats 1 and 2 and elements of earlier releases hold
+the decimal form, ``<ts> <seq> <b|s><trader> <quote_nano> <price> <id>``:
+both forms are read everywhere (``sort_key``, ``lua/lib/entry.lua``).
 ``<trader>`` is the trader's digest (8 base64url characters of SHA-1 of the
 wallet: 48 bits, the screener's distinct traders) glued to the side letter,
 or nothing in records of format 1 and elements of earlier releases (a trade
@@ -18,7 +24,7 @@ need not) gives the id's key in the token's id index ``tradeagg:{A}:ids``
 and never stores it (every byte of an element is paid for per kept trade).
 Every field is free of spaces (the contract forbids whitespace in ids and
 addresses), so splitting on a space is unambiguous. ``quote_nano`` is the
-quote in units of 1e-9, an integer; ``price`` a plain decimal.
+quote in units of 1e-9, an integer; ``price`` a plain decimal, as given.
 
 ``encode`` is the bridge's side, ``decode`` and ``group`` the worker's: a
 whole entry that cannot be used raises ``MalformedEntry``; a bad record in a
@@ -40,8 +46,8 @@ from tradeagg.errors import MalformedEntry
 if TYPE_CHECKING:
     from tradeagg.contract.trade import Trade
 
-FORMAT_VERSION = "2"
-FORMATS = ("1", "2")  # what decode reads: 1 is 2 without traders
+FORMAT_VERSION = "3"
+FORMATS = ("1", "2", "3")  # what decode reads: 2 is 3 in decimal, 1 is 2 without traders
 DIGEST = 20
 TRADER_DIGEST = 8  # base64url characters: 48 bits of SHA-1
 RAW_KEEP = 500  # characters of a bad record or entry quoted in its error
@@ -65,15 +71,43 @@ def trader_digest(trader: str) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii")
 
 
-def _side_ok(side: str) -> bool:
-    """A list entry's side field: ``b`` or ``s``, then nothing or a trader digest."""
-    return side[:1] in ("b", "s") and len(side) in (1, 1 + TRADER_DIGEST)
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_B36_PAIRS = [a + b for a in _B36 for b in _B36]  # two digits at a time (the bridge's hot path)
+_B36_SHORT = [p.lstrip("0") or "0" for p in _B36_PAIRS]  # 0 .. 36^2 - 1, no leading zero
+
+
+def base36(n: int) -> str:
+    """A non-negative integer in base 36, lowercase (Lua reads it with ``tonumber(x, 36)``)."""
+    if n < 1296:
+        return _B36_SHORT[n]
+    hi, lo = divmod(n, 1296)
+    if hi < 1296:
+        return _B36_SHORT[hi] + _B36_PAIRS[lo]
+    hi, mid = divmod(hi, 1296)  # a ts of this century: 8 digits
+    out = _B36_PAIRS[mid] + _B36_PAIRS[lo]
+    while hi >= 1296:
+        hi, r = divmod(hi, 1296)
+        out = _B36_PAIRS[r] + out
+    return _B36_SHORT[hi] + out
+
+
+def _base_of(side: str) -> int:
+    """A list entry's side field -> the base of its integers (36: compact, 10:
+    decimal); ValueError unless it is a side letter, then nothing or a trader digest."""
+    if len(side) in (1, 1 + TRADER_DIGEST):
+        letter = side[0]
+        if letter in "BS":
+            return 36
+        if letter in "bs":
+            return 10
+    raise ValueError("not a list entry")
 
 
 def list_entry(trade: Trade) -> str:
-    """The list entry of ``trade`` (what ``token:{A}:trades`` holds)."""
-    side = ("b" if trade.side == "buy" else "s") + trader_digest(trade.trader)
-    return f"{trade.ts} {trade.seq} {side} {trade.quote_nano} {trade.price} {trade.id}"
+    """The list entry of ``trade`` (what ``token:{A}:trades`` holds), compact."""
+    side = ("B" if trade.side == "buy" else "S") + trader_digest(trade.trader)
+    return (f"{base36(trade.ts)} {base36(trade.seq)} {side} {base36(trade.quote_nano)} "
+            f"{trade.price} {trade.id}")
 
 
 def record(trade: Trade) -> str:
@@ -97,9 +131,10 @@ def encode_records(records: Iterable[str], src: str = "") -> dict[str, str]:
 def sort_key(entry: str) -> SortKey:
     """The (ts, seq, id) order of a list entry; ValueError if it is not one."""
     parts = entry.split(" ")
-    if len(parts) not in (6, 7) or not _side_ok(parts[2]):
+    if len(parts) not in (6, 7):
         raise ValueError("not a list entry")
-    return int(parts[0]), int(parts[1]), parts[5]
+    base = _base_of(parts[2])
+    return int(parts[0], base), int(parts[1], base), parts[5]
 
 
 @dataclass
@@ -155,9 +190,10 @@ def decode(fields: Mapping[Any, Any]) -> Decoded:
             continue
         parts = entry.split(" ")
         try:
-            if len(parts) not in (6, 7) or not _side_ok(parts[2]):
+            if len(parts) not in (6, 7):
                 raise ValueError("not a list entry")
-            records.append((token, entry, (int(parts[0]), int(parts[1]), parts[5])))
+            base = _base_of(parts[2])
+            records.append((token, entry, (int(parts[0], base), int(parts[1], base), parts[5])))
         except ValueError:
             out.bad.append(("unparsable record", line[:RAW_KEEP]))
             continue

@@ -265,7 +265,7 @@ class ShardConsumer:
         m.incr("entries.acked", acked)
         m.timing("batch.latency", (time.perf_counter() - t0) * 1000)
         newest = max(
-            (int(groups[r.token][-1].partition(" ")[0]) for r in results if r.applied), default=0
+            (codec.sort_key(groups[r.token][-1])[0] for r in results if r.applied), default=0
         )
         if newest:
             m.timing("visible.latency", max(0, now_ms() - newest))
