@@ -363,3 +363,31 @@ def test_passes_aim_ahead_only_for_a_while_after_one_caught_up() -> None:
     for _ in moved:
         h.refresh_rankings()
     assert aims == [0, 0] + [1_000] * AIM_PASSES + [0]
+
+
+def test_stream_rankings_alone_take_the_bounded_pass_top_requests_the_full_one() -> None:
+    """Ranking subscriptions by a bounded metric read few tokens (``api/ranking.py``); a
+    ``GET /v1/top`` meanwhile, or a metric with no stored bound, needs the full pass."""
+    h = hub()
+    full, few = [], []
+    views = [_view(t, v) for t, v in ((A, 1), (B, 3), (C, 2))]
+
+    def top(window, by="volume", limit=20, at=None, ahead_ms=0):
+        (few if limit == 2 else full).append((window, by))
+        return Ranking(5_000, window, by, 3, rank(views, window, by, limit), views)
+
+    h.ranker.top = top
+    h.bounded.top = top  # the bounded pass ranks to the subscription's limit
+    sub = Subscriber(top=TopSpec("5m", "volume", 2))
+    h.subscribe(sub)
+    h.refresh_rankings()
+    assert few == [("5m", "volume")] and full == []
+    assert h.members[TopSpec("5m", "volume", 2)] == [B, C]
+    assert b'"tokens": ["' + B.encode() in sub.pending()
+    h.top_wanted_at = h.clock()  # a GET /v1/top came
+    h.refresh_rankings()
+    assert len(full) == 1 and len(few) == 1 and h.snapshot is not None
+    h.top_wanted_at = -1e18
+    h.subscribe(Subscriber(top=TopSpec("5m", "price_change_pct", 2)))
+    h.refresh_rankings()
+    assert len(full) == 2 and len(few) == 1

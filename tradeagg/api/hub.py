@@ -33,6 +33,7 @@ import gevent.event
 
 from tradeagg.api.params import TopSpec
 from tradeagg.api.push import DirectWriter
+from tradeagg.api.ranking import BoundedRanker, bounded
 from tradeagg.contract import keys
 from tradeagg.contract.address import ADDRESS_RE
 from tradeagg.engine.rank import Ranked, Ranker, Ranking, default_window, rank
@@ -155,7 +156,7 @@ class Hub:
         self.latest: dict[str, bytes] = {}  # update events of current ranking members
         self.ranked_at = -1e18
         self.wake_ranker = gevent.event.Event()
-        self.last_top_at = 0
+        self.top_at: dict[TopSpec, int] = {}  # the instant of each spec's members
         self.dropped = 0
         self.snapshot: Ranking | None = None  # the newest pass: every active token, one instant
         self.snapshot_started = -1e18  # clock() when that pass began
@@ -166,6 +167,8 @@ class Hub:
         self.ranking_now = False  # a pass is under way
         self.passes = 0  # passes that ended with a ranking
         self.pass_s = 0.0  # how long the last one took
+        self.bounded = BoundedRanker(self.ranker)
+        self.bounded_s = 0.0  # how long the last bounded pass took
         self.aim_passes = 0  # passes still aimed ahead (after a catch-up)
         self.offered: set[Subscriber] = set()  # given events since the last flush
 
@@ -200,6 +203,7 @@ class Hub:
                 if not subs:
                     del self.by_top[sub.top]
                     self.members.pop(sub.top, None)
+                    self.top_at.pop(sub.top, None)
 
     def clients(self) -> int:
         return len(self.subscribers)
@@ -362,22 +366,39 @@ class Hub:
         log.warning("slow sse client dropped %s", kv(dropped=self.dropped))
 
     def refresh_rankings(self) -> None:
-        """One exact read of every active token (the shared pass), ranked for each spec."""
+        """One ranking pass, ranked for each spec: the shared full pass (every active token
+        read as of one instant: ``Hub.top`` serves it) while ``GET /v1/top`` is wanted or a
+        spec ranks by a metric with no stored bound; else the bounded pass of each
+        (window, by) the subscriptions rank by (``api/ranking.py``: few tokens read)."""
         started = self.ranked_at = self.clock()
         self.ranking_now = ok = True
+        specs = list(self.by_top)
+        full = self.wants_full(specs)
         try:
-            # for a while after a pass had to read every token again (one moved past its
+            # for a while after a pass had to read its tokens again (one moved past its
             # instant), aim ahead by twice the last pass; else as of now
-            ahead = int(2_000 * self.pass_s) if self.aim_passes > 0 else 0
-            caught_up = self.ranker.catch_ups
-            ranking = self.ranker.top(default_window(self.settings), "volume", 1, ahead_ms=ahead)
-            if self.ranker.catch_ups > caught_up:
+            last = self.pass_s if full else self.bounded_s
+            ahead = int(2_000 * last) if self.aim_passes > 0 else 0
+            caught_up = self.ranker.catch_ups + self.bounded.catch_ups
+            if full:
+                ranking = self.ranker.top(
+                    default_window(self.settings), "volume", 1, ahead_ms=ahead
+                )
+                orders = {s: rank(ranking.views, s.window, s.by, s.limit) for s in specs}
+                ats = dict.fromkeys(specs, ranking.at)
+                views = ranking.views
+            else:
+                orders, ats, views = self.bounded_pass(specs, ahead)
+            if self.ranker.catch_ups + self.bounded.catch_ups > caught_up:
                 self.aim_passes = AIM_PASSES
             else:
                 self.aim_passes = max(0, self.aim_passes - 1)
-            self.snapshot, self.snapshot_started, self.ranked_rows = ranking, started, {}
-            self.passes += 1
-            self.pass_s = self.clock() - started
+            if full:
+                self.snapshot, self.snapshot_started, self.ranked_rows = ranking, started, {}
+                self.passes += 1
+                self.pass_s = self.clock() - started
+            else:
+                self.bounded_s = self.clock() - started
         except BaseException:
             ok = False
             raise
@@ -387,30 +408,68 @@ class Hub:
             self.ranking_now = False
             self.pass_done.set(ok)
             self.pass_done = gevent.event.AsyncResult()
-        specs = list(self.by_top)
-        views = {v.token: v for v in ranking.views}
+        self.publish_rankings(specs, orders, ats, views)
+
+    def wants_full(self, specs: list[TopSpec]) -> bool:
+        return (
+            not specs
+            or self.clock() - self.top_wanted_at < TOP_DEMAND_S
+            or self.settings.clock != "wall"
+            or not all(bounded(s.by) for s in specs)
+        )
+
+    def bounded_pass(
+        self, specs: list[TopSpec], ahead: int
+    ) -> tuple[dict[TopSpec, list[Ranked]], dict[TopSpec, int], list[TokenView]]:
+        """Each (window, by) ranked once, to the largest limit asked for it."""
+        limits: dict[tuple[str, str], int] = {}
+        for s in specs:
+            limits[(s.window, s.by)] = max(s.limit, limits.get((s.window, s.by), 0))
+        got = {
+            key: self.bounded.top(key[0], key[1], limit, ahead_ms=ahead)
+            for key, limit in limits.items()
+        }
+        views: dict[str, TokenView] = {}
+        for ranking in got.values():
+            for v in ranking.views:
+                if v.token not in views or views[v.token].at < v.at:
+                    views[v.token] = v
+        orders = {s: got[(s.window, s.by)].rows[: s.limit] for s in specs}
+        ats = {s: got[(s.window, s.by)].at for s in specs}
+        return orders, ats, list(views.values())
+
+    def publish_rankings(
+        self,
+        specs: list[TopSpec],
+        orders: dict[TopSpec, list[Ranked]],
+        ats: dict[TopSpec, int],
+        views: list[TokenView],
+    ) -> None:
+        """Members changed: a ``top`` event and the new members' states to the spec's
+        subscribers (the members' later changes reach them through ``dispatch``)."""
+        by_token = {v.token: v for v in views}
         kept: dict[str, bytes] = {}
         for spec in specs:
-            order = [r.token for r in rank(ranking.views, spec.window, spec.by, spec.limit)]
+            order = [r.token for r in orders[spec]]
             for token in order:
-                kept.setdefault(token, update_event(views[token]))
+                kept.setdefault(token, update_event(by_token[token]))
             before = self.members.get(spec)
             self.members[spec] = order
+            self.top_at[spec] = ats[spec]
             if before == order:
                 continue
             fresh = [t for t in order if t not in set(before or ())]
             targets = list(self.by_top.get(spec, ()))
-            self.deliver(targets, TOP_KEY, top_event(spec, order, ranking.at))
+            self.deliver(targets, TOP_KEY, top_event(spec, order, ats[spec]))
             for token in fresh:
                 self.deliver(targets, token, kept[token])
         self.latest = kept
-        self.last_top_at = ranking.at
         self.flush()
 
     def _greet(self, sub: Subscriber, spec: TopSpec) -> None:
         """A new ranking subscriber: the current order and its members' latest states."""
         order = self.members[spec]
-        sub.offer(TOP_KEY, top_event(spec, order, self.last_top_at))
+        sub.offer(TOP_KEY, top_event(spec, order, self.top_at.get(spec, 0)))
         for token in order:
             if token in self.latest:
                 sub.offer(token, self.latest[token])
