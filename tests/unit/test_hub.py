@@ -96,11 +96,13 @@ def test_an_update_is_read_and_rendered_once_and_the_same_bytes_reach_every_subs
     h = hub()
     reads: list[list[str]] = []
 
-    def read_many(tokens, at=None):  # stands in for Redis
+    def fetch(tokens, ats):  # stands in for Redis
+        assert ats == [None] * len(tokens)  # each as of its own last_update
         reads.append(list(tokens))
-        return [_view(t) for t in tokens]
+        return [t for t in tokens]
 
-    h.ranker.reader.read_many = read_many
+    h.ranker.reader.fetch = fetch
+    h.ranker.reader.view = lambda token, at, raw: _view(raw)
     both, only_a = Subscriber(tokens=[A, B]), Subscriber(tokens=[A])
     h.subscribe(both)
     h.subscribe(only_a)

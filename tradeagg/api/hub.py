@@ -37,9 +37,9 @@ from tradeagg.api.ranking import BoundedRanker, bounded
 from tradeagg.contract import keys
 from tradeagg.contract.address import ADDRESS_RE
 from tradeagg.engine.rank import Ranked, Ranker, Ranking, default_window, rank
-from tradeagg.engine.read import TokenView
+from tradeagg.engine.read import YIELD_EVERY, TokenView
 from tradeagg.engine.viewjson import view_json
-from tradeagg.errors import StoreError
+from tradeagg.errors import StoreError, TokenRebuilding
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
 from tradeagg.runtime import retry
@@ -311,10 +311,7 @@ class Hub:
         wanted = sorted(t for t in changed if t in self.by_token or t in ranked_in)
         if not wanted:
             return
-        # each token as of now, or of its own newer state (no common instant needed: no
-        # catch-up re-reading every token when one moves meanwhile)
-        views = self.ranker.reader.read_many(wanted)
-        for view in views:
+        for view in self.newest(wanted):
             token = view.token
             payload = update_event(view)
             self.deliver(list(self.by_token.get(token, ())), token, payload)
@@ -322,6 +319,25 @@ class Hub:
                 self.latest[token] = payload
                 self.deliver(list(self.by_top.get(spec, ())), token, payload)
         self.flush()
+
+    def newest(self, tokens: list[str]) -> list[TokenView]:
+        """Each token's newest state: as of its own last_update, which the announcement
+        that named it (or a later apply) set. One pipelined round trip whatever moves
+        meanwhile (a read as of now would answer "past" for a token applied after that
+        now and need a second), and no sliding of windows to now in Redis: the state is
+        exact as of its ``at``, and a later apply or the janitor announces the next. A
+        token being rebuilt is skipped (announced again once rebuilt)."""
+        reader = self.ranker.reader
+        raws = reader.fetch(tokens, [None] * len(tokens))
+        views = []
+        for i, (token, raw) in enumerate(zip(tokens, raws, strict=True)):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                gevent.sleep(0)  # a long parse lets the clients' greenlets run
+            try:
+                views.append(reader.view(token, None, raw))
+            except TokenRebuilding:
+                continue
+        return views
 
     def deliver(self, targets: Iterable[Subscriber], key: str, payload: bytes) -> None:
         now = time.monotonic()
