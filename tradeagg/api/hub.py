@@ -3,7 +3,7 @@
 ``Hub.run`` XREADs every shard's ``tradeagg:{sN}:changes`` (one blocking
 connection for the whole process) and, at most once a tick (``TICK_S``), reads
 each token announced meanwhile that somebody watches once (pipelined, each
-exact as of now, or of its own newer last_update), renders its ``update``
+exact as of its own last_update: the newest state), renders its ``update``
 event once, and hands the same bytes to every subscriber of that token. A
 subscriber is thus woken at most once a tick and writes everything it has
 pending in one send; the work per subscriber is the events it receives.
@@ -14,7 +14,8 @@ state replaces the older one: the client skips ahead), and a subscriber
 whose mailbox outgrows ``MAX_PENDING`` or who has not taken anything for
 ``STALL_S`` seconds is dropped. Ranking subscriptions (``?top=5m:volume:50``)
 share one exact ranking, refreshed at most every ``RANK_EVERY_S`` by its own
-greenlet (``rank_loop``); when the
+greenlet (``rank_loop``): a bounded pass (``api/ranking.py``) while no
+``GET /v1/top`` wants the full one; when the
 members change the subscribers get a ``top`` event with the new order.
 ``GET /v1/top`` (no ``at``) ranks the same shared pass (``Hub.top``): a pass
 at most ``TOP_MAX_AGE_S`` old, else the next one; while such requests keep
