@@ -33,6 +33,7 @@ from typing import Any
 import gevent.event
 
 from tradeagg.api.params import TopSpec
+from tradeagg.api.pipelines import fetch_split
 from tradeagg.api.push import DirectWriter
 from tradeagg.api.ranking import BoundedRanker, bounded
 from tradeagg.contract import keys
@@ -329,7 +330,7 @@ class Hub:
         exact as of its ``at``, and a later apply or the janitor announces the next. A
         token being rebuilt is skipped (announced again once rebuilt)."""
         reader = self.ranker.reader
-        raws = reader.fetch(tokens, [None] * len(tokens))
+        raws = fetch_split(lambda part: reader.fetch(part, [None] * len(part)), tokens)
         views = []
         for i, (token, raw) in enumerate(zip(tokens, raws, strict=True)):
             if i % YIELD_EVERY == YIELD_EVERY - 1:

@@ -30,6 +30,7 @@ from typing import Any
 
 import redis
 
+from tradeagg.api.pipelines import fetch_split
 from tradeagg.clock import now_ms
 from tradeagg.contract.keys import TokenKeys
 from tradeagg.engine.args import check_at, check_limit, check_window
@@ -92,6 +93,10 @@ class BoundedRanker:
         self.catch_ups = 0  # passes begun again because a token moved past their instant
 
     def bounds(self, tokens: Sequence[str], window: str, by: str) -> list[Decimal | None]:
+        """Each token's stored bound (``bound_of``), pipelined in parts sent at once."""
+        return fetch_split(lambda part: self._bounds(part, window, by), tokens)
+
+    def _bounds(self, tokens: Sequence[str], window: str, by: str) -> list[Decimal | None]:
         names = fields(window, by)
         out: list[Decimal | None] = []
         try:
