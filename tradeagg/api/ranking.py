@@ -33,8 +33,8 @@ import redis
 from tradeagg.api.pipelines import fetch_split
 from tradeagg.clock import now_ms
 from tradeagg.contract.keys import TokenKeys
-from tradeagg.engine.args import check_at, check_limit, check_window
-from tradeagg.engine.rank import Ranker, Ranking, metric, rank
+from tradeagg.engine.args import check_at, check_choice, check_limit, check_window
+from tradeagg.engine.rank import RANK_BY, SCREENER_BY, Ranker, Ranking, metric, rank
 from tradeagg.engine.read import TokenView
 from tradeagg.errors import PastInstant, StoreError
 from tradeagg.store.connection import text
@@ -122,6 +122,8 @@ class BoundedRanker:
         check_window(self.settings, window)
         check_limit(limit)
         check_at(at)
+        kept = RANK_BY if self.settings.metrics == "full" else RANK_BY[: -len(SCREENER_BY)]
+        check_choice("by", by, kept)
         if not bounded(by):
             raise ValueError(f"no stored bound for by={by!r}")
         explicit = at is not None
