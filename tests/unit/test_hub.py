@@ -393,3 +393,18 @@ def test_stream_rankings_alone_take_the_bounded_pass_top_requests_the_full_one()
     h.subscribe(Subscriber(top=TopSpec("5m", "price_change_pct", 2)))
     h.refresh_rankings()
     assert len(full) == 2 and len(few) == 1
+
+
+def test_a_ranking_whose_last_subscriber_left_during_the_pass_is_forgotten() -> None:
+    h = hub()
+    views = [_view(t, v) for t, v in ((A, 1), (B, 3))]
+    sub = Subscriber(top=TopSpec("5m", "volume", 2))
+
+    def top(window, by="volume", limit=20, at=None, ahead_ms=0):
+        h.unsubscribe(sub)  # the client hangs up while the pass reads
+        return Ranking(5_000, window, by, 2, rank(views, window, by, limit), views)
+
+    h.bounded.top = top
+    h.subscribe(sub)
+    h.refresh_rankings()
+    assert h.members == {} and h.top_at == {} and h.latest == {}

@@ -468,6 +468,8 @@ class Hub:
         by_token = {v.token: v for v in views}
         kept: dict[str, bytes] = {}
         for spec in specs:
+            if spec not in self.by_top:  # its last subscriber left during the pass
+                continue
             order = [r.token for r in orders[spec]]
             for token in order:
                 kept.setdefault(token, update_event(by_token[token]))
