@@ -16,11 +16,11 @@ path: shard stream -> worker -> change feed -> serve). Then:
    p50/p99/max, events, clients dropped, the server's RSS before the clients,
    connected and at the end, and the load average; the CPU (share of a core) of
    serve, worker and Redis, Lua calls per second, Redis PING round trips
-   meanwhile (what this machine leaves Redis); and each pair split into stages
-   from the change streams, read beside the server: appended -> the apply the
-   announcement carried (last_update) -> announced (its ``at``) -> the hub's
-   read (the event's ``at``) -> received. A read aimed ahead of now (a ranking
-   pass) moves time from the last stage to the one before.
+   meanwhile (what this machine leaves Redis), the CPU of the client processes
+   and of this one (appender, announcement reader, pinger); and each pair split
+   into stages from the change streams, read beside the server: appended -> the
+   first apply after it that was announced (its last_update) -> announced (its
+   ``at``) -> received (the hub's XREAD, read and write, and the client).
 
 With ``--before TREE --after TREE`` each tree is measured in a child process
 (PYTHONPATH set to it, so its ``serve`` and ``worker`` run too), the trees
@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.append(str(ROOT))  # tests.support; tradeagg itself comes from PYTHONPATH first
 
 SHARDS = 8
-STAGES = ("total", "applied", "announced", "hub_read", "to_client")
+STAGES = ("total", "applied", "announced", "delivered")
 EVENT_RE = re.compile(
     rb'event: update\ndata: \{"token": "([^"]+)", "at": (\d+).*?"1h": \{"buys": (\d+), "sells": (\d+)'
 )
@@ -198,11 +198,12 @@ class Announcements:
                     ann = (int(f[b"at"]), int(f[b"last_update"]))
                     self.by_token.setdefault(token, []).append(ann)
 
-    def before(self, token: str, at: int) -> tuple[int, int] | None:
-        """The newest announcement of ``token`` made at or before ``at`` (ms)."""
+    def carrying(self, token: str, t0_ms: float) -> tuple[int, int] | None:
+        """The first announcement of ``token`` of an apply after ``t0_ms`` (a trade appended
+        then is in that apply or a later one; both trees read at least that state)."""
         anns = self.by_token.get(token, [])
-        i = bisect.bisect_right(anns, (at, 1 << 62))
-        return anns[i - 1] if i else None
+        i = bisect.bisect_left(anns, t0_ms, key=lambda a: a[1])
+        return anns[i] if i < len(anns) else None
 
 
 class Pinger:
@@ -222,21 +223,21 @@ class Pinger:
 
 
 def stages(pairs: list[tuple[float, int, tuple[int, int] | None, float]]) -> dict:
-    """Per stage p50/p99 (ms) over (append time s, event's read instant ms, the announcement
-    the read followed, receipt time s) pairs; also the mean stages of the slowest 1 %."""
+    """Per stage p50/p99 (ms) over (append time s, event's instant ms, the first announcement
+    of an apply after the append, receipt time s) pairs (those whose announcement came
+    before the receipt); also the mean stages of the slowest 1 %."""
     rows = []
-    for t0, read_at, ann, recv in pairs:
-        if ann is None:
-            continue
+    for t0, _at, ann, recv in pairs:
         t0_ms, recv_ms = t0 * 1000, recv * 1000
+        if ann is None or ann[0] > recv_ms:
+            continue
         ann_at, last_update = ann
         rows.append(
             (
                 recv_ms - t0_ms,
-                last_update - t0_ms,  # append -> the newest apply the announcement carried
+                last_update - t0_ms,  # append -> the apply (worker: read, batch, Lua)
                 ann_at - last_update,  # that apply -> announced (feed greenlet, coalescing)
-                read_at - ann_at,  # announced -> the hub's read of the token
-                recv_ms - read_at,  # the read -> the client's socket
+                recv_ms - ann_at,  # announced -> received (hub: XREAD, read, write; client)
             )
         )
     names = STAGES
@@ -304,6 +305,12 @@ def cpu_s(pid: int) -> float:
     """CPU seconds (user + system) process ``pid`` has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU seconds this process (the appender, the announcement reader, the pinger) used."""
+    t = os.times()
+    return t.user + t.system
 
 
 def script_calls(client) -> int:
@@ -412,6 +419,7 @@ def measure(args: argparse.Namespace) -> dict:
             pinger = Pinger(server.client())
             pinging = gevent.spawn(pinger.run)
             serve0, worker0 = cpu_s(web.proc.pid), cpu_s(worker.proc.pid)
+            clients0, self0 = sum(cpu_s(c.pid) for c in children), own_cpu_s()
             for c in children:
                 c.stdin.write("go\n")
                 c.stdin.flush()
@@ -424,6 +432,9 @@ def measure(args: argparse.Namespace) -> dict:
             fig["ping_ms"] = {"p50": pct(pinger.rtt_ms, 0.5), "p99": pct(pinger.rtt_ms, 0.99)}
             fig["serve_cpu"] = (cpu_s(web.proc.pid) - serve0) / (time.perf_counter() - t0)
             fig["worker_cpu"] = (cpu_s(worker.proc.pid) - worker0) / (time.perf_counter() - t0)
+            clients1 = sum(cpu_s(c.pid) for c in children)
+            fig["clients_cpu"] = (clients1 - clients0) / (time.perf_counter() - t0)
+            fig["bench_cpu"] = (own_cpu_s() - self0) / (time.perf_counter() - t0)
             fig["rss_end_mb"] = web.rss_kb() / 1024
             _, health = get(web.port, "/healthz")
             fig["sse_clients_at_end"] = json.loads(health).get("sse_clients")
@@ -437,10 +448,9 @@ def measure(args: argparse.Namespace) -> dict:
             lat, pairs = [], []
             for res in results:
                 for token, before, count, at, read_at in res["updates"]:
-                    ann = announcements.before(token, read_at)
                     for t0 in appender.appends(token, before, count):
                         lat.append((at - t0) * 1000)
-                        pairs.append((t0, read_at, ann, at))
+                        pairs.append((t0, read_at, announcements.carrying(token, t0 * 1000), at))
             fig["stages"] = stages(pairs)
             third = args.seconds / 3
             starts = [min(p[3] for p in pairs)] if pairs else [0.0]
@@ -493,7 +503,8 @@ def line(fig: dict, args: argparse.Namespace) -> str:
         f"server_rss_mb before_clients={fig['rss_before_clients_mb']:.0f} "
         f"connected={fig['rss_connected_mb']:.0f} end={fig['rss_end_mb']:.0f} "
         f"cpu_of_a_core serve={fig['serve_cpu']:.2f} worker={fig['worker_cpu']:.2f} "
-        f"redis={fig['redis_cpu']:.2f} lua_calls_per_s={fig['lua_calls_per_s']:.0f} "
+        f"redis={fig['redis_cpu']:.2f} clients={fig.get('clients_cpu', float('nan')):.2f} "
+        f"bench={fig.get('bench_cpu', float('nan')):.2f} lua_calls_per_s={fig['lua_calls_per_s']:.0f} "
         f"serve_cpu_ms_per_1k_events={per_k(fig['serve_cpu'], fig, args)} "
         f"redis_ping_ms p50={fig['ping_ms']['p50']:.1f} p99={fig['ping_ms']['p99']:.0f} "
         f"loadavg={fig['loadavg']:.1f} cpus={os.cpu_count()} tree={fig['tree']}\n" + stage_line(fig)

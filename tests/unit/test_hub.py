@@ -96,11 +96,13 @@ def test_an_update_is_read_and_rendered_once_and_the_same_bytes_reach_every_subs
     h = hub()
     reads: list[list[str]] = []
 
-    def read_many(tokens, at=None):  # stands in for Redis
+    def fetch(tokens, ats):  # stands in for Redis
+        assert ats == [None] * len(tokens)  # each as of its own last_update
         reads.append(list(tokens))
-        return [_view(t) for t in tokens]
+        return [t for t in tokens]
 
-    h.ranker.reader.read_many = read_many
+    h.ranker.reader.fetch = fetch
+    h.ranker.reader.view = lambda token, at, raw: _view(raw)
     both, only_a = Subscriber(tokens=[A, B]), Subscriber(tokens=[A])
     h.subscribe(both)
     h.subscribe(only_a)
@@ -363,3 +365,46 @@ def test_passes_aim_ahead_only_for_a_while_after_one_caught_up() -> None:
     for _ in moved:
         h.refresh_rankings()
     assert aims == [0, 0] + [1_000] * AIM_PASSES + [0]
+
+
+def test_stream_rankings_alone_take_the_bounded_pass_top_requests_the_full_one() -> None:
+    """Ranking subscriptions by a bounded metric read few tokens (``api/ranking.py``); a
+    ``GET /v1/top`` meanwhile, or a metric with no stored bound, needs the full pass."""
+    h = hub()
+    full, few = [], []
+    views = [_view(t, v) for t, v in ((A, 1), (B, 3), (C, 2))]
+
+    def top(window, by="volume", limit=20, at=None, ahead_ms=0):
+        (few if limit == 2 else full).append((window, by))
+        return Ranking(5_000, window, by, 3, rank(views, window, by, limit), views)
+
+    h.ranker.top = top
+    h.bounded.top = top  # the bounded pass ranks to the subscription's limit
+    sub = Subscriber(top=TopSpec("5m", "volume", 2))
+    h.subscribe(sub)
+    h.refresh_rankings()
+    assert few == [("5m", "volume")] and full == []
+    assert h.members[TopSpec("5m", "volume", 2)] == [B, C]
+    assert b'"tokens": ["' + B.encode() in sub.pending()
+    h.top_wanted_at = h.clock()  # a GET /v1/top came
+    h.refresh_rankings()
+    assert len(full) == 1 and len(few) == 1 and h.snapshot is not None
+    h.top_wanted_at = -1e18
+    h.subscribe(Subscriber(top=TopSpec("5m", "price_change_pct", 2)))
+    h.refresh_rankings()
+    assert len(full) == 2 and len(few) == 1
+
+
+def test_a_ranking_whose_last_subscriber_left_during_the_pass_is_forgotten() -> None:
+    h = hub()
+    views = [_view(t, v) for t, v in ((A, 1), (B, 3))]
+    sub = Subscriber(top=TopSpec("5m", "volume", 2))
+
+    def top(window, by="volume", limit=20, at=None, ahead_ms=0):
+        h.unsubscribe(sub)  # the client hangs up while the pass reads
+        return Ranking(5_000, window, by, 2, rank(views, window, by, limit), views)
+
+    h.bounded.top = top
+    h.subscribe(sub)
+    h.refresh_rankings()
+    assert h.members == {} and h.top_at == {} and h.latest == {}

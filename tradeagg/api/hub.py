@@ -3,7 +3,7 @@
 ``Hub.run`` XREADs every shard's ``tradeagg:{sN}:changes`` (one blocking
 connection for the whole process) and, at most once a tick (``TICK_S``), reads
 each token announced meanwhile that somebody watches once (pipelined, each
-exact as of now, or of its own newer last_update), renders its ``update``
+exact as of its own last_update: the newest state), renders its ``update``
 event once, and hands the same bytes to every subscriber of that token. A
 subscriber is thus woken at most once a tick and writes everything it has
 pending in one send; the work per subscriber is the events it receives.
@@ -14,7 +14,8 @@ state replaces the older one: the client skips ahead), and a subscriber
 whose mailbox outgrows ``MAX_PENDING`` or who has not taken anything for
 ``STALL_S`` seconds is dropped. Ranking subscriptions (``?top=5m:volume:50``)
 share one exact ranking, refreshed at most every ``RANK_EVERY_S`` by its own
-greenlet (``rank_loop``); when the
+greenlet (``rank_loop``): a bounded pass (``api/ranking.py``) while no
+``GET /v1/top`` wants the full one; when the
 members change the subscribers get a ``top`` event with the new order.
 ``GET /v1/top`` (no ``at``) ranks the same shared pass (``Hub.top``): a pass
 at most ``TOP_MAX_AGE_S`` old, else the next one; while such requests keep
@@ -33,13 +34,15 @@ from typing import Any
 import gevent.event
 
 from tradeagg.api.params import TopSpec
+from tradeagg.api.pipelines import fetch_split
 from tradeagg.api.push import DirectWriter
+from tradeagg.api.ranking import BoundedRanker, bounded
 from tradeagg.contract import keys
 from tradeagg.contract.address import ADDRESS_RE
 from tradeagg.engine.rank import Ranked, Ranker, Ranking, default_window, rank
-from tradeagg.engine.read import TokenView
+from tradeagg.engine.read import YIELD_EVERY, TokenView
 from tradeagg.engine.viewjson import view_json
-from tradeagg.errors import StoreError
+from tradeagg.errors import StoreError, TokenRebuilding
 from tradeagg.logs import kv
 from tradeagg.observe.metrics import Metrics
 from tradeagg.runtime import retry
@@ -156,7 +159,7 @@ class Hub:
         self.latest: dict[str, bytes] = {}  # update events of current ranking members
         self.ranked_at = -1e18
         self.wake_ranker = gevent.event.Event()
-        self.last_top_at = 0
+        self.top_at: dict[TopSpec, int] = {}  # the instant of each spec's members
         self.dropped = 0
         self.snapshot: Ranking | None = None  # the newest pass: every active token, one instant
         self.snapshot_started = -1e18  # clock() when that pass began
@@ -167,6 +170,8 @@ class Hub:
         self.ranking_now = False  # a pass is under way
         self.passes = 0  # passes that ended with a ranking
         self.pass_s = 0.0  # how long the last one took
+        self.bounded = BoundedRanker(self.ranker)
+        self.bounded_s = 0.0  # how long the last bounded pass took
         self.aim_passes = 0  # passes still aimed ahead (after a catch-up)
         self.offered: set[Subscriber] = set()  # given events since the last flush
 
@@ -201,6 +206,7 @@ class Hub:
                 if not subs:
                     del self.by_top[sub.top]
                     self.members.pop(sub.top, None)
+                    self.top_at.pop(sub.top, None)
 
     def clients(self) -> int:
         return len(self.subscribers)
@@ -311,10 +317,7 @@ class Hub:
         wanted = sorted(t for t in changed if t in self.by_token or t in ranked_in)
         if not wanted:
             return
-        # each token as of now, or of its own newer state (no common instant needed: no
-        # catch-up re-reading every token when one moves meanwhile)
-        views = self.ranker.reader.read_many(wanted)
-        for view in views:
+        for view in self.newest(wanted):
             token = view.token
             payload = update_event(view)
             self.deliver(list(self.by_token.get(token, ())), token, payload)
@@ -322,6 +325,25 @@ class Hub:
                 self.latest[token] = payload
                 self.deliver(list(self.by_top.get(spec, ())), token, payload)
         self.flush()
+
+    def newest(self, tokens: list[str]) -> list[TokenView]:
+        """Each token's newest state: as of its own last_update, which the announcement
+        that named it (or a later apply) set. One pipelined round trip whatever moves
+        meanwhile (a read as of now would answer "past" for a token applied after that
+        now and need a second), and no sliding of windows to now in Redis: the state is
+        exact as of its ``at``, and a later apply or the janitor announces the next. A
+        token being rebuilt is skipped (announced again once rebuilt)."""
+        reader = self.ranker.reader
+        raws = fetch_split(lambda part: reader.fetch(part, [None] * len(part)), tokens)
+        views = []
+        for i, (token, raw) in enumerate(zip(tokens, raws, strict=True)):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                gevent.sleep(0)  # a long parse lets the clients' greenlets run
+            try:
+                views.append(reader.view(token, None, raw))
+            except TokenRebuilding:
+                continue
+        return views
 
     def deliver(self, targets: Iterable[Subscriber], key: str, payload: bytes) -> None:
         now = time.monotonic()
@@ -366,22 +388,41 @@ class Hub:
         log.warning("slow sse client dropped %s", kv(dropped=self.dropped))
 
     def refresh_rankings(self) -> None:
-        """One exact read of every active token (the shared pass), ranked for each spec."""
+        """One ranking pass, ranked for each spec: the shared full pass (every active token
+        read as of one instant: ``Hub.top`` serves it) while ``GET /v1/top`` is wanted or a
+        spec ranks by a metric with no stored bound; else the bounded pass of each
+        (window, by) the subscriptions rank by (``api/ranking.py``: few tokens read)."""
         started = self.ranked_at = self.clock()
         self.ranking_now = ok = True
+        specs = list(self.by_top)
+        full = self.wants_full(specs)
         try:
-            # for a while after a pass had to read every token again (one moved past its
+            # for a while after a pass had to read its tokens again (one moved past its
             # instant), aim ahead by twice the last pass; else as of now
-            ahead = int(2_000 * self.pass_s) if self.aim_passes > 0 else 0
-            caught_up = self.ranker.catch_ups
-            ranking = self.ranker.top(default_window(self.settings), "volume", 1, ahead_ms=ahead)
-            if self.ranker.catch_ups > caught_up:
+            last = self.pass_s if full else self.bounded_s
+            ahead = int(2_000 * last) if self.aim_passes > 0 else 0
+            caught_up = self.ranker.catch_ups + self.bounded.catch_ups
+            if full:
+                ranking = self.ranker.top(
+                    default_window(self.settings), "volume", 1, ahead_ms=ahead
+                )
+                orders = {
+                    s: rank(ranking.views, s.window, s.by, s.limit, s.min_volume) for s in specs
+                }
+                ats = dict.fromkeys(specs, ranking.at)
+                views = ranking.views
+            else:
+                orders, ats, views = self.bounded_pass(specs, ahead)
+            if self.ranker.catch_ups + self.bounded.catch_ups > caught_up:
                 self.aim_passes = AIM_PASSES
             else:
                 self.aim_passes = max(0, self.aim_passes - 1)
-            self.snapshot, self.snapshot_started, self.ranked_rows = ranking, started, {}
-            self.passes += 1
-            self.pass_s = self.clock() - started
+            if full:
+                self.snapshot, self.snapshot_started, self.ranked_rows = ranking, started, {}
+                self.passes += 1
+                self.pass_s = self.clock() - started
+            else:
+                self.bounded_s = self.clock() - started
         except BaseException:
             ok = False
             raise
@@ -391,33 +432,71 @@ class Hub:
             self.ranking_now = False
             self.pass_done.set(ok)
             self.pass_done = gevent.event.AsyncResult()
-        specs = list(self.by_top)
-        views = {v.token: v for v in ranking.views}
+        self.publish_rankings(specs, orders, ats, views)
+
+    def wants_full(self, specs: list[TopSpec]) -> bool:
+        return (
+            not specs
+            or self.clock() - self.top_wanted_at < TOP_DEMAND_S
+            or self.settings.clock != "wall"
+            or not all(bounded(s.by) for s in specs)
+            or any(s.min_volume for s in specs)  # the bounded pass ranks without a least volume
+        )
+
+    def bounded_pass(
+        self, specs: list[TopSpec], ahead: int
+    ) -> tuple[dict[TopSpec, list[Ranked]], dict[TopSpec, int], list[TokenView]]:
+        """Each (window, by) ranked once, to the largest limit asked for it."""
+        limits: dict[tuple[str, str], int] = {}
+        for s in specs:
+            limits[(s.window, s.by)] = max(s.limit, limits.get((s.window, s.by), 0))
+        got = {
+            key: self.bounded.top(key[0], key[1], limit, ahead_ms=ahead)
+            for key, limit in limits.items()
+        }
+        views: dict[str, TokenView] = {}
+        for ranking in got.values():
+            for v in ranking.views:
+                if v.token not in views or views[v.token].at < v.at:
+                    views[v.token] = v
+        orders = {s: got[(s.window, s.by)].rows[: s.limit] for s in specs}
+        ats = {s: got[(s.window, s.by)].at for s in specs}
+        return orders, ats, list(views.values())
+
+    def publish_rankings(
+        self,
+        specs: list[TopSpec],
+        orders: dict[TopSpec, list[Ranked]],
+        ats: dict[TopSpec, int],
+        views: list[TokenView],
+    ) -> None:
+        """Members changed: a ``top`` event and the new members' states to the spec's
+        subscribers (the members' later changes reach them through ``dispatch``)."""
+        by_token = {v.token: v for v in views}
         kept: dict[str, bytes] = {}
         for spec in specs:
-            order = [
-                r.token
-                for r in rank(ranking.views, spec.window, spec.by, spec.limit, spec.min_volume)
-            ]
+            if spec not in self.by_top:  # its last subscriber left during the pass
+                continue
+            order = [r.token for r in orders[spec]]
             for token in order:
-                kept.setdefault(token, update_event(views[token]))
+                kept.setdefault(token, update_event(by_token[token]))
             before = self.members.get(spec)
             self.members[spec] = order
+            self.top_at[spec] = ats[spec]
             if before == order:
                 continue
             fresh = [t for t in order if t not in set(before or ())]
             targets = list(self.by_top.get(spec, ()))
-            self.deliver(targets, TOP_KEY, top_event(spec, order, ranking.at))
+            self.deliver(targets, TOP_KEY, top_event(spec, order, ats[spec]))
             for token in fresh:
                 self.deliver(targets, token, kept[token])
         self.latest = kept
-        self.last_top_at = ranking.at
         self.flush()
 
     def _greet(self, sub: Subscriber, spec: TopSpec) -> None:
         """A new ranking subscriber: the current order and its members' latest states."""
         order = self.members[spec]
-        sub.offer(TOP_KEY, top_event(spec, order, self.last_top_at))
+        sub.offer(TOP_KEY, top_event(spec, order, self.top_at.get(spec, 0)))
         for token in order:
             if token in self.latest:
                 sub.offer(token, self.latest[token])

@@ -148,7 +148,7 @@ class ShardConsumer:
                     "token state rebuilt from its list %s",
                     kv(shard=self.shard, token=r.token, reason=r.reason, dropped=r.rebuilt),
                 )
-        if self.on_applied is not None:
+        if self.on_applied is not None and self.engine.cluster:  # else told per call (_apply)
             self.on_applied(results)
         if corrupt:  # damage found mid-apply: the re-read of these entries rebuilds the token
             try:
@@ -239,6 +239,8 @@ class ShardConsumer:
         except StoreError as exc:
             return exc
         self.metrics.timing("apply.latency", (time.perf_counter() - t0) * 1000)
+        if self.on_applied is not None:  # committed: announced now, not after the whole batch
+            self.on_applied(out)
         return out
 
     def account(
