@@ -262,6 +262,25 @@ def test_stream_pushes_updates_of_watched_tokens_and_rankings(world, redis_clien
     wait_for(lambda: server.get("/healthz")[1]["sse_clients"] == 0, 10, "clients to go")
 
 
+def test_a_stream_ranking_with_a_least_volume_lists_only_tokens_that_traded_that_much(
+    world, redis_client
+) -> None:
+    server, s, tokens = world
+    ranker = Ranker(redis_client, s)
+    volumes = sorted(r.window("1h").volume for r in ranker.top("1h", "volume", None).rows)
+    least = volumes[len(volumes) // 2]
+    ranked = SseClient(server.port, f"/v1/stream?top=1h:price_change_pct:50:{least}")
+    try:
+        name, data = ranked.events()[0]
+    finally:
+        ranked.close()
+    doc = json.loads(data)
+    assert name == "top" and doc["by"] == "price_change_pct"
+    want = ranker.top("1h", "price_change_pct", 50, doc["at"], min_volume=least)
+    assert doc["tokens"] == [r.token for r in want.rows]
+    assert 0 < len(doc["tokens"]) < len(tokens)
+
+
 def test_a_client_that_never_reads_does_not_grow_server_memory(world, redis_client) -> None:
     """One client never reads; another reads everything. Tens of MB of events later
     the server's RSS has not grown by more than a few MB: the silent client's mailbox
