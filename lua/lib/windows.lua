@@ -48,10 +48,19 @@ local function windows_of(pairs)
   return ws
 end
 
+-- "exact|long;r" (lib/long.lua): the exact windows, then, when any, the long
+-- (bucketed) windows and their resolution r in ms: ws.long (windows as above),
+-- ws.r, and ws.long_spec (the text after the exact windows, to pass on)
 local function parse_windows(spec)
-  local pairs = {}
-  for label, ms in string.gmatch(spec, '([^:,]+):(%d+)') do pairs[#pairs + 1] = {label, tonumber(ms)} end
-  return windows_of(pairs)
+  local pairs, ex, lg, r = {}, smatch(spec, '^([^|]*)|?([^;]*);?(%d*)$')
+  for label, ms in string.gmatch(ex, '([^:,]+):(%d+)') do pairs[#pairs + 1] = {label, tonumber(ms)} end
+  local ws = windows_of(pairs)
+  if lg ~= '' then
+    local lp = {}
+    for label, ms in string.gmatch(lg, '([^:,]+):(%d+)') do lp[#lp + 1] = {label, tonumber(ms)} end
+    ws.long, ws.r, ws.long_spec = windows_of(lp), tonumber(r), '|' .. lg .. ';' .. r
+  end
+  return ws
 end
 
 -- The windows a call keeps on a token: the caller's `ws` and every label in
