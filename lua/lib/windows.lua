@@ -67,11 +67,14 @@ end
 -- `stored` (the token's indices hash, or labels found in its aggregates).
 -- Nothing is retired implicitly: releases configured with other windows
 -- share a token (retiring is the `tradeagg windows retire` command's job).
--- Labels that do not parse are left out (`bad` is the first such, or nil).
+-- Labels that do not parse are left out (`bad` is the first such, or nil), and
+-- so are the caller's long windows (an exact window of an earlier release that
+-- the caller buckets: lib/long.lua counts it, partial at first).
 local function union(ws, stored)
   local extra, bad = nil, nil
   for _, label in ipairs(stored) do
-    if not ws.has[label] and not (extra and extra.has[label]) then
+    if not ws.has[label] and not (extra and extra.has[label])
+       and not (ws.long and ws.long.has[label]) then
       local ms = label_ms(label)
       if not ms then bad = bad or label
       else

@@ -13,7 +13,9 @@ compared with the reference over the applied trades.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -108,12 +110,14 @@ def test_long_windows_match_reference(redis_client, data, ts, metrics):
         assert bad == [], "\n".join(bad[:10])
 
 
-def test_a_window_newly_carried_is_partial_and_honest_until_complete(redis_client):
-    """A token written without long windows (an earlier release), then with them: each
-    long window reports complete_from and, until then, counts exactly the trades after
-    complete_from - w (never silently fewer); from then on it equals the reference."""
+@pytest.mark.parametrize("before", ["1s,2s,5s", "1s,2s,5s,10s,20s"])
+def test_a_window_newly_carried_is_partial_and_honest_until_complete(redis_client, before):
+    """A token written without long windows (an earlier release: without those windows,
+    or with them exact), then with them: each long window reports complete_from and,
+    until then, counts exactly the trades after complete_from - w (never silently
+    fewer); from then on it equals the reference."""
     rng = random.Random(7)
-    old = long_settings(spec="1s,2s,5s")
+    old = replace(long_settings(spec=before), exact_horizon_ms=20_000)
     new = long_settings()
     t0 = 1_700_000_000_000
     applied = Applied(new.exact_longest_ms)
