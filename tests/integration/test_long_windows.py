@@ -12,8 +12,10 @@ compared with the reference over the applied trades.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import replace
+from decimal import Decimal
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -22,7 +24,10 @@ from hypothesis import strategies as st
 
 from tests.support import reference
 from tests.support.checks import reference_mismatches, window_mismatches
+from tests.support.cli import cli
+from tests.support.observe_procs import env_for
 from tests.support.strategies import TOKENS, TRADERS, trades
+from tradeagg.clock import now_ms
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import Engine
 from tradeagg.engine.read import SCREENER_METRICS, Reader
@@ -156,3 +161,52 @@ def test_a_window_newly_carried_is_partial_and_honest_until_complete(redis_clien
                     want = reference.window(reference.distinct(mine), at, w, since)
                     assert window_mismatches(got, want) == [], (k, at, w.label)
     assert seen["partial"] > 0 and seen["complete"] > 0, seen
+
+
+def test_show_json_through_the_cli_with_6h_and_24h(redis_server, redis_client):
+    """26 hours of trades applied as a worker would (each call's trades within the
+    exact hour before it); ``tradeagg show --json`` then gives every window, 6h and
+    24h bucketed at 1m, equal to the reference, with its kind and start, at the last
+    update and two hours later (a read ahead that slides buckets out without writing)."""
+    spec = "1m,5m,15m,30m,1h,6h,24h"
+    s = Settings(windows=parse_windows(spec), clock="wall")
+    assert [w.label for w in s.long_windows] == ["6h", "24h"]
+    rng = random.Random(3)
+    minute, hour = 60_000, 3_600_000
+    end = (now_ms() - 3 * hour) // 1000 * 1000 + 17
+    engine = Engine(redis_client, s)
+    trades: list[Trade] = []
+    for k in range(26 * 3 + 1):
+        at = end - 26 * hour + k * 20 * minute
+        batch = [
+            Trade(
+                id=f"c{k}-{i}",
+                token=TOKENS[0],
+                side=rng.choice(("buy", "sell")),
+                quote_nano=rng.randrange(1, 10**13),
+                price=str(rng.randrange(1, 10**7) / 10_000),
+                ts=at - rng.randrange(0, 50 * minute),
+                seq=rng.randrange(2),
+                trader=rng.choice(TRADERS),
+            )
+            for i in range(12)
+        ]
+        results = engine.apply_records([t.record for t in batch], now=at)
+        assert [r.late for r in results] == [0]
+        trades += batch
+    env = env_for(redis_server.url, TRADEAGG_WINDOWS=spec)
+    for at in (end, end + 2 * hour):
+        done = cli(env, "show", TOKENS[0], "--at", str(at), "--json")
+        assert done.returncode == 0, done.stderr
+        doc = json.loads(done.stdout, parse_float=Decimal)
+        want = reference.windows(trades, at, s.windows, s.exact_horizon_ms, s.bucket_ms)
+        assert list(doc["windows"]) == spec.split(",")
+        for w in s.windows:
+            got = doc["windows"][w.label]
+            bucketed = w.ms > hour
+            assert got["kind"] == ("bucketed" if bucketed else "exact")
+            assert got["from"] == (-((w.ms - at) // minute) * minute if bucketed else at - w.ms)
+            assert got["partial"] is False
+            assert window_mismatches(got, want[w.label]) == [], (at, w.label)
+        n = {label: want[label]["buys"] + want[label]["sells"] for label in ("1h", "6h", "24h")}
+        assert n["24h"] > n["6h"] > n["1h"] >= 0 and n["6h"] > 0, n
