@@ -131,7 +131,7 @@ end
 -- read's pending ones, in order, all after every stored one); with the
 -- screener's sets `sk`, makers.. from them and `ex` (pending(): the pending
 -- trades' traders' stored scores).
-function LONG.metrics(K, sk, s, t, xs, ex, at)
+function LONG.metrics(K, sk, s, t, xs, ex, at, last)
   local lo = '(' .. fmt_int(s)
   local open, close
   local first = redis.call('ZRANGEBYSCORE', K[12], lo, '+inf', 'LIMIT', 0, 1)[1]
@@ -145,9 +145,8 @@ function LONG.metrics(K, sk, s, t, xs, ex, at)
       close = x.price
     end
   end
-  if not close and first then
-    local k = LONG.parse(redis.call('ZRANGE', K[12], -1, -1)[1])
-    close = k.last.price
+  if not close and first then  -- the last bucket's last trade (`last`: read by the caller)
+    close = LONG.parse(last or redis.call('ZRANGE', K[12], -1, -1)[1]).last.price
   end
   local out = {fmt_int(t.b), fmt_int(t.s), fmt_vol(t.bh, t.bl), fmt_vol(t.sh, t.sl), volume(t),
                open or false, close or false, open and sfmt('%.17g', (tonumber(close) - tonumber(open)) / tonumber(open) * 100)
@@ -189,10 +188,11 @@ end
 -- One bucket's update by the entries `d` (all of bucket B): read, merge, write.
 function LONG.merge(K, B, d, sk)
   local old = redis.call('ZRANGEBYSCORE', K[12], B, B)
-  local k
+  local k, hi, lo
   if old[1] then
     k = LONG.parse(old[1])
     redis.call('ZREM', K[12], old[1])
+    hi, lo = k.hi, k.lo
   end
   for _, x in ipairs(d) do
     if not k then
@@ -206,9 +206,9 @@ function LONG.merge(K, B, d, sk)
     addq(k.t, x.side, x.qhi, x.qlo, 1)
   end
   redis.call('ZADD', K[12], B, LONG.text(k))
-  if sk then
-    deque_one(K[13], 1, {ts = B, price = k.hi})
-    deque_one(K[14], -1, {ts = B, price = k.lo})
+  if sk then  -- a bucket's extremes only grow: offered to the deques when they did
+    if k.hi ~= hi then deque_one(K[13], 1, {ts = B, price = k.hi}) end
+    if k.lo ~= lo then deque_one(K[14], -1, {ts = B, price = k.lo}) end
   end
 end
 
@@ -227,6 +227,16 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
     end
   end
   local xs = LONG.entries(items)
+  -- nothing entered, no window moved or completed: nothing changes (the janitor's usual call)
+  local still, was = #xs == 0 and not rebuilt, math.huge
+  for i, w in ipairs(lw) do
+    local l = ls[i]
+    if l then was = min(was, l.from) end
+    if not l or l.from ~= max(LONG.ceil(st.at - w.ms, r), c) or (l.cf and l.cf <= st.at) then
+      still = false
+    end
+  end
+  if still then return end
   local starts, sums, bound = {}, {}, math.huge
   for i, w in ipairs(lw) do
     local s = max(LONG.ceil(st.at - w.ms, r), c)
@@ -247,16 +257,20 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
     end
   end
   for _, B in ipairs(order) do LONG.merge(K, B, byb[B], st.sk) end
-  local lb = fmt_int(bound)
-  for k = 12, 14 do redis.call('ZREMRANGEBYSCORE', K[k], '-inf', lb) end
-  if st.sk then  -- the trader sets serve the exact windows too
-    local tb = fmt_int(min(bound, exact_from))
-    for k = 1, 3 do redis.call('ZREMRANGEBYSCORE', st.sk[k], '-inf', tb) end
+  -- what left the longest long window (nothing new when its start did not move)
+  if bound ~= was or bound > exact_from then
+    local lb = fmt_int(bound)
+    for k = 12, 14 do redis.call('ZREMRANGEBYSCORE', K[k], '-inf', lb) end
+    if st.sk then  -- the trader sets serve the exact windows too
+      local tb = fmt_int(min(bound, exact_from))
+      for k = 1, 3 do redis.call('ZREMRANGEBYSCORE', st.sk[k], '-inf', tb) end
+    end
   end
+  local last = redis.call('ZRANGE', K[12], -1, -1)[1]
   local set, del = {}, {}
   for i, w in ipairs(lw) do
     local s = starts[i]
-    local m = LONG.metrics(K, st.sk, s, sums[i], {}, nil, st.at)
+    local m = LONG.metrics(K, st.sk, s, sums[i], {}, nil, st.at, last)
     for j, name in ipairs(METRICS) do
       local v = m[j]
       if v == nil then break end
@@ -270,7 +284,9 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
   end
   redis.call('HSET', K[3], unpack(set))
   if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
-  -- buckets expire twice the longest window after the last trade
+  -- buckets expire twice the longest window after the last trade (a key written
+  -- without new trades may have been emptied and made again: the token's TTL + w)
+  if not fresh_ttl and #order == 0 then return end
   local L = lw[#lw].ms
   local ttl = 2 * L
   if not fresh_ttl then
