@@ -186,8 +186,13 @@ function LONG.read(K, lw, r, lu, at, items, ex, sk)
 end
 
 -- One bucket's update by the entries `d` (all of bucket B): read, merge, write.
-function LONG.merge(K, B, d, sk)
-  local old = redis.call('ZRANGEBYSCORE', K[12], B, B)
+-- `top` = {B, member} of the last bucket before the call: in-order trades land in
+-- it or after it, known without a read. Returns the bucket's new member.
+function LONG.merge(K, B, d, sk, top)
+  local old
+  if top and B == top[1] then old = {top[2]}
+  elseif top and B > top[1] then old = {}
+  else old = redis.call('ZRANGEBYSCORE', K[12], B, B) end
   local k, hi, lo
   if old[1] then
     k = LONG.parse(old[1])
@@ -205,11 +210,13 @@ function LONG.merge(K, B, d, sk)
     end
     addq(k.t, x.side, x.qhi, x.qlo, 1)
   end
-  redis.call('ZADD', K[12], B, LONG.text(k))
+  local text = LONG.text(k)
+  redis.call('ZADD', K[12], B, text)
   if sk then  -- a bucket's extremes only grow: offered to the deques when they did
     if k.hi ~= hi then deque_one(K[13], 1, {ts = B, price = k.hi}) end
     if k.lo ~= lo then deque_one(K[14], -1, {ts = B, price = k.lo}) end
   end
+  return text
 end
 
 -- The long windows' part of an apply: `items` entered the windows in this
@@ -256,9 +263,18 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
       d[#d + 1] = x
     end
   end
-  for _, B in ipairs(order) do LONG.merge(K, B, byb[B], st.sk) end
-  -- what left the longest long window (nothing new when its start did not move)
-  if bound ~= was or bound > exact_from then
+  local got = redis.call('ZRANGE', K[12], -1, -1, 'WITHSCORES')
+  local top = got[1] and {tonumber(got[2]), got[1]}
+  local last = top and top[2]
+  for _, B in ipairs(order) do
+    local text = LONG.merge(K, B, byb[B], st.sk, top)
+    if not top or B >= top[1] then top = {B, text}; last = text end
+  end
+  -- what left the longest long window: members at or before it are never counted
+  -- again, so they are trimmed lazily, when its start passes a multiple of 16 buckets
+  -- (at most 16 extra buckets kept; a call in 16 trims)
+  local lazy = 16 * r
+  if floor(bound / lazy) ~= floor(was / lazy) or was == math.huge or bound > exact_from then
     local lb = fmt_int(bound)
     for k = 12, 14 do redis.call('ZREMRANGEBYSCORE', K[k], '-inf', lb) end
     if st.sk then  -- the trader sets serve the exact windows too
@@ -266,7 +282,6 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
       for k = 1, 3 do redis.call('ZREMRANGEBYSCORE', st.sk[k], '-inf', tb) end
     end
   end
-  local last = redis.call('ZRANGE', K[12], -1, -1)[1]
   local set, del = {}, {}
   for i, w in ipairs(lw) do
     local s = starts[i]
