@@ -28,7 +28,7 @@
 --@include lib/screener.lua
 
 local LONG = {}
-LONG.F = {'buys', 'sells', 'buy_volume', 'sell_volume', 'from', 'complete_from'}
+LONG.F = {'buys', 'sells', 'buy_volume', 'sell_volume', 'from', 'complete_from', 'at'}
 LONG.PAT = '^(%-?%d+) (%d+) (%d+) (%S+) (%S+) (%S+) (%S+) (%-?%d+) (%d+) (%S+) (%S+) '
   .. '(%-?%d+) (%d+) (%S+) (%S+)$'
 
@@ -97,8 +97,10 @@ function LONG.entries(items)
 end
 
 -- Stored state of the long windows `lw`: per window {t, from, cf} or nil (not
--- carried), and the coverage C (-huge: complete) with the longest carried window.
-function LONG.load(K, lw)
+-- carried, or written as of another instant than `at`: a writer without long
+-- windows moved the token since, and what entered then is in no bucket), and
+-- the coverage C (-huge: complete) with the longest carried window.
+function LONG.load(K, lw, at)
   local f, F = {}, LONG.F
   for _, w in ipairs(lw) do for _, m in ipairs(F) do f[#f + 1] = w.label .. ':' .. m end end
   local got = redis.call('HMGET', K[3], unpack(f))
@@ -108,7 +110,7 @@ function LONG.load(K, lw)
     t.b, t.s = tonumber(got[a + 1]), tonumber(got[a + 2])
     t.bh, t.bl = parse_vol(got[a + 3]); t.sh, t.sl = parse_vol(got[a + 4])
     local from = tonumber(got[a + 5])
-    if t.b and t.s and t.bh and t.sh and from then
+    if t.b and t.s and t.bh and t.sh and from and tonumber(got[a + 7]) == at then
       ls[i] = {t = t, from = from, cf = tonumber(got[a + 6])}
       longest = w.ms
       if ls[i].cf then c = max(c, ls[i].cf - w.ms) end
@@ -171,7 +173,7 @@ end
 -- only those (partial from the bucket after last_update). Returns per window
 -- {label, complete_from|false, metrics...} flattened, as answer() does.
 function LONG.read(K, lw, r, lu, at, items, ex, sk)
-  local ls, c = LONG.load(K, lw)
+  local ls, c = LONG.load(K, lw, lu)
   local xs, out = LONG.entries(items), {}
   for i, w in ipairs(lw) do
     local l = ls[i]
@@ -224,13 +226,13 @@ end
 -- token was counted again from its list (which reaches back only to the
 -- longest exact window): the long windows start over, partial.
 function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
-  local ls, c, longest = LONG.load(K, lw)
+  local ls, c, longest = LONG.load(K, lw, at0)
   if rebuilt then ls, c = {}, LONG.ceil(st.at, r) end
   if at0 and not rebuilt then
     for i in ipairs(lw) do
-      if not ls[i] then  -- newly carried: the buckets are complete after C only
-        c = max(c, longest and LONG.ceil(at0 - longest, r) or LONG.ceil(at0, r))
-      end
+      -- newly carried: the buckets are complete after C only (moved by a writer
+      -- without long windows, none is carried: complete from now on only)
+      if not ls[i] then c = max(c, longest and LONG.ceil(at0 - longest, r) or LONG.ceil(at0, r)) end
     end
   end
   local xs = LONG.entries(items)
@@ -243,7 +245,12 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
       still = false
     end
   end
-  if still then return end
+  if still then  -- only the instant the stored state is as of
+    local set = {}
+    for _, w in ipairs(lw) do set[#set + 1] = w.label .. ':at'; set[#set + 1] = fmt_int(st.at) end
+    redis.call('HSET', K[3], unpack(set))
+    return
+  end
   local starts, sums, bound = {}, {}, math.huge
   for i, w in ipairs(lw) do
     local s = max(LONG.ceil(st.at - w.ms, r), c)
@@ -293,6 +300,7 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
       else del[#del + 1] = w.label .. ':' .. name end
     end
     set[#set + 1] = w.label .. ':from'; set[#set + 1] = fmt_int(s)
+    set[#set + 1] = w.label .. ':at'; set[#set + 1] = fmt_int(st.at)
     local cf = c + w.ms
     if cf > st.at then set[#set + 1] = w.label .. ':complete_from'; set[#set + 1] = fmt_int(cf)
     else del[#del + 1] = w.label .. ':complete_from' end

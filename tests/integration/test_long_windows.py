@@ -115,21 +115,24 @@ def test_long_windows_match_reference(redis_client, data, ts, metrics):
         assert bad == [], "\n".join(bad[:10])
 
 
-@pytest.mark.parametrize("before", ["1s,2s,5s", "1s,2s,5s,10s,20s"])
-def test_a_window_newly_carried_is_partial_and_honest_until_complete(redis_client, before):
+@pytest.mark.parametrize(
+    ("before", "mixed"), [("1s,2s,5s", False), ("1s,2s,5s,10s,20s", False), ("1s,2s,5s", True)]
+)
+def test_a_window_newly_carried_is_partial_and_honest_until_complete(redis_client, before, mixed):
     """A token written without long windows (an earlier release: without those windows,
-    or with them exact), then with them: each long window reports complete_from and,
-    until then, counts exactly the trades after complete_from - w (never silently
-    fewer); from then on it equals the reference."""
+    or with them exact), then with them (``mixed``: the two releases alternate for a
+    while, the earlier one moving the token without feeding the buckets): each long
+    window reports complete_from and, until then, counts exactly the trades after
+    complete_from - w (never silently fewer); from then on it equals the reference."""
     rng = random.Random(7)
     old = replace(long_settings(spec=before), exact_horizon_ms=20_000)
     new = long_settings()
     t0 = 1_700_000_000_000
     applied = Applied(new.exact_longest_ms)
     seen = {"partial": 0, "complete": 0}
-    for k in range(60):
+    for k in range(75):
         now = t0 + k * 700
-        s = old if k < 15 else new
+        s = old if k < 15 or (mixed and k < 30 and k % 3 == 0) else new
         batch = [
             Trade(
                 id=f"t{k}-{i}",
