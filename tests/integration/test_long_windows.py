@@ -213,3 +213,22 @@ def test_show_json_through_the_cli_with_6h_and_24h(redis_server, redis_client):
             assert window_mismatches(got, want[w.label]) == [], (at, w.label)
         n = {label: want[label]["buys"] + want[label]["sells"] for label in ("1h", "6h", "24h")}
         assert n["24h"] > n["6h"] > n["1h"] >= 0 and n["6h"] > 0, n
+
+
+def test_a_read_far_ahead_catches_the_long_windows_up_too(redis_client):
+    """A read so far ahead that a walk would pass SLIDE_MAX elements answers "behind";
+    the reader advances the token with the windows it carries, long ones included, and
+    reads again: equal to the reference (nothing skipped, no bucket left unsubtracted)."""
+    s = long_settings()
+    t0 = 1_700_000_000_000
+    trades = [
+        Trade(id=f"f{i}", token=TOKENS[0], side=("buy", "sell")[i % 2], quote_nano=i + 1,
+              price=str(1 + i % 97), ts=t0 + i, seq=0, trader=TRADERS[1 + i % 5])
+        for i in range(4_500)
+    ]
+    engine = Engine(redis_client, s)
+    for i in range(0, len(trades), 1_500):
+        engine.apply_records([t.record for t in trades[i : i + 1_500]], now=t0 + i + 1_499)
+    reader = Reader(redis_client, s, engine.scripts)
+    for at in (t0 + 4_499 + 4_000, t0 + 4_499 + 12_000, t0 + 40_000):
+        assert mismatches(reader, trades, at) == []
