@@ -488,6 +488,8 @@ class Settings:
             default = f.default_factory() if f.default_factory is not MISSING else f.default
             if f.name == "windows":
                 default = ",".join(w.label for w in default)
+            elif f.name in ("exact_horizon_ms", "bucket_ms"):  # as the variable is written
+                default = {3_600_000: "1h", 60_000: "1m"}.get(default, default)
             out.append((" or ".join(f.metadata["env"]), str(default), f.metadata["doc"]))
         return out
 
