@@ -157,7 +157,7 @@ function LONG.metrics(K, sk, s, t, xs, ex, at, last)
     local m = {}
     for k = 1, 3 do m[k] = redis.call('ZCOUNT', sk[k], lo, '+inf') end
     for k = 4, 5 do
-      local y = redis.call('ZRANGEBYSCORE', K[9 + k], lo, '+inf', 'LIMIT', 0, 1)[1]
+      local y = LONG.first(K[9 + k], s)
       m[k] = y and member_price(y) or false
     end
     if ex then screener_add({m}, ex.xs, ex.stored, {s}, at) end
@@ -165,6 +165,30 @@ function LONG.metrics(K, sk, s, t, xs, ex, at, last)
     out[#out + 1] = m[4]; out[#out + 1] = m[5]
   end
   return out, t
+end
+
+-- The first member of a bucket deque after s: among the first PEEK after the
+-- earliest start asked this call (one read serves every window: a deque of
+-- bucket extremes is short), else read on its own.
+LONG.PEEK = 32
+function LONG.first(key, s)
+  local got = LONG.peeked and LONG.peeked[key]
+  if got then
+    for j = 1, #got, 2 do
+      if tonumber(got[j + 1]) > s then return got[j] end
+    end
+    if #got < 2 * LONG.PEEK then return nil end
+  end
+  return redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(s), '+inf', 'LIMIT', 0, 1)[1]
+end
+
+-- read the first PEEK members after `from` of both deques (for LONG.first)
+function LONG.peek(K, from)
+  LONG.peeked = {}
+  for k = 13, 14 do
+    LONG.peeked[K[k]] = redis.call('ZRANGEBYSCORE', K[k], '(' .. fmt_int(from), '+inf',
+                                   'WITHSCORES', 'LIMIT', 0, LONG.PEEK)
+  end
 end
 
 -- The long windows as of `at`, read-only (read_window.lua): the stored sums
@@ -175,6 +199,8 @@ end
 function LONG.read(K, lw, r, lu, at, items, ex, sk)
   local ls, c = LONG.load(K, lw, lu)
   local xs, out = LONG.entries(items), {}
+  LONG.peeked = nil
+  if sk and #lw > 1 then LONG.peek(K, LONG.ceil(at - lw[#lw].ms, r)) end
   for i, w in ipairs(lw) do
     local l = ls[i]
     local cov = l and c or LONG.ceil(lu, r)
@@ -290,6 +316,8 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
     end
   end
   local set, del = {}, {}
+  LONG.peeked = nil
+  if st.sk and #lw > 1 then LONG.peek(K, bound) end
   for i, w in ipairs(lw) do
     local s = starts[i]
     local m = LONG.metrics(K, st.sk, s, sums[i], {}, nil, st.at, last)
