@@ -17,13 +17,16 @@
 --       added, the token is rebuilt or gains a window),
 --       then, to keep the screener metrics (makers, buyers, sellers, high, low:
 --       lib/screener.lua), 5 more: tradeagg:{A}:makers, tradeagg:{A}:buyers,
---       tradeagg:{A}:sellers, tradeagg:{A}:high, tradeagg:{A}:low. The keys per
---       token are #KEYS / (#ARGV - 4): 6 (the seed's metrics only) or 11.
+--       tradeagg:{A}:sellers, tradeagg:{A}:high, tradeagg:{A}:low, then, with
+--       long windows in ARGV[3] (lib/long.lua), 3 more: tradeagg:{A}:buckets,
+--       tradeagg:{A}:bhigh, tradeagg:{A}:blow. The keys per token are
+--       #KEYS / (#ARGV - 4): 6 (the seed's metrics only) or 11, 9 or 14 with long windows.
 -- ARGV[1] now, epoch ms (the caller's clock, or the instant it asks for)
 -- ARGV[2] clock: "wall" (live: windows end at now, clamped to Redis' TIME so
 --         no caller's clock runs ahead of the others), "at" (windows end at
 --         now exactly: an explicit instant) or "event" (at the newest trade)
--- ARGV[3] windows "label:ms,label:ms,..." shortest first
+-- ARGV[3] windows "label:ms,label:ms,..." shortest first; with long (bucketed)
+--         windows: "<exact windows>|<long windows>;<bucket ms>" (lib/windows.lua)
 -- ARGV[4] most entries a token's list may hold
 -- ARGV[5..] one per token: its list entries "<ts> <seq> <b|s><trader> <quote_nano> <price> <id>",
 --          each optionally followed by " <digest>" (20 hex of SHA-1(id): not
@@ -40,6 +43,7 @@
 --@include lib/insert.lua
 --@include lib/slide.lua
 --@include lib/rebuild.lua
+--@include lib/long.lua
 
 local now = tonumber(ARGV[1])
 local clock = ARGV[2]
@@ -87,11 +91,12 @@ local function write(K, st, at, fresh_ttl, rebuilt)
     -- future-stamped trade stays until it leaves its window). A rebuild without
     -- trades may have recreated keys (losing their TTL): they get what
     -- last_update had left.
-    local ttl = longest
+    -- the four keys live as long as the longest window, long ones included
+    local ttl = conf.long and max(longest, conf.long[#conf.long].ms) or longest
     if fresh_ttl and st.n > 0 then
       local newest = st.tail and st.tail.ts  -- the list's last entry (lib/insert.lua)
       if not newest then newest = head(redis.call('LINDEX', K[1], -1)) end
-      if newest and newest > at then ttl = longest + (newest - at) end
+      if newest and newest > at then ttl = ttl + (newest - at) end
     end
     if not fresh_ttl then
       local left = redis.call('PTTL', K[4])
@@ -132,14 +137,14 @@ local function unseen(ix, xs)
   return out
 end
 
--- most elements a trim reads back (elements left untrimmed before the longest
--- window's index, e.g. while it was being seeded, go over several calls)
-local TRIM_MAX = 4096
-
 -- Drop what left the longest window from the list and the id index. Not
 -- while that window is being seeded (marked): what precedes its index may
 -- still enter it.
 local function trim(K, st)
+  -- most elements a trim reads back (elements left untrimmed before the longest
+  -- window's index, e.g. while it was being seeded, go over several calls); a
+  -- local of the function: the main chunk is at Lua's 200 locals (lib/long.lua)
+  local TRIM_MAX = 4096
   local drop = st.idx[#ws]
   if drop == 0 or (st.mark[#ws] and not st.all_gone) then return end
   if st.all_gone then
@@ -196,8 +201,10 @@ local function apply_token(K, news, r)
     redis.call('DEL', K[5], K[6])  -- an id index (or memo) left over from an expired state
     local sk = screener_keys(K)
     if sk then screener_del(sk) end
+    if conf.long then LONG.del(K) end  -- buckets of an expired state
     st = {at = -1e18, n = 0, e = 0, idx = {}, tot = {}, old = blank_old(ws, false), dirty = {},
-      ids = ids_new(K[5]), cf = {}, mark = {}, old_mark = {}, sk = sk, entered = sk and {}}
+      ids = ids_new(K[5]), cf = {}, mark = {}, old_mark = {}, sk = sk,
+      entered = (sk or conf.long) and {}, long = conf.long}
     for i = 1, #ws do st.idx[i] = 0; st.tot[i] = new_totals() end
   end
   local at = max(st.at, target)
@@ -218,11 +225,19 @@ local function apply_token(K, news, r)
                                    and not st.seeding)) then
     return
   end
+  if conf.long and not st.entered then st.entered, st.long = {}, conf.long end
+  local at0 = not fresh and st.at or nil
   account(st, ws, inserted)
   advance(K, st, ws, at, SLIDE_MAX + #inserted)  -- windows keep up with what comes in
   if st.all_gone then st.mark = {} end
   if st.at < at or st.more then r[R.status], r[R.last_update] = BEHIND, fmt_int(st.at) end
+  local entered = st.entered
   if st.sk then screener_step(st, ws) end
+  if conf.long then
+    LONG.step(K, st, conf.long, conf.r, at0, entered, r[R.rebuilt] >= 0, #inserted > 0,
+              st.at - ws[#ws].ms)
+    st.entered = {}
+  end
   trim(K, st)
   ids_save(st.ids)
   -- the id index says whether the screener's sets are kept for the list (lib/ids.lua)
@@ -236,6 +251,7 @@ local per = #KEYS / (#ARGV - 4)
 for t = 0, #ARGV - 5 do
   local K = {}
   for k = 1, per do K[k] = KEYS[per * t + k] end
+  if per == 9 then K[12], K[13], K[14], K[7], K[8], K[9] = K[7], K[8], K[9], nil, nil, nil end
   local news, bad = {}, 0
   for line in string.gmatch(ARGV[5 + t], '[^\n]+') do
     local x = parse(line)

@@ -4,11 +4,15 @@
 --
 -- KEYS: token:{A}:trades, token:{A}:indices, token:{A}:aggregates, token:{A}:last_update,
 --       then, for the screener metrics, tradeagg:{A}:makers, tradeagg:{A}:buyers,
---       tradeagg:{A}:sellers, tradeagg:{A}:high, tradeagg:{A}:low (lib/screener.lua)
---       and tradeagg:{A}:ids (the id index: a list written without the sets, its
---       "S" unset, is counted from the list as a damaged one is, below)
+--       tradeagg:{A}:sellers, tradeagg:{A}:high, tradeagg:{A}:low (lib/screener.lua),
+--       then, with long windows in ARGV[2], tradeagg:{A}:buckets, tradeagg:{A}:bhigh,
+--       tradeagg:{A}:blow (lib/long.lua), then, with the screener's sets,
+--       tradeagg:{A}:ids (the id index, for its "S" only: a list written without the
+--       sets is counted from the list as a damaged one is, below): 4, 7, 10 or 13 keys
 -- ARGV[1] at, epoch ms, or "" for the token's last_update
--- ARGV[2] windows "label:ms,label:ms,..." shortest first
+-- ARGV[2] windows "label:ms,label:ms,..." shortest first, then, with long
+--         (bucketed) windows, "|<long windows>;<bucket ms>" (lib/windows.lua);
+--         the long windows come after the exact ones in the answer
 -- Returns: {"ok", at, last_update, reason|false, then per window of ARGV[2]
 --           its label, complete_from|false (a partial window: the instant
 --           from which it is complete) and METRICS in order (lib/windows.lua):
@@ -42,11 +46,20 @@
 -- SLIDE_MAX (+ one 1,024 chunk) elements per walk, else answers "behind".
 --@include lib/slide.lua
 --@include lib/rebuild.lua
+--@include lib/long.lua
 
 -- KEYS as the library takes them (K[5], K[6]: the id index and memo, unknown to a
--- read: no seeding mark is followed; K.ids: the id index, for its "S" only)
-local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], false, false, KEYS[5], KEYS[6], KEYS[7],
-           KEYS[8], KEYS[9], ids = KEYS[10]}
+-- read: no seeding mark is followed; K.ids: the id index, for its "S" only;
+-- K[12..14]: the long windows' keys)
+local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], false, false}
+do
+  local lk = (#KEYS == 7 and 5) or (#KEYS == 13 and 10) or nil  -- the long windows' first
+  if lk then K[12], K[13], K[14] = KEYS[lk], KEYS[lk + 1], KEYS[lk + 2] end
+  if #KEYS >= 10 then
+    K[7], K[8], K[9], K[10], K[11] = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+    K.ids = KEYS[#KEYS]
+  end
+end
 
 -- the answer: per window of `conf`, its label, complete_from and metrics
 local function answer(head, st, ws, conf, at, price_of)
@@ -96,8 +109,16 @@ return guarded(function()
       for i, w in ipairs(ws) do out[i], froms[i] = {0, 0, 0, false, false}, at - w.ms end
       st.scr = screener_add(out, es, {{}, {}, {}}, froms, at)
     end
-    return answer({'ok', fmt_int(at), fmt_int(st.at), reason}, st, ws, conf, at,
-                  memory_prices(es))
+    local out = answer({'ok', fmt_int(at), fmt_int(st.at), reason}, st, ws, conf, at,
+                       memory_prices(es))
+    if conf.long then  -- the stored buckets, and the list's trades after last_update
+      local xs = {}
+      for _, x in ipairs(es) do if x.ts > st.at and x.ts <= at then xs[#xs + 1] = x end end
+      local ex = K[7] and pending({K[7], K[8], K[9], K[10], K[11]}, xs)
+      for _, v in ipairs(LONG.read(K, conf.long, conf.r, st.at, at, xs, ex, st.sk or (K[7] and
+          {K[7], K[8], K[9], K[10], K[11]}))) do out[#out + 1] = v end
+    end
+    return out
   end
   if st == nil then return {'unknown', ARGV[1]} end
   ws = st.ws
@@ -112,10 +133,18 @@ return guarded(function()
       for i, w in ipairs(ws) do
         if not added[i] then carried[#carried + 1] = w.label .. ':' .. fmt_int(w.ms) end
       end
-      return {'behind', fmt_int(at), fmt_int(lu), touched, table.concat(carried, ',')}
+      return {'behind', fmt_int(at), fmt_int(lu), touched,
+              table.concat(carried, ',') .. (conf.long_spec or '')}
     end
     error(err, 0)
   end
-  if st.sk then st.scr = screener_metrics(st.sk, ws, at, pending(st.sk, st.entered), st.cf) end
-  return answer({'ok', fmt_int(at), fmt_int(lu), false}, st, ws, conf, at)
+  local ex = st.sk and pending(st.sk, st.entered)
+  if st.sk then st.scr = screener_metrics(st.sk, ws, at, ex, st.cf) end
+  local out = answer({'ok', fmt_int(at), fmt_int(lu), false}, st, ws, conf, at)
+  if conf.long then
+    for _, v in ipairs(LONG.read(K, conf.long, conf.r, lu, at, st.entered, ex, st.sk)) do
+      out[#out + 1] = v
+    end
+  end
+  return out
 end)

@@ -54,6 +54,30 @@ def parse_windows(spec: str) -> tuple[Window, ...]:
     return tuple(windows[ms] for ms in sorted(windows))
 
 
+def parse_duration(raw: str) -> int:
+    """A duration written as a window label (``1h``, ``1m``) in ms."""
+    match = _LABEL_RE.match(raw.strip())
+    if not match:
+        raise ValueError(f"{raw!r} is not a duration like 30s, 1m or 1h")
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def long_windows_problem(windows: tuple[Window, ...], horizon_ms: int, bucket_ms: int) -> str | None:
+    """Why the bucketed windows (CONTRACT §2c) cannot be kept with these settings, or None.
+
+    The bucket must divide every window and the horizon and be at most the
+    shortest window, so that a bucketed window is a whole number of buckets.
+    """
+    if horizon_ms % bucket_ms:
+        return f"TRADEAGG_EXACT_HORIZON ({horizon_ms} ms) is not a multiple of TRADEAGG_BUCKET"
+    if bucket_ms > windows[0].ms:
+        return f"TRADEAGG_BUCKET is longer than the shortest window {windows[0].label!r}"
+    for w in windows:
+        if w.ms % bucket_ms:
+            return f"TRADEAGG_BUCKET ({bucket_ms} ms) does not divide window {w.label!r}"
+    return None
+
+
 def _int(lo: int, hi: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         value = int(raw)
@@ -255,6 +279,18 @@ class Settings:
     clock: str = setting(
         "wall", "TRADEAGG_CLOCK", _choice(*CLOCKS), "wall (windows end now) or event (newest trade)"
     )
+    exact_horizon_ms: int = setting(
+        3_600_000,
+        "TRADEAGG_EXACT_HORIZON",
+        parse_duration,
+        "windows up to this long are exact to the ms; longer ones are bucketed (e.g. 1h)",
+    )
+    bucket_ms: int = setting(
+        60_000,
+        "TRADEAGG_BUCKET",
+        parse_duration,
+        "resolution of the windows beyond TRADEAGG_EXACT_HORIZON (e.g. 1m)",
+    )
     metrics: str = setting(
         "full",
         "TRADEAGG_METRICS",
@@ -374,7 +410,31 @@ class Settings:
 
     @property
     def longest_ms(self) -> int:
+        """The longest window, bucketed ones included (TTLs, the active index)."""
         return self.windows[-1].ms
+
+    @property
+    def exact_windows(self) -> tuple[Window, ...]:
+        """The windows exact to the ms (at most TRADEAGG_EXACT_HORIZON): the list's."""
+        return tuple(w for w in self.windows if w.ms <= self.exact_horizon_ms)
+
+    @property
+    def long_windows(self) -> tuple[Window, ...]:
+        """The bucketed windows (longer than TRADEAGG_EXACT_HORIZON, CONTRACT §2c)."""
+        return tuple(w for w in self.windows if w.ms > self.exact_horizon_ms)
+
+    @property
+    def exact_longest_ms(self) -> int:
+        """The longest exact window: the list's trim and the lateness cutoff."""
+        return self.exact_windows[-1].ms
+
+    def window_start(self, at: int, ms: int) -> int:
+        """Where window ``ms`` starts at ``at``: ``at - w``, or for a bucketed window
+        ``ceil((at - w) / r) * r`` (it holds the trades after it, CONTRACT §2c)."""
+        if ms <= self.exact_horizon_ms:
+            return at - ms
+        r = self.bucket_ms
+        return -((ms - at) // r) * r
 
     @property
     def topic(self) -> str:
@@ -412,6 +472,10 @@ class Settings:
                 problems.append("KAFKA_URL: must look like kafka+ssl://host:port[,host:port...]")
             elif "@" in kafka_url:
                 problems.append("KAFKA_URL: credentials in the URL are not supported")
+        if not problems:
+            problem = _long_problem(values)
+            if problem:
+                problems.append(problem)
         if problems:
             raise ConfigError("invalid configuration: " + "; ".join(problems))
         return cls(**values)  # type: ignore[arg-type]
@@ -424,6 +488,8 @@ class Settings:
             default = f.default_factory() if f.default_factory is not MISSING else f.default
             if f.name == "windows":
                 default = ",".join(w.label for w in default)
+            elif f.name in ("exact_horizon_ms", "bucket_ms"):  # as the variable is written
+                default = {3_600_000: "1h", 60_000: "1m"}.get(default, default)
             out.append((" or ".join(f.metadata["env"]), str(default), f.metadata["doc"]))
         return out
 
@@ -440,6 +506,21 @@ class Settings:
                 value = mask(value)
             out[f.name] = value
         return out
+
+
+def _long_problem(values: Mapping[str, object]) -> str | None:
+    """Why the configured bucketed windows (CONTRACT §2c) cannot be kept, or None
+    (no window beyond TRADEAGG_EXACT_HORIZON: nothing to check)."""
+    windows: tuple[Window, ...] = values.get("windows") or parse_windows(  # type: ignore[assignment]
+        "1m,5m,15m,30m,1h"
+    )
+    horizon = int(values.get("exact_horizon_ms", 3_600_000))  # type: ignore[call-overload]
+    bucket = int(values.get("bucket_ms", 60_000))  # type: ignore[call-overload]
+    if all(w.ms <= horizon for w in windows):
+        return None
+    if windows[0].ms > horizon:
+        return "TRADEAGG_WINDOWS: at least one window must be exact (TRADEAGG_EXACT_HORIZON)"
+    return long_windows_problem(windows, horizon, bucket)
 
 
 _AT_RUN = re.compile(r'[^\s"]*@[^\s"]*')  # a run of text holding an "@" (userinfo)

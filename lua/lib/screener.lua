@@ -138,10 +138,11 @@ local function screener_feed(sk, items)
   return true
 end
 
--- what left every window (ts <= `until`) out of the five sets
-local function screener_trim(sk, upto)
+-- what left every window (ts <= `until`) out of the five sets (from set
+-- `first` on: with long windows, lib/long.lua trims the trader sets)
+local function screener_trim(sk, upto, first)
   local bound = fmt_int(upto)
-  for i = 1, 5 do redis.call('ZREMRANGEBYSCORE', sk[i], '-inf', bound) end
+  for i = first or 1, 5 do redis.call('ZREMRANGEBYSCORE', sk[i], '-inf', bound) end
 end
 
 local function screener_del(sk) redis.call('DEL', unpack(sk)) end

@@ -216,7 +216,13 @@ end
 -- raises BEHIND instead.
 local function advance(K, st, ws, at, most, cap)
   if st.n > 0 and not st.grew and st.tail.ts <= at - ws[#ws].ms then
-    -- every entry has left every window (a long-quiet token): nothing to walk
+    -- every entry has left every window (a long-quiet token): nothing to walk,
+    -- but the entries not entered yet enter the long windows (lib/long.lua)
+    if st.entered and st.e < st.n then
+      local e = st.e
+      st.e = st.n
+      for _, raw in ipairs(elements(K, st, e)) do st.entered[#st.entered + 1] = raw end
+    end
     for i = 1, #ws do
       if st.idx[i] ~= st.n then st.dirty[i] = true end
       st.idx[i] = st.n; st.tot[i] = new_totals()
@@ -326,7 +332,7 @@ local function screener_step(st, ws)
   local fed = screener_feed(st.sk, st.entered)
   st.fed = fed or st.fed
   local drop = st.gone and #st.gone or 0
-  if st.all_gone or drop > 0 then screener_trim(st.sk, st.at - ws[#ws].ms) end
+  if st.all_gone or drop > 0 then screener_trim(st.sk, st.at - ws[#ws].ms, st.long and 4) end
   st.entered = {}
   st.scr = screener_metrics(st.sk, ws, st.at, nil, st.cf)
 end

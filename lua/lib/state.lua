@@ -196,7 +196,8 @@ local function load_state(K, conf)
   if st.sk and st.ids and n > 0 and not st.ids.screened then
     corrupt('no screener sets (written without them)')
   end
-  if st.sk then st.entered = {} end
+  if st.sk or conf.long then st.entered = {} end
+  st.long = conf.long
   local e = n
   if n > 0 then
     st.tail = entry_at(K[1], n - 1)
@@ -334,7 +335,10 @@ local function carried_windows(K, conf, at)
   end
   local hashed = redis.call('TYPE', K[3])['ok'] == 'hash'
   if hashed then
-    for _, f in ipairs(redis.call('HKEYS', K[3])) do note(smatch(f, '^(.-):')) end
+    for _, f in ipairs(redis.call('HKEYS', K[3])) do
+      local label = smatch(f, '^(.-):')
+      if not (conf.long and conf.long.has[label]) then note(label) end  -- lib/long.lua's
+    end
   end
   local ws = union(conf, labels)
   local cf, carried = {}, {}
@@ -370,5 +374,6 @@ local function rebuild(K, conf, at)
     screener_feed(st.sk, xs)
     st.entered = {}
   end
+  if conf.long then st.entered, st.long = {}, conf.long end
   return st, dropped
 end

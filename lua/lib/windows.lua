@@ -51,21 +51,33 @@ local function windows_of(pairs)
   return ws
 end
 
+-- "exact|long;r" (lib/long.lua): the exact windows, then, when any, the long
+-- (bucketed) windows and their resolution r in ms: ws.long (windows as above),
+-- ws.r, and ws.long_spec (the text after the exact windows, to pass on)
 local function parse_windows(spec)
-  local pairs = {}
-  for label, ms in string.gmatch(spec, '([^:,]+):(%d+)') do pairs[#pairs + 1] = {label, tonumber(ms)} end
-  return windows_of(pairs)
+  local pairs, ex, lg, r = {}, smatch(spec, '^([^|]*)|?([^;]*);?(%d*)$')
+  for label, ms in string.gmatch(ex, '([^:,]+):(%d+)') do pairs[#pairs + 1] = {label, tonumber(ms)} end
+  local ws = windows_of(pairs)
+  if lg ~= '' then
+    local lp = {}
+    for label, ms in string.gmatch(lg, '([^:,]+):(%d+)') do lp[#lp + 1] = {label, tonumber(ms)} end
+    ws.long, ws.r, ws.long_spec = windows_of(lp), tonumber(r), '|' .. lg .. ';' .. r
+  end
+  return ws
 end
 
 -- The windows a call keeps on a token: the caller's `ws` and every label in
 -- `stored` (the token's indices hash, or labels found in its aggregates).
 -- Nothing is retired implicitly: releases configured with other windows
 -- share a token (retiring is the `tradeagg windows retire` command's job).
--- Labels that do not parse are left out (`bad` is the first such, or nil).
+-- Labels that do not parse are left out (`bad` is the first such, or nil), and
+-- so are the caller's long windows (an exact window of an earlier release that
+-- the caller buckets: lib/long.lua counts it, partial at first).
 local function union(ws, stored)
   local extra, bad = nil, nil
   for _, label in ipairs(stored) do
-    if not ws.has[label] and not (extra and extra.has[label]) then
+    if not ws.has[label] and not (extra and extra.has[label])
+       and not (ws.long and ws.long.has[label]) then
       local ms = label_ms(label)
       if not ms then bad = bad or label
       else

@@ -20,10 +20,11 @@ from tradeagg.settings import Settings, parse_windows
 
 A = "So11111111111111111111111111111111111111112"
 B = "0x" + "ab" * 20
-OLD = Settings(windows=parse_windows("1m,5m,1h"))
-NEW = Settings(windows=parse_windows("1m,5m,15m,1h,4h"))
 MIN = 60_000
 HOUR = 60 * MIN
+EXACT = 24 * HOUR  # TRADEAGG_EXACT_HORIZON: these windows are all exact (the list's)
+OLD = Settings(windows=parse_windows("1m,5m,1h"), exact_horizon_ms=EXACT)
+NEW = Settings(windows=parse_windows("1m,5m,15m,1h,4h"), exact_horizon_ms=EXACT)
 
 
 def batch(rng: random.Random, at: int, start: int, n: int) -> list[Trade]:
@@ -96,9 +97,9 @@ def test_a_window_added_while_another_is_partial_is_partial_from_the_same_start(
     is partial from that same start, not from the longest window's."""
     rng = random.Random(5)
     t0 = 1_700_000_000_000
-    one = Settings(windows=parse_windows("1m,1h"))
-    four = Settings(windows=parse_windows("1m,4h"))
-    two = Settings(windows=parse_windows("1m,2h"))
+    one = Settings(windows=parse_windows("1m,1h"), exact_horizon_ms=EXACT)
+    four = Settings(windows=parse_windows("1m,4h"), exact_horizon_ms=EXACT)
+    two = Settings(windows=parse_windows("1m,2h"), exact_horizon_ms=EXACT)
     trades: list[Trade] = []
     plan = [(t0 + k * 5 * MIN, one) for k in range(14)]  # 1h kept for 65 minutes
     plan += [(t0 + 70 * MIN, four), (t0 + 100 * MIN, two)]

@@ -76,11 +76,14 @@ def window_mismatches(got: Any, want: Mapping[str, Any]) -> list[str]:
 def reference_mismatches(
     reader: Reader, trades: list[Trade], at: int, ws: Iterable[Window], tokens: Iterable[str]
 ) -> list[str]:
-    """Every (token, window, metric) read at ``at`` that differs from the brute-force reference."""
+    """Every (token, window, metric) read at ``at`` that differs from the brute-force reference
+    (windows beyond the reader's TRADEAGG_EXACT_HORIZON bucketed, CONTRACT §2c)."""
     ws = list(ws)
     bad = []
+    s = reader.settings
     for token in tokens:
-        want = reference.windows([t for t in trades if t.token == token], at, ws)
+        mine = [t for t in trades if t.token == token]
+        want = reference.windows(mine, at, ws, s.exact_horizon_ms, s.bucket_ms)
         got = reader.read(token, at)
         for w in ws:
             bad += [

@@ -59,10 +59,11 @@ def test_a_token_document_has_the_contract_shape_and_order():
     view = TokenView(TOKEN, 1_000, 900, {"1m": _window(2, "0.30"), "5m": partial})
     line = dumps(token_document(view))
     assert line == (
-        '{"token": "' + TOKEN + '", "at": 1000, "windows": {"1m": {"buys": 2, "sells": 0, '
+        '{"token": "' + TOKEN + '", "at": 1000, "windows": {"1m": {"kind": "exact", '
+        '"from": 0, "buys": 2, "sells": 0, '
         '"buy_volume": 0.3, "sell_volume": 0, "volume": 0.3, "open": 1.5, "close": 1.5, '
-        '"price_change_pct": 0.0, "partial": false, "complete_from": null}, "5m": {"buys": 0, '
-        '"sells": 0, "buy_volume": 0, "sell_volume": 0, "volume": 0, "open": null, '
+        '"price_change_pct": 0.0, "partial": false, "complete_from": null}, "5m": {"kind": '
+        '"exact", "from": 0, "buys": 0, "sells": 0, "buy_volume": 0, "sell_volume": 0, "volume": 0, "open": null, '
         '"close": null, "price_change_pct": null, "partial": true, "complete_from": 4600000}}}'
     )
     TokenDocument().load(json.loads(line, parse_float=Decimal))
@@ -110,7 +111,7 @@ def test_real_show_and_top_output_validate(redis_server, redis_client, monkeypat
     assert main(["top", "--json", "--window", "5m", "--at", at]) == 0
     rows = [json.loads(line, parse_float=Decimal) for line in capsys.readouterr().out.splitlines()]
     assert [RankDocument().load(r)["token"] for r in rows] == [TOKEN, OTHER]
-    assert list(rows[0])[:6] == ["rank", "token", "at", "window", "by", "buys"]
+    assert list(rows[0])[:8] == ["rank", "token", "at", "window", "by", "kind", "from", "buys"]
 
 
 def test_the_show_table_marks_a_partial_window_and_says_from_when():

@@ -146,3 +146,28 @@ def test_cli_exit_codes() -> None:
     for command in COMMANDS:
         out = run_cli(command, "--help")
         assert out.returncode == 0 and "usage: tradeagg " + command in out.stdout
+
+
+def test_long_window_settings_are_checked_in_one_line_naming_the_variable():
+    s = Settings.from_env({"TRADEAGG_WINDOWS": "1m,5m,1h,6h,24h"})
+    assert [w.label for w in s.long_windows] == ["6h", "24h"]
+    assert [w.label for w in s.exact_windows] == ["1m", "5m", "1h"]
+    minute = 60_000
+    at = 16_666_666 * minute  # a bucket's end: the window starts at at - w, then one ms later
+    assert s.window_start(at, 6 * 3_600_000) == at - 6 * 3_600_000
+    assert s.window_start(at + 1, 6 * 3_600_000) == at - 6 * 3_600_000 + minute
+    assert s.window_start(at + 1, 3_600_000) == at + 1 - 3_600_000  # exact
+    assert Settings.from_env({"TRADEAGG_WINDOWS": "30s,1h"}).long_windows == ()  # none: no check
+    bad = {
+        ("30s,24h", "1h", "1m"): "TRADEAGG_BUCKET is longer than the shortest window '30s'",
+        ("1m,90s,24h", "1h", "1m"): "does not divide window '90s'",
+        ("5m,6h", "1h", "7m"): "TRADEAGG_EXACT_HORIZON (3600000 ms) is not a multiple",
+        ("6h,24h", "1h", "1m"): "at least one window must be exact",
+        ("1m,6h", "soon", "1m"): "TRADEAGG_EXACT_HORIZON='soon'",
+    }
+    for (windows, horizon, bucket), needle in bad.items():
+        env = {"TRADEAGG_WINDOWS": windows, "TRADEAGG_EXACT_HORIZON": horizon,
+               "TRADEAGG_BUCKET": bucket}
+        with pytest.raises(ConfigError) as caught:
+            Settings.from_env(env)
+        assert needle in str(caught.value) and "\n" not in str(caught.value), env

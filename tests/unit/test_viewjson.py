@@ -64,10 +64,13 @@ def views(draw) -> TokenView:
 
 
 def test_every_metric_the_read_model_parses_is_a_window_view_field():
-    # the metrics, then the window's coverage (complete_from; partial derives from it)
+    # the metrics, then the window's coverage (complete_from; partial derives from it),
+    # then its kind and start (CONTRACT §2c: written "kind", "from")
     assert tuple(f.name for f in dataclasses.fields(WindowView)) == (
         *WINDOW_METRICS,
         "complete_from",
+        "kind",
+        "start",
     )
 
 

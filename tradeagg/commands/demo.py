@@ -7,6 +7,7 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import replace
 
 import gevent
 import gevent.event
@@ -14,7 +15,11 @@ import gevent.event
 from tradeagg.commands.top import table as top_table
 from tradeagg.engine.rank import default_window
 from tradeagg.errors import UsageError
-from tradeagg.settings import Settings, mask
+from tradeagg.settings import Settings, mask, parse_windows
+
+# the demo's windows when TRADEAGG_WINDOWS is the service's default: the screener's
+# columns, 6h and 24h bucketed (CONTRACT §2c)
+DEMO_WINDOWS = "1m,5m,15m,30m,1h,6h,24h"
 
 EXAMPLES = """examples:
   tradeagg demo                          live view until Ctrl-C
@@ -87,6 +92,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from tradeagg.devtools.demorun import DemoRun
 
     _check(args)
+    if settings.windows == Settings().windows:
+        settings = replace(settings, windows=parse_windows(DEMO_WINDOWS))
     ui = not args.no_ui and sys.stdout.isatty()
     if not args.no_ui and not ui:
         print("stdout is not a terminal: plain summaries (as with --no-ui)", flush=True)

@@ -25,6 +25,9 @@ def _window_fields() -> dict[str, fields.Field]:
     Then the screener's (CONTRACT §2b) ``makers``, ``buyers``, ``sellers`` (counts
     of distinct traders) and ``high``, ``low`` (null when empty): all five omitted
     when the service does not keep them (TRADEAGG_METRICS=seed; ``makers`` None).
+    First ``kind`` and ``from`` (CONTRACT §2c): ``exact`` windows start at
+    ``at - w``, ``bucketed`` ones (beyond TRADEAGG_EXACT_HORIZON) at
+    ``ceil((at - w) / r) * r``; the window holds the trades after ``from``.
     Then (additive) ``partial``: the token's list was not kept long enough for
     this window (added by a release with a longer window), so it may undercount
     until ``complete_from`` (epoch ms; null when complete).
@@ -32,6 +35,9 @@ def _window_fields() -> dict[str, fields.Field]:
     amount = {"required": True, "allow_nan": False, "validate": validate.Range(min=0)}
     price = {"required": True, "allow_none": True, "allow_nan": False}
     return {
+        # CONTRACT §2c: exact (at - w < ts <= at) or bucketed (from < ts <= at)
+        "kind": fields.String(required=True, validate=validate.OneOf(("exact", "bucketed"))),
+        "from": fields.Integer(required=True, strict=True, attribute="start"),
         "buys": fields.Integer(required=True, strict=True, validate=validate.Range(min=0)),
         "sells": fields.Integer(required=True, strict=True, validate=validate.Range(min=0)),
         "buy_volume": fields.Decimal(**amount),
@@ -117,7 +123,9 @@ def token_document(view: Any) -> dict[str, Any]:
 def rank_document(rank: int, view: Any, window: str, by: str) -> dict[str, Any]:
     """One line of ``top --json``: the rank, the token, then its metrics in ``window``."""
     head = {"rank": rank, "token": view.token, "at": view.at, "window": window, "by": by}
-    return _RANK.dump({**head, **_WINDOW.dump(view.windows[window])})
+    metrics = _WINDOW.dump(view.windows[window])
+    metrics["start"] = metrics.pop("from")  # the attribute "from" is dumped from
+    return _RANK.dump({**head, **metrics})
 
 
 def token_json(view: Any) -> str:

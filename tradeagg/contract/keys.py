@@ -19,7 +19,7 @@ class TokenKeys:
     its id index and its deep-check memo (same hash tag, so the same cluster slot)."""
 
     __slots__ = ("token", "trades", "indices", "aggregates", "last_update", "ids", "checked",
-                 "makers", "buyers", "sellers", "high", "low")
+                 "makers", "buyers", "sellers", "high", "low", "buckets", "bhigh", "blow")
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -34,6 +34,9 @@ class TokenKeys:
         self.sellers = f"{PREFIX}:{{{token}}}:sellers"
         self.high = f"{PREFIX}:{{{token}}}:high"
         self.low = f"{PREFIX}:{{{token}}}:low"
+        self.buckets = f"{PREFIX}:{{{token}}}:buckets"
+        self.bhigh = f"{PREFIX}:{{{token}}}:bhigh"
+        self.blow = f"{PREFIX}:{{{token}}}:blow"
 
     def all(self) -> list[str]:
         return [self.trades, self.indices, self.aggregates, self.last_update]
@@ -42,13 +45,23 @@ class TokenKeys:
         """The screener metrics' five sorted sets (``lua/lib/screener.lua``), in script order."""
         return [self.makers, self.buyers, self.sellers, self.high, self.low]
 
+    def long(self) -> list[str]:
+        """The bucketed windows' three sorted sets (``lua/lib/long.lua``), in script order:
+        ``tradeagg:{ADDR}:buckets`` (one member per non-empty bucket, score its end),
+        ``:bhigh`` / ``:blow`` (monotonic deques of bucket extremes)."""
+        return [self.buckets, self.bhigh, self.blow]
 
-def token_keys(token: str, screener: bool = False) -> list[str]:
+
+def token_keys(token: str, screener: bool = False, long: bool = False) -> list[str]:
     """The four contract keys, as ``read_window.lua`` takes them; with ``screener``
-    (TRADEAGG_METRICS=full) its five screener sets after them, then the id index
-    (whose "S" says whether the sets are kept for the list)."""
+    (TRADEAGG_METRICS=full) its five screener sets after them; with ``long``
+    (bucketed windows configured) the three sets of ``TokenKeys.long``; with
+    ``screener`` the id index last (whose "S" says whether the sets are kept for the list)."""
     k = TokenKeys(token)
-    return [*k.all(), *k.screener(), k.ids] if screener else k.all()
+    out = [*k.all(), *k.screener()] if screener else k.all()
+    if long:
+        out = [*out, *k.long()]
+    return [*out, k.ids] if screener else out
 
 
 def apply_keys(token: str) -> list[str]:
@@ -74,6 +87,14 @@ def full_apply_keys(token: str) -> list[str]:
     ``tradeagg:{ADDR}:high`` / ``:low`` (monotonic deques of ``"<ts> <price>"``)."""
     k = TokenKeys(token)
     return [*k.all(), k.ids, k.checked, *k.screener()]
+
+
+def long_apply_keys(token: str, screener: bool) -> list[str]:
+    """KEYS for one token of ``apply_trades.lua`` with bucketed windows (CONTRACT §2c):
+    ``full_apply_keys`` (or ``apply_keys`` without the screener's) and the three
+    sorted sets of ``TokenKeys.long``."""
+    k = TokenKeys(token)
+    return [*(full_apply_keys(token) if screener else apply_keys(token)), *k.long()]
 
 
 INDICES_MATCH = "token:{*}:indices"  # SCAN pattern of every token's indices hash

@@ -187,7 +187,9 @@ def verify(
     reader = Reader(client, settings)
     mismatches: list[str] = []
     for token, view in zip(chosen, reader.read_many(chosen), strict=True):
-        want = reference_windows(by_token[token], view.at, settings.windows)
+        want = reference_windows(
+            by_token[token], view.at, settings.windows, settings.exact_horizon_ms, settings.bucket_ms
+        )
         for w in settings.windows:
             g, r = view.windows[w.label], want[w.label]
             got = (g.buys, g.sells, g.buy_volume, g.sell_volume, g.open, g.close)

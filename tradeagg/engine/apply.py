@@ -17,7 +17,13 @@ import redis
 
 from tradeagg.clock import now_ms
 from tradeagg.contract.entry import TOKEN_RE, group_records
-from tradeagg.contract.keys import active, apply_keys, full_apply_keys, shard_of
+from tradeagg.contract.keys import (
+    active,
+    apply_keys,
+    full_apply_keys,
+    long_apply_keys,
+    shard_of,
+)
 from tradeagg.engine.args import windows_arg
 from tradeagg.errors import CorruptTokenError, RefusedWrite, StoreError
 from tradeagg.settings import Settings
@@ -321,9 +327,12 @@ class Engine:
             windows or self._windows,
             self.settings.max_token_trades,
         ]
-        keys_of = full_apply_keys if self.settings.metrics == "full" else apply_keys
+        screener = self.settings.metrics == "full"
         for token, entries in call:
-            keys.extend(keys_of(token))
+            if self.settings.long_windows:
+                keys.extend(long_apply_keys(token, screener))
+            else:
+                keys.extend(full_apply_keys(token) if screener else apply_keys(token))
             args.append("\n".join(entries))
         self.scripts.apply_trades(keys=keys, args=args, client=pipe)
         if catch_up:

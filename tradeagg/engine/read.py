@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -79,6 +79,12 @@ class WindowView:
     # partial: the list was not kept long enough for this window (it was added
     # to the token later, by a release with a longer window); exact from then on
     complete_from: int | None = None
+    # CONTRACT §2c: "exact" (at - w < ts <= at) or "bucketed" (a window beyond
+    # TRADEAGG_EXACT_HORIZON: start < ts <= at, start = ceil((at - w) / r) * r);
+    # start is written "from" in the documents; it follows from the view's at (not
+    # compared: two views of the same content read at other instants are equal)
+    kind: str = "exact"
+    start: int = field(default=0, compare=False)
 
     @property
     def trades(self) -> int:
@@ -121,6 +127,8 @@ class Reader:
         self.batch = batch
         self._windows = windows_arg(settings)
         self.screener = settings.metrics == "full"
+        self.long = bool(settings.long_windows)
+        self._ms = {w.label: w.ms for w in settings.windows}
         self._per = 2 + len(WINDOW_METRICS if self.screener else SEED_METRICS)
         self._engine: Engine | None = None
 
@@ -212,7 +220,7 @@ class Reader:
                     tokens[i : i + self.batch], ats[i : i + self.batch], strict=True
                 ):
                     self.scripts.read_window(
-                        keys=token_keys(token, self.screener),
+                        keys=token_keys(token, self.screener, self.long),
                         args=[at_arg(at), self._windows],
                         client=pipe,
                     )
@@ -221,13 +229,23 @@ class Reader:
             raise store_error("batched read failed", exc) from None
         return out
 
+    def _placed(self, label: str, at: int, view: WindowView) -> WindowView:
+        """``view`` with its kind and start as of ``at`` (CONTRACT §2c)."""
+        ms = self._ms.get(label)
+        if ms is None:
+            return view
+        kind = "exact" if ms <= self.settings.exact_horizon_ms else "bucketed"
+        return replace(view, kind=kind, start=self.settings.window_start(at, ms))
+
     def view(self, token: str, at: int | None, raw: list[Any]) -> TokenView:
         """A TokenView from ``read_window.lua``'s answer."""
         status = text(raw[0])
         if status == "unknown":
             at = now_ms() if at is None else at
             empty = EMPTY_SCREENED if self.screener else WindowView()
-            return TokenView(token, at, None, {w.label: empty for w in self.settings.windows})
+            return TokenView(
+                token, at, None, {w.label: self._placed(w.label, at, empty) for w in self.settings.windows}
+            )
         if status == "past":
             raise PastInstant(int(text(raw[1])), int(raw[2]), token)
         if status == "rebuilding":
@@ -254,7 +272,8 @@ class Reader:
                     "high": _dec(hi) if hi else None,
                     "low": _dec(lo) if lo else None,
                 }
-            windows[text(raw[i])] = WindowView(
+            label = text(raw[i])
+            windows[label] = WindowView(
                 buys=int(m["buys"]),
                 sells=int(m["sells"]),
                 buy_volume=_dec(m["buy_volume"]),
@@ -266,12 +285,15 @@ class Reader:
                 complete_from=int(raw[i + 1]) if raw[i + 1] else None,
                 **screened,
             )
-        return TokenView(token, int(raw[1]), int(raw[2]), windows)
+        at = int(raw[1])
+        return TokenView(
+            token, at, int(raw[2]), {k: self._placed(k, at, v) for k, v in windows.items()}
+        )
 
     def _call(self, token: str, at: int | None) -> list[Any]:
         try:
             return self.scripts.read_window(
-                keys=token_keys(token, self.screener), args=[at_arg(at), self._windows]
+                keys=token_keys(token, self.screener, self.long), args=[at_arg(at), self._windows]
             )
         except redis.RedisError as exc:
             raise store_error(f"read of token {token} failed", exc) from None

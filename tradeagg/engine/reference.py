@@ -21,14 +21,24 @@ def distinct(trades: Iterable[Trade]) -> list[Trade]:
     return sorted(seen.values(), key=lambda t: (t.ts, t.seq, t.id))
 
 
-def window(trades: list[Trade], at: int, w: Window) -> dict:
-    """Metrics of window ``w`` at ``at`` over distinct, ordered trades.
+def start(at: int, w: Window, horizon_ms: int | None = None, bucket_ms: int = 0) -> int:
+    """Where window ``w`` starts at ``at``: ``at - w``, or for a window longer than
+    ``horizon_ms`` (bucketed, CONTRACT §2c) ``ceil((at - w) / r) * r``."""
+    if horizon_ms is None or w.ms <= horizon_ms:
+        return at - w.ms
+    return -((w.ms - at) // bucket_ms) * bucket_ms
+
+
+def window(trades: list[Trade], at: int, w: Window, since: int | None = None) -> dict:
+    """Metrics of window ``w`` at ``at`` over distinct, ordered trades: those with
+    ``since < ts <= at`` (``since`` default ``at - w``; ``start`` for bucketed windows).
 
     Screener metrics (CONTRACT §2b): makers / buyers / sellers count distinct
     ``trader`` values (a trade of no trader, ``""``, counts in none of them),
     high / low are the extreme prices (None when the window is empty).
     """
-    inside = [t for t in trades if at - w.ms < t.ts <= at]
+    lo = at - w.ms if since is None else since
+    inside = [t for t in trades if lo < t.ts <= at]
     buys = [t for t in inside if t.side == "buy"]
     sells = [t for t in inside if t.side == "sell"]
     bv = sum((t.quote for t in buys), Decimal(0))
@@ -55,6 +65,13 @@ def window(trades: list[Trade], at: int, w: Window) -> dict:
     return out
 
 
-def windows(trades: Iterable[Trade], at: int, ws: Iterable[Window]) -> dict[str, dict]:
+def windows(
+    trades: Iterable[Trade],
+    at: int,
+    ws: Iterable[Window],
+    horizon_ms: int | None = None,
+    bucket_ms: int = 0,
+) -> dict[str, dict]:
+    """Every window of ``ws`` at ``at``; with ``horizon_ms``, the longer ones bucketed."""
     ordered = distinct(trades)
-    return {w.label: window(ordered, at, w) for w in ws}
+    return {w.label: window(ordered, at, w, start(at, w, horizon_ms, bucket_ms)) for w in ws}

@@ -48,7 +48,9 @@ def _metrics(w: Any) -> str:
     pairs = zip(_HEADS, values, strict=True)
     if w.makers is None:  # not kept (TRADEAGG_METRICS=seed): omitted, never a fake 0 or null
         pairs = zip(_HEADS[:_SEED], values[:_SEED], strict=True)
-    metrics = ", ".join([h + value(v) for h, v in pairs])
+    metrics = f'"kind": {json.dumps(w.kind)}, "from": {value(w.start)}, ' + ", ".join(
+        [h + value(v) for h, v in pairs]
+    )
     since = w.complete_from
     if since is None:
         return metrics + ', "partial": false, "complete_from": null'

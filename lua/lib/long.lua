@@ -1,0 +1,350 @@
+-- lib/long.lua: bucketed (long) windows, CONTRACT §2c: windows longer than
+-- TRADEAGG_EXACT_HORIZON. With resolution r, window w at instant `at` holds
+-- the trades with s < ts <= at, s = ceil((at - w) / r) * r. They are not in
+-- the exact machinery (list, indices, slide): per token, the trades that
+-- ENTER the windows (ts <= the state's instant: the same elements the
+-- screener is fed) are summed per bucket B = ceil(ts / r) * r, which covers
+-- (B - r, B]; a bucket holds entered trades only, so window w = the buckets
+-- B > s, never part of one. Keys (passed in KEYS, the token's hash tag):
+--   LK[1] tradeagg:{A}:buckets  sorted set, score B, one member per non-empty
+--         bucket: "B b s buy_vol sell_vol high low fts fseq fprice fid lts
+--         lseq lprice lid" (counts, exact volumes, extreme prices, the first
+--         and last trade in (ts, seq, id) order with their prices)
+--   LK[2] tradeagg:{A}:bhigh    monotonic deque of bucket highs (lib/screener.lua's
+--   LK[3] tradeagg:{A}:blow     deque_one with ts = B): "B price", score B
+-- Per window L, in token:{A}:aggregates: L:buys, L:sells, L:buy_volume,
+-- L:sell_volume (running sums: what entered is added, the buckets s passed
+-- are subtracted, never a rescan), L:from (s of the last write: where the
+-- next subtraction starts), L:volume, L:open, L:close, L:price_change_pct,
+-- with the screener's keys L:makers, L:buyers, L:sellers (ZCOUNT of the
+-- trader sets, whose trim follows the longest long window), L:high, L:low
+-- (first deque element after s), and L:complete_from while it is partial.
+-- Partial: the buckets hold every entered trade after C (a token's coverage);
+-- every window counts the buckets after max(s, C), and says complete_from =
+-- C + w. C is -inf for a token born with its long windows; a window newly
+-- carried (a rolling deploy) or a rebuilt token sets it (see LONG.step).
+-- All of it is one local table (the assembled scripts are near Lua's limit
+-- of 200 main-chunk locals).
+--@include lib/screener.lua
+
+local LONG = {}
+LONG.F = {'buys', 'sells', 'buy_volume', 'sell_volume', 'from', 'complete_from', 'at'}
+LONG.PAT = '^(%-?%d+) (%d+) (%d+) (%S+) (%S+) (%S+) (%S+) (%-?%d+) (%d+) (%S+) (%S+) '
+  .. '(%-?%d+) (%d+) (%S+) (%S+)$'
+
+-- the smallest multiple of r at or after x (exact for integers below 2^53)
+function LONG.ceil(x, r)
+  local q = floor(x / r) * r
+  while q < x do q = q + r end
+  while q - r >= x do q = q - r end
+  return q
+end
+
+-- a bucket member parsed: {B, t = totals, hi, lo, first = entry, last = entry}
+function LONG.parse(m)
+  local b, nb, ns, bv, sv, hi, lo, fts, fseq, fp, fid, lts, lseq, lp, lid = smatch(m, LONG.PAT)
+  if not b then corrupt('unparsable bucket ' .. ssub(m, 1, 40)) end
+  local t = new_totals()
+  t.b, t.s = tonumber(nb), tonumber(ns)
+  t.bh, t.bl = parse_vol(bv); t.sh, t.sl = parse_vol(sv)
+  if not (t.bh and t.sh) then corrupt('bucket volumes ' .. ssub(m, 1, 40)) end
+  return {B = tonumber(b), t = t, hi = hi, lo = lo,
+          first = {ts = tonumber(fts), seq = tonumber(fseq), price = fp, id = fid},
+          last = {ts = tonumber(lts), seq = tonumber(lseq), price = lp, id = lid}}
+end
+
+function LONG.text(k)
+  local t, f, l = k.t, k.first, k.last
+  return table.concat({fmt_int(k.B), fmt_int(t.b), fmt_int(t.s), fmt_vol(t.bh, t.bl),
+    fmt_vol(t.sh, t.sl), k.hi, k.lo, fmt_int(f.ts), fmt_int(f.seq), f.price, f.id,
+    fmt_int(l.ts), fmt_int(l.seq), l.price, l.id}, ' ')
+end
+
+-- totals u += sign * v
+function LONG.sum(u, v, sign)
+  local p = new_totals()
+  p.b = u.b + sign * v.b; p.s = u.s + sign * v.s
+  p.bh, p.bl = u.bh + sign * v.bh, u.bl + sign * v.bl
+  p.sh, p.sl = u.sh + sign * v.sh, u.sl + sign * v.sl
+  while p.bl >= NANO do p.bl = p.bl - NANO; p.bh = p.bh + 1 end
+  while p.bl < 0 do p.bl = p.bl + NANO; p.bh = p.bh - 1 end
+  while p.sl >= NANO do p.sl = p.sl - NANO; p.sh = p.sh + 1 end
+  while p.sl < 0 do p.sl = p.sl + NANO; p.sh = p.sh - 1 end
+  return p
+end
+
+-- the buckets with lo < B <= hi, summed (at most (hi - lo) / r of them)
+function LONG.range(key, lo, hi)
+  local t = new_totals()
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(lo), fmt_int(hi))) do
+    t = LONG.sum(t, LONG.parse(m).t, 1)
+  end
+  return t
+end
+
+-- entered items (raw elements or parsed entries) as parsed entries
+function LONG.entries(items)
+  local xs = {}
+  for j, it in ipairs(items or {}) do
+    local x = it
+    if type(it) == 'string' then
+      x = parse(it)
+      if not x then corrupt('unparsable list element ' .. ssub(it, 1, 40)) end
+    end
+    xs[j] = x
+  end
+  return xs
+end
+
+-- Stored state of the long windows `lw`: per window {t, from, cf} or nil (not
+-- carried, or written as of another instant than `at`: a writer without long
+-- windows moved the token since, and what entered then is in no bucket), and
+-- the coverage C (-huge: complete) with the longest carried window.
+function LONG.load(K, lw, at)
+  local f, F = {}, LONG.F
+  for _, w in ipairs(lw) do for _, m in ipairs(F) do f[#f + 1] = w.label .. ':' .. m end end
+  local got = redis.call('HMGET', K[3], unpack(f))
+  local ls, c, longest = {}, -math.huge, nil
+  for i, w in ipairs(lw) do
+    local a, t = #F * (i - 1), new_totals()
+    t.b, t.s = tonumber(got[a + 1]), tonumber(got[a + 2])
+    t.bh, t.bl = parse_vol(got[a + 3]); t.sh, t.sl = parse_vol(got[a + 4])
+    local from = tonumber(got[a + 5])
+    if t.b and t.s and t.bh and t.sh and from and tonumber(got[a + 7]) == at then
+      ls[i] = {t = t, from = from, cf = tonumber(got[a + 6])}
+      longest = w.ms
+      if ls[i].cf then c = max(c, ls[i].cf - w.ms) end
+    end
+  end
+  return ls, c, longest
+end
+
+-- Totals of window w as of `at` from its stored state `l` (nil: none, empty)
+-- moved to start s: minus the stored buckets s passed (none read when all left)
+function LONG.moved(K, l, w, s)
+  if not l then return new_totals() end
+  if s <= l.from then return LONG.sum(new_totals(), l.t, 1) end
+  if s >= l.from + w.ms then return new_totals() end
+  return LONG.sum(l.t, LONG.range(K[12], l.from, s), -1)
+end
+
+-- Metrics of one long window with start s (METRICS order): totals t, stored
+-- buckets and deques after s, and `xs` (entries not in the buckets yet: a
+-- read's pending ones, in order, all after every stored one); with the
+-- screener's sets `sk`, makers.. from them and `ex` (pending(): the pending
+-- trades' traders' stored scores).
+function LONG.metrics(K, sk, s, t, xs, ex, at, last)
+  local lo = '(' .. fmt_int(s)
+  local open, close
+  local first = redis.call('ZRANGEBYSCORE', K[12], lo, '+inf', 'LIMIT', 0, 1)[1]
+  if first then open = LONG.parse(first).first.price end
+  for _, x in ipairs(xs) do
+    if x.ts > s then
+      t = LONG.sum(t, {b = x.side == 'b' and 1 or 0, s = x.side == 'b' and 0 or 1,
+        bh = x.side == 'b' and x.qhi or 0, bl = x.side == 'b' and x.qlo or 0,
+        sh = x.side == 'b' and 0 or x.qhi, sl = x.side == 'b' and 0 or x.qlo}, 1)
+      open = open or x.price
+      close = x.price
+    end
+  end
+  if not close and first then  -- the last bucket's last trade (`last`: read by the caller)
+    close = LONG.parse(last or redis.call('ZRANGE', K[12], -1, -1)[1]).last.price
+  end
+  local out = {fmt_int(t.b), fmt_int(t.s), fmt_vol(t.bh, t.bl), fmt_vol(t.sh, t.sl), volume(t),
+               open or false, close or false, open and sfmt('%.17g', (tonumber(close) - tonumber(open)) / tonumber(open) * 100)
+                 or false}
+  if sk then
+    local m = {}
+    for k = 1, 3 do m[k] = redis.call('ZCOUNT', sk[k], lo, '+inf') end
+    for k = 4, 5 do
+      local y = LONG.first(K[9 + k], s)
+      m[k] = y and member_price(y) or false
+    end
+    if ex then screener_add({m}, ex.xs, ex.stored, {s}, at) end
+    for k = 1, 3 do out[#out + 1] = m[k] end
+    out[#out + 1] = m[4]; out[#out + 1] = m[5]
+  end
+  return out, t
+end
+
+-- The first member of a bucket deque after s: among the first PEEK after the
+-- earliest start asked this call (one read serves every window: a deque of
+-- bucket extremes is short), else read on its own.
+LONG.PEEK = 32
+function LONG.first(key, s)
+  local got = LONG.peeked and LONG.peeked[key]
+  if got then
+    for j = 1, #got, 2 do
+      if tonumber(got[j + 1]) > s then return got[j] end
+    end
+    if #got < 2 * LONG.PEEK then return nil end
+  end
+  return redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(s), '+inf', 'LIMIT', 0, 1)[1]
+end
+
+-- read the first PEEK members after `from` of both deques (for LONG.first)
+function LONG.peek(K, from)
+  LONG.peeked = {}
+  for k = 13, 14 do
+    LONG.peeked[K[k]] = redis.call('ZRANGEBYSCORE', K[k], '(' .. fmt_int(from), '+inf',
+                                   'WITHSCORES', 'LIMIT', 0, LONG.PEEK)
+  end
+end
+
+-- The long windows as of `at`, read-only (read_window.lua): the stored sums
+-- minus the buckets that left, plus the entered trades `items` not written
+-- yet (ts in (last_update, at]). A window the writers do not carry counts
+-- only those (partial from the bucket after last_update). Returns per window
+-- {label, complete_from|false, metrics...} flattened, as answer() does.
+function LONG.read(K, lw, r, lu, at, items, ex, sk)
+  local ls, c = LONG.load(K, lw, lu)
+  local xs, out = LONG.entries(items), {}
+  LONG.peeked = nil
+  if sk and #lw > 1 then LONG.peek(K, LONG.ceil(at - lw[#lw].ms, r)) end
+  for i, w in ipairs(lw) do
+    local l = ls[i]
+    local cov = l and c or LONG.ceil(lu, r)
+    local s = max(LONG.ceil(at - w.ms, r), cov)
+    local m = LONG.metrics(K, sk, s, LONG.moved(K, l, w, s), xs, ex, at)
+    local cf = cov + w.ms
+    out[#out + 1] = w.label; out[#out + 1] = cf > at and fmt_int(cf) or false
+    for _, v in ipairs(m) do out[#out + 1] = v end
+  end
+  return out
+end
+
+-- One bucket's update by the entries `d` (all of bucket B): read, merge, write.
+-- `top` = {B, member} of the last bucket before the call: in-order trades land in
+-- it or after it, known without a read. Returns the bucket's new member.
+function LONG.merge(K, B, d, sk, top)
+  local old
+  if top and B == top[1] then old = {top[2]}
+  elseif top and B > top[1] then old = {}
+  else old = redis.call('ZRANGEBYSCORE', K[12], B, B) end
+  local k, hi, lo
+  if old[1] then
+    k = LONG.parse(old[1])
+    redis.call('ZREM', K[12], old[1])
+    hi, lo = k.hi, k.lo
+  end
+  for _, x in ipairs(d) do
+    if not k then
+      k = {B = B, t = new_totals(), hi = x.price, lo = x.price, first = x, last = x}
+    else
+      if cmp(x, k.first) < 0 then k.first = x end
+      if cmp(x, k.last) > 0 then k.last = x end
+      if beats(1, x.price, k.hi) then k.hi = x.price end
+      if beats(-1, x.price, k.lo) then k.lo = x.price end
+    end
+    addq(k.t, x.side, x.qhi, x.qlo, 1)
+  end
+  local text = LONG.text(k)
+  redis.call('ZADD', K[12], B, text)
+  if sk then  -- a bucket's extremes only grow: offered to the deques when they did
+    if k.hi ~= hi then deque_one(K[13], 1, {ts = B, price = k.hi}) end
+    if k.lo ~= lo then deque_one(K[14], -1, {ts = B, price = k.lo}) end
+  end
+  return text
+end
+
+-- The long windows' part of an apply: `items` entered the windows in this
+-- call, the state moved from at0 (nil: a new token) to st.at. `rebuilt`: the
+-- token was counted again from its list (which reaches back only to the
+-- longest exact window): the long windows start over, partial.
+function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
+  local ls, c, longest = LONG.load(K, lw, at0)
+  if rebuilt then ls, c = {}, LONG.ceil(st.at, r) end
+  if at0 and not rebuilt then
+    for i in ipairs(lw) do
+      -- newly carried: the buckets are complete after C only (moved by a writer
+      -- without long windows, none is carried: complete from now on only)
+      if not ls[i] then c = max(c, longest and LONG.ceil(at0 - longest, r) or LONG.ceil(at0, r)) end
+    end
+  end
+  local xs = LONG.entries(items)
+  -- nothing entered, no window moved or completed: nothing changes (the janitor's usual call)
+  local still, was = #xs == 0 and not rebuilt, math.huge
+  for i, w in ipairs(lw) do
+    local l = ls[i]
+    if l then was = min(was, l.from) end
+    if not l or l.from ~= max(LONG.ceil(st.at - w.ms, r), c) or (l.cf and l.cf <= st.at) then
+      still = false
+    end
+  end
+  if still then  -- only the instant the stored state is as of
+    local set = {}
+    for _, w in ipairs(lw) do set[#set + 1] = w.label .. ':at'; set[#set + 1] = fmt_int(st.at) end
+    redis.call('HSET', K[3], unpack(set))
+    return
+  end
+  local starts, sums, bound = {}, {}, math.huge
+  for i, w in ipairs(lw) do
+    local s = max(LONG.ceil(st.at - w.ms, r), c)
+    local t
+    -- a window not carried yet starts from the buckets after s (before this call's)
+    if ls[i] then t = LONG.moved(K, ls[i], w, s) else t = LONG.range(K[12], s, s + w.ms + r) end
+    for _, x in ipairs(xs) do if x.ts > s then addq(t, x.side, x.qhi, x.qlo, 1) end end
+    starts[i], sums[i], bound = s, t, min(bound, s)
+  end
+  -- this call's entered trades into their buckets (those no window will count skipped)
+  local byb, order = {}, {}
+  for _, x in ipairs(xs) do
+    local B = LONG.ceil(x.ts, r)
+    if B > bound then
+      if not byb[B] then byb[B] = {}; order[#order + 1] = B end
+      local d = byb[B]
+      d[#d + 1] = x
+    end
+  end
+  local got = redis.call('ZRANGE', K[12], -1, -1, 'WITHSCORES')
+  local top = got[1] and {tonumber(got[2]), got[1]}
+  local last = top and top[2]
+  for _, B in ipairs(order) do
+    local text = LONG.merge(K, B, byb[B], st.sk, top)
+    if not top or B >= top[1] then top = {B, text}; last = text end
+  end
+  -- what left the longest long window: members at or before it are never counted
+  -- again, so they are trimmed lazily, when its start passes a multiple of 16 buckets
+  -- (at most 16 extra buckets kept; a call in 16 trims)
+  local lazy = 16 * r
+  if floor(bound / lazy) ~= floor(was / lazy) or was == math.huge or bound > exact_from then
+    local lb = fmt_int(bound)
+    for k = 12, 14 do redis.call('ZREMRANGEBYSCORE', K[k], '-inf', lb) end
+    if st.sk then  -- the trader sets serve the exact windows too
+      local tb = fmt_int(min(bound, exact_from))
+      for k = 1, 3 do redis.call('ZREMRANGEBYSCORE', st.sk[k], '-inf', tb) end
+    end
+  end
+  local set, del = {}, {}
+  LONG.peeked = nil
+  if st.sk and #lw > 1 then LONG.peek(K, bound) end
+  for i, w in ipairs(lw) do
+    local s = starts[i]
+    local m = LONG.metrics(K, st.sk, s, sums[i], {}, nil, st.at, last)
+    for j, name in ipairs(METRICS) do
+      local v = m[j]
+      if v == nil then break end
+      if v then set[#set + 1] = w.label .. ':' .. name; set[#set + 1] = v
+      else del[#del + 1] = w.label .. ':' .. name end
+    end
+    set[#set + 1] = w.label .. ':from'; set[#set + 1] = fmt_int(s)
+    set[#set + 1] = w.label .. ':at'; set[#set + 1] = fmt_int(st.at)
+    local cf = c + w.ms
+    if cf > st.at then set[#set + 1] = w.label .. ':complete_from'; set[#set + 1] = fmt_int(cf)
+    else del[#del + 1] = w.label .. ':complete_from' end
+  end
+  redis.call('HSET', K[3], unpack(set))
+  if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
+  -- buckets expire twice the longest window after the last trade (a key written
+  -- without new trades may have been emptied and made again: the token's TTL + w)
+  if not fresh_ttl and #order == 0 then return end
+  local L = lw[#lw].ms
+  local ttl = 2 * L
+  if not fresh_ttl then
+    local left = redis.call('PTTL', K[4])
+    ttl = (type(left) == 'number' and left > 0) and left + L or L
+  end
+  for k = 12, 14 do redis.call('PEXPIRE', K[k], ttl) end
+end
+
+function LONG.del(K) redis.call('DEL', K[12], K[13], K[14]) end
