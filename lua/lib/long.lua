@@ -215,8 +215,10 @@ end
 -- The long windows' part of an apply: `items` entered the windows in this
 -- call, the state moved from at0 (nil: a new token) to st.at. `rebuilt`: the
 -- token was counted again from its list (which reaches back only to the
--- longest exact window): the long windows start over, partial.
-function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
+-- longest exact window): the long windows start over, partial. `keep`: the
+-- buckets the previous windows still need start after it (lib/prev.lua).
+-- Returns each window's totals as of st.at.
+function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from, keep)
   local ls, c, longest = LONG.load(K, lw)
   if rebuilt then ls, c = {}, LONG.ceil(st.at, r) end
   if at0 and not rebuilt then
@@ -237,17 +239,17 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
     starts[i], sums[i], bound = s, t, min(bound, s)
   end
   -- this call's entered trades into their buckets (those no window will count skipped)
-  local byb, order = {}, {}
+  local byb, order, kb = {}, {}, min(bound, keep or bound)
   for _, x in ipairs(xs) do
     local B = LONG.ceil(x.ts, r)
-    if B > bound then
+    if B > kb then
       if not byb[B] then byb[B] = {}; order[#order + 1] = B end
       local d = byb[B]
       d[#d + 1] = x
     end
   end
   for _, B in ipairs(order) do LONG.merge(K, B, byb[B], st.sk) end
-  local lb = fmt_int(bound)
+  local lb = fmt_int(kb)
   for k = 12, 14 do redis.call('ZREMRANGEBYSCORE', K[k], '-inf', lb) end
   if st.sk then  -- the trader sets serve the exact windows too
     local tb = fmt_int(min(bound, exact_from))
@@ -278,6 +280,7 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
     ttl = (type(left) == 'number' and left > 0) and left + L or L
   end
   for k = 12, 14 do redis.call('PEXPIRE', K[k], ttl) end
+  return sums
 end
 
 function LONG.del(K) redis.call('DEL', K[12], K[13], K[14]) end

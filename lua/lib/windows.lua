@@ -58,8 +58,10 @@ local function parse_windows(spec)
   if lg ~= '' then
     local lp = {}
     for label, ms in string.gmatch(lg, '([^:,]+):(%d+)') do lp[#lp + 1] = {label, tonumber(ms)} end
-    ws.long, ws.r, ws.long_spec = windows_of(lp), tonumber(r), '|' .. lg .. ';' .. r
+    ws.long = windows_of(lp)
   end
+  -- r comes alone ("exact|;r") when only the previous windows need it (lib/prev.lua)
+  if r ~= '' then ws.r, ws.long_spec = tonumber(r), '|' .. lg .. ';' .. r end
   return ws
 end
 
