@@ -11,6 +11,9 @@ trades. A token born with these metrics is never partial.
 
 from __future__ import annotations
 
+import random
+from dataclasses import replace
+
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -18,7 +21,7 @@ from hypothesis import strategies as st
 from tests.integration.test_long_windows import Applied
 from tests.support import reference
 from tests.support.checks import reference_mismatches, stored_metrics, window_mismatches
-from tests.support.strategies import TOKENS, trades
+from tests.support.strategies import TOKENS, TRADERS, trades
 from tradeagg.contract.keys import TokenKeys
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import Engine
@@ -110,3 +113,51 @@ def test_previous_windows_match_reference(redis_client, data, ts, config):
         bad = reference_mismatches(reader, model.applied, now, s.windows, TOKENS)
         assert bad == [], "\n".join(bad[:10])
         views_complete(reader, now)
+
+
+def test_a_token_written_without_them_or_rebuilt_is_partial_and_honest(redis_client):
+    """A token written by a release without the previous windows (here: a bucket that
+    divides no window), then with them, and later rebuilt (its indices lost): each
+    window's previous metrics say prev_complete_from and, until then, count exactly
+    the trades after prev_complete_from - 2w; complete, they equal the reference."""
+    rng = random.Random(11)
+    old = replace(prev_settings("exact"), bucket_ms=3_000)
+    new = prev_settings("exact")
+    assert not old.prev_metrics and new.prev_metrics
+    t0 = 1_700_000_000_000
+    applied = Applied(new.exact_longest_ms)
+    seen = {"partial": 0, "complete": 0}
+    for k in range(70):
+        now = t0 + k * 400
+        if k == 45:  # damage: the next apply rebuilds the token from its list
+            redis_client.delete(TokenKeys(TOKENS[0]).indices)
+        batch = [
+            Trade(
+                id=f"p{k}-{i}",
+                token=TOKENS[i % 2],
+                side=rng.choice(("buy", "sell")),
+                quote_nano=rng.randrange(1, 10**12),
+                price="1.5",
+                ts=now - rng.randrange(-300, 3_000),
+                trader=rng.choice(TRADERS),
+            )
+            for i in range(4)
+        ]
+        results = Engine(redis_client, old if k < 15 else new).apply_records(
+            [t.record for t in batch], now=now
+        )
+        assert not any(r.failed for r in results), results
+        assert (k == 45) == any(r.rebuilt >= 0 for r in results), (k, results)
+        applied.call(batch, now)
+        reader = Reader(redis_client, new)
+        for at in (now, now + rng.randrange(0, 3_000)):
+            bad = reference_mismatches(reader, applied.applied, at, new.windows, TOKENS)
+            assert bad == [], (k, bad[:5])
+            for token in TOKENS:
+                for w in reader.read(token, at).windows.values():
+                    cf = w.prev_complete_from
+                    assert cf is None or cf > at
+                    seen["partial" if cf else "complete"] += 1
+                    if k == 45 and token == TOKENS[0] and at == now:  # rebuilt: start over
+                        assert cf is not None, redis_client.hgetall(TokenKeys(token).aggregates)
+    assert seen["partial"] > 0 and seen["complete"] > 0, seen
