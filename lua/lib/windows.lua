@@ -17,7 +17,9 @@ local LOADED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'open', 'close',
                 'makers', 'buyers', 'sellers', 'high', 'low'}
 -- every field a window may own in the aggregates hash
 local OWNED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'volume', 'open', 'close',
-               'price_change_pct', 'complete_from', 'makers', 'buyers', 'sellers', 'high', 'low'}
+               'price_change_pct', 'complete_from', 'makers', 'buyers', 'sellers', 'high', 'low',
+               'prev_buys', 'prev_sells', 'prev_volume', 'prev_from', 'volume_change_pct',
+               'prev_complete_from'}  -- the last six: lib/prev.lua's
 
 -- The length in ms of a window label ("30s", "5m", "4h", "1d"), or nil: the
 -- one parser of labels in Lua, the same rule as parse_windows in
