@@ -20,7 +20,8 @@
 --@include lib/long.lua
 
 LONG.P = {}  -- a field of LONG, not a local: the main chunks have no local left
-LONG.P.F = {'prev_buys', 'prev_sells', 'prev_volume', 'prev_from', 'prev_complete_from'}
+LONG.P.F = {'prev_buys', 'prev_sells', 'prev_volume', 'prev_from', 'prev_complete_from',
+            'volume_change_pct'}
 
 -- the buckets with lo < B <= hi summed (none read for an empty range)
 function LONG.P.range(key, lo, hi)
@@ -29,7 +30,8 @@ function LONG.P.range(key, lo, hi)
 end
 
 -- Stored state of windows `wins` ({label, ms}): per window {t, p1, cov} or nil
--- (not counted yet). The volume is held in the buy part of the totals.
+-- (not counted yet), and the stored texts (F order, per window). The volume is
+-- held in the buy part of the totals.
 function LONG.P.load(K, wins)
   local f, F = {}, LONG.P.F
   for _, w in ipairs(wins) do for _, m in ipairs(F) do f[#f + 1] = w.label .. ':' .. m end end
@@ -44,7 +46,7 @@ function LONG.P.load(K, wins)
       ls[i] = {t = t, p1 = p1, cov = cf and cf - 2 * w.ms or -math.huge}
     end
   end
-  return ls
+  return ls, got
 end
 
 -- Totals of window w's previous window (p0, p1] from stored `l` (as of its own
@@ -77,9 +79,9 @@ end
 -- go into the buckets: {wins, sums, starts, covs, keep} where keep is the
 -- smallest bucket any of them may still count (the buckets trim up to it).
 function LONG.P.start(K, st, wins, r, at0, items, rebuilt)
-  local ls = LONG.P.load(K, wins)
+  local ls, got = LONG.P.load(K, wins)
   local xs = LONG.entries(items)
-  local pv = {wins = wins, sums = {}, p1 = {}, cov = {}, keep = math.huge, xs = xs}
+  local pv = {wins = wins, sums = {}, p1 = {}, cov = {}, keep = math.huge, xs = xs, got = got}
   for i, w in ipairs(wins) do
     local l, cov = ls[i], -math.huge
     if rebuilt then l, cov = nil, LONG.ceil(st.at, r)
@@ -110,24 +112,21 @@ function LONG.P.store(K, xs, keep, r, ttl)
   redis.call('PEXPIRE', K[12], ttl)
 end
 
--- Write every window's previous metrics; `vols` = each window's totals as of
--- st.at (its volume for volume_change_pct).
+-- Write every window's previous metrics that changed (the stored texts pv.got);
+-- `vols` = each window's totals as of st.at (its volume for volume_change_pct).
 function LONG.P.write(K, st, pv, vols)
-  local set, del = {}, {}
+  local set, del, F, got = {}, {}, LONG.P.F, pv.got
   for i, w in ipairs(pv.wins) do
-    local t, l = pv.sums[i], w.label .. ':'
-    set[#set + 1] = l .. 'prev_buys'; set[#set + 1] = fmt_int(t.b)
-    set[#set + 1] = l .. 'prev_sells'; set[#set + 1] = fmt_int(t.s)
-    set[#set + 1] = l .. 'prev_volume'; set[#set + 1] = volume(t)
-    set[#set + 1] = l .. 'prev_from'; set[#set + 1] = fmt_int(pv.p1[i])
-    local pct = vols[i] and LONG.P.pct(vols[i], t)
-    if pct then set[#set + 1] = l .. 'volume_change_pct'; set[#set + 1] = pct
-    else del[#del + 1] = l .. 'volume_change_pct' end
-    local cf = pv.cov[i] + 2 * w.ms
-    if cf > st.at then set[#set + 1] = l .. 'prev_complete_from'; set[#set + 1] = fmt_int(cf)
-    else del[#del + 1] = l .. 'prev_complete_from' end
+    local t, cf = pv.sums[i], pv.cov[i] + 2 * w.ms
+    local v = {fmt_int(t.b), fmt_int(t.s), volume(t), fmt_int(pv.p1[i]),
+               cf > st.at and fmt_int(cf) or false, vols[i] and LONG.P.pct(vols[i], t) or false}
+    for k, name in ipairs(F) do
+      local old = got[#F * (i - 1) + k]
+      if v[k] and v[k] ~= old then set[#set + 1] = w.label .. ':' .. name; set[#set + 1] = v[k]
+      elseif not v[k] and old then del[#del + 1] = w.label .. ':' .. name end
+    end
   end
-  redis.call('HSET', K[3], unpack(set))
+  if #set > 0 then redis.call('HSET', K[3], unpack(set)) end
   if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
 end
 
