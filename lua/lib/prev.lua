@@ -9,7 +9,8 @@
 -- Per window L, in token:{A}:aggregates (running sums: the buckets P1 passed
 -- are added, those P0 passed subtracted, an entering trade whose bucket lies
 -- in (P0, P1] added; never a rescan): L:prev_buys, L:prev_sells,
--- L:prev_volume, L:prev_from (P1 of the last write), L:volume_change_pct
+-- L:prev_volume, L:prev_from ("P1 at": P1 and the state's instant at the last
+-- write; sums of another instant than last_update are not used), L:volume_change_pct
 -- (absent while prev_volume is 0) and L:prev_complete_from while partial.
 -- Partial: a window's sums count only the buckets after its coverage C
 -- (-inf for a token born with these metrics; ceil(at0 / r) * r for a window
@@ -41,9 +42,10 @@ function LONG.P.load(K, wins)
     local a, t = #F * (i - 1), new_totals()
     t.b, t.s = tonumber(got[a + 1]), tonumber(got[a + 2])
     t.bh, t.bl = parse_vol(got[a + 3])
-    local p1, cf = tonumber(got[a + 4]), tonumber(got[a + 5])
+    local p1, at = smatch(got[a + 4] or '', '^(%-?%d+) (%-?%d+)$')
+    local cf = tonumber(got[a + 5])
     if t.b and t.s and t.bh and p1 then
-      ls[i] = {t = t, p1 = p1, cov = cf and cf - 2 * w.ms or -math.huge}
+      ls[i] = {t = t, p1 = tonumber(p1), at = tonumber(at), cov = cf and cf - 2 * w.ms or -math.huge}
     end
   end
   return ls, got
@@ -84,6 +86,9 @@ function LONG.P.start(K, st, wins, r, at0, items, rebuilt)
   local pv = {wins = wins, sums = {}, p1 = {}, cov = {}, keep = math.huge, xs = xs, got = got}
   for i, w in ipairs(wins) do
     local l, cov = ls[i], -math.huge
+    -- sums written at another instant than the state's: a writer without them (an
+    -- earlier release) moved the token meanwhile, its entered trades are in no bucket
+    if l and l.at ~= at0 then l = nil end
     if rebuilt then l, cov = nil, LONG.ceil(st.at, r)
     elseif l then cov = l.cov
     elseif at0 then cov = LONG.ceil(at0, r) end
@@ -118,7 +123,7 @@ function LONG.P.write(K, st, pv, vols)
   local set, del, F, got = {}, {}, LONG.P.F, pv.got
   for i, w in ipairs(pv.wins) do
     local t, cf = pv.sums[i], pv.cov[i] + 2 * w.ms
-    local v = {fmt_int(t.b), fmt_int(t.s), volume(t), fmt_int(pv.p1[i]),
+    local v = {fmt_int(t.b), fmt_int(t.s), volume(t), fmt_int(pv.p1[i]) .. ' ' .. fmt_int(st.at),
                cf > st.at and fmt_int(cf) or false, vols[i] and LONG.P.pct(vols[i], t) or false}
     for k, name in ipairs(F) do
       local old = got[#F * (i - 1) + k]
@@ -139,6 +144,7 @@ function LONG.P.read(K, wins, r, lu, at, items)
   local ls, xs, out = LONG.P.load(K, wins), LONG.entries(items), {}
   for i, w in ipairs(wins) do
     local l = ls[i]
+    if l and l.at ~= lu then l = nil end  -- moved by a writer without them (above)
     local cov = l and l.cov or LONG.ceil(lu, r)
     local p1 = LONG.ceil(at - w.ms, r)
     local t = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, r)
