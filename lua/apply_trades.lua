@@ -21,12 +21,16 @@
 --       long windows in ARGV[3] (lib/long.lua), 3 more: tradeagg:{A}:buckets,
 --       tradeagg:{A}:bhigh, tradeagg:{A}:blow. The keys per token are
 --       #KEYS / (#ARGV - 4): 6 (the seed's metrics only) or 11, 9 or 14 with long windows.
+--       With 14 keys and a bucket in ARGV[3], every window also keeps its previous
+--       window's metrics (lib/prev.lua: L:prev_buys, L:prev_sells, L:prev_volume,
+--       L:volume_change_pct, L:prev_from, L:prev_complete_from), long windows or not.
 -- ARGV[1] now, epoch ms (the caller's clock, or the instant it asks for)
 -- ARGV[2] clock: "wall" (live: windows end at now, clamped to Redis' TIME so
 --         no caller's clock runs ahead of the others), "at" (windows end at
 --         now exactly: an explicit instant) or "event" (at the newest trade)
 -- ARGV[3] windows "label:ms,label:ms,..." shortest first; with long (bucketed)
---         windows: "<exact windows>|<long windows>;<bucket ms>" (lib/windows.lua)
+--         windows: "<exact windows>|<long windows>;<bucket ms>" (lib/windows.lua);
+--         for the previous windows only: "<exact windows>|;<bucket ms>"
 -- ARGV[4] most entries a token's list may hold
 -- ARGV[5..] one per token: its list entries "<ts> <seq> <b|s><trader> <quote_nano> <price> <id>",
 --          each optionally followed by " <digest>" (20 hex of SHA-1(id): not
@@ -43,7 +47,7 @@
 --@include lib/insert.lua
 --@include lib/slide.lua
 --@include lib/rebuild.lua
---@include lib/long.lua
+--@include lib/prev.lua
 
 local now = tonumber(ARGV[1])
 local clock = ARGV[2]
@@ -201,7 +205,7 @@ local function apply_token(K, news, r)
     redis.call('DEL', K[5], K[6])  -- an id index (or memo) left over from an expired state
     local sk = screener_keys(K)
     if sk then screener_del(sk) end
-    if conf.long then LONG.del(K) end  -- buckets of an expired state
+    if conf.long or (sk and K[12]) then LONG.del(K) end  -- buckets of an expired state
     st = {at = -1e18, n = 0, e = 0, idx = {}, tot = {}, old = blank_old(ws, false), dirty = {},
       ids = ids_new(K[5]), cf = {}, mark = {}, old_mark = {}, sk = sk,
       entered = (sk or conf.long) and {}, long = conf.long}
@@ -233,10 +237,26 @@ local function apply_token(K, news, r)
   if st.at < at or st.more then r[R.status], r[R.last_update] = BEHIND, fmt_int(st.at) end
   local entered = st.entered
   if st.sk then screener_step(st, ws) end
+  -- previous windows (lib/prev.lua): with the screener's sets and the buckets' key
+  local pv = st.sk and K[12] and conf.r and LONG.P.start(K, st, LONG.P.wins(ws, conf.long), conf.r,
+                                          at0, entered, r[R.rebuilt] >= 0)
+  local lsums
   if conf.long then
-    LONG.step(K, st, conf.long, conf.r, at0, entered, r[R.rebuilt] >= 0, #inserted > 0,
-              st.at - ws[#ws].ms)
+    lsums = LONG.step(K, st, conf.long, conf.r, at0, entered, r[R.rebuilt] >= 0, #inserted > 0,
+                      st.at - ws[#ws].ms, pv and pv.keep)
     st.entered = {}
+  end
+  if pv then
+    if not conf.long then
+      local L = ws[#ws].ms
+      local left = not (#inserted > 0) and redis.call('PTTL', K[4])
+      LONG.P.store(K, pv.xs, pv.keep, conf.r,
+                 (type(left) == 'number' and left > 0) and left + L or 2 * L)
+    end
+    local vols = {}
+    for i = 1, #ws do vols[i] = st.tot[i] end
+    for i = 1, #(conf.long or {}) do vols[#ws + i] = lsums[i] end
+    LONG.P.write(K, st, pv, vols)
   end
   trim(K, st)
   ids_save(st.ids)

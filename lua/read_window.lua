@@ -5,10 +5,11 @@
 -- KEYS: token:{A}:trades, token:{A}:indices, token:{A}:aggregates, token:{A}:last_update,
 --       then, for the screener metrics, tradeagg:{A}:makers, tradeagg:{A}:buyers,
 --       tradeagg:{A}:sellers, tradeagg:{A}:high, tradeagg:{A}:low (lib/screener.lua),
---       then, with long windows in ARGV[2], tradeagg:{A}:buckets, tradeagg:{A}:bhigh,
---       tradeagg:{A}:blow (lib/long.lua), then, with the screener's sets,
---       tradeagg:{A}:ids (the id index, for its "S" only: a list written without the
---       sets is counted from the list as a damaged one is, below): 4, 7, 10 or 13 keys
+--       then, with long windows (or the previous windows: a bucket) in ARGV[2],
+--       tradeagg:{A}:buckets, tradeagg:{A}:bhigh, tradeagg:{A}:blow (lib/long.lua),
+--       then, with the screener's sets, tradeagg:{A}:ids (the id index, for its "S"
+--       only: a list written without the sets is counted from the list as a damaged
+--       one is, below): 4, 7, 10 or 13 keys
 -- ARGV[1] at, epoch ms, or "" for the token's last_update
 -- ARGV[2] windows "label:ms,label:ms,..." shortest first, then, with long
 --         (bucketed) windows, "|<long windows>;<bucket ms>" (lib/windows.lua);
@@ -18,7 +19,10 @@
 --           from which it is complete) and METRICS in order (lib/windows.lua):
 --           buys, sells, buy_volume, sell_volume, volume, open|false,
 --           close|false, price_change_pct|false, and with the screener's
---           keys makers, buyers, sellers, high|false, low|false}
+--           keys makers, buyers, sellers, high|false, low|false; then, with
+--           the screener's and the buckets' keys and a bucket in ARGV[2]
+--           (lib/prev.lua), per window: label, prev_buys, prev_sells,
+--           prev_volume, prev_complete_from|false}
 --          {"unknown", at}            the token has no state
 --          {"past", at, last_update}  at is earlier than last_update
 --          {"rebuilding", at}         the stored state fails its checks and the
@@ -46,7 +50,7 @@
 -- SLIDE_MAX (+ one 1,024 chunk) elements per walk, else answers "behind".
 --@include lib/slide.lua
 --@include lib/rebuild.lua
---@include lib/long.lua
+--@include lib/prev.lua
 
 -- KEYS as the library takes them (K[5], K[6]: the id index and memo, unknown to a
 -- read: no seeding mark is followed; K.ids: the id index, for its "S" only;
@@ -111,12 +115,17 @@ return guarded(function()
     end
     local out = answer({'ok', fmt_int(at), fmt_int(st.at), reason}, st, ws, conf, at,
                        memory_prices(es))
-    if conf.long then  -- the stored buckets, and the list's trades after last_update
-      local xs = {}
-      for _, x in ipairs(es) do if x.ts > st.at and x.ts <= at then xs[#xs + 1] = x end end
+    local xs = {}  -- the list's trades after last_update
+    for _, x in ipairs(es) do if x.ts > st.at and x.ts <= at then xs[#xs + 1] = x end end
+    if conf.long then  -- the stored buckets, and those trades
       local ex = K[7] and pending({K[7], K[8], K[9], K[10], K[11]}, xs)
       for _, v in ipairs(LONG.read(K, conf.long, conf.r, st.at, at, xs, ex, st.sk or (K[7] and
           {K[7], K[8], K[9], K[10], K[11]}))) do out[#out + 1] = v end
+    end
+    if K[7] and K[12] and conf.r then
+      for _, v in ipairs(LONG.P.read(K, LONG.P.wins(conf, conf.long), conf.r, st.at, at, xs)) do
+        out[#out + 1] = v
+      end
     end
     return out
   end
@@ -143,6 +152,11 @@ return guarded(function()
   local out = answer({'ok', fmt_int(at), fmt_int(lu), false}, st, ws, conf, at)
   if conf.long then
     for _, v in ipairs(LONG.read(K, conf.long, conf.r, lu, at, st.entered, ex, st.sk)) do
+      out[#out + 1] = v
+    end
+  end
+  if st.sk and K[12] and conf.r then
+    for _, v in ipairs(LONG.P.read(K, LONG.P.wins(conf, conf.long), conf.r, lu, at, st.entered)) do
       out[#out + 1] = v
     end
   end

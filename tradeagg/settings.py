@@ -414,6 +414,14 @@ class Settings:
         return self.windows[-1].ms
 
     @property
+    def prev_metrics(self) -> bool:
+        """Whether the previous windows' metrics are kept (CONTRACT §2b, lua/lib/prev.lua):
+        with TRADEAGG_METRICS=full when TRADEAGG_BUCKET divides every window (else a
+        previous window would not be a whole number of buckets ending by ``at``)."""
+        r = self.bucket_ms
+        return self.metrics == "full" and all(w.ms % r == 0 for w in self.windows)
+
+    @property
     def exact_windows(self) -> tuple[Window, ...]:
         """The windows exact to the ms (at most TRADEAGG_EXACT_HORIZON): the list's."""
         return tuple(w for w in self.windows if w.ms <= self.exact_horizon_ms)

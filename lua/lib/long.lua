@@ -250,8 +250,10 @@ end
 -- The long windows' part of an apply: `items` entered the windows in this
 -- call, the state moved from at0 (nil: a new token) to st.at. `rebuilt`: the
 -- token was counted again from its list (which reaches back only to the
--- longest exact window): the long windows start over, partial.
-function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
+-- longest exact window): the long windows start over, partial. `keep`: the
+-- buckets the previous windows still need start after it (lib/prev.lua).
+-- Returns each window's totals as of st.at.
+function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from, keep)
   local ls, c, longest = LONG.load(K, lw, at0)
   if rebuilt then ls, c = {}, LONG.ceil(st.at, r) end
   if at0 and not rebuilt then
@@ -271,11 +273,14 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
       still = false
     end
   end
-  if still then  -- only the instant the stored state is as of
-    local set = {}
-    for _, w in ipairs(lw) do set[#set + 1] = w.label .. ':at'; set[#set + 1] = fmt_int(st.at) end
-    redis.call('HSET', K[3], unpack(set))
-    return
+  if still then  -- only the instant the stored state is as of (totals as stored)
+    local set, sums = {}, {}
+    for i, w in ipairs(lw) do
+      set[#set + 1] = w.label .. ':at'; set[#set + 1] = fmt_int(st.at)
+      sums[i] = ls[i].t
+    end
+    if #set > 0 then redis.call('HSET', K[3], unpack(set)) end
+    return sums
   end
   local starts, sums, bound = {}, {}, math.huge
   for i, w in ipairs(lw) do
@@ -287,10 +292,10 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
     starts[i], sums[i], bound = s, t, min(bound, s)
   end
   -- this call's entered trades into their buckets (those no window will count skipped)
-  local byb, order = {}, {}
+  local byb, order, kb = {}, {}, min(bound, keep or bound)
   for _, x in ipairs(xs) do
     local B = LONG.ceil(x.ts, r)
-    if B > bound then
+    if B > kb then
       if not byb[B] then byb[B] = {}; order[#order + 1] = B end
       local d = byb[B]
       d[#d + 1] = x
@@ -303,12 +308,14 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
     local text = LONG.merge(K, B, byb[B], st.sk, top)
     if not top or B >= top[1] then top = {B, text}; last = text end
   end
-  -- what left the longest long window: members at or before it are never counted
-  -- again, so they are trimmed lazily, when its start passes a multiple of 16 buckets
-  -- (at most 16 extra buckets kept; a call in 16 trims)
+  -- what left the longest long window (and every previous window: `keep`): members
+  -- at or before it are never counted again, so they are trimmed lazily, when its
+  -- start passes a multiple of 16 buckets (at most 16 extra buckets kept; a call in
+  -- 16 trims); with the previous windows at each call (kb)
   local lazy = 16 * r
-  if floor(bound / lazy) ~= floor(was / lazy) or was == math.huge or bound > exact_from then
-    local lb = fmt_int(bound)
+  if floor(bound / lazy) ~= floor(was / lazy) or was == math.huge or bound > exact_from
+     or keep then
+    local lb = fmt_int(kb)
     for k = 12, 14 do redis.call('ZREMRANGEBYSCORE', K[k], '-inf', lb) end
     if st.sk then  -- the trader sets serve the exact windows too
       local tb = fmt_int(min(bound, exact_from))
@@ -345,6 +352,7 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from)
     ttl = (type(left) == 'number' and left > 0) and left + L or L
   end
   for k = 12, 14 do redis.call('PEXPIRE', K[k], ttl) end
+  return sums
 end
 
 function LONG.del(K) redis.call('DEL', K[12], K[13], K[14]) end

@@ -19,7 +19,9 @@ local LOADED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'open', 'close',
                 'makers', 'buyers', 'sellers', 'high', 'low', seed = 6}
 -- every field a window may own in the aggregates hash
 local OWNED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'volume', 'open', 'close',
-               'price_change_pct', 'complete_from', 'makers', 'buyers', 'sellers', 'high', 'low'}
+               'price_change_pct', 'complete_from', 'makers', 'buyers', 'sellers', 'high', 'low',
+               'prev_buys', 'prev_sells', 'prev_volume', 'prev_from', 'volume_change_pct',
+               'prev_complete_from'}  -- the last six: lib/prev.lua's
 
 -- The length in ms of a window label ("30s", "5m", "4h", "1d"), or nil: the
 -- one parser of labels in Lua, the same rule as parse_windows in
@@ -61,8 +63,10 @@ local function parse_windows(spec)
   if lg ~= '' then
     local lp = {}
     for label, ms in string.gmatch(lg, '([^:,]+):(%d+)') do lp[#lp + 1] = {label, tonumber(ms)} end
-    ws.long, ws.r, ws.long_spec = windows_of(lp), tonumber(r), '|' .. lg .. ';' .. r
+    ws.long = windows_of(lp)
   end
+  -- r comes alone ("exact|;r") when only the previous windows need it (lib/prev.lua)
+  if r ~= '' then ws.r, ws.long_spec = tonumber(r), '|' .. lg .. ';' .. r end
   return ws
 end
 

@@ -15,7 +15,12 @@ import redis
 from tests.support import reference
 from tests.support.checks import assert_matches_reference, stored_metrics, window_mismatches
 from tests.support.idindex import id_index, id_key
-from tradeagg.contract.keys import TokenKeys, full_apply_keys, token_keys
+from tradeagg.contract.keys import (
+    TokenKeys,
+    full_apply_keys,
+    long_apply_keys,
+    token_keys,
+)
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import (
     MAX_ENTRIES_PER_CALL,
@@ -74,7 +79,8 @@ def big_token(redis_server) -> dict[str, bytes]:
         assert (r.status, r.applied) == (ApplyStatus.OK, len(batch))
     k = TokenKeys(TOKEN)
     assert client.llen(k.trades) == N
-    dumps = {key: client.dump(key) for key in [*k.all(), k.ids, *k.screener()]}
+    # with the buckets, which the previous windows' metrics are sums of
+    dumps = {key: client.dump(key) for key in [*k.all(), k.ids, *k.screener(), k.buckets]}
     client.close()
     return dumps
 
@@ -237,7 +243,8 @@ def test_a_long_catch_up_is_cut_into_calls_of_bounded_work(hot: Engine) -> None:
 def one_call(engine: Engine, trades: list[Trade], now: int) -> TokenResult:
     """One apply_trades call, as the script answers it (the engine would call again)."""
     raw = engine.scripts.apply_trades(
-        keys=full_apply_keys(TOKEN),  # as the engine calls it (TRADEAGG_METRICS=full)
+        # as the engine calls it (TRADEAGG_METRICS=full, with the previous windows' buckets)
+        keys=long_apply_keys(TOKEN, True),
         args=[now, "at", windows_arg(S), S.max_token_trades, "\n".join(t.entry for t in trades)],
     )
     return token_result(TOKEN, RawResult(*raw))

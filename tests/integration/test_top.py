@@ -26,7 +26,8 @@ START = 1_700_000_000_000
 
 
 def settings() -> Settings:
-    return Settings(windows=parse_windows("5s,30s,2m"), shards=4, tokens_per_call=8)
+    # a 1 s bucket divides every window: the previous windows are kept (volume_change_pct)
+    return Settings(windows=parse_windows("5s,30s,2m"), shards=4, tokens_per_call=8, bucket_ms=1_000)
 
 
 def load(client, s: Settings, seed: int, n: int = 1200) -> list[Trade]:
@@ -50,10 +51,11 @@ def brute_force(trades: list[Trade], at: int, s: Settings, label: str, by: str) 
     scored = []
     for token, ts in per_token.items():
         m = reference.window(ts, at, w)
+        m.update(reference.previous(ts, at, w, s.bucket_ms, m["volume"]))
         n = m["buys"] + m["sells"]
-        if n == 0:
-            continue
         value = n if by == "trades" else m[by]
+        if n == 0 or value is None:  # volume_change_pct without a previous volume: unranked
+            continue
         scored.append((value, token))
     scored.sort(key=lambda s: s[1])
     scored.sort(key=lambda s: s[0], reverse=True)
@@ -76,7 +78,7 @@ def test_top_equals_brute_force(redis_client, seed):
                 for r, (value, _) in zip(got.rows, want, strict=True):
                     assert r.rank == got.rows.index(r) + 1
                     mine = rank.metric(r.window(w.label), by)
-                    if by == "price_change_pct":
+                    if by in ("price_change_pct", "volume_change_pct"):
                         assert mine == pytest.approx(value, rel=1e-12, abs=1e-12)
                     else:
                         assert mine == value

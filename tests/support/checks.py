@@ -31,9 +31,15 @@ METRICS = (
     "sellers",
     "high",
     "low",
+    "prev_buys",
+    "prev_sells",
+    "prev_volume",
+    "volume_change_pct",
+    "prev_complete_from",
 )
-COUNTS = ("buys", "sells", "makers", "buyers", "sellers")
-FLOATS = ("price_change_pct",)  # the one floating-point metric; all others are exact
+COUNTS = ("buys", "sells", "makers", "buyers", "sellers", "prev_buys", "prev_sells")
+PREV = ("prev_buys", "prev_sells", "prev_volume", "volume_change_pct", "prev_complete_from")
+FLOATS = ("price_change_pct", "volume_change_pct")  # the floating-point ones; others exact
 
 
 def metrics_of(window: Any) -> Mapping[str, Any]:
@@ -56,6 +62,8 @@ def stored_metrics(aggregates: Mapping[Any, Any], label: str) -> dict[str, Any]:
             out[m] = float(v) if v is not None else None
         elif m in ("open", "close", "high", "low"):
             out[m] = Decimal(v) if v is not None else None
+        elif m == "prev_complete_from":
+            out[m] = int(v) if v is not None else None
         else:
             out[m] = Decimal(v) if v is not None else Decimal(0)
     return out
@@ -68,9 +76,14 @@ def _same(metric: str, got: Any, want: Any) -> bool:
 
 
 def window_mismatches(got: Any, want: Mapping[str, Any]) -> list[str]:
-    """``metric: got != want`` for each metric of ``METRICS`` that differs."""
+    """``metric: got != want`` for each metric of ``METRICS`` that differs (the previous
+    window's only when ``want`` has them: ``reference.windows`` with ``bucket_ms``)."""
     g = metrics_of(got)
-    return [f"{m}: {g.get(m)!r} != {want[m]!r}" for m in METRICS if not _same(m, g.get(m), want[m])]
+    return [
+        f"{m}: {g.get(m)!r} != {want[m]!r}"
+        for m in METRICS
+        if (m in want or m not in PREV) and not _same(m, g.get(m), want[m])
+    ]
 
 
 def reference_mismatches(
@@ -83,9 +96,19 @@ def reference_mismatches(
     s = reader.settings
     for token in tokens:
         mine = [t for t in trades if t.token == token]
-        want = reference.windows(mine, at, ws, s.exact_horizon_ms, s.bucket_ms)
+        # the previous windows' metrics are kept with the screener's (Settings.prev_metrics)
+        want = reference.windows(mine, at, ws, s.exact_horizon_ms, s.bucket_ms, reader.prev)
         got = reader.read(token, at)
         for w in ws:
+            since = got.windows[w.label].prev_complete_from
+            if since is not None:  # partial: the trades after since - 2w (and said so)
+                ordered = reference.distinct(mine)
+                want[w.label].update(
+                    reference.previous(
+                        ordered, at, w, s.bucket_ms, want[w.label]["volume"], since - 2 * w.ms
+                    ),
+                    prev_complete_from=since,
+                )
             bad += [
                 f"{token} {w.label} at {at}: {d}"
                 for d in window_mismatches(got.windows[w.label], want[w.label])

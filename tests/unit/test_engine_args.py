@@ -28,8 +28,11 @@ def settings(spec: str = "5m,1m,1h") -> Settings:
 
 
 def test_windows_and_at_as_the_scripts_take_them():
-    assert windows_arg(settings()) == "1m:60000,5m:300000,1h:3600000"
-    assert windows_arg(settings("30s,250ms")) == "250ms:250,30s:30000"
+    seed = Settings(windows=parse_windows("5m,1m,1h"), metrics="seed")
+    assert windows_arg(seed) == "1m:60000,5m:300000,1h:3600000"
+    # with the previous windows' metrics (full, the bucket divides every window): r too
+    assert windows_arg(settings()) == "1m:60000,5m:300000,1h:3600000|;60000"
+    assert windows_arg(settings("30s,250ms")) == "250ms:250,30s:30000"  # 1m divides neither
     assert at_arg(None) == "" and at_arg(0) == 0 and at_arg(1_700_000_000_000) == 1_700_000_000_000
 
 

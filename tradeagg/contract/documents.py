@@ -23,8 +23,11 @@ def _window_fields() -> dict[str, fields.Field]:
     """A window's metrics in output order (CONTRACT §2); null when the window is empty.
 
     Then the screener's (CONTRACT §2b) ``makers``, ``buyers``, ``sellers`` (counts
-    of distinct traders) and ``high``, ``low`` (null when empty): all five omitted
-    when the service does not keep them (TRADEAGG_METRICS=seed; ``makers`` None).
+    of distinct traders) and ``high``, ``low`` (null when empty), then the previous
+    window's ``prev_buys``, ``prev_sells``, ``prev_volume``, ``volume_change_pct``
+    (null when prev_volume is 0) and ``prev_complete_from`` (null, or the instant
+    from which the previous window is complete): all omitted when the service
+    does not keep them (TRADEAGG_METRICS=seed; ``makers`` None).
     First ``kind`` and ``from`` (CONTRACT §2c): ``exact`` windows start at
     ``at - w``, ``bucketed`` ones (beyond TRADEAGG_EXACT_HORIZON) at
     ``ceil((at - w) / r) * r``; the window holds the trades after ``from``.
@@ -51,6 +54,14 @@ def _window_fields() -> dict[str, fields.Field]:
         "sellers": fields.Integer(strict=True, validate=validate.Range(min=0)),
         "high": fields.Decimal(allow_none=True, allow_nan=False),
         "low": fields.Decimal(allow_none=True, allow_nan=False),
+        # the previous window (CONTRACT §2b), with the screener's
+        "prev_buys": fields.Integer(strict=True, validate=validate.Range(min=0)),
+        "prev_sells": fields.Integer(strict=True, validate=validate.Range(min=0)),
+        "prev_volume": fields.Decimal(allow_nan=False, validate=validate.Range(min=0)),
+        "volume_change_pct": fields.Float(allow_none=True, allow_nan=False),
+        "prev_complete_from": fields.Integer(
+            allow_none=True, strict=True, validate=validate.Range(min=0)
+        ),
         "partial": fields.Boolean(required=True),
         "complete_from": fields.Integer(
             required=True, strict=True, allow_none=True, validate=validate.Range(min=0)
@@ -72,6 +83,7 @@ class _Strict(Schema):
 
 
 SCREENER_FIELDS = ("makers", "buyers", "sellers", "high", "low")
+PREV_FIELDS = ("prev_buys", "prev_sells", "prev_volume", "volume_change_pct", "prev_complete_from")
 
 
 class _Screened(_Strict):
@@ -80,7 +92,10 @@ class _Screened(_Strict):
     @post_dump
     def _unscreened(self, data: dict[str, Any], **_kw: Any) -> dict[str, Any]:
         if data.get("makers") is None:
-            for name in SCREENER_FIELDS:
+            for name in SCREENER_FIELDS + PREV_FIELDS:
+                data.pop(name, None)
+        if data.get("prev_buys") is None:  # not kept (Settings.prev_metrics)
+            for name in PREV_FIELDS:
                 data.pop(name, None)
         return data
 

@@ -55,7 +55,8 @@ class TokenKeys:
 def token_keys(token: str, screener: bool = False, long: bool = False) -> list[str]:
     """The four contract keys, as ``read_window.lua`` takes them; with ``screener``
     (TRADEAGG_METRICS=full) its five screener sets after them; with ``long``
-    (bucketed windows configured) the three sets of ``TokenKeys.long``; with
+    (bucketed windows configured, or the previous windows' metrics kept: sums of
+    the buckets, ``lua/lib/prev.lua``) the three sets of ``TokenKeys.long``; with
     ``screener`` the id index last (whose "S" says whether the sets are kept for the list)."""
     k = TokenKeys(token)
     out = [*k.all(), *k.screener()] if screener else k.all()

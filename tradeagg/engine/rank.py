@@ -36,8 +36,19 @@ from tradeagg.errors import PastInstant, StoreError
 from tradeagg.settings import Settings
 from tradeagg.store.connection import text
 
-RANK_BY = ("volume", "buys", "sells", "price_change_pct", "trades", "makers", "buyers", "sellers")
+RANK_BY = (
+    "volume",
+    "buys",
+    "sells",
+    "price_change_pct",
+    "trades",
+    "makers",
+    "buyers",
+    "sellers",
+    "volume_change_pct",
+)
 SCREENER_BY = ("makers", "buyers", "sellers")  # only with TRADEAGG_METRICS=full
+PREV_BY = ("volume_change_pct",)  # only with the previous windows (Settings.prev_metrics)
 CATCH_UP_TRIES = 5
 
 
@@ -161,7 +172,12 @@ class Ranker:
         """The trending list: ``limit`` tokens by ``by`` in ``window`` as of ``at`` (default now),
         among those with at least ``min_volume`` of volume in ``window``."""
         check_window(self.settings, window)
-        kept = RANK_BY if self.settings.metrics == "full" else RANK_BY[: -len(SCREENER_BY)]
+        kept = tuple(
+            b
+            for b in RANK_BY
+            if (b not in SCREENER_BY or self.settings.metrics == "full")
+            and (b not in PREV_BY or self.settings.prev_metrics)
+        )
         check_choice("by", by, kept)
         check_limit(limit)
         check_at(at)

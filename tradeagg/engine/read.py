@@ -53,8 +53,21 @@ SEED_METRICS = (
     "price_change_pct",
 )
 SCREENER_METRICS = ("makers", "buyers", "sellers", "high", "low")
-WINDOW_METRICS = SEED_METRICS + SCREENER_METRICS
-PER_WINDOW = 2 + len(WINDOW_METRICS)  # with the screener's (TRADEAGG_METRICS=full)
+# the previous window's (CONTRACT §2b; lua/lib/prev.lua), also only with
+# TRADEAGG_METRICS=full: read_window.lua answers them after every window, per
+# window its label, prev_buys, prev_sells, prev_volume and prev_complete_from;
+# volume_change_pct is computed here from the exact volumes
+PREV_METRICS = (
+    "prev_buys",
+    "prev_sells",
+    "prev_volume",
+    "volume_change_pct",
+    "prev_complete_from",
+)
+PREV_PER_WINDOW = 5
+LUA_METRICS = SEED_METRICS + SCREENER_METRICS  # lua/lib/windows.lua's METRICS
+WINDOW_METRICS = LUA_METRICS + PREV_METRICS
+PER_WINDOW = 2 + len(LUA_METRICS)  # with the screener's (TRADEAGG_METRICS=full)
 BATCH = 500  # reads per pipeline: a few thousand tokens cost a few round trips
 YIELD_EVERY = 50  # views parsed between two yields to other greenlets
 
@@ -76,6 +89,14 @@ class WindowView:
     sellers: int | None = None
     high: Decimal | None = None
     low: Decimal | None = None
+    # the previous window (CONTRACT §2b), kept with the screener's: None when not kept
+    prev_buys: int | None = None
+    prev_sells: int | None = None
+    prev_volume: Decimal | None = None
+    volume_change_pct: float | None = None
+    # the previous window's buckets are kept from prev_complete_from - 2w on only
+    # (a token written before they were, or rebuilt): partial until then
+    prev_complete_from: int | None = None
     # partial: the list was not kept long enough for this window (it was added
     # to the token later, by a release with a longer window); exact from then on
     complete_from: int | None = None
@@ -101,6 +122,7 @@ class WindowView:
 
 
 EMPTY_SCREENED = WindowView(makers=0, buyers=0, sellers=0)
+EMPTY_PREV = replace(EMPTY_SCREENED, prev_buys=0, prev_sells=0, prev_volume=Decimal(0))
 
 
 @dataclass(frozen=True)
@@ -113,6 +135,21 @@ class TokenView:
 
 def _dec(v: Any) -> Decimal:
     return Decimal(text(v))
+
+
+def _with_prev(view: WindowView, raw: Sequence[Any]) -> WindowView:
+    """``view`` with its previous window's metrics (``lua/lib/prev.lua``'s answer:
+    prev_buys, prev_sells, prev_volume, prev_complete_from|false)."""
+    prev = _dec(raw[2])
+    pct = float((view.volume - prev) / prev * 100) if prev else None
+    return replace(
+        view,
+        prev_buys=int(raw[0]),
+        prev_sells=int(raw[1]),
+        prev_volume=prev,
+        volume_change_pct=pct,
+        prev_complete_from=int(raw[3]) if raw[3] else None,
+    )
 
 
 class Reader:
@@ -128,8 +165,9 @@ class Reader:
         self._windows = windows_arg(settings)
         self.screener = settings.metrics == "full"
         self.long = bool(settings.long_windows)
+        self.prev = settings.prev_metrics
         self._ms = {w.label: w.ms for w in settings.windows}
-        self._per = 2 + len(WINDOW_METRICS if self.screener else SEED_METRICS)
+        self._per = PER_WINDOW if self.screener else 2 + len(SEED_METRICS)
         self._engine: Engine | None = None
 
     @property
@@ -220,7 +258,7 @@ class Reader:
                     tokens[i : i + self.batch], ats[i : i + self.batch], strict=True
                 ):
                     self.scripts.read_window(
-                        keys=token_keys(token, self.screener, self.long),
+                        keys=token_keys(token, self.screener, self.long or self.prev),
                         args=[at_arg(at), self._windows],
                         client=pipe,
                     )
@@ -242,7 +280,9 @@ class Reader:
         status = text(raw[0])
         if status == "unknown":
             at = now_ms() if at is None else at
-            empty = EMPTY_SCREENED if self.screener else WindowView()
+            empty = WindowView()
+            if self.screener:
+                empty = EMPTY_PREV if self.prev else EMPTY_SCREENED
             return TokenView(
                 token, at, None, {w.label: self._placed(w.label, at, empty) for w in self.settings.windows}
             )
@@ -258,8 +298,9 @@ class Reader:
             log.warning("read counted from the list %s", kv(token=token, reason=text(raw[3])))
         windows: dict[str, WindowView] = {}
         per = self._per
-        names = WINDOW_METRICS if self.screener else SEED_METRICS
-        for i in range(4, len(raw), per):
+        names = LUA_METRICS if self.screener else SEED_METRICS
+        end = 4 + per * len(self._ms) if self.prev else len(raw)
+        for i in range(4, end, per):
             m = dict(zip(names, raw[i + 2 : i + per], strict=True))
             o, c, pct = m["open"], m["close"], m["price_change_pct"]
             screened = {}
@@ -285,6 +326,9 @@ class Reader:
                 complete_from=int(raw[i + 1]) if raw[i + 1] else None,
                 **screened,
             )
+        for i in range(end, len(raw), PREV_PER_WINDOW):
+            label = text(raw[i])
+            windows[label] = _with_prev(windows[label], raw[i + 1 : i + PREV_PER_WINDOW])
         at = int(raw[1])
         return TokenView(
             token, at, int(raw[2]), {k: self._placed(k, at, v) for k, v in windows.items()}
@@ -293,7 +337,7 @@ class Reader:
     def _call(self, token: str, at: int | None) -> list[Any]:
         try:
             return self.scripts.read_window(
-                keys=token_keys(token, self.screener, self.long), args=[at_arg(at), self._windows]
+                keys=token_keys(token, self.screener, self.long or self.prev), args=[at_arg(at), self._windows]
             )
         except redis.RedisError as exc:
             raise store_error(f"read of token {token} failed", exc) from None

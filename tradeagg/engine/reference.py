@@ -65,13 +65,45 @@ def window(trades: list[Trade], at: int, w: Window, since: int | None = None) ->
     return out
 
 
+def ceil_to(x: int, r: int) -> int:
+    """The smallest multiple of ``r`` at or after ``x``."""
+    return -(-x // r) * r
+
+
+def previous(
+    trades: list[Trade], at: int, w: Window, bucket_ms: int, volume: Decimal, since: int | None = None
+) -> dict:
+    """The previous-window metrics of ``w`` at ``at`` (CONTRACT §2b): the trades with
+    ``ceil((at - 2w) / r) * r < ts <= ceil((at - w) / r) * r``; with ``since`` (a
+    partial previous window) only those after it. ``volume``: the window's own."""
+    lo = ceil_to(at - 2 * w.ms, bucket_ms)
+    hi = ceil_to(at - w.ms, bucket_ms)
+    if since is not None:
+        lo = max(lo, since)
+    inside = [t for t in trades if lo < t.ts <= hi]
+    pv = sum((t.quote for t in inside), Decimal(0))
+    return {
+        "prev_buys": sum(1 for t in inside if t.side == "buy"),
+        "prev_sells": sum(1 for t in inside if t.side == "sell"),
+        "prev_volume": pv,
+        "volume_change_pct": float((volume - pv) / pv * 100) if pv else None,
+        "prev_complete_from": None,
+    }
+
+
 def windows(
     trades: Iterable[Trade],
     at: int,
     ws: Iterable[Window],
     horizon_ms: int | None = None,
     bucket_ms: int = 0,
+    prev: bool = True,
 ) -> dict[str, dict]:
-    """Every window of ``ws`` at ``at``; with ``horizon_ms``, the longer ones bucketed."""
+    """Every window of ``ws`` at ``at``; with ``horizon_ms``, the longer ones bucketed;
+    with ``bucket_ms`` and ``prev``, each with its previous window's metrics."""
     ordered = distinct(trades)
-    return {w.label: window(ordered, at, w, start(at, w, horizon_ms, bucket_ms)) for w in ws}
+    out = {w.label: window(ordered, at, w, start(at, w, horizon_ms, bucket_ms)) for w in ws}
+    if bucket_ms and prev:
+        for w in ws:
+            out[w.label].update(previous(ordered, at, w, bucket_ms, out[w.label]["volume"]))
+    return out

@@ -20,11 +20,12 @@ from operator import attrgetter
 from typing import Any
 
 from tradeagg.contract.exactjson import dumps, number
-from tradeagg.engine.read import SEED_METRICS, WINDOW_METRICS
+from tradeagg.engine.read import LUA_METRICS, SEED_METRICS, WINDOW_METRICS
 
 _HEADS = tuple(f"{json.dumps(m)}: " for m in WINDOW_METRICS)
 _VALUES = attrgetter(*WINDOW_METRICS)
 _SEED = len(SEED_METRICS)
+_SCREENED = len(LUA_METRICS)
 
 
 def value(v: Any) -> str:
@@ -48,6 +49,8 @@ def _metrics(w: Any) -> str:
     pairs = zip(_HEADS, values, strict=True)
     if w.makers is None:  # not kept (TRADEAGG_METRICS=seed): omitted, never a fake 0 or null
         pairs = zip(_HEADS[:_SEED], values[:_SEED], strict=True)
+    elif w.prev_buys is None:  # previous windows not kept (Settings.prev_metrics)
+        pairs = zip(_HEADS[:_SCREENED], values[:_SCREENED], strict=True)
     metrics = f'"kind": {json.dumps(w.kind)}, "from": {value(w.start)}, ' + ", ".join(
         [h + value(v) for h, v in pairs]
     )

@@ -1,0 +1,164 @@
+-- lib/prev.lua: previous-window metrics, CONTRACT §2b, of every window (exact
+-- and bucketed): with resolution r (which divides every window), window w's
+-- previous window at `at` holds the trades with P0 < ts <= P1,
+-- P1 = ceil((at - w) / r) * r, P0 = P1 - w. P1 <= at, so every bucket
+-- B = ceil(ts / r) * r with P0 < B <= P1 is complete and its trades have all
+-- entered the windows: the previous window is a sum of the buckets of
+-- tradeagg:{A}:buckets (lib/long.lua), which are kept whenever these metrics
+-- are (with the screener's keys and K[12]), back to the smallest P0.
+-- Per window L, in token:{A}:aggregates (running sums: the buckets P1 passed
+-- are added, those P0 passed subtracted, an entering trade whose bucket lies
+-- in (P0, P1] added; never a rescan): L:prev_buys, L:prev_sells,
+-- L:prev_volume, L:prev_from ("P1 at": P1 and the state's instant at the last
+-- write; sums of another instant than last_update are not used), L:volume_change_pct
+-- (absent while prev_volume is 0) and L:prev_complete_from while partial.
+-- Partial: a window's sums count only the buckets after its coverage C
+-- (-inf for a token born with these metrics; ceil(at0 / r) * r for a window
+-- first counted on an existing token, or for every window of a rebuilt one,
+-- whose buckets start over); it says prev_complete_from = C + 2w.
+-- All of it is the table LONG.P (the assembled scripts are at Lua's limit of 200
+-- main-chunk locals: not even one more local table fits).
+--@include lib/long.lua
+
+LONG.P = {}  -- a field of LONG, not a local: the main chunks have no local left
+LONG.P.F = {'prev_buys', 'prev_sells', 'prev_volume', 'prev_from', 'prev_complete_from',
+            'volume_change_pct'}
+
+-- the buckets with lo < B <= hi summed (none read for an empty range)
+function LONG.P.range(key, lo, hi)
+  if hi <= lo then return new_totals() end
+  return LONG.range(key, lo, hi)
+end
+
+-- Stored state of windows `wins` ({label, ms}): per window {t, p1, cov} or nil
+-- (not counted yet), and the stored texts (F order, per window). The volume is
+-- held in the buy part of the totals.
+function LONG.P.load(K, wins)
+  local f, F = {}, LONG.P.F
+  for _, w in ipairs(wins) do for _, m in ipairs(F) do f[#f + 1] = w.label .. ':' .. m end end
+  local got = redis.call('HMGET', K[3], unpack(f))
+  local ls = {}
+  for i, w in ipairs(wins) do
+    local a, t = #F * (i - 1), new_totals()
+    t.b, t.s = tonumber(got[a + 1]), tonumber(got[a + 2])
+    t.bh, t.bl = parse_vol(got[a + 3])
+    local p1, at = smatch(got[a + 4] or '', '^(%-?%d+) (%-?%d+)$')
+    local cf = tonumber(got[a + 5])
+    if t.b and t.s and t.bh and p1 then
+      ls[i] = {t = t, p1 = tonumber(p1), at = tonumber(at), cov = cf and cf - 2 * w.ms or -math.huge}
+    end
+  end
+  return ls, got
+end
+
+-- Totals of window w's previous window (p0, p1] from stored `l` (as of its own
+-- l.p1), counting the buckets after cov only, then the entries `xs` not in the
+-- buckets yet whose bucket lies inside.
+function LONG.P.moved(K, l, ms, p0, p1, cov, xs, r)
+  local lo, t = max(p0, cov), nil
+  if not l or lo >= l.p1 then t = LONG.P.range(K[12], lo, p1)
+  else
+    t = LONG.sum(l.t, LONG.P.range(K[12], max(l.p1 - ms, cov), lo), -1)
+    t = LONG.sum(t, LONG.P.range(K[12], l.p1, p1), 1)
+  end
+  for _, x in ipairs(xs) do
+    local B = LONG.ceil(x.ts, r)
+    if B > lo and B <= p1 then addq(t, x.side, x.qhi, x.qlo, 1) end
+  end
+  return t
+end
+
+-- (volume - prev) / prev * 100 of two totals, or false when prev is 0
+function LONG.P.pct(v, p)
+  local ph, pl = p.bh + p.sh, p.bl + p.sl  -- (the stored sums hold the volume in bh)
+  if pl >= NANO then ph, pl = ph + 1, pl - NANO end
+  if ph == 0 and pl == 0 then return false end
+  local d = (v.bh + v.sh - ph) + (v.bl + v.sl - pl) / NANO
+  return sfmt('%.17g', d / (ph + pl / NANO) * 100)
+end
+
+-- The windows' previous totals as of st.at, before this call's entered trades
+-- go into the buckets: {wins, sums, starts, covs, keep} where keep is the
+-- smallest bucket any of them may still count (the buckets trim up to it).
+function LONG.P.start(K, st, wins, r, at0, items, rebuilt)
+  local ls, got = LONG.P.load(K, wins)
+  local xs = LONG.entries(items)
+  local pv = {wins = wins, sums = {}, p1 = {}, cov = {}, keep = math.huge, xs = xs, got = got}
+  for i, w in ipairs(wins) do
+    local l, cov = ls[i], -math.huge
+    -- sums written at another instant than the state's: a writer without them (an
+    -- earlier release) moved the token meanwhile, its entered trades are in no bucket
+    if l and l.at ~= at0 then l = nil end
+    if rebuilt then l, cov = nil, LONG.ceil(st.at, r)
+    elseif l then cov = l.cov
+    elseif at0 then cov = LONG.ceil(at0, r) end
+    local p1 = LONG.ceil(st.at - w.ms, r)
+    pv.sums[i] = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, r)
+    pv.p1[i], pv.cov[i] = p1, cov
+    pv.keep = min(pv.keep, max(p1 - w.ms, cov))
+  end
+  return pv
+end
+
+-- The entered entries `xs` into their buckets (those no window counts skipped)
+-- and the buckets before `keep` out: used when no long window does it (LONG.step).
+function LONG.P.store(K, xs, keep, r, ttl)
+  local byb, order = {}, {}
+  for _, x in ipairs(xs) do
+    local B = LONG.ceil(x.ts, r)
+    if B > keep then
+      if not byb[B] then byb[B] = {}; order[#order + 1] = B end
+      local d = byb[B]
+      d[#d + 1] = x
+    end
+  end
+  for _, B in ipairs(order) do LONG.merge(K, B, byb[B], nil) end
+  redis.call('ZREMRANGEBYSCORE', K[12], '-inf', fmt_int(keep))
+  redis.call('PEXPIRE', K[12], ttl)
+end
+
+-- Write every window's previous metrics that changed (the stored texts pv.got);
+-- `vols` = each window's totals as of st.at (its volume for volume_change_pct).
+function LONG.P.write(K, st, pv, vols)
+  local set, del, F, got = {}, {}, LONG.P.F, pv.got
+  for i, w in ipairs(pv.wins) do
+    local t, cf = pv.sums[i], pv.cov[i] + 2 * w.ms
+    local v = {fmt_int(t.b), fmt_int(t.s), volume(t), fmt_int(pv.p1[i]) .. ' ' .. fmt_int(st.at),
+               cf > st.at and fmt_int(cf) or false, vols[i] and LONG.P.pct(vols[i], t) or false}
+    for k, name in ipairs(F) do
+      local old = got[#F * (i - 1) + k]
+      if v[k] and v[k] ~= old then set[#set + 1] = w.label .. ':' .. name; set[#set + 1] = v[k]
+      elseif not v[k] and old then del[#del + 1] = w.label .. ':' .. name end
+    end
+  end
+  if #set > 0 then redis.call('HSET', K[3], unpack(set)) end
+  if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
+end
+
+-- The previous windows as of `at`, read-only (read_window.lua): the stored
+-- sums moved from their P1 to at's, plus the entered entries `items` not
+-- written yet (ts in (lu, at]). A window not counted yet counts the buckets
+-- after ceil(lu / r) * r only (partial). Returns per window: label,
+-- prev_buys, prev_sells, prev_volume, prev_complete_from|false.
+function LONG.P.read(K, wins, r, lu, at, items)
+  local ls, xs, out = LONG.P.load(K, wins), LONG.entries(items), {}
+  for i, w in ipairs(wins) do
+    local l = ls[i]
+    if l and l.at ~= lu then l = nil end  -- moved by a writer without them (above)
+    local cov = l and l.cov or LONG.ceil(lu, r)
+    local p1 = LONG.ceil(at - w.ms, r)
+    local t = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, r)
+    local cf = cov + 2 * w.ms
+    out[#out + 1] = w.label; out[#out + 1] = fmt_int(t.b); out[#out + 1] = fmt_int(t.s)
+    out[#out + 1] = volume(t); out[#out + 1] = cf > at and fmt_int(cf) or false
+  end
+  return out
+end
+
+-- the windows whose previous metrics a call keeps: the exact `ws`, then `long`
+function LONG.P.wins(ws, long)
+  local out = {}
+  for _, w in ipairs(ws) do out[#out + 1] = w end
+  for _, w in ipairs(long or {}) do out[#out + 1] = w end
+  return out
+end
