@@ -344,7 +344,7 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from, kee
   if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
   -- buckets expire twice the longest window after the last trade (a key written
   -- without new trades may have been emptied and made again: the token's TTL + w)
-  if not fresh_ttl and #order == 0 then return end
+  if not fresh_ttl and #order == 0 then return sums end
   local L = lw[#lw].ms
   local ttl = 2 * L
   if not fresh_ttl then
