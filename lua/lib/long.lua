@@ -247,6 +247,29 @@ function LONG.merge(K, B, d, sk, top)
   return text
 end
 
+-- Entries `xs` into their buckets B > after (earlier ones no window counts): one
+-- read of the last bucket, so in-order trades merge into it without another.
+-- Returns the last bucket's text (nil: none) and how many buckets were written.
+function LONG.store(K, xs, r, after, sk)
+  local byb, order = {}, {}
+  for _, x in ipairs(xs) do
+    local B = LONG.ceil(x.ts, r)
+    if B > after then
+      if not byb[B] then byb[B] = {}; order[#order + 1] = B end
+      local d = byb[B]
+      d[#d + 1] = x
+    end
+  end
+  local got = redis.call('ZRANGE', K[12], -1, -1, 'WITHSCORES')
+  local top = got[1] and {tonumber(got[2]), got[1]}
+  local last = top and top[2]
+  for _, B in ipairs(order) do
+    local text = LONG.merge(K, B, byb[B], sk, top)
+    if not top or B >= top[1] then top = {B, text}; last = text end
+  end
+  return last, #order
+end
+
 -- The long windows' part of an apply: `items` entered the windows in this
 -- call, the state moved from at0 (nil: a new token) to st.at. `rebuilt`: the
 -- token was counted again from its list (which reaches back only to the
@@ -292,22 +315,8 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from, kee
     starts[i], sums[i], bound = s, t, min(bound, s)
   end
   -- this call's entered trades into their buckets (those no window will count skipped)
-  local byb, order, kb = {}, {}, min(bound, keep or bound)
-  for _, x in ipairs(xs) do
-    local B = LONG.ceil(x.ts, r)
-    if B > kb then
-      if not byb[B] then byb[B] = {}; order[#order + 1] = B end
-      local d = byb[B]
-      d[#d + 1] = x
-    end
-  end
-  local got = redis.call('ZRANGE', K[12], -1, -1, 'WITHSCORES')
-  local top = got[1] and {tonumber(got[2]), got[1]}
-  local last = top and top[2]
-  for _, B in ipairs(order) do
-    local text = LONG.merge(K, B, byb[B], st.sk, top)
-    if not top or B >= top[1] then top = {B, text}; last = text end
-  end
+  local kb = min(bound, keep or bound)
+  local last, merged = LONG.store(K, xs, r, kb, st.sk)
   -- what left the longest long window (and every previous window: `keep`): members
   -- at or before it are never counted again, so they are trimmed lazily, when its
   -- start passes a multiple of 16 buckets (at most 16 extra buckets kept; a call in
@@ -344,7 +353,7 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from, kee
   if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
   -- buckets expire twice the longest window after the last trade (a key written
   -- without new trades may have been emptied and made again: the token's TTL + w)
-  if not fresh_ttl and #order == 0 then return sums end
+  if not fresh_ttl and merged == 0 then return sums end
   local L = lw[#lw].ms
   local ttl = 2 * L
   if not fresh_ttl then

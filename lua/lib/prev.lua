@@ -103,16 +103,7 @@ end
 -- The entered entries `xs` into their buckets (those no window counts skipped)
 -- and the buckets before `keep` out: used when no long window does it (LONG.step).
 function LONG.P.store(K, xs, keep, r, ttl)
-  local byb, order = {}, {}
-  for _, x in ipairs(xs) do
-    local B = LONG.ceil(x.ts, r)
-    if B > keep then
-      if not byb[B] then byb[B] = {}; order[#order + 1] = B end
-      local d = byb[B]
-      d[#d + 1] = x
-    end
-  end
-  for _, B in ipairs(order) do LONG.merge(K, B, byb[B], nil) end
+  LONG.store(K, xs, r, keep, nil)
   redis.call('ZREMRANGEBYSCORE', K[12], '-inf', fmt_int(keep))
   redis.call('PEXPIRE', K[12], ttl)
 end
