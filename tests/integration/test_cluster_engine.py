@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from tests.support.checks import assert_matches_reference
-from tests.support.strategies import TOKENS, trades
+from tests.support.strategies import TOKENS, arrival_batches, trades
 from tradeagg.contract.keys import active, dead, shard_of, stream, token_keys
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import Engine, group_records
@@ -76,13 +76,7 @@ def test_cluster_matches_reference(redis_cluster, data, ts, spec, clock):
     try:
         engine = Engine(client, s)
         reader = Reader(client, s, engine.scripts)
-        arrivals = data.draw(
-            st.permutations(ts + data.draw(st.lists(st.sampled_from(ts), max_size=10)))
-        )
-        cuts = sorted(data.draw(st.lists(st.integers(0, len(arrivals)), max_size=6)))
-        batches = [
-            arrivals[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrivals)], strict=False) if b > a
-        ]
+        batches = arrival_batches(data, ts, max_cuts=6)
         now = min(t.ts for t in ts) + data.draw(st.integers(-2_000, 20_000))
         batched = data.draw(st.booleans(), label="apply_calls")
         for batch in batches:

@@ -7,7 +7,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from tests.support.checks import assert_matches_reference
-from tests.support.strategies import TOKENS, trades
+from tests.support.strategies import TOKENS, arrival_batches, trades
 from tradeagg.engine.apply import Engine
 from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings, parse_windows
@@ -36,13 +36,7 @@ def test_any_arrival_order_matches_reference(redis_client, data, ts, spec, clock
     engine = Engine(redis_client, s)
     reader = Reader(redis_client, s, engine.scripts)
     # arrival: a shuffled list with duplicates, cut into batches, replays of whole batches
-    arrivals = data.draw(
-        st.permutations(ts + data.draw(st.lists(st.sampled_from(ts), max_size=10)))
-    )
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(arrivals)), max_size=8)))
-    batches = [
-        arrivals[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrivals)], strict=False) if b > a
-    ]
+    batches = arrival_batches(data, ts)
     now = min(t.ts for t in ts) + data.draw(st.integers(-2_000, 20_000))
     for batch in batches:
         for _ in range(data.draw(st.integers(1, 2))):

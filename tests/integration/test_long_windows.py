@@ -26,7 +26,7 @@ from tests.support import reference
 from tests.support.checks import reference_mismatches, window_mismatches
 from tests.support.cli import cli
 from tests.support.observe_procs import env_for
-from tests.support.strategies import TOKENS, TRADERS, trades
+from tests.support.strategies import TOKENS, TRADERS, arrival_batches, trades
 from tradeagg.clock import now_ms
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import Engine
@@ -56,31 +56,6 @@ def mismatches(reader: Reader, applied: list[Trade], at: int) -> list[str]:
     return bad
 
 
-class Applied:
-    """Which trades the engine applies: per token a call stands at the later of its
-    previous instant and the call's; a trade is late when ``ts <= at - longest
-    exact window``, a duplicate when its id is still in the token's id index
-    (kept while its trade is inside the longest exact window), else applied."""
-
-    def __init__(self, exact_ms: int) -> None:
-        self.exact_ms = exact_ms
-        self.at: dict[str, int] = {}
-        self.ids: dict[str, dict[str, int]] = {}
-        self.applied: list[Trade] = []
-
-    def call(self, batch: list[Trade], now: int) -> None:
-        for token in sorted({t.token for t in batch}):
-            at = max(self.at.get(token, now), now)
-            ids = self.ids.setdefault(token, {})
-            for t in sorted({t for t in batch if t.token == token}, key=lambda t: (t.ts, t.seq)):
-                if t.ts <= at - self.exact_ms or t.id in ids:
-                    continue
-                ids[t.id] = t.ts
-                self.applied.append(t)
-            self.at[token] = at
-            self.ids[token] = {i: ts for i, ts in ids.items() if ts > at - self.exact_ms}
-
-
 @hsettings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -90,14 +65,8 @@ def test_long_windows_match_reference(redis_client, data, ts, metrics):
     s = long_settings(metrics)
     engine = Engine(redis_client, s)
     reader = Reader(redis_client, s, engine.scripts)
-    model = Applied(s.exact_longest_ms)
-    arrivals = data.draw(
-        st.permutations(ts + data.draw(st.lists(st.sampled_from(ts), max_size=10)))
-    )
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(arrivals)), max_size=8)))
-    batches = [
-        arrivals[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrivals)], strict=False) if b > a
-    ]
+    model = reference.Applied(s.exact_longest_ms)
+    batches = arrival_batches(data, ts)
     now = min(t.ts for t in ts) + data.draw(st.integers(-2_000, 20_000))
     for batch in batches:
         for _ in range(data.draw(st.integers(1, 2))):
@@ -128,7 +97,7 @@ def test_a_window_newly_carried_is_partial_and_honest_until_complete(redis_clien
     old = replace(long_settings(spec=before), exact_horizon_ms=20_000)
     new = long_settings()
     t0 = 1_700_000_000_000
-    applied = Applied(new.exact_longest_ms)
+    applied = reference.Applied(new.exact_longest_ms)
     seen = {"partial": 0, "complete": 0}
     for k in range(75):
         now = t0 + k * 700

@@ -18,10 +18,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from tests.integration.test_long_windows import Applied
 from tests.support import reference
 from tests.support.checks import reference_mismatches, stored_metrics, window_mismatches
-from tests.support.strategies import TOKENS, TRADERS, trades
+from tests.support.strategies import TOKENS, TRADERS, arrival_batches, trades
 from tradeagg.contract.keys import TokenKeys
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import Engine
@@ -87,14 +86,8 @@ def test_previous_windows_match_reference(redis_client, data, ts, config):
     s = prev_settings(config)
     engine = Engine(redis_client, s)
     reader = Reader(redis_client, s, engine.scripts)
-    model = Applied(s.exact_longest_ms)
-    arrivals = data.draw(
-        st.permutations(ts + data.draw(st.lists(st.sampled_from(ts), max_size=10)))
-    )
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(arrivals)), max_size=8)))
-    batches = [
-        arrivals[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrivals)], strict=False) if b > a
-    ]
+    model = reference.Applied(s.exact_longest_ms)
+    batches = arrival_batches(data, ts)
     now = min(t.ts for t in ts) + data.draw(st.integers(-2_000, 20_000))
     for batch in batches:
         for _ in range(data.draw(st.integers(1, 2))):  # a replay of the whole batch
@@ -125,7 +118,7 @@ def test_a_token_written_without_them_or_rebuilt_is_partial_and_honest(redis_cli
     new = prev_settings("exact")
     assert not old.prev_metrics and new.prev_metrics
     t0 = 1_700_000_000_000
-    applied = Applied(new.exact_longest_ms)
+    applied = reference.Applied(new.exact_longest_ms)
     seen = {"partial": 0, "complete": 0}
     for k in range(70):
         now = t0 + k * 400

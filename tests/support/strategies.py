@@ -17,6 +17,20 @@ ID_CHARS = "aB9:~!zZ_"
 TRADERS = ["", *(c * 32 for c in "ABCDEF"), "0x" + "cd" * 20]
 
 
+def arrival_batches(
+    data: st.DataObject, ts: list[Trade], max_dups: int = 10, max_cuts: int = 8
+) -> list[list[Trade]]:
+    """How ``ts`` may arrive: with up to ``max_dups`` duplicates, shuffled, cut into
+    non-empty batches (drawn from ``data``)."""
+    arrivals = data.draw(
+        st.permutations(ts + data.draw(st.lists(st.sampled_from(ts), max_size=max_dups)))
+    )
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(arrivals)), max_size=max_cuts)))
+    return [
+        arrivals[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrivals)], strict=False) if b > a
+    ]
+
+
 @st.composite
 def trades(draw, tokens=TOKENS, span_ms: int = 40_000, min_size: int = 1, max_size: int = 60):
     """Distinct trades (one per id) with colliding ts/seq, for a few tokens."""
