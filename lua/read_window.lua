@@ -115,19 +115,10 @@ return guarded(function()
     end
     local out = answer({'ok', fmt_int(at), fmt_int(st.at), reason}, st, ws, conf, at,
                        memory_prices(es))
-    local xs = {}  -- the list's trades after last_update
+    local xs = {}  -- the list's trades after last_update, with the stored buckets
     for _, x in ipairs(es) do if x.ts > st.at and x.ts <= at then xs[#xs + 1] = x end end
-    if conf.long then  -- the stored buckets, and those trades
-      local ex = K[7] and pending({K[7], K[8], K[9], K[10], K[11]}, xs)
-      for _, v in ipairs(LONG.read(K, conf.long, conf.r, st.at, at, xs, ex, st.sk or (K[7] and
-          {K[7], K[8], K[9], K[10], K[11]}))) do out[#out + 1] = v end
-    end
-    if K[7] and K[12] and conf.r then
-      for _, v in ipairs(LONG.P.read(K, LONG.P.wins(conf, conf.long), conf.r, st.at, at, xs)) do
-        out[#out + 1] = v
-      end
-    end
-    return out
+    local sk = screener_keys(K)
+    return LONG.P.answer(out, K, conf, st.at, at, xs, conf.long and sk and pending(sk, xs), sk)
   end
   if st == nil then return {'unknown', ARGV[1]} end
   ws = st.ws
@@ -150,15 +141,5 @@ return guarded(function()
   local ex = st.sk and pending(st.sk, st.entered)
   if st.sk then st.scr = screener_metrics(st.sk, ws, at, ex, st.cf) end
   local out = answer({'ok', fmt_int(at), fmt_int(lu), false}, st, ws, conf, at)
-  if conf.long then
-    for _, v in ipairs(LONG.read(K, conf.long, conf.r, lu, at, st.entered, ex, st.sk)) do
-      out[#out + 1] = v
-    end
-  end
-  if st.sk and K[12] and conf.r then
-    for _, v in ipairs(LONG.P.read(K, LONG.P.wins(conf, conf.long), conf.r, lu, at, st.entered)) do
-      out[#out + 1] = v
-    end
-  end
-  return out
+  return LONG.P.answer(out, K, conf, lu, at, st.entered, ex, st.sk)
 end)

@@ -103,7 +103,7 @@ end
 -- The entered entries `xs` into their buckets (those no window counts skipped)
 -- and the buckets before `keep` out: used when no long window does it (LONG.step).
 function LONG.P.store(K, xs, keep, r, ttl)
-  LONG.store(K, xs, r, keep, nil)
+  if #xs > 0 then LONG.store(K, xs, r, keep, nil) end  -- (no read of the last bucket for nothing)
   redis.call('ZREMRANGEBYSCORE', K[12], '-inf', fmt_int(keep))
   redis.call('PEXPIRE', K[12], ttl)
 end
@@ -151,5 +151,21 @@ function LONG.P.wins(ws, long)
   local out = {}
   for _, w in ipairs(ws) do out[#out + 1] = w end
   for _, w in ipairs(long or {}) do out[#out + 1] = w end
+  return out
+end
+
+-- A read's answer `out` (its exact windows) followed by the long windows' (with
+-- them) and the previous windows' (with the screener's sets `sk`, the buckets' key
+-- and a bucket): as of `at` from last_update `lu`, with the entered entries `items`
+-- not written yet and `ex` (pending(): their traders' stored scores).
+function LONG.P.answer(out, K, conf, lu, at, items, ex, sk)
+  if conf.long then
+    for _, v in ipairs(LONG.read(K, conf.long, conf.r, lu, at, items, ex, sk)) do out[#out + 1] = v end
+  end
+  if sk and K[12] and conf.r then
+    for _, v in ipairs(LONG.P.read(K, LONG.P.wins(conf, conf.long), conf.r, lu, at, items)) do
+      out[#out + 1] = v
+    end
+  end
   return out
 end
