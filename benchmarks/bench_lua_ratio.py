@@ -12,9 +12,13 @@ servers: both scripts must have computed the same state. Each tree gets the
 same trades in the stream format its own bridge writes (``format_of``: 912d4c2
 reads decimal entries without traders, this tree compact ones), so run it
 with PYTHONPATH = the newest tree (the one whose codec writes format 3).
-Asserts nothing.
+The keys per token follow TRADEAGG_METRICS and TRADEAGG_WINDOWS as a worker's
+do (``keys_for``): with ``full`` or bucketed windows both trees must take this
+tree's key layout (the screener's sets, then the buckets). Asserts nothing.
 
     python benchmarks/bench_lua_ratio.py --before /work/main --after .
+    TRADEAGG_WINDOWS=1m,5m,15m,30m,1h,6h,24h TRADEAGG_METRICS=full \
+        python benchmarks/bench_lua_ratio.py --before /work/main --after . --trades 50000
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 import redis
 
 from tradeagg.contract import entry as codec
-from tradeagg.contract.keys import TokenKeys, apply_keys
+from tradeagg.contract.keys import TokenKeys, apply_keys, full_apply_keys, long_apply_keys
 from tradeagg.contract.trade import Trade
 from tradeagg.devtools.embedded import Embedded
 from tradeagg.devtools.synthetic import SyntheticFeed
@@ -75,6 +79,16 @@ def record_in(t: Trade, fmt: str) -> str:
     return f"{t.token} {entry} {codec.id_digest(t.id)}"
 
 
+def keys_for(token: str, s: Settings, per: int) -> list[str]:
+    """A worker's KEYS for ``token`` under ``s`` (engine/apply.py), or the first
+    ``per`` of the seed's (the layout of a tree that takes fewer)."""
+    if s.long_windows or s.prev_metrics:
+        return long_apply_keys(token, s.metrics == "full")
+    if s.metrics == "full":
+        return full_apply_keys(token)
+    return apply_keys(token)[:per]
+
+
 def evalsha_usec(client: redis.Redis) -> int:
     stats = client.info("commandstats")
     return int(stats.get("cmdstat_evalsha", {}).get("usec", 0))
@@ -112,7 +126,7 @@ def main() -> None:
             }
             for call in engine.calls(grouped["after"]):
                 keys = {
-                    name: [k for token, _ in call for k in apply_keys(token)[: per[name]]]
+                    name: [k for token, _ in call for k in keys_for(token, s, per[name])]
                     for name in servers
                 }
                 order = ("before", "after") if (b + calls) % 2 else ("after", "before")
