@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tests.support import reference
 from tests.support.checks import reference_mismatches, stored_metrics, window_mismatches
-from tests.support.strategies import TOKENS, TRADERS, arrival_batches, trades
+from tests.support.strategies import TOKENS, arrival_batches, random_batch, trades
 from tradeagg.contract.keys import TokenKeys
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import Engine
@@ -124,18 +124,7 @@ def test_a_token_written_without_them_or_rebuilt_is_partial_and_honest(redis_cli
         now = t0 + k * 400
         if k == 45:  # damage: the next apply rebuilds the token from its list
             redis_client.delete(TokenKeys(TOKENS[0]).indices)
-        batch = [
-            Trade(
-                id=f"p{k}-{i}",
-                token=TOKENS[i % 2],
-                side=rng.choice(("buy", "sell")),
-                quote_nano=rng.randrange(1, 10**12),
-                price="1.5",
-                ts=now - rng.randrange(-300, 3_000),
-                trader=rng.choice(TRADERS),
-            )
-            for i in range(4)
-        ]
+        batch = random_batch(rng, f"p{k}", now, 3_000)
         # the earlier release writes first, then the new one, then both (a rolling deploy)
         results = Engine(redis_client, old if k < 15 or 25 <= k < 28 else new).apply_records(
             [t.record for t in batch], now=now
@@ -170,18 +159,7 @@ def test_turned_off_they_are_kept_by_no_call_and_deleted(redis_client):
 
     def step(s: Settings, k: int) -> int:
         now = t0 + k * 700
-        batch = [
-            Trade(
-                id=f"o{k}-{i}",
-                token=TOKENS[i % 2],
-                side=rng.choice(("buy", "sell")),
-                quote_nano=rng.randrange(1, 10**12),
-                price=str(rng.randrange(1, 9)),
-                ts=now - rng.randrange(0, 2_000),
-                trader=rng.choice(TRADERS),
-            )
-            for i in range(4)
-        ]
+        batch = random_batch(rng, f"o{k}", now, 2_000)
         results = Engine(redis_client, s).apply_records([t.record for t in batch], now=now)
         assert not any(r.failed for r in results), results
         applied.call(batch, now)
