@@ -30,7 +30,8 @@
 --         now exactly: an explicit instant) or "event" (at the newest trade)
 -- ARGV[3] windows "label:ms,label:ms,..." shortest first; with long (bucketed)
 --         windows: "<exact windows>|<long windows>;<bucket ms>" (lib/windows.lua);
---         for the previous windows only: "<exact windows>|;<bucket ms>"
+--         for the previous windows only: "<exact windows>|;<bucket ms>"; followed
+--         by ";-": the previous windows turned off (none kept, stored ones deleted)
 -- ARGV[4] most entries a token's list may hold
 -- ARGV[5..] one per token: its list entries "<ts> <seq> <b|s><trader> <quote_nano> <price> <id>",
 --          each optionally followed by " <digest>" (20 hex of SHA-1(id): not
@@ -88,6 +89,13 @@ local function write(K, st, at, fresh_ttl, rebuilt)
   write_marks(K, st)
   if rebuilt or (st.checked and (fresh_ttl or st.added or st.seeding)) then redis.call('DEL', K[6]) end
   local set, del = changes(K, st, ws)
+  -- previous windows turned off (ARGV[3] ";-"): those an earlier setting kept go, found
+  -- by the longest exact window's L:prev_from (every window kept one with them)
+  if conf.noprev and st.sk and redis.call('HEXISTS', K[3], ws[#ws].label .. ':prev_from') == 1 then
+    for _, w in ipairs(LONG.P.wins(ws, conf.long)) do
+      for _, m in ipairs(LONG.P.F) do del[#del + 1] = w.label .. ':' .. m end
+    end
+  end
   if #set > 0 then redis.call('HSET', K[3], unpack(set)) end
   if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
   if fresh_ttl or rebuilt then
@@ -238,7 +246,7 @@ local function apply_token(K, news, r)
   local entered = st.entered
   if st.sk then screener_step(st, ws) end
   -- previous windows (lib/prev.lua): with the screener's sets and the buckets' key
-  local pv = st.sk and K[12] and conf.r and LONG.P.start(K, st, LONG.P.wins(ws, conf.long), conf.r,
+  local pv = st.sk and K[12] and conf.r and not conf.noprev and LONG.P.start(K, st, LONG.P.wins(ws, conf.long), conf.r,
                                           at0, entered, r[R.rebuilt] >= 0)
   local lsums
   if conf.long then

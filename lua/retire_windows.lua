@@ -1,7 +1,8 @@
 -- retire_windows.lua: drop windows from one token (`tradeagg windows retire`).
 -- A token keeps every window any release configured (apply_trades.lua); this
 -- is the one place windows leave it. Deletes the retired labels' index and
--- fields, then trims the list to the longest window left, at most ARGV[2]
+-- fields (a bucketed window's fields: lib/long.lua), then trims the list to
+-- the longest exact window left, at most ARGV[2]
 -- elements per call (their keys leave the id index too); the caller calls
 -- again while `left` > 0. Between calls the token is consistent and readable
 -- (an untrimmed head is what a list holds before any trim). A token carrying
@@ -11,7 +12,7 @@
 --       token:{A}:last_update, tradeagg:{A}:ids, tradeagg:{A}:checked
 -- ARGV[1] labels to retire, comma-separated
 -- ARGV[2] most list elements to trim in this call (>= 1)
--- Returns: {retired (labels removed now), dropped (elements trimmed now),
+-- Returns: {retired (labels removed now, exact and bucketed), dropped (elements trimmed now),
 --           left (elements still to trim), kept (1: only retired windows)}
 --@include lib/entry.lua
 --@include lib/windows.lua
@@ -33,16 +34,30 @@ return guarded(function()
     end
   end
   if not longest then return {0, 0, 0, #retire > 0 and 1 or 0} end
-  if #retire > 0 then
+  -- bucketed (long) windows (lib/long.lua) have no index: their `L:from` field says
+  -- they are carried; their fields go (the buckets stay for the windows left and the
+  -- previous windows, and expire with the token)
+  local long = {}
+  for _, f in ipairs(redis.call('HKEYS', KEYS[3])) do
+    local label = smatch(f, '^(.-):from$')
+    if label and gone[label] then long[#long + 1] = label end
+  end
+  if #retire > 0 or #long > 0 then
     local fields = {}
     for _, label in ipairs(retire) do
       for _, m in ipairs(OWNED) do fields[#fields + 1] = label .. ':' .. m end
     end
+    for _, label in ipairs(long) do
+      for _, m in ipairs(OWNED) do fields[#fields + 1] = label .. ':' .. m end
+      fields[#fields + 1] = label .. ':from'; fields[#fields + 1] = label .. ':at'
+    end
     local marks = {}  -- their seeding marks (lib/state.lua), if any
     for i, label in ipairs(retire) do marks[i] = '~seed:' .. label end
-    redis.call('HDEL', KEYS[2], unpack(retire))
+    if #retire > 0 then redis.call('HDEL', KEYS[2], unpack(retire)) end
     redis.call('HDEL', KEYS[3], unpack(fields))
-    if redis.call('TYPE', KEYS[5])['ok'] == 'hash' then redis.call('HDEL', KEYS[5], unpack(marks)) end
+    if #marks > 0 and redis.call('TYPE', KEYS[5])['ok'] == 'hash' then
+      redis.call('HDEL', KEYS[5], unpack(marks))
+    end
     redis.call('DEL', KEYS[6])  -- the memo: the token changed shape
   end
   -- the head before the longest window left: outside every window it keeps
@@ -77,5 +92,5 @@ return guarded(function()
     local b = type(mark) == 'string' and smatch(mark, '^(%-?%d+) ')
     if b then redis.call('HSET', KEYS[5], '~seed:' .. at, b .. ' ' .. b) end
   end
-  return {#retire, drop, start - drop, 0}
+  return {#retire + #long, drop, start - drop, 0}
 end)

@@ -297,6 +297,13 @@ class Settings:
         _choice(*METRIC_SETS),
         "full (with makers, buyers, sellers, high, low) or seed (without them)",
     )
+    prev_windows: bool = setting(
+        True,
+        "TRADEAGG_PREV_WINDOWS",
+        _bool,
+        "with TRADEAGG_METRICS=full, keep each window's previous window (prev_buys, "
+        "prev_sells, prev_volume, volume_change_pct); off saves Redis time and deletes them",
+    )
     maintenance_interval: float = setting(
         60.0, "TRADEAGG_MAINTENANCE_INTERVAL", _float(0.05, 86_400), "janitor period, seconds"
     )
@@ -416,10 +423,21 @@ class Settings:
     @property
     def prev_metrics(self) -> bool:
         """Whether the previous windows' metrics are kept (CONTRACT §2b, lua/lib/prev.lua):
-        with TRADEAGG_METRICS=full when TRADEAGG_BUCKET divides every window (else a
-        previous window would not be a whole number of buckets ending by ``at``)."""
+        with TRADEAGG_METRICS=full and TRADEAGG_PREV_WINDOWS on, when TRADEAGG_BUCKET
+        divides every window (else a previous window would not be a whole number of
+        buckets ending by ``at``)."""
         r = self.bucket_ms
-        return self.metrics == "full" and all(w.ms % r == 0 for w in self.windows)
+        return (
+            self.metrics == "full"
+            and self.prev_windows
+            and all(w.ms % r == 0 for w in self.windows)
+        )
+
+    @property
+    def prev_dropped(self) -> bool:
+        """Whether the previous windows are turned off by choice (TRADEAGG_PREV_WINDOWS=off
+        with TRADEAGG_METRICS=full): the scripts then delete what an earlier setting kept."""
+        return self.metrics == "full" and not self.prev_windows
 
     @property
     def exact_windows(self) -> tuple[Window, ...]:

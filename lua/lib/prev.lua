@@ -162,7 +162,7 @@ function LONG.P.answer(out, K, conf, lu, at, items, ex, sk)
   if conf.long then
     for _, v in ipairs(LONG.read(K, conf.long, conf.r, lu, at, items, ex, sk)) do out[#out + 1] = v end
   end
-  if sk and K[12] and conf.r then
+  if sk and K[12] and conf.r and not conf.noprev then
     for _, v in ipairs(LONG.P.read(K, LONG.P.wins(conf, conf.long), conf.r, lu, at, items)) do
       out[#out + 1] = v
     end

@@ -55,9 +55,11 @@ end
 
 -- "exact|long;r" (lib/long.lua): the exact windows, then, when any, the long
 -- (bucketed) windows and their resolution r in ms: ws.long (windows as above),
--- ws.r, and ws.long_spec (the text after the exact windows, to pass on)
+-- ws.r, and ws.long_spec (the text after the exact windows, to pass on); a
+-- trailing ";-" (ws.noprev): the previous windows (lib/prev.lua) are turned off,
+-- kept by no call and deleted where an earlier setting kept them
 local function parse_windows(spec)
-  local pairs, ex, lg, r = {}, smatch(spec, '^([^|]*)|?([^;]*);?(%d*)$')
+  local pairs, ex, lg, r, off = {}, smatch(spec, '^([^|]*)|?([^;]*);?(%d*);?(%-?)$')
   for label, ms in string.gmatch(ex, '([^:,]+):(%d+)') do pairs[#pairs + 1] = {label, tonumber(ms)} end
   local ws = windows_of(pairs)
   if lg ~= '' then
@@ -66,7 +68,8 @@ local function parse_windows(spec)
     ws.long = windows_of(lp)
   end
   -- r comes alone ("exact|;r") when only the previous windows need it (lib/prev.lua)
-  if r ~= '' then ws.r, ws.long_spec = tonumber(r), '|' .. lg .. ';' .. r end
+  if r ~= '' then ws.r, ws.long_spec = tonumber(r), '|' .. lg .. ';' .. r .. (off ~= '' and ';-' or '') end
+  ws.noprev = off ~= ''
   return ws
 end
 

@@ -26,7 +26,7 @@ from tests.support import reference
 from tests.support.checks import reference_mismatches, window_mismatches
 from tests.support.cli import cli
 from tests.support.observe_procs import env_for
-from tests.support.strategies import TOKENS, TRADERS, arrival_batches, trades
+from tests.support.strategies import TOKENS, TRADERS, arrival_batches, random_batch, trades
 from tradeagg.clock import now_ms
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import Engine
@@ -102,19 +102,7 @@ def test_a_window_newly_carried_is_partial_and_honest_until_complete(redis_clien
     for k in range(75):
         now = t0 + k * 700
         s = old if k < 15 or (mixed and k < 30 and k % 3 == 0) else new
-        batch = [
-            Trade(
-                id=f"t{k}-{i}",
-                token=TOKENS[i % 2],
-                side=rng.choice(("buy", "sell")),
-                quote_nano=rng.randrange(1, 10**12),
-                price=str(rng.randrange(1, 10**6) / 1000),
-                ts=now - rng.randrange(-300, 4_000),
-                seq=rng.randrange(3),
-                trader=rng.choice(TRADERS),
-            )
-            for i in range(4)
-        ]
+        batch = random_batch(rng, f"t{k}", now, 4_000)
         Engine(redis_client, s).apply_records([t.record for t in batch], now=now)
         applied.call(batch, now)
         reader = Reader(redis_client, new)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tests.support import reference
 from tests.support.checks import reference_mismatches, stored_metrics, window_mismatches
-from tests.support.strategies import TOKENS, TRADERS, arrival_batches, trades
+from tests.support.strategies import TOKENS, arrival_batches, random_batch, trades
 from tradeagg.contract.keys import TokenKeys
 from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import Engine
@@ -124,18 +124,7 @@ def test_a_token_written_without_them_or_rebuilt_is_partial_and_honest(redis_cli
         now = t0 + k * 400
         if k == 45:  # damage: the next apply rebuilds the token from its list
             redis_client.delete(TokenKeys(TOKENS[0]).indices)
-        batch = [
-            Trade(
-                id=f"p{k}-{i}",
-                token=TOKENS[i % 2],
-                side=rng.choice(("buy", "sell")),
-                quote_nano=rng.randrange(1, 10**12),
-                price="1.5",
-                ts=now - rng.randrange(-300, 3_000),
-                trader=rng.choice(TRADERS),
-            )
-            for i in range(4)
-        ]
+        batch = random_batch(rng, f"p{k}", now, 3_000)
         # the earlier release writes first, then the new one, then both (a rolling deploy)
         results = Engine(redis_client, old if k < 15 or 25 <= k < 28 else new).apply_records(
             [t.record for t in batch], now=now
@@ -155,3 +144,46 @@ def test_a_token_written_without_them_or_rebuilt_is_partial_and_honest(redis_cli
                     if k == 45 and token == TOKENS[0] and at == now:  # rebuilt: start over
                         assert cf is not None, redis_client.hgetall(TokenKeys(token).aggregates)
     assert seen["partial"] > 0 and seen["complete"] > 0, seen
+
+
+def test_turned_off_they_are_kept_by_no_call_and_deleted(redis_client):
+    """TRADEAGG_PREV_WINDOWS=off: an apply keeps no previous window and deletes those an
+    earlier setting stored (exact and bucketed windows alike); the other metrics stay
+    exact; `show --json` then gives none; on again, they come back partial, honest."""
+    on = prev_settings("long")
+    off = replace(on, prev_windows=False)
+    assert on.prev_metrics and not off.prev_metrics and off.prev_dropped
+    rng = random.Random(5)
+    t0 = 1_700_000_000_000
+    applied = reference.Applied(on.exact_longest_ms)
+
+    def step(s: Settings, k: int) -> int:
+        now = t0 + k * 700
+        batch = random_batch(rng, f"o{k}", now, 2_000)
+        results = Engine(redis_client, s).apply_records([t.record for t in batch], now=now)
+        assert not any(r.failed for r in results), results
+        applied.call(batch, now)
+        return now
+
+    def prev_fields(token: str) -> list[bytes]:
+        fields = redis_client.hkeys(TokenKeys(token).aggregates)
+        return [f for f in fields if b":prev_" in f or b":volume_change_pct" in f]
+
+    for k in range(10):
+        now = step(on, k)
+    assert all(prev_fields(t) for t in TOKENS)
+    now = step(off, 10)
+    assert [prev_fields(t) for t in TOKENS] == [[], []]
+    for k in range(11, 20):
+        now = step(off, k)
+        assert [prev_fields(t) for t in TOKENS] == [[], []]
+        bad = reference_mismatches(Reader(redis_client, off), applied.applied, now, off.windows, TOKENS)
+        assert bad == [], bad[:5]
+    view = Reader(redis_client, off).read(TOKENS[0], now)
+    assert all(w.prev_buys is None for w in view.windows.values())
+    # on again: counted from then on, partial until complete, exact over what they claim
+    now = step(on, 20)
+    for w in Reader(redis_client, on).read(TOKENS[0], now).windows.values():
+        assert w.prev_complete_from is not None and w.prev_complete_from > now
+    bad = reference_mismatches(Reader(redis_client, on), applied.applied, now, on.windows, TOKENS)
+    assert bad == [], bad[:5]

@@ -130,3 +130,40 @@ def test_retire_trims_in_bounded_calls_and_keeps_a_token_with_only_retired_windo
     want = reference.windows(five, t0, fewer.windows)
     assert want["5m"]["buys"] + want["5m"]["sells"] == len(five)
     assert_matches_reference(Reader(redis_client, fewer), trades, t0, fewer.windows, [A, B])
+
+
+def test_a_bucketed_window_is_listed_and_retired_through_the_cli(redis_server, redis_client):
+    """A bucketed window (CONTRACT §2c) has no index: `windows list` finds it by its
+    fields and says so; `windows retire` deletes its fields, and the windows left
+    stay exact."""
+    old = Settings(windows=parse_windows("1m,5m,1h,6h"))
+    new = Settings(windows=parse_windows("1m,5m,1h"))
+    t0 = int(time.time() * 1000)
+    trades = history(t0)
+    Engine(redis_client, old).apply_records([t.record for t in trades], now=t0)
+    env = env_for(redis_server.url, TRADEAGG_WINDOWS="1m,5m,1h")
+
+    before = listed(env)
+    assert {k: (v["kind"], v["tokens"], v["configured"]) for k, v in before.items()} == {
+        "1m": ("exact", 3, True), "5m": ("exact", 3, True), "1h": ("exact", 3, True),
+        "6h": ("bucketed", 3, False),
+    }  # fmt: skip
+    table = cli(env, "windows", "list")
+    assert table.returncode == 0 and "bucketed" in table.stdout, table.stderr
+
+    done = cli(env, "windows", "retire", "6h", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["tokens"], summary["retired"], summary["kept"]) == (3, 3, 0)
+    for token in (A, B, C):
+        fields = redis_client.hkeys(keys.TokenKeys(token).aggregates)
+        assert not [f for f in fields if f.startswith(b"6h:")]
+        assert labels_of(redis_client, token) == {"1m", "5m", "1h"}
+    assert set(listed(env)) == {"1m", "5m", "1h"}
+
+    # the release without 6h goes on from there, exact, with no rebuild
+    results = Engine(redis_client, new).advance([A, B, C], now=t0 + 1_000)
+    assert [(r.rebuilt, r.reason) for r in results] == [(-1, "")] * 3
+    assert_matches_reference(Reader(redis_client, new), trades, t0 + 1_000, new.windows, [A, B, C])
+    again = json.loads(cli(env, "windows", "retire", "6h", "--json").stdout)
+    assert again["retired"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import zlib
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,6 +29,25 @@ def arrival_batches(
     cuts = sorted(data.draw(st.lists(st.integers(0, len(arrivals)), max_size=max_cuts)))
     return [
         arrivals[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrivals)], strict=False) if b > a
+    ]
+
+
+def random_batch(rng: random.Random, tag: str, now: int, behind_ms: int, n: int = 4) -> list[Trade]:
+    """``n`` trades of TOKENS (alternating) and TRADERS stamped within ``behind_ms`` before
+    ``now`` (up to 300 ms after it: future-stamped ones too), random sides, quotes, prices
+    and seqs, ids ``<tag>-<i>``: the calls of a scripted (non-hypothesis) scenario."""
+    return [
+        Trade(
+            id=f"{tag}-{i}",
+            token=TOKENS[i % 2],
+            side=rng.choice(("buy", "sell")),
+            quote_nano=rng.randrange(1, 10**12),
+            price=str(rng.randrange(1, 10**6) / 1000),
+            ts=now - rng.randrange(-300, behind_ms),
+            seq=rng.randrange(3),
+            trader=rng.choice(TRADERS),
+        )
+        for i in range(n)
     ]
 
 

@@ -31,9 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(TRADEAGG_WINDOWS), so releases with different windows can run side by side "
         "during a rolling deploy; a window added to a token after its list was trimmed "
         "shorter is reported partial until it has been open its full length. list: each "
-        "label, how many tokens carry it and on how many it is partial. retire LABEL...: "
-        "walks every token and deletes those windows' index and fields, then trims the "
-        "token's list to the longest window left (bounded calls; progress on stderr). "
+        "label, its kind (exact, or bucketed beyond TRADEAGG_EXACT_HORIZON), how many tokens "
+        "carry it and on how many it is partial. retire LABEL...: walks every token and "
+        "deletes those windows' index and fields (a bucketed window: its fields), then "
+        "trims the token's list to the longest exact window left (bounded calls; "
+        "progress on stderr). "
         "Run it once no worker is configured with the labels: a worker that still is "
         "adds them back (refused while a live worker's heartbeat lists one). A token "
         "carrying only retired windows is left alone and counted as kept.",
@@ -113,15 +115,23 @@ def _list(client: object, settings: Settings, as_json: bool) -> int:
     progress.close()
     mine = {w.label for w in settings.windows}
     seen = {r.label for r in rows}
-    rows += [Carried(w.label) for w in settings.windows if w.label not in seen]
+    long = {w.label for w in settings.long_windows}
+    rows += [
+        Carried(w.label, kind="bucketed" if w.label in long else "exact")
+        for w in settings.windows
+        if w.label not in seen
+    ]
     rows.sort(key=lambda r: (_ms(r.label) or 0, r.label))
     if as_json:
         for r in rows:
-            doc = {"label": r.label, "ms": _ms(r.label), "tokens": r.tokens, "partial": r.partial}
+            doc = {"label": r.label, "ms": _ms(r.label), "kind": r.kind, "tokens": r.tokens}
+            doc["partial"] = r.partial
             print(json.dumps({**doc, "configured": r.label in mine}), flush=True)
         return 0
     table = [
-        (r.label, str(r.tokens), str(r.partial), "yes" if r.label in mine else "no") for r in rows
+        (r.label, r.kind, str(r.tokens), str(r.partial), "yes" if r.label in mine else "no")
+        for r in rows
     ]
-    print(render.text(render.table(("window", "tokens", "partial", "configured here"), table)))
+    head = ("window", "kind", "tokens", "partial", "configured here")
+    print(render.text(render.table(head, table)))
     return 0

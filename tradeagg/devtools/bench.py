@@ -147,6 +147,8 @@ def run_engine(
         "mode": "engine",
         "clock": settings.clock,
         "metrics": settings.metrics,
+        "windows": ",".join(w.label for w in settings.windows),
+        "prev_windows": settings.prev_metrics,
         "trades": len(trades),
         "tokens": cfg.tokens,
         "shards": settings.shards,

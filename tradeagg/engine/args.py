@@ -20,14 +20,16 @@ MAX_MIN_VOLUME = Decimal(10) ** 18  # far above any window's volume; keeps the t
 def windows_arg(settings: Settings) -> str:
     """The configured windows as the scripts take them: ``1m:60000,5m:300000,…``;
     with bucketed windows (CONTRACT §2c) ``<exact>|<long>;<bucket ms>``, and with the
-    previous windows' metrics (``Settings.prev_metrics``) at least ``<exact>|;<bucket ms>``
-    (``lua/lib/windows.lua``)."""
+    previous windows' metrics (``Settings.prev_metrics``) at least ``<exact>|;<bucket ms>``;
+    with them turned off (``Settings.prev_dropped``) followed by ``;-`` (the scripts keep
+    none and delete those an earlier setting kept) (``lua/lib/windows.lua``)."""
     exact = ",".join(f"{w.label}:{w.ms}" for w in settings.exact_windows)
-    if not settings.long_windows and not settings.prev_metrics:
+    off = ";-" if settings.prev_dropped else ""  # previous windows off: the scripts drop them
+    if not settings.long_windows and not settings.prev_metrics and not off:
         return exact
     # the previous windows (lua/lib/prev.lua) need r: "<exact>|;r"
     long = ",".join(f"{w.label}:{w.ms}" for w in settings.long_windows)
-    return f"{exact}|{long};{settings.bucket_ms}"
+    return f"{exact}|{long};{settings.bucket_ms}{off}"
 
 
 def at_arg(at: int | None) -> int | str:

@@ -5,7 +5,9 @@ that releases with different ``TRADEAGG_WINDOWS`` can run side by side during
 a rolling deploy. Windows leave only here: ``retire`` walks every token (SCAN
 of ``token:{*}:indices``, in batches) and calls ``retire_windows.lua`` on
 each, which deletes the labels' index and fields and trims the list to the
-longest window left, a bounded number of elements per call.
+longest exact window left, a bounded number of elements per call. Bucketed
+windows (CONTRACT §2c) have no index: a token carries one when its
+aggregates hold ``<label>:from`` (``lua/lib/long.lua``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Carried:
     label: str
     tokens: int = 0
     partial: int = 0  # tokens on which it is partial now
+    kind: str = "exact"  # or "bucketed" (CONTRACT §2c: no index, an ``L:from`` field)
 
 
 @dataclass
@@ -62,14 +65,22 @@ def carried(client: Any, on_progress: Callable[[int], None] | None = None) -> li
         pipe = client.pipeline(transaction=False)
         for token in chunk:
             pipe.hkeys(TokenKeys(token).indices)
-        labels = [[text(x) for x in got] for got in pipe.execute()]
+            pipe.hkeys(TokenKeys(token).aggregates)
+        got = pipe.execute()
+        labels = []
+        for exact, fields in zip(got[::2], got[1::2], strict=True):
+            ls = [(text(x), "exact") for x in exact]
+            names = {text(f) for f in fields}
+            ls += [(f[: -len(":from")], "bucketed") for f in sorted(names) if f.endswith(":from")]
+            labels.append(ls)
         pipe = client.pipeline(transaction=False)
         for token, ls in zip(chunk, labels, strict=True):
-            pipe.hmget(TokenKeys(token).aggregates, [f"{x}:complete_from" for x in ls] or ["-"])
+            names = [f"{x}:complete_from" for x, _ in ls] or ["-"]
+            pipe.hmget(TokenKeys(token).aggregates, names)
         now = now_ms()
         for ls, cfs in zip(labels, pipe.execute(), strict=True):
-            for label, cf in zip(ls, cfs, strict=False):
-                c = found.setdefault(label, Carried(label))
+            for (label, kind), cf in zip(ls, cfs, strict=False):
+                c = found.setdefault(label, Carried(label, kind=kind))
                 c.tokens += 1
                 c.partial += cf is not None and int(cf) > now
         seen += len(chunk)
