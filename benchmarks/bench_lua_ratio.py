@@ -111,7 +111,7 @@ def main() -> None:
         }
         per = {name: keys_per_token(getattr(args, name)) for name in servers}
         fmt = {name: format_of(getattr(args, name)) for name in servers}
-        s = Settings()
+        s = Settings.from_env()  # TRADEAGG_METRICS, TRADEAGG_WINDOWS: as a worker reads them
         engine = Engine(servers["after"], s)  # only for grouping into calls
         feed = SyntheticFeed(tokens=args.tokens, seed=7)
         start = 1_700_000_000_000
