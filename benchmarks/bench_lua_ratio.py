@@ -7,8 +7,10 @@ grouped and split into calls the way a worker does, and every call is run
 on two Redis servers, one per tree's script, alternating which goes first.
 Redis' own per-command time (INFO commandstats, usec of EVALSHA) is summed
 per server, and the ratio after/before printed with the client-side wall
-ratio. Finally every token's aggregates hash is compared between the two
-servers: both scripts must have computed the same state. Each tree gets the
+ratio and that of the CPU time of Redis' main thread (which, unlike both,
+does not count the time other processes hold the cores). Finally every
+token's aggregates hash is compared between the two servers: both scripts
+must have computed the same state. Each tree gets the
 same trades in the stream format its own bridge writes (``format_of``: 912d4c2
 reads decimal entries without traders, this tree compact ones), so run it
 with PYTHONPATH = the newest tree (the one whose codec writes format 3).
@@ -94,6 +96,14 @@ def evalsha_usec(client: redis.Redis) -> int:
     return int(stats.get("cmdstat_evalsha", {}).get("usec", 0))
 
 
+def main_cpu(client: redis.Redis) -> float:
+    """CPU seconds of Redis' main thread (where scripts run): unlike EVALSHA's
+    usec (wall time) it does not grow while the machine's other processes hold
+    the cores."""
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user_main_thread"]) + float(cpu["used_cpu_sys_main_thread"])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--before", required=True)
@@ -111,13 +121,14 @@ def main() -> None:
         }
         per = {name: keys_per_token(getattr(args, name)) for name in servers}
         fmt = {name: format_of(getattr(args, name)) for name in servers}
-        s = Settings()
+        s = Settings.from_env()  # TRADEAGG_METRICS, TRADEAGG_WINDOWS: as a worker reads them
         engine = Engine(servers["after"], s)  # only for grouping into calls
         feed = SyntheticFeed(tokens=args.tokens, seed=7)
         start = 1_700_000_000_000
         trades = feed.trades(args.trades, start, rate=args.trades / args.span_s)
         wall = {name: 0.0 for name in servers}
         usec0 = {name: evalsha_usec(c) for name, c in servers.items()}
+        cpu0 = {name: main_cpu(c) for name, c in servers.items()}
         calls = 0
         for b, i in enumerate(range(0, len(trades), args.batch)):
             batch = trades[i : i + args.batch]
@@ -138,6 +149,7 @@ def main() -> None:
                     wall[name] += time.perf_counter() - t0
                 calls += 1
         usec = {name: evalsha_usec(c) - usec0[name] for name, c in servers.items()}
+        cpu = {name: main_cpu(c) - cpu0[name] for name, c in servers.items()}
         tokens = sorted({t.token for t in trades})
         differ = [
             t
@@ -147,9 +159,10 @@ def main() -> None:
         ]
         print(f"{len(trades)} trades, {len(tokens)} tokens, {calls} apply_trades calls per tree")
         for name in servers:
-            print(f"{name:<7} Redis EVALSHA {usec[name] / 1e6:8.3f} s   client wall {wall[name]:8.3f} s")
+            print(f"{name:<7} Redis EVALSHA {usec[name] / 1e6:8.3f} s   client wall {wall[name]:8.3f} s"
+                  f"   Redis main thread CPU {cpu[name]:8.3f} s")
         print(f"after/before: Redis time {usec['after'] / usec['before']:.3f}, "
-              f"wall {wall['after'] / wall['before']:.3f}")
+              f"wall {wall['after'] / wall['before']:.3f}, CPU {cpu['after'] / cpu['before']:.3f}")
         print(f"tokens whose aggregates differ between the trees: {len(differ)} {differ[:3]}")
     finally:
         emb.close()

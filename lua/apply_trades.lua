@@ -280,12 +280,7 @@ for t = 0, #ARGV - 5 do
   local K = {}
   for k = 1, per do K[k] = KEYS[per * t + k] end
   if per == 9 then K[12], K[13], K[14], K[7], K[8], K[9] = K[7], K[8], K[9], nil, nil, nil end
-  local news, bad = {}, 0
-  for line in string.gmatch(ARGV[5 + t], '[^\n]+') do
-    local x = parse(line)
-    if x then news[#news + 1] = stored(x) else bad = bad + 1 end
-  end
-  news = sort_unique(news)
+  local news, bad = PAT.news(ARGV[5 + t])
   reset_touched()
   local r = result(OK)
   local ok, err = pcall(apply_token, K, news, r)

@@ -104,8 +104,8 @@ MUTANTS: tuple[Mutant, ...] = (
        "tests/integration/test_late_inserts.py::test_late_batches_into_a_long_list_match_the_reference"),
     # -- window boundaries: at - w < ts <= at
     _m("window-end-excludes-at", SLIDE,
-       "st.e, _, close = walk(K[1], st.e, limit, at, enter, st.tot, nil, nil, cap)",
-       "st.e, _, close = walk(K[1], st.e, limit, at - 1, enter, st.tot, nil, nil, cap)",
+       "st.e, _, last = walk(K[1], st.e, limit, at, enter, st.tot, nil, nil, cap)",
+       "st.e, _, last = walk(K[1], st.e, limit, at - 1, enter, st.tot, nil, nil, cap)",
        "window boundaries", f"{EDGES}::test_window_boundaries_at_minus_w_and_at"),
     _m("trade-at-last-update-taken-for-future", STATE,
        "if st.tail.ts > st.at then e = first_after(K[1], n, st.at) end",

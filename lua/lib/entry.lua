@@ -51,7 +51,53 @@ do
   PAT.screen = head_pattern(6, {ts = true, side = true, trader = true, price = true}, 4) .. ' '
 end
 
+-- The entry in s[p..e], the fast way, or false (unparsable) or nil (not a
+-- compact entry: the patterns decide). For an entry without whitespace but
+-- spaces (the caller checks): its head by PAT.fast, then price, id and
+-- digest found by plain finds (the pattern matcher walking the ~100
+-- characters of id and digest cost more than the rest of the parse). It
+-- accepts exactly what PAT.entry36 does, into the same fields; with `store`,
+-- as stored() leaves them (raw without the digest, the id index key from it).
+PAT.fast = head_pattern(5, {ts = true, seq = true, side = true, trader = true, quote = true}, 3)
+           .. ' ()'
+function PAT.at(s, p, e, store)
+  local ts, seq, side, tr, q, pp = smatch(s, PAT.fast, p)
+  if not ts then return nil end  -- its tokens never match a newline: it lies inside the span
+  local s1 = sfind(s, ' ', pp, true)  -- the price is s[pp..s1 - 1]
+  local s2 = s1 and s1 < e and sfind(s, ' ', s1 + 1, true)  -- the id ends before s2
+  if s2 and s2 > e then s2 = nil end
+  -- a price and an id (non-empty), then the end, or a space and nothing (no
+  -- digest) or DIGEST hex digits
+  if not (s1 and s1 > pp and s1 < e and s2 ~= s1 + 1 and (#tr == 0 or #tr == TRADER)
+          and (not s2 or s2 == e or (e - s2 == DIGEST and smatch(s, '^%x*()', s2 + 1) == e + 1))) then
+    return false
+  end
+  local qhi, qlo = split_q(q, 36)
+  local price = ssub(s, pp, s1 - 1)
+  local pn = tonumber(price)
+  if not pn or pn <= 0 or qhi > 1e9 or (qhi == 1e9 and qlo > 0) then return false end
+  local dg = s2 and s2 < e
+  local x = {ts = tonumber(ts, 36), seq = tonumber(seq, 36), side = PAT.side[side], tr = tr,
+             qhi = qhi, qlo = qlo, price = price, id = ssub(s, s1 + 1, (s2 or e + 1) - 1),
+             raw = ssub(s, p, (dg and store) and s2 - 1 or e)}
+  if dg then
+    if store then x.key = id_key(ssub(s, s2 + 1, s2 + 16)) else x.dg = ssub(s, s2 + 1, e) end
+  end
+  return x
+end
+
+-- whether s holds no whitespace but spaces (a newline too, unless `lines`):
+-- plain finds, at C speed
+function PAT.clean(s, lines)
+  return not (sfind(s, '\t', 1, true) or sfind(s, '\r', 1, true) or sfind(s, '\v', 1, true)
+              or sfind(s, '\f', 1, true) or (not lines and sfind(s, '\n', 1, true)))
+end
+
 local function parse(e)
+  if PAT.clean(e) then
+    local x = PAT.at(e, 1, #e)
+    if x ~= nil then return x or nil end
+  end
   local ts, seq, side, tr, q, price, id, dg = smatch(e, PAT.entry36)
   local base = 36
   if not ts then
@@ -169,6 +215,27 @@ local function sort_unique(es)
     if i == 1 or cmp(es[i - 1], es[i]) ~= 0 then uniq[#uniq + 1] = es[i] end
   end
   return uniq, #es - #uniq, true
+end
+
+-- The new trades of one token: ARGV's lines (split on "\n" by plain finds,
+-- empty ones skipped), parsed and stored (without their digest), sorted and
+-- deduplicated (sort_unique); returns them and how many lines were unparsable.
+-- A compact line takes the fast way (PAT.at) when the string holds no
+-- whitespace but spaces and newlines; any other line goes through parse.
+function PAT.news(s)
+  local news, bad, n, p = {}, 0, #s, 1
+  local clean = PAT.clean(s, true)
+  while p <= n do
+    local e = (sfind(s, '\n', p, true) or n + 1) - 1  -- the line is s[p..e]
+    if e >= p then
+      local x = nil
+      if clean then x = PAT.at(s, p, e, true) end
+      if x == nil then x = parse(ssub(s, p, e)); x = x and stored(x) end
+      if x then news[#news + 1] = x else bad = bad + 1 end
+    end
+    p = e + 2
+  end
+  return (sort_unique(news)), bad
 end
 
 -- the element at `idx`, parsed; corrupt if missing or unparsable

@@ -7,9 +7,9 @@
 -- calling fn(ctx, side, qhi, qlo, raw) on each. Chunks start small (`first`,
 -- default 2) and grow x8 up to 1,024: a call usually moves a pointer by a
 -- few. Elements inside `buf` (elements [buf.from, buf.from + #buf) read
--- beforehand) are taken from it. Returns the
--- index of the first entry not taken, its price (if read) and the last entry
--- taken (raw, if any): a price is parsed only where a caller needs it. With
+-- beforehand) are taken from it. Returns the index of the first entry not taken, that
+-- entry (raw, if read) and the last entry taken (raw, if any): prices are
+-- parsed only where a caller needs them. With
 -- `cap`, a walk that would take more than `cap` elements (plus the rest of its
 -- last chunk) stops by raising BEHIND (reads: lib/status.lua, the caller
 -- catches it).
@@ -32,7 +32,7 @@ local function walk(key, from, limit, bound, fn, ctx, buf, first, cap)
       local r = raw[i]
       local ts, side, hi, lo = head(r)
       if not ts then corrupt('unparsable list element at ' .. (from + i - j)) end
-      if ts > bound then return from + i - j, price_of(r), last end
+      if ts > bound then return from + i - j, r, last end
       fn(ctx, side, hi, lo, r)
       last = r
     end
@@ -234,13 +234,12 @@ local function advance(K, st, ws, at, most, cap)
   local e0 = st.e
   local limit = st.n
   if st.mem and st.e <= st.mem_from then limit = st.mem_from end
-  local _, close
+  local _, last, close  -- the last element entered from the list (raw), from memory (price)
   if st.entered then
-    st.e, _, close = walk(K[1], st.e, limit, at, enter_noted, {st.tot, st.entered}, nil, nil, cap)
+    st.e, _, last = walk(K[1], st.e, limit, at, enter_noted, {st.tot, st.entered}, nil, nil, cap)
   else
-    st.e, _, close = walk(K[1], st.e, limit, at, enter, st.tot, nil, nil, cap)
+    st.e, _, last = walk(K[1], st.e, limit, at, enter, st.tot, nil, nil, cap)
   end
-  close = price_of(close)
   if st.mem and st.e >= st.mem_from then
     local j = st.e - st.mem_from + 1
     while j <= #st.mem and st.mem[j].ts <= at do
@@ -251,7 +250,7 @@ local function advance(K, st, ws, at, most, cap)
       close = x.price
     end
   end
-  if st.e ~= e0 then st.close = close end
+  if st.e ~= e0 then st.close = close or price_of(last) end
   st.opens, st.gone = {}, {}
   local n = #ws
   -- every window starts at or after the longest one's start: when few elements
@@ -264,19 +263,25 @@ local function advance(K, st, ws, at, most, cap)
   local entered = st.e - e0
   local first = entered > 1 and min(entered + 2, 1024) or 2
   local p0, p1  -- the previous (shorter) window's start before and after its walk
+  -- open: the element a walk stopped at (raw); oraw, oprice: the last one priced
+  local ctx, open, oraw, oprice = {}, nil, nil, nil
   for i, w in ipairs(ws) do
     local i0 = st.idx[i]
-    local open
-    if i0 == p0 and p1 == p0 then
-      open = st.opens[i - 1]  -- a shorter window from the same entry kept it: so does this one
-    else
-      local ctx = {t = st.tot[i], gone = (i == n) and st.gone or nil}
+    -- a shorter window from the same entry kept it: so does this one (open as it was)
+    if not (i0 == p0 and p1 == p0) then
+      ctx.t, ctx.gone = st.tot[i], (i == n) and st.gone or nil
       st.idx[i], open = walk(K[1], i0, st.e, at - w.ms, leave, ctx, buf, first, cap)
     end
     p0, p1 = i0, st.idx[i]
-    if open then st.opens[i] = open end
     if st.idx[i] ~= i0 then st.dirty[i] = true end
     if st.idx[i] == st.e then st.tot[i] = new_totals() end
+    -- its price, unless `prices` has the stored open (the window kept its
+    -- first entry and nothing entered it late)
+    local o = st.old and st.old[i]
+    if open and (st.dirty[i] or not (o and o.open) or o.idx ~= st.idx[i]) then
+      if open ~= oraw then oraw, oprice = open, price_of(open) end
+      st.opens[i] = oprice
+    end
   end
   st.at = at
 end

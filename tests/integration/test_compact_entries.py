@@ -17,6 +17,7 @@ from tradeagg.engine.apply import ApplyStatus, Engine
 from tradeagg.engine.integrity import Integrity
 from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings, parse_windows
+from tradeagg.store import scripts
 
 A = "So11111111111111111111111111111111111111112"
 T0 = 1_700_000_000_000
@@ -88,3 +89,95 @@ def test_a_token_of_decimal_and_compact_entries_is_exact(redis_client: redis.Red
     [r] = engine.apply_records([t.record for t in later], now=later[-1].ts)
     assert r.status is ApplyStatus.REBUILT and r.applied == 3
     assert_matches_reference(reader, [*kept, *later], later[-1].ts, s.windows, [A])
+
+
+# parse as it was before the fast way (lib/entry.lua, PAT.at): the whole-line
+# patterns only; the reference every line must parse alike under
+PATTERN_PARSE = r"""
+local function by_patterns(e)
+  local ts, seq, side, tr, q, price, id, dg = smatch(e, PAT.entry36)
+  local base = 36
+  if not ts then
+    base = 10
+    ts, seq, side, tr, q, price, id, dg = smatch(e, PAT.entry10)
+    if not ts then return nil end
+  end
+  if dg == '' then dg = nil elseif #dg ~= DIGEST then return nil end
+  if tr ~= '' and #tr ~= TRADER then return nil end
+  local qhi, qlo = split_q(q, base)
+  local p = tonumber(price)
+  if not p or p <= 0 or qhi > 1e9 or (qhi == 1e9 and qlo > 0) then return nil end
+  return {ts = tonumber(ts, base), seq = tonumber(seq, base), side = PAT.side[side] or side,
+          tr = tr, qhi = qhi, qlo = qlo, price = price, id = id, dg = dg, raw = e}
+end
+local function text(x)
+  if not x then return '-' end
+  local ks = {}
+  for k, v in pairs(x) do ks[#ks + 1] = k .. '=' .. tostring(v) end
+  table.sort(ks)
+  return table.concat(ks, '|')
+end
+local out = {}
+for _, e in ipairs(ARGV) do
+  -- one line: parse and the patterns; the lines of e, as news: PAT.news and
+  -- the patterns line by line (each stored, with its id key)
+  local want, bad = {}, 0
+  for line in string.gmatch(e, '[^\n]+') do
+    local x = by_patterns(line)
+    if x then want[#want + 1] = stored(x) else bad = bad + 1 end
+  end
+  want = sort_unique(want)
+  local got, got_bad = PAT.news(e)
+  local a, b = {bad}, {got_bad}
+  for _, x in ipairs(want) do a[#a + 1] = text(x) end
+  for _, x in ipairs(got) do b[#b + 1] = text(x) end
+  out[#out + 1] = text(by_patterns(e)); out[#out + 1] = text(parse(e))
+  out[#out + 1] = table.concat(a, '\n'); out[#out + 1] = table.concat(b, '\n')
+end
+return out
+"""
+
+
+def _mutants(rng: random.Random, lines: list[str], n: int) -> list[str]:
+    """Lines near valid ones: characters inserted, dropped or replaced (spaces,
+    other whitespace, hex and non-hex, the side letters, newlines)."""
+    chars = [" ", "  ", "\t", "\r", "\v", "\f", "\n", "\0", "a", "B", "S", "b", "0", "9", "f",
+             "F", "z", "_", "-", ".", ":", "x", "g", "e5", "inf"]
+    out = []
+    for _ in range(n):
+        line = rng.choice(lines)
+        for _ in range(rng.randrange(0, 4)):
+            i = rng.randrange(len(line) + 1)
+            c = rng.choice(chars)
+            op = rng.randrange(3)
+            line = (line[:i] + c + line[i:] if op == 0 else line[:i] + line[i + 1 :] if op == 1
+                    else line[:i] + c + line[i + 1 :])
+        out.append(line)
+    return out
+
+
+def test_the_fast_parse_takes_what_the_patterns_take(redis_client: redis.Redis) -> None:
+    """parse and PAT.news (lib/entry.lua) find price, id and digest by plain finds
+    in a line without whitespace but spaces: every line, valid or damaged, parses
+    to the same fields (or is refused) as by the whole-line patterns, alone and
+    among others in one ARGV string."""
+    trades = feed(40, seed=11)
+    lines = [codec.record(t).split(" ", 1)[1] for t in trades]  # compact, with digest
+    lines += [codec.list_entry(t) for t in trades[:10]]  # compact, without digest
+    lines += [decimal_entry(t) for t in trades[:5]] + [decimal_record(t).split(" ", 1)[1]
+                                                       for t in trades[5:10]]
+    lines += ["zz 0 B 1 1 x", "zz 0 B 1 1 x ", "zz 0 B 1 1 x 0123456789abcdefABCD",
+              "zz 0 Babcdefgh 1 1 x 0123456789abcdefABC", "zz 0 Sabcdefg 1 1 x", "zz 0 B 1 0 x"]
+    lines += [f"zz 0 B {codec.base36(q)} 1 x" for q in (10**18 - 1, 10**18, 10**18 + 1, 36**11)]
+    rng = random.Random(5)
+    singles = lines + _mutants(rng, lines, 3_000)
+    groups = ["\n".join(rng.sample(singles, rng.randrange(1, 5))) + rng.choice(["", "\n"])
+              for _ in range(600)]
+    source = scripts.assemble("--@include lib/entry.lua\n" + PATTERN_PARSE)
+    args = singles + groups
+    for i in range(0, len(args), 500):
+        got = redis_client.eval(source, 0, *args[i : i + 500])
+        for j in range(0, len(got), 4):
+            line = args[i + j // 4]
+            assert got[j] == got[j + 1], f"parse of {line!r}"
+            assert got[j + 2] == got[j + 3], f"PAT.news of {line!r}"
