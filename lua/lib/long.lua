@@ -252,8 +252,10 @@ function LONG.deq(key)
   local got = redis.call('ZRANGE', key, 0, LONG.DQ, 'WITHSCORES')
   d = false
   if #got <= 2 * LONG.DQ then
-    d = {key = key, sc = {}, m = {}}
-    for j = 1, #got, 2 do d.m[#d.m + 1] = got[j]; d.sc[#d.sc + 1] = tonumber(got[j + 1]) end
+    d = {key = key, sc = {}, m = {}, init = {}}
+    for j = 1, #got, 2 do
+      d.m[#d.m + 1] = got[j]; d.sc[#d.sc + 1] = tonumber(got[j + 1]); d.init[got[j]] = true
+    end
   end
   LONG.dq[key] = d
   return d
@@ -272,7 +274,7 @@ end
 
 -- Bucket B's extreme p offered to the deque of kind k (deque_one, lib/screener.lua,
 -- with ts = B): with the whole deque in memory, no probe: the members it beats
--- (right before it) leave by one ZREMRANGEBYRANK, it goes in by one ZADD.
+-- (right before it) leave, it goes in, in memory; LONG.flush writes the difference.
 function LONG.offer(key, k, B, p)
   local d = LONG.deq(key)
   if not d then return deque_one(key, k, {ts = B, price = p}) end
@@ -282,13 +284,32 @@ function LONG.offer(key, k, B, p)
   if d.sc[j] == B then c = j end
   local lo = c + 1
   while lo > 1 and not beats(k, member_price(d.m[lo - 1]), p) do lo = lo - 1 end
-  if lo <= c then
-    redis.call('ZREMRANGEBYRANK', key, lo - 1, c - 1)
-    for _ = lo, c do table.remove(d.m, lo); table.remove(d.sc, lo) end
+  for _ = lo, c do table.remove(d.m, lo); table.remove(d.sc, lo) end
+  table.insert(d.m, lo, fmt_int(B) .. ' ' .. p); table.insert(d.sc, lo, B)
+  d.dirty = true
+end
+
+-- The bucket writes of LONG.merge (one ZREM, one ZADD) and the deques' changes
+-- made in memory (members gone: one ZREM; new: one ZADD)
+function LONG.flush(K)
+  local w = LONG.w
+  if w and #w.rem > 0 then chunked('ZREM', K[12], w.rem) end
+  if w and #w.add > 0 then chunked('ZADD', K[12], w.add) end
+  LONG.w = nil
+  for k = 13, 14 do
+    local d = LONG.dq and LONG.dq[K[k]]
+    if d and d.dirty then
+      local now, rem, add = {}, {}, {}
+      for j, m in ipairs(d.m) do
+        now[m] = true
+        if not d.init[m] then add[#add + 1] = d.sc[j]; add[#add + 1] = m end
+      end
+      for m in pairs(d.init) do if not now[m] then rem[#rem + 1] = m end end
+      if #rem > 0 then chunked('ZREM', K[k], rem) end
+      if #add > 0 then chunked('ZADD', K[k], add) end
+      d.init, d.dirty = now, false
+    end
   end
-  local m = fmt_int(B) .. ' ' .. p
-  redis.call('ZADD', key, B, m)
-  table.insert(d.m, lo, m); table.insert(d.sc, lo, B)
 end
 
 -- The long windows as of `at`, read-only (read_window.lua): the stored sums
@@ -324,9 +345,10 @@ function LONG.merge(K, B, d, sk, top)
     old = {sn.sc[j] == B and sn.m[j] or nil}
   else old = redis.call('ZRANGEBYSCORE', K[12], B, B) end
   local k, hi, lo
+  local w = LONG.w  -- the writes, flushed by LONG.store
   if old[1] then
     k = LONG.parse(old[1], true)
-    redis.call('ZREM', K[12], old[1])
+    w.rem[#w.rem + 1] = old[1]
     hi, lo = k.hi, k.lo
   end
   for _, x in ipairs(d) do
@@ -341,7 +363,7 @@ function LONG.merge(K, B, d, sk, top)
     addq(k.t, x.side, x.qhi, x.qlo, 1)
   end
   local text = LONG.text(k)
-  redis.call('ZADD', K[12], B, text)
+  w.add[#w.add + 1] = B; w.add[#w.add + 1] = text
   LONG.rm = {}
   if sn then  -- the snapshot in step
     local j = LONG.pos(sn, B)
@@ -376,10 +398,12 @@ function LONG.store(K, xs, r, after, sk)
     top = got[1] and {tonumber(got[2]), got[1]}
   end
   local last = top and top[2]
+  LONG.w = {rem = {}, add = {}}
   for _, B in ipairs(order) do
     local text = LONG.merge(K, B, byb[B], sk, top)
     if not top or B >= top[1] then top = {B, text}; last = text end
   end
+  LONG.flush(K)
   return last, #order
 end
 
