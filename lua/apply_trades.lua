@@ -246,12 +246,14 @@ local function apply_token(K, news, r)
   local entered = st.entered
   if st.sk then screener_step(st, ws) end
   -- previous windows (lib/prev.lua): with the screener's sets and the buckets' key
+  LONG.begin()  -- per-token memos of lib/long.lua
+  local lx = (conf.long or (st.sk and K[12] and conf.r)) and LONG.entries(entered)  -- parsed once
   local pv = st.sk and K[12] and conf.r and not conf.noprev and LONG.P.start(K, st, LONG.P.wins(ws, conf.long), conf.r,
-                                          at0, entered, r[R.rebuilt] >= 0)
+                                          at0, lx, r[R.rebuilt] >= 0)
   local lsums
   if conf.long then
-    lsums = LONG.step(K, st, conf.long, conf.r, at0, entered, r[R.rebuilt] >= 0, #inserted > 0,
-                      st.at - ws[#ws].ms, pv and pv.keep)
+    lsums = LONG.step(K, st, conf.long, conf.r, at0, lx, r[R.rebuilt] >= 0, #inserted > 0,
+                      st.at - ws[#ws].ms, pv and pv.keep, pv and pv.was_keep)
     st.entered = {}
   end
   if pv then
@@ -259,7 +261,7 @@ local function apply_token(K, news, r)
       local L = ws[#ws].ms
       local left = not (#inserted > 0) and redis.call('PTTL', K[4])
       LONG.P.store(K, pv.xs, pv.keep, conf.r,
-                 (type(left) == 'number' and left > 0) and left + L or 2 * L)
+                 (type(left) == 'number' and left > 0) and left + L or 2 * L, pv.was_keep)
     end
     local vols = {}
     for i = 1, #ws do vols[i] = st.tot[i] end

@@ -40,17 +40,74 @@ function LONG.ceil(x, r)
   return q
 end
 
--- a bucket member parsed: {B, t = totals, hi, lo, first = entry, last = entry}
-function LONG.parse(m)
+-- a bucket member parsed: {B, t = totals, hi, lo, first = entry, last = entry};
+-- shared by the call (LONG.begin) unless `fresh` (a copy the caller may change)
+function LONG.parse(m, fresh)
+  local k = not fresh and LONG.pm and LONG.pm[m]
+  if k then return k end
   local b, nb, ns, bv, sv, hi, lo, fts, fseq, fp, fid, lts, lseq, lp, lid = smatch(m, LONG.PAT)
   if not b then corrupt('unparsable bucket ' .. ssub(m, 1, 40)) end
   local t = new_totals()
   t.b, t.s = tonumber(nb), tonumber(ns)
   t.bh, t.bl = parse_vol(bv); t.sh, t.sl = parse_vol(sv)
   if not (t.bh and t.sh) then corrupt('bucket volumes ' .. ssub(m, 1, 40)) end
-  return {B = tonumber(b), t = t, hi = hi, lo = lo,
-          first = {ts = tonumber(fts), seq = tonumber(fseq), price = fp, id = fid},
-          last = {ts = tonumber(lts), seq = tonumber(lseq), price = lp, id = lid}}
+  k = {B = tonumber(b), t = t, hi = hi, lo = lo,
+       first = {ts = tonumber(fts), seq = tonumber(fseq), price = fp, id = fid},
+       last = {ts = tonumber(lts), seq = tonumber(lseq), price = lp, id = lid}}
+  if not fresh and LONG.pm then LONG.pm[m] = k end
+  return k
+end
+
+-- A bucket member's totals only (read-only: shared by the call), by a pattern
+-- of its first five fields: ranges need no more.
+function LONG.tot(m)
+  local t = LONG.tm and LONG.tm[m]
+  if t then return t end
+  local pk = LONG.pm and LONG.pm[m]
+  if pk then return pk.t end
+  local nb, ns, bv, sv = smatch(m, '^%-?%d+ (%d+) (%d+) (%S+) (%S+) ')
+  t = new_totals()
+  t.b, t.s = tonumber(nb), tonumber(ns)
+  t.bh, t.bl = parse_vol(bv); t.sh, t.sl = parse_vol(sv)
+  if not (t.b and t.s and t.bh and t.sh) then corrupt('unparsable bucket ' .. ssub(m, 1, 40)) end
+  if LONG.tm then LONG.tm[m] = t end
+  return t
+end
+
+-- Per call and token (apply_trades, read_window): the memos above, and what is
+-- read whole once and then served from memory: a bucket set of at most SNAP
+-- members (LONG.bk: ZCARD + one ZRANGE instead of a ZRANGEBYSCORE per range
+-- and the last bucket's read), a deque of at most DQ members (LONG.deq: the
+-- windows' high / low and the buckets' extremes offered to it, without probes).
+-- Every write the library makes to them keeps the copies in step.
+LONG.SNAP, LONG.DQ = 128, 64
+function LONG.begin()
+  LONG.pm, LONG.tm, LONG.rm, LONG.sn, LONG.dq = {}, {}, {}, {}, {}
+end
+
+-- the snapshot of bucket set `key` ({key, sc = scores, m = members}, ascending),
+-- or false when it holds more than SNAP members (or outside LONG.begin's call)
+function LONG.bk(key)
+  local sn = LONG.sn and LONG.sn[key]
+  if sn ~= nil or not LONG.sn then return sn or false end
+  sn = false
+  if redis.call('ZCARD', key) <= LONG.SNAP then
+    local got = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+    sn = {key = key, sc = {}, m = {}}
+    for j = 1, #got, 2 do sn.m[#sn.m + 1] = got[j]; sn.sc[#sn.sc + 1] = tonumber(got[j + 1]) end
+  end
+  LONG.sn[key] = sn
+  return sn
+end
+
+-- the snapshot's position of score B: index of the first score >= B
+function LONG.pos(sn, B)
+  local lo, hi = 1, #sn.sc + 1
+  while lo < hi do
+    local mid = floor((lo + hi) / 2)
+    if sn.sc[mid] < B then lo = mid + 1 else hi = mid end
+  end
+  return lo
 end
 
 function LONG.text(k)
@@ -73,12 +130,24 @@ function LONG.sum(u, v, sign)
   return p
 end
 
--- the buckets with lo < B <= hi, summed (at most (hi - lo) / r of them)
+-- the buckets with lo < B <= hi, summed (at most (hi - lo) / r of them): from
+-- the snapshot, or one ZRANGEBYSCORE (the same range asked twice in a call, as
+-- coinciding boundaries do, is read once). A new totals table.
 function LONG.range(key, lo, hi)
-  local t = new_totals()
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(lo), fmt_int(hi))) do
-    t = LONG.sum(t, LONG.parse(m).t, 1)
+  local t, sn = new_totals(), LONG.bk(key)
+  if sn then
+    local j = LONG.pos(sn, lo)
+    if sn.sc[j] == lo then j = j + 1 end
+    while sn.sc[j] and sn.sc[j] <= hi do t = LONG.sum(t, LONG.tot(sn.m[j]), 1); j = j + 1 end
+    return t
   end
+  local rk = key .. ' ' .. fmt_int(lo) .. ' ' .. fmt_int(hi)
+  local ms = LONG.rm and LONG.rm[rk]
+  if not ms then
+    ms = redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(lo), fmt_int(hi))
+    if LONG.rm then LONG.rm[rk] = ms end
+  end
+  for _, m in ipairs(ms) do t = LONG.sum(t, LONG.tot(m), 1) end
   return t
 end
 
@@ -135,8 +204,16 @@ end
 -- trades' traders' stored scores).
 function LONG.metrics(K, sk, s, t, xs, ex, at, last)
   local lo = '(' .. fmt_int(s)
-  local open, close
-  local first = redis.call('ZRANGEBYSCORE', K[12], lo, '+inf', 'LIMIT', 0, 1)[1]
+  local open, close, first
+  local sn = LONG.bk(K[12])
+  if sn then
+    local j = LONG.pos(sn, s)
+    if sn.sc[j] == s then j = j + 1 end
+    first = sn.m[j]
+    last = last or sn.m[#sn.m]
+  else
+    first = redis.call('ZRANGEBYSCORE', K[12], lo, '+inf', 'LIMIT', 0, 1)[1]
+  end
   if first then open = LONG.parse(first).first.price end
   for _, x in ipairs(xs) do
     if x.ts > s then
@@ -167,27 +244,71 @@ function LONG.metrics(K, sk, s, t, xs, ex, at, last)
   return out, t
 end
 
--- The first member of a bucket deque after s: among the first PEEK after the
--- earliest start asked this call (one read serves every window: a deque of
--- bucket extremes is short), else read on its own.
-LONG.PEEK = 32
-function LONG.first(key, s)
-  local got = LONG.peeked and LONG.peeked[key]
-  if got then
+-- A bucket deque read whole ({key, sc, m}, ascending), or false when it holds
+-- more than DQ members; kept in step by LONG.offer.
+function LONG.deq(key)
+  local d = LONG.dq and LONG.dq[key]
+  if d ~= nil or not LONG.dq then return d or false end
+  local got = redis.call('ZRANGE', key, 0, LONG.DQ, 'WITHSCORES')
+  d = false
+  if #got <= 2 * LONG.DQ then
+    d = {key = key, sc = {}, m = {}, init = {}}
     for j = 1, #got, 2 do
-      if tonumber(got[j + 1]) > s then return got[j] end
+      d.m[#d.m + 1] = got[j]; d.sc[#d.sc + 1] = tonumber(got[j + 1]); d.init[got[j]] = true
     end
-    if #got < 2 * LONG.PEEK then return nil end
+  end
+  LONG.dq[key] = d
+  return d
+end
+
+-- The first member of a bucket deque after s: from the whole deque, else read.
+function LONG.first(key, s)
+  local d = LONG.deq(key)
+  if d then
+    local j = LONG.pos(d, s)
+    if d.sc[j] == s then j = j + 1 end
+    return d.m[j]
   end
   return redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(s), '+inf', 'LIMIT', 0, 1)[1]
 end
 
--- read the first PEEK members after `from` of both deques (for LONG.first)
-function LONG.peek(K, from)
-  LONG.peeked = {}
+-- Bucket B's extreme p offered to the deque of kind k (deque_one, lib/screener.lua,
+-- with ts = B): with the whole deque in memory, no probe: the members it beats
+-- (right before it) leave, it goes in, in memory; LONG.flush writes the difference.
+function LONG.offer(key, k, B, p)
+  local d = LONG.deq(key)
+  if not d then return deque_one(key, k, {ts = B, price = p}) end
+  local j = LONG.pos(d, B)  -- the first member at or after B
+  if d.m[j] and not beats(k, p, member_price(d.m[j])) then return end
+  local c = j - 1  -- members before B; one at B is beaten (it was no better) and leaves
+  if d.sc[j] == B then c = j end
+  local lo = c + 1
+  while lo > 1 and not beats(k, member_price(d.m[lo - 1]), p) do lo = lo - 1 end
+  for _ = lo, c do table.remove(d.m, lo); table.remove(d.sc, lo) end
+  table.insert(d.m, lo, fmt_int(B) .. ' ' .. p); table.insert(d.sc, lo, B)
+  d.dirty = true
+end
+
+-- The bucket writes of LONG.merge (one ZREM, one ZADD) and the deques' changes
+-- made in memory (members gone: one ZREM; new: one ZADD)
+function LONG.flush(K)
+  local w = LONG.w
+  if w and #w.rem > 0 then chunked('ZREM', K[12], w.rem) end
+  if w and #w.add > 0 then chunked('ZADD', K[12], w.add) end
+  LONG.w = nil
   for k = 13, 14 do
-    LONG.peeked[K[k]] = redis.call('ZRANGEBYSCORE', K[k], '(' .. fmt_int(from), '+inf',
-                                   'WITHSCORES', 'LIMIT', 0, LONG.PEEK)
+    local d = LONG.dq and LONG.dq[K[k]]
+    if d and d.dirty then
+      local now, rem, add = {}, {}, {}
+      for j, m in ipairs(d.m) do
+        now[m] = true
+        if not d.init[m] then add[#add + 1] = d.sc[j]; add[#add + 1] = m end
+      end
+      for m in pairs(d.init) do if not now[m] then rem[#rem + 1] = m end end
+      if #rem > 0 then chunked('ZREM', K[k], rem) end
+      if #add > 0 then chunked('ZADD', K[k], add) end
+      d.init, d.dirty = now, false
+    end
   end
 end
 
@@ -199,8 +320,6 @@ end
 function LONG.read(K, lw, r, lu, at, items, ex, sk)
   local ls, c = LONG.load(K, lw, lu)
   local xs, out = LONG.entries(items), {}
-  LONG.peeked = nil
-  if sk and #lw > 1 then LONG.peek(K, LONG.ceil(at - lw[#lw].ms, r)) end
   for i, w in ipairs(lw) do
     local l = ls[i]
     local cov = l and c or LONG.ceil(lu, r)
@@ -218,13 +337,18 @@ end
 -- it or after it, known without a read. Returns the bucket's new member.
 function LONG.merge(K, B, d, sk, top)
   local old
+  local sn = LONG.bk(K[12])
   if top and B == top[1] then old = {top[2]}
   elseif top and B > top[1] then old = {}
+  elseif sn then
+    local j = LONG.pos(sn, B)
+    old = {sn.sc[j] == B and sn.m[j] or nil}
   else old = redis.call('ZRANGEBYSCORE', K[12], B, B) end
   local k, hi, lo
+  local w = LONG.w  -- the writes, flushed by LONG.store
   if old[1] then
-    k = LONG.parse(old[1])
-    redis.call('ZREM', K[12], old[1])
+    k = LONG.parse(old[1], true)
+    w.rem[#w.rem + 1] = old[1]
     hi, lo = k.hi, k.lo
   end
   for _, x in ipairs(d) do
@@ -239,10 +363,16 @@ function LONG.merge(K, B, d, sk, top)
     addq(k.t, x.side, x.qhi, x.qlo, 1)
   end
   local text = LONG.text(k)
-  redis.call('ZADD', K[12], B, text)
+  w.add[#w.add + 1] = B; w.add[#w.add + 1] = text
+  LONG.rm = {}
+  if sn then  -- the snapshot in step
+    local j = LONG.pos(sn, B)
+    if sn.sc[j] == B then sn.m[j] = text
+    else table.insert(sn.sc, j, B); table.insert(sn.m, j, text) end
+  end
   if sk then  -- a bucket's extremes only grow: offered to the deques when they did
-    if k.hi ~= hi then deque_one(K[13], 1, {ts = B, price = k.hi}) end
-    if k.lo ~= lo then deque_one(K[14], -1, {ts = B, price = k.lo}) end
+    if k.hi ~= hi then LONG.offer(K[13], 1, B, k.hi) end
+    if k.lo ~= lo then LONG.offer(K[14], -1, B, k.lo) end
   end
   return text
 end
@@ -260,14 +390,35 @@ function LONG.store(K, xs, r, after, sk)
       d[#d + 1] = x
     end
   end
-  local got = redis.call('ZRANGE', K[12], -1, -1, 'WITHSCORES')
-  local top = got[1] and {tonumber(got[2]), got[1]}
+  local top
+  local sn = LONG.bk(K[12])
+  if sn then top = sn.m[1] and {sn.sc[#sn.sc], sn.m[#sn.m]}
+  else
+    local got = redis.call('ZRANGE', K[12], -1, -1, 'WITHSCORES')
+    top = got[1] and {tonumber(got[2]), got[1]}
+  end
   local last = top and top[2]
+  LONG.w = {rem = {}, add = {}}
   for _, B in ipairs(order) do
     local text = LONG.merge(K, B, byb[B], sk, top)
     if not top or B >= top[1] then top = {B, text}; last = text end
   end
+  LONG.flush(K)
   return last, #order
+end
+
+-- The members of the bucket set (and with `dq` its deques) at or before `lb` out
+function LONG.trim(K, lb, dq)
+  for k = 12, dq and 14 or 12 do
+    redis.call('ZREMRANGEBYSCORE', K[k], '-inf', fmt_int(lb))
+    local d = LONG[k == 12 and 'sn' or 'dq']; d = d and d[K[k]]
+    if d and d.key == K[k] then
+      local j = LONG.pos(d, lb)
+      if d.sc[j] == lb then j = j + 1 end
+      for _ = 1, j - 1 do table.remove(d.sc, 1); table.remove(d.m, 1) end
+    end
+  end
+  LONG.rm = {}
 end
 
 -- The long windows' part of an apply: `items` entered the windows in this
@@ -276,7 +427,7 @@ end
 -- longest exact window): the long windows start over, partial. `keep`: the
 -- buckets the previous windows still need start after it (lib/prev.lua).
 -- Returns each window's totals as of st.at.
-function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from, keep)
+function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from, keep, was_keep)
   local ls, c, longest = LONG.load(K, lw, at0)
   if rebuilt then ls, c = {}, LONG.ceil(st.at, r) end
   if at0 and not rebuilt then
@@ -318,22 +469,21 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from, kee
   local kb = min(bound, keep or bound)
   local last, merged = LONG.store(K, xs, r, kb, st.sk)
   -- what left the longest long window (and every previous window: `keep`): members
-  -- at or before it are never counted again, so they are trimmed lazily, when its
-  -- start passes a multiple of 16 buckets (at most 16 extra buckets kept; a call in
-  -- 16 trims); with the previous windows at each call (kb)
+  -- at or before it are never counted again (every read is of a range after a start
+  -- of this call's, or later), so they are trimmed lazily, when kb passes a multiple
+  -- of 16 buckets (at most 16 extra buckets kept; a call in 16 trims). `was_keep`:
+  -- the previous windows' kb at the last write (nil: unknown, trim now).
   local lazy = 16 * r
-  if floor(bound / lazy) ~= floor(was / lazy) or was == math.huge or bound > exact_from
-     or keep then
-    local lb = fmt_int(kb)
-    for k = 12, 14 do redis.call('ZREMRANGEBYSCORE', K[k], '-inf', lb) end
+  local wkb = was
+  if keep then wkb = was_keep and min(was, was_keep) or math.huge end
+  if floor(kb / lazy) ~= floor(wkb / lazy) or wkb == math.huge or bound > exact_from then
+    LONG.trim(K, kb, true)
     if st.sk then  -- the trader sets serve the exact windows too
       local tb = fmt_int(min(bound, exact_from))
       for k = 1, 3 do redis.call('ZREMRANGEBYSCORE', st.sk[k], '-inf', tb) end
     end
   end
   local set, del = {}, {}
-  LONG.peeked = nil
-  if st.sk and #lw > 1 then LONG.peek(K, bound) end
   for i, w in ipairs(lw) do
     local s = starts[i]
     local m = LONG.metrics(K, st.sk, s, sums[i], {}, nil, st.at, last)

@@ -83,12 +83,16 @@ end
 function LONG.P.start(K, st, wins, r, at0, items, rebuilt)
   local ls, got = LONG.P.load(K, wins)
   local xs = LONG.entries(items)
-  local pv = {wins = wins, sums = {}, p1 = {}, cov = {}, keep = math.huge, xs = xs, got = got}
+  local pv = {wins = wins, sums = {}, p1 = {}, cov = {}, keep = math.huge, xs = xs, got = got,
+              was_keep = math.huge}
   for i, w in ipairs(wins) do
     local l, cov = ls[i], -math.huge
     -- sums written at another instant than the state's: a writer without them (an
     -- earlier release) moved the token meanwhile, its entered trades are in no bucket
     if l and l.at ~= at0 then l = nil end
+    -- the keep of the last write (the buckets' lazy trim): unknown without every window's
+    if l and pv.was_keep then pv.was_keep = min(pv.was_keep, max(l.p1 - w.ms, l.cov))
+    else pv.was_keep = nil end
     if rebuilt then l, cov = nil, LONG.ceil(st.at, r)
     elseif l then cov = l.cov
     elseif at0 then cov = LONG.ceil(at0, r) end
@@ -101,10 +105,12 @@ function LONG.P.start(K, st, wins, r, at0, items, rebuilt)
 end
 
 -- The entered entries `xs` into their buckets (those no window counts skipped)
--- and the buckets before `keep` out: used when no long window does it (LONG.step).
-function LONG.P.store(K, xs, keep, r, ttl)
+-- and the buckets at or before `keep` out, lazily (as LONG.step: when keep passes
+-- a multiple of 16 buckets; `was_keep`: the last write's, nil: unknown): used when
+-- no long window does it (LONG.step).
+function LONG.P.store(K, xs, keep, r, ttl, was_keep)
   if #xs > 0 then LONG.store(K, xs, r, keep, nil) end  -- (no read of the last bucket for nothing)
-  redis.call('ZREMRANGEBYSCORE', K[12], '-inf', fmt_int(keep))
+  if not was_keep or floor(keep / (16 * r)) ~= floor(was_keep / (16 * r)) then LONG.trim(K, keep) end
   redis.call('PEXPIRE', K[12], ttl)
 end
 
@@ -159,6 +165,7 @@ end
 -- and a bucket): as of `at` from last_update `lu`, with the entered entries `items`
 -- not written yet and `ex` (pending(): their traders' stored scores).
 function LONG.P.answer(out, K, conf, lu, at, items, ex, sk)
+  LONG.begin()
   if conf.long then
     for _, v in ipairs(LONG.read(K, conf.long, conf.r, lu, at, items, ex, sk)) do out[#out + 1] = v end
   end
