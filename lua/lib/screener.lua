@@ -108,17 +108,31 @@ local function zadd_gt(key, args)
   end
 end
 
-local function by_ts(a, b) return a.ts < b.ts end
+-- Helpers of the apply's screener step (lib/slide.lua, screener_step) and of
+-- the feed: one table, not one local each (the main chunk is at Lua's 200 locals).
+-- PEEK: deque elements read at once for every window's high (low) (extremes,
+-- SCR.deque).
+local SCR = {PEEK = 32}
 
--- Feed trades entering the windows (raw elements or parsed entries) into the
--- five sets. Returns whether anything was fed.
-local function screener_feed(sk, items)
-  if #items == 0 then return false end
-  local xs, all, buys, sells = {}, {}, {}, {}
+function SCR.by_ts(a, b) return a.ts < b.ts end
+
+-- entering items (raw elements or parsed entries) parsed, in ts order
+function SCR.items(items)
+  local xs = {}
   for j, it in ipairs(items) do
-    local x = it
-    if type(it) == 'string' then x = screen_item(it) end
-    xs[j] = x
+    if type(it) == 'string' then xs[j] = screen_item(it) else xs[j] = it end
+  end
+  -- stable enough: the deques only need ts order (equal ts are handled there)
+  for j = 2, #xs do
+    if xs[j].ts < xs[j - 1].ts then table.sort(xs, SCR.by_ts); break end
+  end
+  return xs
+end
+
+-- the trades `xs` into the three trader sets (ZADD GT: each trader's latest ts)
+function SCR.traders(sk, xs)
+  local all, buys, sells = {}, {}, {}
+  for _, x in ipairs(xs) do
     if x.tr ~= '' then
       local ts = x.ts
       all[#all + 1] = ts; all[#all + 1] = x.tr
@@ -126,23 +140,21 @@ local function screener_feed(sk, items)
       t[#t + 1] = ts; t[#t + 1] = x.tr
     end
   end
-  -- stable enough: deque_add only needs ts order (equal ts are handled there)
-  local sorted = true
-  for j = 2, #xs do if xs[j].ts < xs[j - 1].ts then sorted = false; break end end
-  if not sorted then table.sort(xs, by_ts) end
   if #all > 0 then zadd_gt(sk[1], all) end
   if #buys > 0 then zadd_gt(sk[2], buys) end
   if #sells > 0 then zadd_gt(sk[3], sells) end
+end
+
+-- Feed trades entering the windows (raw elements or parsed entries) into the
+-- five sets (rebuilds; an apply's step is screener_step). Returns whether
+-- anything was fed.
+local function screener_feed(sk, items)
+  if #items == 0 then return false end
+  local xs = SCR.items(items)
+  SCR.traders(sk, xs)
   deque_add(sk[4], 1, xs)
   deque_add(sk[5], -1, xs)
   return true
-end
-
--- what left every window (ts <= `until`) out of the five sets (from set
--- `first` on: with long windows, lib/long.lua trims the trader sets)
-local function screener_trim(sk, upto, first)
-  local bound = fmt_int(upto)
-  for i = first or 1, 5 do redis.call('ZREMRANGEBYSCORE', sk[i], '-inf', bound) end
 end
 
 local function screener_del(sk) redis.call('DEL', unpack(sk)) end
@@ -171,20 +183,18 @@ local function pending(sk, items)
   return {xs = xs, stored = stored}
 end
 
-local PEEK = 32  -- deque elements read at once for every window's high (low)
-
--- high (k = 4) or low (5) of every window: one read of the deque's first PEEK
+-- high (k = 4) or low (5) of every window: one read of the deque's first SCR.PEEK
 -- elements inside the longest window serves the windows whose answer is among
 -- them (nested windows: usually all); a window past them reads its own.
 local function extremes(key, ws, at, out, k, froms)
   local got = redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(at - ws[#ws].ms), '+inf',
-                         'WITHSCORES', 'LIMIT', 0, PEEK)
+                         'WITHSCORES', 'LIMIT', 0, SCR.PEEK)
   for i, w in ipairs(ws) do
     local from, found = froms[i], nil
     for j = 1, #got, 2 do
       if tonumber(got[j + 1]) > from then found = got[j]; break end
     end
-    if not found and #got == 2 * PEEK then
+    if not found and #got == 2 * SCR.PEEK then
       found = redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(from), '+inf', 'LIMIT', 0, 1)[1]
     end
     out[i][k] = found and member_price(found) or false
@@ -216,24 +226,129 @@ local function screener_add(out, xs, stored, froms, at)
   return out
 end
 
--- Screener metrics of every window of `ws` as of `at`: per window
--- {makers, buyers, sellers, high|false, low|false}. `extra` (pending()) adds
--- trades entered in memory since the sets were written (reads only). `cf`
--- (complete_from per window, nil: complete) bounds a partial window as its
--- seed metrics are: it counts what came after complete_from - w.
-local function screener_metrics(sk, ws, at, extra, cf)
+-- Every window's start as counted at `at` (partial windows, cf[i] = their
+-- complete_from, count what came after cf[i] - w) and an empty answer per window.
+function SCR.froms(ws, at, cf)
   local out, froms = {}, {}
   for i, w in ipairs(ws) do
     out[i], froms[i] = {}, at - w.ms
     local c = cf and cf[i]
     if c and c - w.ms > froms[i] then froms[i] = c - w.ms end
   end
-  extremes(sk[4], ws, at, out, 4, froms)
-  extremes(sk[5], ws, at, out, 5, froms)
-  for i in ipairs(ws) do
-    local lo = '(' .. fmt_int(froms[i])
+  return out, froms
+end
+
+-- makers (k = 1), buyers (2), sellers (3) of every window (out[i][k]): one
+-- ZCOUNT per window and set (reading the scores to count them in Lua, even 16
+-- of them, cost more: the reply and its Lua strings)
+function SCR.count(sk, froms, out)
+  for i, from in ipairs(froms) do
+    local lo = '(' .. fmt_int(from)
     for k = 1, 3 do out[i][k] = redis.call('ZCOUNT', sk[k], lo, '+inf') end
   end
+end
+
+-- The deque `key` of kind k (1: high, -1: low) after this call, in memory: one
+-- read of its members after `upto` (the longest window's start), at most PEEK
+-- (the read extremes() makes), merged with the trades `xs` (in ts order; those
+-- at or before `upto` are counted by no window and left out), then at most one
+-- ZREM (what they beat) and one ZADD (what stays of them); out[i][slot] = high
+-- (low) of window i: the first element after froms[i]. Members are read
+-- without scores and parsed only where needed (a ts by binary search, a price
+-- where a trade is compared): the reply's scores and their Lua strings cost
+-- more than the few parses. Elements at or before `upto` are the trim's (the
+-- caller's ZREMRANGEBYSCORE when `trim`). A deque of random prices holds
+-- ~ln(trades) elements. Returns false (nothing written) when PEEK members lie
+-- after `upto`: the caller takes the stored path (deque_add, extremes).
+function SCR.deque(key, k, xs, upto, froms, out, slot, trim)
+  local got = redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(upto), '+inf', 'LIMIT', 0, SCR.PEEK)
+  if #got == SCR.PEEK then return false end
+  -- the new deque: qm[a] its stored member (false: a trade), qt[a] / qp[a] its
+  -- ts / price (nil until needed, for stored ones)
+  local qm, qt, qp, gone = {}, {}, {}, {}
+  local function ts(a)
+    local t = qt[a]
+    if not t then t = tonumber(smatch(qm[a], '^%-?%d+')); qt[a] = t end
+    return t
+  end
+  local function price(a)
+    local p = qp[a]
+    if not p then p = member_price(qm[a]); qp[a] = p end
+    return p
+  end
+  for a = 1, #got do qm[a] = got[a] end
+  local n, j = #got, 1
+  while j <= #xs and xs[j].ts <= upto do j = j + 1 end
+  if j <= #xs then
+    -- the stored elements before the first trade stay as they are (but for
+    -- those it beats, at the end of them); from the first at or after it on,
+    -- stored elements and trades merge by ts (a trade before a stored element
+    -- of its ts, so that of equal prices the stored one stays, as in
+    -- deque_one) through deque_add's rule. A stored element beats the stored
+    -- ones after it: prices are compared only where a trade is involved.
+    local lo, hi = 1, n + 1
+    while lo < hi do
+      local mid = floor((lo + hi) / 2)
+      if ts(mid) < xs[j].ts then lo = mid + 1 else hi = mid end
+    end
+    local rest = {}
+    for a = lo, n do rest[#rest + 1] = a end
+    local rt = {}
+    for r, a in ipairs(rest) do rt[r] = ts(a) end
+    local rm = {}
+    for r, a in ipairs(rest) do rm[r] = qm[a] end
+    n = lo - 1
+    local r = 1
+    while j <= #xs or r <= #rest do
+      local t, p, m
+      if j <= #xs and (r > #rest or xs[j].ts <= rt[r]) then
+        t, p, m = xs[j].ts, xs[j].price, false; j = j + 1
+      else
+        t, p, m = rt[r], nil, rm[r]; r = r + 1
+      end
+      while n > 0 and not (m and qm[n]) do
+        if not p then p = member_price(m) end
+        if beats(k, price(n), p) then break end
+        if qm[n] then gone[#gone + 1] = qm[n] end
+        n = n - 1
+      end
+      if n > 0 and ts(n) == t then
+        if m then gone[#gone + 1] = m end
+      else
+        n = n + 1; qm[n], qt[n], qp[n] = m, t, p
+      end
+    end
+  end
+  local add = {}
+  for a = 1, n do
+    if not qm[a] then add[#add + 1] = qt[a]; add[#add + 1] = fmt_int(qt[a]) .. ' ' .. qp[a] end
+  end
+  if #gone > 0 then redis.call('ZREM', key, unpack(gone)) end
+  if #add > 0 then chunked('ZADD', key, add) end
+  -- a trade now first after `upto` may beat elements at or before it, left
+  -- untrimmed: they go (prices fall with ts all along the deque, for pop_beaten)
+  if n > 0 and not qm[1] and not trim then redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt_int(upto)) end
+  for i, from in ipairs(froms) do
+    local lo, hi = 1, n + 1
+    while lo < hi do
+      local mid = floor((lo + hi) / 2)
+      if ts(mid) <= from then lo = mid + 1 else hi = mid end
+    end
+    out[i][slot] = lo <= n and price(lo) or false
+  end
+  return true
+end
+
+-- Screener metrics of every window of `ws` as of `at`: per window
+-- {makers, buyers, sellers, high|false, low|false}. `extra` (pending()) adds
+-- trades entered in memory since the sets were written (reads only). `cf`
+-- (complete_from per window, nil: complete) bounds a partial window as its
+-- seed metrics are: it counts what came after complete_from - w.
+local function screener_metrics(sk, ws, at, extra, cf)
+  local out, froms = SCR.froms(ws, at, cf)
+  extremes(sk[4], ws, at, out, 4, froms)
+  extremes(sk[5], ws, at, out, 5, froms)
+  SCR.count(sk, froms, out)
   if extra then screener_add(out, extra.xs, extra.stored, froms, at) end
   return out
 end

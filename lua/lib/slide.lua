@@ -332,14 +332,32 @@ end
 
 -- The screener's part of an apply (st.sk): what entered the windows goes into
 -- the five sets, what left the longest window out (as many as left: trimmed by
--- score), then every window's screener metrics as of st.at (st.scr).
+-- score; the trader sets' trim is lib/long.lua's with long windows), then
+-- every window's screener metrics as of st.at (st.scr): makers.. by
+-- SCR.count, high and low as a small deque is updated in memory (SCR.deque),
+-- else from the stored deque (extremes).
 local function screener_step(st, ws)
-  local fed = screener_feed(st.sk, st.entered)
-  st.fed = fed or st.fed
-  local drop = st.gone and #st.gone or 0
-  if st.all_gone or drop > 0 then screener_trim(st.sk, st.at - ws[#ws].ms, st.long and 4) end
+  local sk, at = st.sk, st.at
+  local xs = SCR.items(st.entered)
   st.entered = {}
-  st.scr = screener_metrics(st.sk, ws, st.at, nil, st.cf)
+  if #xs > 0 then SCR.traders(sk, xs); st.fed = true end
+  local upto = at - ws[#ws].ms
+  local trim = st.all_gone or (st.gone and #st.gone > 0)
+  if trim and not st.long then
+    for k = 1, 3 do redis.call('ZREMRANGEBYSCORE', sk[k], '-inf', fmt_int(upto)) end
+  end
+  local out, froms = SCR.froms(ws, at, st.cf)
+  SCR.count(sk, froms, out)
+  for k = 4, 5 do
+    local kind = k == 4 and 1 or -1
+    local done = SCR.deque(sk[k], kind, xs, upto, froms, out, k, trim)
+    if trim then redis.call('ZREMRANGEBYSCORE', sk[k], '-inf', fmt_int(upto)) end
+    if not done then  -- a long deque: updated where it lies, then read
+      if #xs > 0 then deque_add(sk[k], kind, xs) end
+      extremes(sk[k], ws, at, out, k, froms)
+    end
+  end
+  st.scr = out
 end
 
 -- HSET/HDEL arguments for the aggregate fields that changed since loading.

@@ -182,3 +182,32 @@ def test_top_ranks_by_makers(redis_client) -> None:
     ranking = Ranker(redis_client, s).top("1m", "makers", at=T0)
     assert [r.token for r in ranking.rows] == [TOKENS[1], A]
     assert [r.window("1m").makers for r in ranking.rows] == [3, 2]
+
+
+def test_high_and_low_exact_on_both_sides_of_the_in_memory_deque_limit(redis_client) -> None:
+    """A deque with at most SCR.PEEK (32) elements after the longest window's start is
+    updated in memory (lib/screener.lua SCR.deque); a longer one takes the stored path
+    (deque_add, extremes). Falling then rising prices grow the high (low) deque past
+    the limit and shrink it again, with late trades and slides: stored fields equal the
+    reference after every call."""
+    s = Settings(windows=parse_windows("10s,1m,5m"), clock="wall")
+    engine, reader = Engine(redis_client, s), Reader(redis_client, s)
+    rng = random.Random(13)
+    prices = [f"{200 - i}.25" for i in range(45)] + [f"{155 + i}.5" for i in range(45)]
+    sent: list[Trade] = []
+    now, longest = T0, [0, 0]
+    for i, p in enumerate(prices):
+        ts = now - (rng.randint(1, 4_000) if i % 7 == 3 else 0)  # now and then a late one
+        batch = [trade(i, ts, rng.choice(WALLETS), price=p)]
+        [r] = engine.apply_records([t.record for t in batch], now=now)
+        assert not r.failed, r
+        sent.extend(batch)
+        stored_match_reference(redis_client, s, sent, now)
+        high = redis_client.zcard(TokenKeys(A).high)
+        low = redis_client.zcard(TokenKeys(A).low)
+        longest = [max(longest[0], high), max(longest[1], low)]
+        now += rng.choice([1_000, 2_500, 7_000])
+    # the falling run made a high deque longer than 32, the rising run a long low deque
+    assert min(longest) > 32, longest
+    for at in (now, now + 30_000, now + 290_000):
+        assert_matches_reference(reader, sent, at, s.windows, [A])
