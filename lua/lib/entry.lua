@@ -93,11 +93,9 @@ function PAT.clean(s, lines)
               or sfind(s, '\f', 1, true) or (not lines and sfind(s, '\n', 1, true)))
 end
 
-local function parse(e)
-  if PAT.clean(e) then
-    local x = PAT.at(e, 1, #e)
-    if x ~= nil then return x or nil end
-  end
+-- An entry by the whole-line patterns alone (every form: compact, decimal, other
+-- whitespace), or nil: parse's way for what the fast way (PAT.at) does not take
+function PAT.whole(e)
   local ts, seq, side, tr, q, price, id, dg = smatch(e, PAT.entry36)
   local base = 36
   if not ts then
@@ -113,6 +111,14 @@ local function parse(e)
   if not p or p <= 0 or qhi > 1e9 or (qhi == 1e9 and qlo > 0) then return nil end
   return {ts = tonumber(ts, base), seq = tonumber(seq, base), side = PAT.side[side] or side,
           tr = tr, qhi = qhi, qlo = qlo, price = price, id = id, dg = dg, raw = e}
+end
+
+local function parse(e)
+  if PAT.clean(e) then
+    local x = PAT.at(e, 1, #e)
+    if x ~= nil then return x or nil end
+  end
+  return PAT.whole(e)
 end
 
 -- ts, side, trader digest ('' if none) and price of a stored entry, as a table

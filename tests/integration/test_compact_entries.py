@@ -92,24 +92,9 @@ def test_a_token_of_decimal_and_compact_entries_is_exact(redis_client: redis.Red
 
 
 # parse as it was before the fast way (lib/entry.lua, PAT.at): the whole-line
-# patterns only; the reference every line must parse alike under
+# patterns only (PAT.whole); the reference every line must parse alike under
 PATTERN_PARSE = r"""
-local function by_patterns(e)
-  local ts, seq, side, tr, q, price, id, dg = smatch(e, PAT.entry36)
-  local base = 36
-  if not ts then
-    base = 10
-    ts, seq, side, tr, q, price, id, dg = smatch(e, PAT.entry10)
-    if not ts then return nil end
-  end
-  if dg == '' then dg = nil elseif #dg ~= DIGEST then return nil end
-  if tr ~= '' and #tr ~= TRADER then return nil end
-  local qhi, qlo = split_q(q, base)
-  local p = tonumber(price)
-  if not p or p <= 0 or qhi > 1e9 or (qhi == 1e9 and qlo > 0) then return nil end
-  return {ts = tonumber(ts, base), seq = tonumber(seq, base), side = PAT.side[side] or side,
-          tr = tr, qhi = qhi, qlo = qlo, price = price, id = id, dg = dg, raw = e}
-end
+local by_patterns = PAT.whole
 local function text(x)
   if not x then return '-' end
   local ks = {}
