@@ -6,8 +6,13 @@ Protocol on stdin/stdout, one JSON object per line:
 
 1. loads URL, waits for rows, prints ``{"token": T, "trades": N, "rows": R}``
    for the third row;
-2. waits for a line on stdin (the test has appended a trade for T);
-3. waits up to ``--within`` s for T's row to show N + 1 trades, prints
+2. reads ``settle M`` on stdin (the test has drained the streams; M is T's
+   exact count read from the API), waits up to ``SETTLE_S`` for T's row to
+   show M (the last announcements of the drain may still be on their way: a
+   baseline taken before them would never see M + 1), prints
+   ``{"settled": M}`` (or ``{"error": ...}``);
+3. waits for a line on stdin (the test has appended a trade for T);
+4. waits up to ``--within`` s for T's row to show M + 1 trades, prints
    ``{"changed_after_s": S}`` (or ``{"error": ...}``), saves screenshots
    in OUTDIR, clicks the row and prints ``{"detail_windows": [...]}``.
 """
@@ -23,6 +28,7 @@ from pathlib import Path
 from playwright.sync_api import Error, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
+SETTLE_S = 30.0
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -65,6 +71,15 @@ def main() -> int:
         trades = page.evaluate(TRADES_OF, token)
         rows = page.locator("#top tbody tr").count()
         say({"token": token, "trades": trades, "rows": rows})
+        trades = int(sys.stdin.readline().split()[1])
+        try:
+            page.wait_for_function(
+                f"(t) => ({TRADES_OF})(t) === {trades}", arg=token, timeout=SETTLE_S * 1000
+            )
+            say({"settled": trades})
+        except Error as exc:
+            say({"error": str(exc).splitlines()[0], "trades_now": page.evaluate(TRADES_OF, token)})
+            return 1
         sys.stdin.readline()
         t0 = time.monotonic()
         try:
@@ -73,7 +88,8 @@ def main() -> int:
             )
             say({"changed_after_s": round(time.monotonic() - t0, 3)})
         except Error as exc:
-            say({"error": str(exc).splitlines()[0], "trades_now": page.evaluate(TRADES_OF, token)})
+            now = page.evaluate(TRADES_OF, token)
+            say({"error": str(exc).splitlines()[0], "trades_before": trades, "trades_now": now})
         if args.hold:
             page.wait_for_timeout(args.hold * 1000)
         page.screenshot(path=str(args.outdir / "screener.png"))
