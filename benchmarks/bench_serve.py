@@ -324,6 +324,23 @@ def script_calls(client) -> int:
     return sum(v["calls"] for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
 
 
+def command_usec(client) -> dict[str, tuple[int, int]]:
+    """Per command: (calls, usec) Redis has counted. A script's own commands are counted
+    under their names too, and inside its EVALSHA's usec."""
+    stats = client.info("commandstats")
+    return {k[8:]: (v["calls"], v["usec"]) for k, v in stats.items() if k.startswith("cmdstat_")}
+
+
+def busiest(before: dict, after: dict, seconds: float, n: int = 6) -> list[tuple[str, float, int]]:
+    """The ``n`` commands with the most Redis time meanwhile: (name, ms per s, usec per call)."""
+    rows = []
+    for name, (calls, usec) in after.items():
+        c0, u0 = before.get(name, (0, 0))
+        if calls > c0:
+            rows.append((name, (usec - u0) / 1000 / seconds, round((usec - u0) / (calls - c0))))
+    return sorted(rows, key=lambda r: -r[1])[:n]
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -420,7 +437,7 @@ def measure(args: argparse.Namespace) -> dict:
             gevent.sleep(2)  # every client has its first (baseline) events
             fig["rss_connected_mb"] = web.rss_kb() / 1024
             sent0, t0 = appender.sent, time.perf_counter()
-            redis0, calls0 = redis_cpu(r), script_calls(r)
+            redis0, calls0, usec0 = redis_cpu(r), script_calls(r), command_usec(r)
             pinger = Pinger(server.client())
             pinging = gevent.spawn(pinger.run)
             serve0, worker0 = cpu_s(web.proc.pid), cpu_s(worker.proc.pid)
@@ -432,6 +449,7 @@ def measure(args: argparse.Namespace) -> dict:
             fig["rate"] = (appender.sent - sent0) / (time.perf_counter() - t0)
             fig["redis_cpu"] = (redis_cpu(r) - redis0) / (time.perf_counter() - t0)
             fig["lua_calls_per_s"] = (script_calls(r) - calls0) / (time.perf_counter() - t0)
+            fig["redis_ms_per_s"] = busiest(usec0, command_usec(r), time.perf_counter() - t0)
             pinger.stop.set()
             pinging.join()
             fig["ping_ms"] = {"p50": pct(pinger.rtt_ms, 0.5), "p99": pct(pinger.rtt_ms, 0.99)}
@@ -518,7 +536,11 @@ def line(fig: dict, args: argparse.Namespace) -> str:
         f"bench={fig.get('bench_cpu', float('nan')):.2f} lua_calls_per_s={fig['lua_calls_per_s']:.0f} "
         f"serve_cpu_ms_per_1k_events={per_k(fig['serve_cpu'], fig, args)} "
         f"redis_ping_ms p50={fig['ping_ms']['p50']:.1f} p99={fig['ping_ms']['p99']:.0f} "
-        f"loadavg={fig['loadavg']:.1f} cpus={os.cpu_count()} tree={fig['tree']}\n" + stage_line(fig)
+        f"loadavg={fig['loadavg']:.1f} cpus={os.cpu_count()} tree={fig['tree']}\n"
+        + "redis_ms_per_s (usec per call) "
+        + " ".join(f"{n}={ms:.0f}({u})" for n, ms, u in fig.get("redis_ms_per_s", []))
+        + "\n"
+        + stage_line(fig)
     )
 
 
