@@ -372,7 +372,10 @@ def measure(args: argparse.Namespace) -> dict:
                 "unused",
                 TRADEAGG_SHARDS=str(SHARDS),
                 TRADEAGG_FEED_HZ=args.feed_hz,
-                TRADEAGG_STALE_AFTER="3600",  # no janitor refresh of every token mid-run
+                # by default no janitor refresh of every token mid-run; --janitor S: a pass
+                # every S s with the default staleness (its load is part of the figures)
+                TRADEAGG_STALE_AFTER="3600" if not args.janitor else "10",
+                TRADEAGG_MAINTENANCE_INTERVAL=str(args.janitor or 60),
                 GEVENT_MONITOR_THREAD_ENABLE="",
             )
             settings = Settings.from_env(env)
@@ -617,6 +620,9 @@ def main() -> None:
     ap.add_argument("--top-requests", type=int, default=40)
     ap.add_argument("--top-concurrency", type=int, default=8)
     ap.add_argument("--feed-hz", default="4")
+    ap.add_argument(
+        "--janitor", type=float, default=0, help="janitor pass every N s (0: no refresh)"
+    )
     ap.add_argument("--logs", default="", help="copy serve.log and worker.log to this directory")
     ap.add_argument("--top-every", type=int, default=10, help="every Nth client ranks; 0: none")
     ap.add_argument("--before", default="", help="code tree before the change (PYTHONPATH)")

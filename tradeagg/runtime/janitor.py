@@ -45,7 +45,11 @@ from tradeagg.store.scripts import LUA_DIR
 
 log = logging.getLogger("tradeagg.janitor")
 
-PAGE = 1_000  # stale tokens read and advanced per pipeline
+PAGE = 1_000  # stale tokens read from the index at once
+# stale tokens deep-checked, then advanced, per round trip: Redis runs what one client's
+# pipeline holds (about 16 KB of it) before it serves another, so a page-long pipeline of
+# Lua calls (1-3 ms each) held every worker, reader and PING up for a hundred ms and more
+TRIP = 16
 # a token answering BEHIND (each call slides its windows by a bounded number of
 # list elements, lib/slide.lua) is advanced again, at most this many times a pass
 CATCH_UP_CALLS = 1_000
@@ -163,35 +167,44 @@ class Janitor:
             if not tokens or done.issuperset(tokens):
                 return  # the second test guards against a wall clock stepping back
             done.update(tokens)
-            checks = self._retry("verify", self.integrity.check, tokens)
-            out.checked += checks.checked
-            out.unchanged += checks.unchanged
-            results = self._advance(tokens, now)
-            broken = [t for t, r in results.items() if r.corrupt]
-            if broken:  # damage the cheap checks missed: have the list rebuilt, once
-                self._retry("invalidate", self.integrity.invalidate, broken)
-                results.update(self._advance(broken, now))
-            if self.on_refreshed is not None:
-                self.on_refreshed(list(results.values()))
-            gone = []
-            for token in tokens:
-                r = results.get(token)
-                if r is None or r.failed:
-                    skip.add(token)
-                    out.failed += 1
-                elif r.last_update is None:
-                    gone.append(token)
-                else:
-                    out.refreshed += 1
-                    if r.rebuilt >= 0:
-                        out.rebuilt += 1
-                        self.metrics.incr("tokens.rebuilt")
-                        log.warning(
-                            "token state rebuilt from its list %s",
-                            kv(shard=shard, token=token, reason=r.reason, dropped=r.rebuilt),
-                        )
-            if gone:
-                out.expired += self._retry("expire", self._forget, shard, gone)
+            for i in range(0, len(tokens), TRIP):
+                if self.stopping():
+                    return
+                self._advance_part(shard, tokens[i : i + TRIP], out, now, skip)
+
+    def _advance_part(
+        self, shard: int, tokens: list[str], out: JanitorRun, now: int | None, skip: set[str]
+    ) -> None:
+        """Deep-check and advance a few stale tokens (a round trip each, at most TRIP calls)."""
+        checks = self._retry("verify", self.integrity.check, tokens)
+        out.checked += checks.checked
+        out.unchanged += checks.unchanged
+        results = self._advance(tokens, now)
+        broken = [t for t, r in results.items() if r.corrupt]
+        if broken:  # damage the cheap checks missed: have the list rebuilt, once
+            self._retry("invalidate", self.integrity.invalidate, broken)
+            results.update(self._advance(broken, now))
+        if self.on_refreshed is not None:
+            self.on_refreshed(list(results.values()))
+        gone = []
+        for token in tokens:
+            r = results.get(token)
+            if r is None or r.failed:
+                skip.add(token)
+                out.failed += 1
+            elif r.last_update is None:
+                gone.append(token)
+            else:
+                out.refreshed += 1
+                if r.rebuilt >= 0:
+                    out.rebuilt += 1
+                    self.metrics.incr("tokens.rebuilt")
+                    log.warning(
+                        "token state rebuilt from its list %s",
+                        kv(shard=shard, token=token, reason=r.reason, dropped=r.rebuilt),
+                    )
+        if gone:
+            out.expired += self._retry("expire", self._forget, shard, gone)
 
     def _advance(self, tokens: list[str], now: int | None) -> dict[str, TokenResult]:
         """Advance ``tokens`` until none is BEHIND; failed calls are logged and left out.
