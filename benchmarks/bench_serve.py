@@ -10,7 +10,10 @@ path: shard stream -> worker -> change feed -> serve). Then:
 2. ``--clients`` SSE connections, spread over ``--client-procs`` processes of
    lightweight clients (gevent, raw sockets, one regex per event); most watch
    ``--watch`` of the busiest tokens, every ``--top-every``th the ranking
-   ``top=5m:volume:50``. For ``--seconds`` s, for every (client, trade) pair the
+   ``top=5m:volume:50``; with ``--measure-every N`` one client in N parses its events
+   and is measured, the others only read theirs (at 1,000 clients the regex parsing
+   of every event takes more CPU than the server). For ``--seconds`` s, for every
+   measured (client, trade) pair the
    time from the trade's append (wall clock taken just before its XADD) to the
    client's receipt of the first event whose 1h count includes it. Prints
    p50/p99/max, events, clients dropped, the server's RSS before the clients,
@@ -74,14 +77,23 @@ EVENT_RE = re.compile(
 # -- the client processes --------------------------------------------------------------------
 
 
-def sse_client(port: int, path: str, out: list, stop: gevent.event.Event, totals: dict) -> None:
+MARK = b"event: update\n"
+
+
+def sse_client(
+    port: int, path: str, out: list, stop: gevent.event.Event, totals: dict, measured: bool = True
+) -> None:
     """One SSE client: (token, previous 1h count, new count, receipt time, the event's read
-    instant ``at``) per event that grew."""
+    instant ``at``) per event that grew. An unmeasured client only reads its stream and
+    counts its events (``drain``): the server serves it alike, and the bench's own CPU
+    goes to the measured ones."""
     sock = socket.create_connection(("127.0.0.1", port))
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
     seen: dict[bytes, int] = {}
     buf = b""
     totals["connected"] += 1
+    if not measured:
+        return drain(sock, stop, totals)
     try:
         while not stop.is_set():
             data = sock.recv(1 << 16)
@@ -105,7 +117,24 @@ def sse_client(port: int, path: str, out: list, stop: gevent.event.Event, totals
                 if before is None or count > before:
                     seen[token] = count
             # an update event of a layout EVENT_RE does not know: counted, never silently lost
-            totals["unparsed"] += blocks.count(b"event: update\n") - matched
+            totals["unparsed"] += blocks.count(MARK) - matched
+    finally:
+        sock.close()
+
+
+def drain(sock: socket.socket, stop: gevent.event.Event, totals: dict) -> None:
+    """Read a stream to the end, counting its update events (a mark split between two
+    reads is counted once: the last bytes of a read are searched again with the next)."""
+    tail = b""
+    try:
+        while not stop.is_set():
+            data = sock.recv(1 << 16)
+            if not data:
+                totals["closed"] += 1
+                return
+            both = tail + data
+            totals["drained"] += both.count(MARK) - tail.count(MARK)
+            tail = both[-(len(MARK) - 1) :]
     finally:
         sock.close()
 
@@ -123,11 +152,11 @@ def clients_child(port: int, paths_file: str, seconds: float) -> None:
     and keeps the connections open until its stdin closes."""
     paths = json.loads(Path(paths_file).read_text())
     out: list = []
-    totals = {"connected": 0, "closed": 0, "events": 0, "unparsed": 0}
+    totals = {"connected": 0, "closed": 0, "events": 0, "unparsed": 0, "drained": 0}
     stop = gevent.event.Event()
     greenlets = []
-    for i, path in enumerate(paths):
-        greenlets.append(gevent.spawn(sse_client, port, path, out, stop, totals))
+    for i, (path, measured) in enumerate(paths):
+        greenlets.append(gevent.spawn(sse_client, port, path, out, stop, totals, measured))
         if i % 50 == 49:
             gevent.sleep(0.05)
     while totals["connected"] < len(paths):
@@ -135,9 +164,14 @@ def clients_child(port: int, paths_file: str, seconds: float) -> None:
     print("ready", flush=True)
     wait_line()  # the parent starts the measured interval
     out.clear()
-    events0 = totals["events"]
+    events0, drained0 = totals["events"], totals["drained"]
     gevent.sleep(seconds)
-    result = {**totals, "events": totals["events"] - events0, "updates": out}
+    result = {
+        **totals,
+        "events": totals["events"] - events0,
+        "drained": totals["drained"] - drained0,
+        "updates": out,
+    }
     print(json.dumps(result), flush=True)
     wait_line()  # the parent has read the server's figures
     stop.set()
@@ -415,10 +449,13 @@ def measure(args: argparse.Namespace) -> dict:
             hot = feed.tokens[:300]  # the busiest tokens (Zipf rank order)
             paths = []
             for i in range(args.clients):
+                # whole runs of --top-every clients, so that ranking clients are measured too
+                measured = (i // max(args.top_every, 1)) % args.measure_every == 0
                 if args.top_every and i % args.top_every == args.top_every - 1:
-                    paths.append("/v1/stream?top=5m:volume:50")
+                    paths.append(("/v1/stream?top=5m:volume:50", measured))
                 else:
-                    paths.append("/v1/stream?tokens=" + ",".join(rng.sample(hot, args.watch)))
+                    watched = ",".join(rng.sample(hot, args.watch))
+                    paths.append(("/v1/stream?tokens=" + watched, measured))
             for k in range(args.client_procs):
                 share = Path(tmp) / f"paths{k}.json"
                 share.write_text(json.dumps(paths[k :: args.client_procs]))
@@ -498,7 +535,8 @@ def measure(args: argparse.Namespace) -> dict:
             fig["sse"] = {
                 "clients": sum(res["connected"] for res in results),
                 "closed_by_server": sum(res["closed"] for res in results),
-                "events": sum(res["events"] for res in results),
+                "events": sum(res["events"] + res.get("drained", 0) for res in results),
+                "measured_clients": sum(1 for _, m in paths if m),
                 "unparsed": sum(res.get("unparsed", 0) for res in results),
                 "measured": len(lat),
                 "p50_ms": pct(lat, 0.5),
@@ -527,7 +565,8 @@ def line(fig: dict, args: argparse.Namespace) -> str:
         f"GET /v1/top?window=5m&limit=50 active_tokens={fig['active_tokens']} n={t['n']} "
         f"concurrency={args.top_concurrency} p50_ms={t['p50_ms']:.0f} p99_ms={t['p99_ms']:.0f} "
         f"max_ms={t['max_ms']:.0f} errors={t['errors']} first_request_ms={t['first_ms']:.0f}\n"
-        f"SSE clients={s['clients']} rate={fig['rate']:.0f}/s feed_hz={args.feed_hz} "
+        f"SSE clients={s['clients']} measured_clients={s.get('measured_clients', s['clients'])} "
+        f"rate={fig['rate']:.0f}/s feed_hz={args.feed_hz} "
         f"seconds={args.seconds} events={s['events']} unparsed={s.get('unparsed', 0)} "
         f"measured={s['measured']} "
         f"p50_ms={s['p50_ms']:.0f} p99_ms={s['p99_ms']:.0f} max_ms={s['max_ms']:.0f} "
@@ -625,6 +664,12 @@ def main() -> None:
     )
     ap.add_argument("--logs", default="", help="copy serve.log and worker.log to this directory")
     ap.add_argument("--top-every", type=int, default=10, help="every Nth client ranks; 0: none")
+    ap.add_argument(
+        "--measure-every",
+        type=int,
+        default=1,
+        help="every Nth client parses its events and is measured; the rest only read theirs",
+    )
     ap.add_argument("--before", default="", help="code tree before the change (PYTHONPATH)")
     ap.add_argument("--after", default=".", help="code tree after the change (PYTHONPATH)")
     ap.add_argument("--rounds", type=int, default=1, help="runs per tree, alternating")
