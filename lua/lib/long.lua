@@ -86,10 +86,12 @@ function LONG.begin()
 end
 
 -- the snapshot of bucket set `key` ({key, sc = scores, m = members}, ascending),
--- or false when it holds more than SNAP members (or outside LONG.begin's call)
-function LONG.bk(key)
+-- or false when it holds more than SNAP members (or outside LONG.begin's call);
+-- with `peek`, only one read already: a merge of a call's few trades needs the
+-- last bucket (one ZRANGE -1 -1), not the whole set
+function LONG.bk(key, peek)
   local sn = LONG.sn and LONG.sn[key]
-  if sn ~= nil or not LONG.sn then return sn or false end
+  if sn ~= nil or not LONG.sn or peek then return sn or false end
   sn = false
   if redis.call('ZCARD', key) <= LONG.SNAP then
     local got = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
@@ -337,7 +339,7 @@ end
 -- it or after it, known without a read. Returns the bucket's new member.
 function LONG.merge(K, B, d, sk, top)
   local old
-  local sn = LONG.bk(K[12])
+  local sn = LONG.bk(K[12], true)
   if top and B == top[1] then old = {top[2]}
   elseif top and B > top[1] then old = {}
   elseif sn then
@@ -391,7 +393,7 @@ function LONG.store(K, xs, r, after, sk)
     end
   end
   local top
-  local sn = LONG.bk(K[12])
+  local sn = LONG.bk(K[12], true)
   if sn then top = sn.m[1] and {sn.sc[#sn.sc], sn.m[#sn.m]}
   else
     local got = redis.call('ZRANGE', K[12], -1, -1, 'WITHSCORES')
