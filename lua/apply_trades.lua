@@ -91,7 +91,8 @@ local function write(K, st, at, fresh_ttl, rebuilt)
   local set, del = changes(K, st, ws)
   -- previous windows turned off (ARGV[3] ";-"): those an earlier setting kept go, found
   -- by the longest exact window's L:prev_from (every window kept one with them)
-  if conf.noprev and st.sk and redis.call('HEXISTS', K[3], ws[#ws].label .. ':prev_from') == 1 then
+  local pf = ws[#ws].prev_from
+  if conf.noprev and st.sk and (st.agg and st.agg[pf] or not st.agg and redis.call('HEXISTS', K[3], pf) == 1) then
     for _, w in ipairs(LONG.P.wins(ws, conf.long)) do
       for _, m in ipairs(LONG.P.F) do del[#del + 1] = w.label .. ':' .. m end
     end

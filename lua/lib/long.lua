@@ -87,8 +87,8 @@ end
 
 -- the snapshot of bucket set `key` ({key, sc = scores, m = members}, ascending),
 -- or false when it holds more than SNAP members (or outside LONG.begin's call);
--- with `peek`, only one read already: a merge of a call's few trades needs the
--- last bucket (one ZRANGE -1 -1), not the whole set
+-- with `peek`, only one read already (a merge of a call's few trades needs the
+-- last bucket, not the whole set)
 function LONG.bk(key, peek)
   local sn = LONG.sn and LONG.sn[key]
   if sn ~= nil or not LONG.sn or peek then return sn or false end
@@ -170,11 +170,14 @@ end
 -- Stored state of the long windows `lw`: per window {t, from, cf} or nil (not
 -- carried, or written as of another instant than `at`: a writer without long
 -- windows moved the token since, and what entered then is in no bucket), and
--- the coverage C (-huge: complete) with the longest carried window.
-function LONG.load(K, lw, at)
+-- the coverage C (-huge: complete) with the longest carried window. `A`: the
+-- aggregates as a map (lib/state.lua, hash_map), read before this call wrote any.
+function LONG.load(K, lw, at, A)
   local f, F = {}, LONG.F
-  for _, w in ipairs(lw) do for _, m in ipairs(F) do f[#f + 1] = w.label .. ':' .. m end end
-  local got = redis.call('HMGET', K[3], unpack(f))
+  for _, w in ipairs(lw) do for _, m in ipairs(F) do f[#f + 1] = w[m] or (w.label .. ':' .. m) end end
+  local got = f
+  if A then for j, name in ipairs(f) do got[j] = A[name] or false end  -- (load_state's map)
+  else got = redis.call('HMGET', K[3], unpack(f)) end
   local ls, c, longest = {}, -math.huge, nil
   for i, w in ipairs(lw) do
     local a, t = #F * (i - 1), new_totals()
@@ -430,7 +433,7 @@ end
 -- buckets the previous windows still need start after it (lib/prev.lua).
 -- Returns each window's totals as of st.at.
 function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from, keep, was_keep)
-  local ls, c, longest = LONG.load(K, lw, at0)
+  local ls, c, longest = LONG.load(K, lw, at0, st.agg)
   if rebuilt then ls, c = {}, LONG.ceil(st.at, r) end
   if at0 and not rebuilt then
     for i in ipairs(lw) do
