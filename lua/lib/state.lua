@@ -205,12 +205,13 @@ local function load_state(K, conf)
   end
   st.ws = ws
   st.mark, st.old_mark = {}, {}
-  local agg
+  local agg, names = {}, LOADED
+  if not st.sk then names = {}; for j = 1, LOADED.seed do names[j] = LOADED[j] end end
+  for _, w in ipairs(ws) do for _, m in ipairs(names) do agg[#agg + 1] = w[m] end end
   if st.sk then  -- the whole hash (hash_map), kept for the previous and long windows' loads
     st.agg = hash_map(K[3])
-    agg = {}
-    for j, f in ipairs(ws.load) do agg[j] = st.agg[f] or false end
-  else agg = redis.call('HMGET', K[3], unpack(ws.load_seed)) end
+    for j, f in ipairs(agg) do agg[j] = st.agg[f] or false end
+  else agg = redis.call('HMGET', K[3], unpack(agg)) end
   local cfs = partial_windows(K, ws, idx, agg, st.agg)
   -- the screener's sets are kept for this list (the id index's "S"): a list written
   -- without them (TRADEAGG_METRICS=seed, an earlier release) is rebuilt by an apply
