@@ -117,10 +117,11 @@ function LONG.P.store(K, xs, keep, r, ttl, was_keep)
   redis.call('PEXPIRE', K[12], ttl)
 end
 
--- Write every window's previous metrics that changed (the stored texts pv.got);
+-- Every window's previous metrics that changed (the stored texts pv.got), into
+-- the apply's writes of the aggregates (st.hset, st.hdel: one HSET per call);
 -- `vols` = each window's totals as of st.at (its volume for volume_change_pct).
 function LONG.P.write(K, st, pv, vols)
-  local set, del, F, got = {}, {}, LONG.P.F, pv.got
+  local set, del, F, got = st.hset, st.hdel, LONG.P.F, pv.got  -- written with the apply's own
   for i, w in ipairs(pv.wins) do
     local t, cf = pv.sums[i], pv.cov[i] + 2 * w.ms
     local v = {fmt_int(t.b), fmt_int(t.s), volume(t), fmt_int(pv.p1[i]) .. ' ' .. fmt_int(st.at),
@@ -131,8 +132,6 @@ function LONG.P.write(K, st, pv, vols)
       elseif not v[k] and old then del[#del + 1] = w[name] or (w.label .. ':' .. name) end
     end
   end
-  if #set > 0 then redis.call('HSET', K[3], unpack(set)) end
-  if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
 end
 
 -- The previous windows as of `at`, read-only (read_window.lua): the stored
