@@ -205,13 +205,22 @@ local function load_state(K, conf)
   end
   st.ws = ws
   st.mark, st.old_mark = {}, {}
-  local agg, names = {}, LOADED
-  if not st.sk then names = {}; for j = 1, LOADED.seed do names[j] = LOADED[j] end end
-  for _, w in ipairs(ws) do for _, m in ipairs(names) do agg[#agg + 1] = w[m] end end
+  -- the names of the fields read (LOADED, the first `seed` without the screener's
+  -- sets), built at the first token of a script call that needs them
+  local which = st.sk and 'load' or 'load_seed'
+  local names = ws[which]
+  if not names then
+    names = {}
+    for _, w in ipairs(ws) do
+      for j = 1, st.sk and #LOADED or LOADED.seed do names[#names + 1] = w[LOADED[j]] end
+    end
+    ws[which] = names
+  end
+  local agg
   if st.sk then  -- the whole hash (hash_map), kept for the previous and long windows' loads
-    st.agg = hash_map(K[3])
-    for j, f in ipairs(agg) do agg[j] = st.agg[f] or false end
-  else agg = redis.call('HMGET', K[3], unpack(agg)) end
+    st.agg, agg = hash_map(K[3]), {}
+    for j, f in ipairs(names) do agg[j] = st.agg[f] or false end
+  else agg = redis.call('HMGET', K[3], unpack(names)) end
   local cfs = partial_windows(K, ws, idx, agg, st.agg)
   -- the screener's sets are kept for this list (the id index's "S"): a list written
   -- without them (TRADEAGG_METRICS=seed, an earlier release) is rebuilt by an apply

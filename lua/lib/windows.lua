@@ -13,7 +13,8 @@ local METRICS = {'buys', 'sells', 'buy_volume', 'sell_volume', 'volume', 'open',
 local SEED_METRICS = 8  -- METRICS without the screener's
 -- the fields load_state reads back, per window, in this order (complete_from
 -- apart, only when some window is partial: lib/state.lua); a call without the
--- screener's keys reads the first `seed` only: an absent field costs HMGET a
+-- screener's keys reads the first `seed` only (ws.load_seed; ws.load with them:
+-- built at their first use in a script call): an absent field costs HMGET a
 -- scan of the whole hash
 local LOADED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'open', 'close',
                 'makers', 'buyers', 'sellers', 'high', 'low', seed = 6}
