@@ -91,13 +91,17 @@ local function write(K, st, at, fresh_ttl, rebuilt)
   local set, del = changes(K, st, ws)
   -- previous windows turned off (ARGV[3] ";-"): those an earlier setting kept go, found
   -- by the longest exact window's L:prev_from (every window kept one with them)
-  if conf.noprev and st.sk and redis.call('HEXISTS', K[3], ws[#ws].label .. ':prev_from') == 1 then
+  local pf = ws[#ws].prev_from
+  if conf.noprev and st.sk and (st.agg and st.agg[pf] or not st.agg and redis.call('HEXISTS', K[3], pf) == 1) then
     for _, w in ipairs(LONG.P.wins(ws, conf.long)) do
       for _, m in ipairs(LONG.P.F) do del[#del + 1] = w.label .. ':' .. m end
     end
   end
-  if #set > 0 then redis.call('HSET', K[3], unpack(set)) end
-  if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
+  -- with those of the long and previous windows (LONG.step, LONG.P.write)
+  for _, v in ipairs(st.hset) do set[#set + 1] = v end
+  for _, v in ipairs(st.hdel) do del[#del + 1] = v end
+  if #set > 0 then chunked('HSET', K[3], set) end
+  if #del > 0 then chunked('HDEL', K[3], del) end
   if fresh_ttl or rebuilt then
     -- new trades: a full TTL, from the newest trade when it is ahead of at (a
     -- future-stamped trade stays until it leaves its window). A rebuild without
@@ -238,6 +242,7 @@ local function apply_token(K, news, r)
     return
   end
   if conf.long and not st.entered then st.entered, st.long = {}, conf.long end
+  st.hset, st.hdel = {}, {}  -- aggregate fields the long and previous windows write (write())
   local at0 = not fresh and st.at or nil
   account(st, ws, inserted)
   advance(K, st, ws, at, SLIDE_MAX + #inserted)  -- windows keep up with what comes in

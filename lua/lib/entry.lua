@@ -29,26 +29,31 @@ local TRADER = 8  -- characters of a trader's digest (48 bits)
 -- anchored pattern of the first `upto` fields of form `f` (2 decimal, 3
 -- compact, 4 either), capturing those in `wanted`
 local function head_pattern(upto, wanted, f)
-  local out = '^'
+  local out = {'^'}  -- joined once: every script call builds these patterns
   for i = 1, upto do
     local name, pat = FIELDS[i][1], FIELDS[i][f]
-    if i > 1 and not FIELDS[i].glued then out = out .. ' ' end
-    out = out .. (wanted[name] and ('(' .. pat .. ')') or pat)
+    if i > 1 and not FIELDS[i].glued then out[#out + 1] = ' ' end
+    if wanted[name] then out[#out + 1] = '('; out[#out + 1] = pat; out[#out + 1] = ')'
+    else out[#out + 1] = pat end
   end
-  return out
+  return table.concat(out)
 end
 
 local WALK = head_pattern(5, {ts = true, side = true, quote = true}, 4) .. ' '
 -- the other patterns, and the side of a compact entry's capital letter
 local PAT = {side = {B = 'b', S = 's'}}
-do
+PAT.price = head_pattern(6, {price = true}, 4) .. ' '
+-- what the screener metrics need of an element (lib/screener.lua)
+PAT.screen = head_pattern(6, {ts = true, side = true, trader = true, price = true}, 4) .. ' '
+-- The whole-line patterns (PAT.entry36, PAT.entry10), built at their first use in
+-- a script call: every call runs this file's top level (building them cost ~10 %
+-- of an empty call's time), and they serve only lines the fast way (PAT.at) does
+-- not take.
+function PAT.wholes()
   local all = {ts = true, seq = true, side = true, trader = true, quote = true, price = true,
                id = true}
   PAT.entry36 = head_pattern(#FIELDS, all, 3) .. ' ?(%x*)$'  -- digest optional
   PAT.entry10 = head_pattern(#FIELDS, all, 2) .. ' ?(%x*)$'
-  PAT.price = head_pattern(6, {price = true}, 4) .. ' '
-  -- what the screener metrics need of an element (lib/screener.lua)
-  PAT.screen = head_pattern(6, {ts = true, side = true, trader = true, price = true}, 4) .. ' '
 end
 
 -- The entry in s[p..e], the fast way, or false (unparsable) or nil (not a
@@ -96,6 +101,7 @@ end
 -- An entry by the whole-line patterns alone (every form: compact, decimal, other
 -- whitespace), or nil: parse's way for what the fast way (PAT.at) does not take
 function PAT.whole(e)
+  if not PAT.entry36 then PAT.wholes() end
   local ts, seq, side, tr, q, price, id, dg = smatch(e, PAT.entry36)
   local base = 36
   if not ts then

@@ -86,10 +86,12 @@ function LONG.begin()
 end
 
 -- the snapshot of bucket set `key` ({key, sc = scores, m = members}, ascending),
--- or false when it holds more than SNAP members (or outside LONG.begin's call)
-function LONG.bk(key)
+-- or false when it holds more than SNAP members (or outside LONG.begin's call);
+-- with `peek`, only one read already (a merge of a call's few trades needs the
+-- last bucket, not the whole set)
+function LONG.bk(key, peek)
   local sn = LONG.sn and LONG.sn[key]
-  if sn ~= nil or not LONG.sn then return sn or false end
+  if sn ~= nil or not LONG.sn or peek then return sn or false end
   sn = false
   if redis.call('ZCARD', key) <= LONG.SNAP then
     local got = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
@@ -168,11 +170,14 @@ end
 -- Stored state of the long windows `lw`: per window {t, from, cf} or nil (not
 -- carried, or written as of another instant than `at`: a writer without long
 -- windows moved the token since, and what entered then is in no bucket), and
--- the coverage C (-huge: complete) with the longest carried window.
-function LONG.load(K, lw, at)
+-- the coverage C (-huge: complete) with the longest carried window. `A`: the
+-- aggregates as a map (lib/state.lua, hash_map), read before this call wrote any.
+function LONG.load(K, lw, at, A)
   local f, F = {}, LONG.F
-  for _, w in ipairs(lw) do for _, m in ipairs(F) do f[#f + 1] = w.label .. ':' .. m end end
-  local got = redis.call('HMGET', K[3], unpack(f))
+  for _, w in ipairs(lw) do for _, m in ipairs(F) do f[#f + 1] = w[m] or (w.label .. ':' .. m) end end
+  local got = f
+  if A then for j, name in ipairs(f) do got[j] = A[name] or false end  -- (load_state's map)
+  else got = redis.call('HMGET', K[3], unpack(f)) end
   local ls, c, longest = {}, -math.huge, nil
   for i, w in ipairs(lw) do
     local a, t = #F * (i - 1), new_totals()
@@ -337,7 +342,7 @@ end
 -- it or after it, known without a read. Returns the bucket's new member.
 function LONG.merge(K, B, d, sk, top)
   local old
-  local sn = LONG.bk(K[12])
+  local sn = LONG.bk(K[12], true)
   if top and B == top[1] then old = {top[2]}
   elseif top and B > top[1] then old = {}
   elseif sn then
@@ -391,7 +396,7 @@ function LONG.store(K, xs, r, after, sk)
     end
   end
   local top
-  local sn = LONG.bk(K[12])
+  local sn = LONG.bk(K[12], true)
   if sn then top = sn.m[1] and {sn.sc[#sn.sc], sn.m[#sn.m]}
   else
     local got = redis.call('ZRANGE', K[12], -1, -1, 'WITHSCORES')
@@ -426,9 +431,11 @@ end
 -- token was counted again from its list (which reaches back only to the
 -- longest exact window): the long windows start over, partial. `keep`: the
 -- buckets the previous windows still need start after it (lib/prev.lua).
--- Returns each window's totals as of st.at.
+-- Its fields of the aggregates go into st.hset / st.hdel (apply_trades' write
+-- sends them with its own), only those that differ from the stored ones (st.agg)
+-- when the call read them. Returns each window's totals as of st.at.
 function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from, keep, was_keep)
-  local ls, c, longest = LONG.load(K, lw, at0)
+  local ls, c, longest = LONG.load(K, lw, at0, st.agg)
   if rebuilt then ls, c = {}, LONG.ceil(st.at, r) end
   if at0 and not rebuilt then
     for i in ipairs(lw) do
@@ -447,13 +454,21 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from, kee
       still = false
     end
   end
+  -- the aggregates' fields to write go with the apply's own (st.hset, st.hdel:
+  -- one HSET per call); with the stored values (st.agg) only those that change
+  local A, set, del = st.agg, st.hset, st.hdel
+  local function put(name, v)
+    if not (A and A[name] == v) then set[#set + 1] = name; set[#set + 1] = v end
+  end
+  local function drop(name)
+    if not A or A[name] then del[#del + 1] = name end
+  end
   if still then  -- only the instant the stored state is as of (totals as stored)
-    local set, sums = {}, {}
+    local sums = {}
     for i, w in ipairs(lw) do
-      set[#set + 1] = w.label .. ':at'; set[#set + 1] = fmt_int(st.at)
+      put(w.label .. ':at', fmt_int(st.at))
       sums[i] = ls[i].t
     end
-    if #set > 0 then redis.call('HSET', K[3], unpack(set)) end
     return sums
   end
   local starts, sums, bound = {}, {}, math.huge
@@ -483,24 +498,19 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from, kee
       for k = 1, 3 do redis.call('ZREMRANGEBYSCORE', st.sk[k], '-inf', tb) end
     end
   end
-  local set, del = {}, {}
   for i, w in ipairs(lw) do
     local s = starts[i]
     local m = LONG.metrics(K, st.sk, s, sums[i], {}, nil, st.at, last)
     for j, name in ipairs(METRICS) do
       local v = m[j]
       if v == nil then break end
-      if v then set[#set + 1] = w.label .. ':' .. name; set[#set + 1] = v
-      else del[#del + 1] = w.label .. ':' .. name end
+      if v then put(w[name], v) else drop(w[name]) end
     end
-    set[#set + 1] = w.label .. ':from'; set[#set + 1] = fmt_int(s)
-    set[#set + 1] = w.label .. ':at'; set[#set + 1] = fmt_int(st.at)
+    put(w.label .. ':from', fmt_int(s))
+    put(w.label .. ':at', fmt_int(st.at))
     local cf = c + w.ms
-    if cf > st.at then set[#set + 1] = w.label .. ':complete_from'; set[#set + 1] = fmt_int(cf)
-    else del[#del + 1] = w.label .. ':complete_from' end
+    if cf > st.at then put(w.complete_from, fmt_int(cf)) else drop(w.complete_from) end
   end
-  redis.call('HSET', K[3], unpack(set))
-  if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
   -- buckets expire twice the longest window after the last trade (a key written
   -- without new trades may have been emptied and made again: the token's TTL + w)
   if not fresh_ttl and merged == 0 then return sums end

@@ -30,13 +30,16 @@ function LONG.P.range(key, lo, hi)
   return LONG.range(key, lo, hi)
 end
 
--- Stored state of windows `wins` ({label, ms}): per window {t, p1, cov} or nil
+-- Stored state of windows `wins` ({label, ms}), from the aggregates' map `A`
+-- when given (lib/state.lua, hash_map): per window {t, p1, cov} or nil
 -- (not counted yet), and the stored texts (F order, per window). The volume is
 -- held in the buy part of the totals.
-function LONG.P.load(K, wins)
+function LONG.P.load(K, wins, A)
   local f, F = {}, LONG.P.F
-  for _, w in ipairs(wins) do for _, m in ipairs(F) do f[#f + 1] = w.label .. ':' .. m end end
-  local got = redis.call('HMGET', K[3], unpack(f))
+  for _, w in ipairs(wins) do for _, m in ipairs(F) do f[#f + 1] = w[m] or (w.label .. ':' .. m) end end
+  local got = f
+  if A then for j, name in ipairs(f) do got[j] = A[name] or false end  -- (load_state's map)
+  else got = redis.call('HMGET', K[3], unpack(f)) end
   local ls = {}
   for i, w in ipairs(wins) do
     local a, t = #F * (i - 1), new_totals()
@@ -81,7 +84,7 @@ end
 -- go into the buckets: {wins, sums, starts, covs, keep} where keep is the
 -- smallest bucket any of them may still count (the buckets trim up to it).
 function LONG.P.start(K, st, wins, r, at0, items, rebuilt)
-  local ls, got = LONG.P.load(K, wins)
+  local ls, got = LONG.P.load(K, wins, st.agg)
   local xs = LONG.entries(items)
   local pv = {wins = wins, sums = {}, p1 = {}, cov = {}, keep = math.huge, xs = xs, got = got,
               was_keep = math.huge}
@@ -114,22 +117,21 @@ function LONG.P.store(K, xs, keep, r, ttl, was_keep)
   redis.call('PEXPIRE', K[12], ttl)
 end
 
--- Write every window's previous metrics that changed (the stored texts pv.got);
+-- Every window's previous metrics that changed (the stored texts pv.got), into
+-- the apply's writes of the aggregates (st.hset, st.hdel: one HSET per call);
 -- `vols` = each window's totals as of st.at (its volume for volume_change_pct).
 function LONG.P.write(K, st, pv, vols)
-  local set, del, F, got = {}, {}, LONG.P.F, pv.got
+  local set, del, F, got = st.hset, st.hdel, LONG.P.F, pv.got  -- written with the apply's own
   for i, w in ipairs(pv.wins) do
     local t, cf = pv.sums[i], pv.cov[i] + 2 * w.ms
     local v = {fmt_int(t.b), fmt_int(t.s), volume(t), fmt_int(pv.p1[i]) .. ' ' .. fmt_int(st.at),
                cf > st.at and fmt_int(cf) or false, vols[i] and LONG.P.pct(vols[i], t) or false}
     for k, name in ipairs(F) do
       local old = got[#F * (i - 1) + k]
-      if v[k] and v[k] ~= old then set[#set + 1] = w.label .. ':' .. name; set[#set + 1] = v[k]
-      elseif not v[k] and old then del[#del + 1] = w.label .. ':' .. name end
+      if v[k] and v[k] ~= old then set[#set + 1] = w[name] or (w.label .. ':' .. name); set[#set + 1] = v[k]
+      elseif not v[k] and old then del[#del + 1] = w[name] or (w.label .. ':' .. name) end
     end
   end
-  if #set > 0 then redis.call('HSET', K[3], unpack(set)) end
-  if #del > 0 then redis.call('HDEL', K[3], unpack(del)) end
 end
 
 -- The previous windows as of `at`, read-only (read_window.lua): the stored

@@ -89,7 +89,7 @@ end
 -- (or fewer: damage) are they read.
 -- Looking up an absent field scans a small hash whole, so the usual token,
 -- complete, pays one HLEN instead.
-local function partial_windows(K, ws, idx, agg)
+local function partial_windows(K, ws, idx, agg, A)
   local want, per = 0, #agg / #ws
   for i = 1, #ws do
     if idx[i] then
@@ -100,10 +100,26 @@ local function partial_windows(K, ws, idx, agg)
       if agg[a + 5] then want = want + 1 end
     end
   end
-  if redis.call('HLEN', K[3]) == want then return nil end
+  if (A and A.n or redis.call('HLEN', K[3])) == want then return nil end
   local fields = {}
   for i, w in ipairs(ws) do fields[i] = w.complete_from end
+  if A then
+    for i, f in ipairs(fields) do fields[i] = A[f] or false end
+    return fields
+  end
   return redis.call('HMGET', K[3], unpack(fields))
+end
+
+-- The aggregates hash whole, as a map (field -> value; n: its fields). A call
+-- with the screener's keys reads most of its fields (LOADED, the previous
+-- windows', the long windows'): one HGETALL walks the listpack once, where
+-- HMGET and HSET scan it from the head for every field (a 55-field HMGET of a
+-- 125-field hash cost ~1.6x an HGETALL of it, measured in an EVAL loop).
+local function hash_map(key)
+  local all, A = redis.call('HGETALL', key), {}
+  for j = 1, #all, 2 do A[all[j]] = all[j + 1] end
+  A.n = #all / 2
+  return A
 end
 
 local MARK = '~seed:'  -- a mark's field in the id index: MARK .. label
@@ -189,8 +205,23 @@ local function load_state(K, conf)
   end
   st.ws = ws
   st.mark, st.old_mark = {}, {}
-  local agg = redis.call('HMGET', K[3], unpack(st.sk and ws.load or ws.load_seed))
-  local cfs = partial_windows(K, ws, idx, agg)
+  -- the names of the fields read (LOADED, the first `seed` without the screener's
+  -- sets), built at the first token of a script call that needs them
+  local which = st.sk and 'load' or 'load_seed'
+  local names = ws[which]
+  if not names then
+    names = {}
+    for _, w in ipairs(ws) do
+      for j = 1, st.sk and #LOADED or LOADED.seed do names[#names + 1] = w[LOADED[j]] end
+    end
+    ws[which] = names
+  end
+  local agg
+  if st.sk then  -- the whole hash (hash_map), kept for the previous and long windows' loads
+    st.agg, agg = hash_map(K[3]), {}
+    for j, f in ipairs(names) do agg[j] = st.agg[f] or false end
+  else agg = redis.call('HMGET', K[3], unpack(names)) end
+  local cfs = partial_windows(K, ws, idx, agg, st.agg)
   -- the screener's sets are kept for this list (the id index's "S"): a list written
   -- without them (TRADEAGG_METRICS=seed, an earlier release) is rebuilt by an apply
   if st.sk and st.ids and n > 0 and not st.ids.screened then

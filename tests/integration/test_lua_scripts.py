@@ -114,3 +114,21 @@ def test_damage_met_mid_apply_is_a_corrupt_token_error(redis_client: redis.Redis
     assert isinstance(r.error(), CorruptTokenError)
     with pytest.raises(CorruptTokenError, match="unparsable list element at 1"):
         r.raise_for_status()
+
+
+def test_a_window_names_every_owned_field(redis_client: redis.Redis) -> None:
+    """windows_of builds each window's field names in one table constructor (lib/windows.lua):
+    it names exactly the fields of OWNED, "<label>:<metric>", and nothing else."""
+    body = """
+local ws = parse_windows('30s:30000,4h:14400000|1d:86400000;60000')
+local out = {}
+for _, w in ipairs({ws[1], ws[2], ws.long[1]}) do
+  local keys = 0
+  for _ in pairs(w) do keys = keys + 1 end
+  if keys ~= #OWNED + 2 then out[#out + 1] = w.label .. ' has ' .. keys .. ' keys' end
+  for _, m in ipairs(OWNED) do
+    if w[m] ~= w.label .. ':' .. m then out[#out + 1] = w.label .. ' ' .. m end
+  end
+end
+return out"""
+    assert redis_client.eval(scripts.assemble(f"--@include lib/windows.lua\n{body}"), 0) == []
