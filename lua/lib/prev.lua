@@ -146,7 +146,7 @@ end
 -- after ceil(lu / r) * r only (partial). Returns per window: label,
 -- prev_buys, prev_sells, prev_volume, prev_complete_from|false.
 function LONG.P.read(K, wins, r, lu, at, items, A)
-  local ls, xs, out = LONG.P.load(K, wins, A), LONG.entries(items), {}
+  local ls, xs, out, tx = LONG.P.load(K, wins, A), LONG.entries(items), {}, {}
   for i, w in ipairs(wins) do
     local l = ls[i]
     if l and l.at ~= lu then l = nil end  -- moved by a writer without them (above)
@@ -154,8 +154,10 @@ function LONG.P.read(K, wins, r, lu, at, items, A)
     local p1 = LONG.ceil(at - w.ms, r)
     local t = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, r)
     local cf = cov + 2 * w.ms
-    out[#out + 1] = w.label; out[#out + 1] = fmt_int(t.b); out[#out + 1] = fmt_int(t.s)
-    out[#out + 1] = volume(t); out[#out + 1] = cf > at and fmt_int(cf) or false
+    -- equal sums (often: empty ones) formatted once (tx: the texts of sums tx.t)
+    if not (tx.t and same_totals(t, tx.t)) then tx = {t = t, fmt_int(t.b), fmt_int(t.s), volume(t)} end
+    out[#out + 1] = w.label; out[#out + 1] = tx[1]; out[#out + 1] = tx[2]
+    out[#out + 1] = tx[3]; out[#out + 1] = cf > at and fmt_int(cf) or false
   end
   return out
 end
