@@ -141,5 +141,5 @@ return guarded(function()
   local ex = st.sk and pending(st.sk, st.entered)
   if st.sk then st.scr = screener_metrics(st.sk, ws, at, ex, st.cf) end
   local out = answer({'ok', fmt_int(at), fmt_int(lu), false}, st, ws, conf, at)
-  return LONG.P.answer(out, K, conf, lu, at, st.entered, ex, st.sk)
+  return LONG.P.answer(out, K, conf, lu, at, st.entered, ex, st.sk, st.agg)
 end)

@@ -322,8 +322,8 @@ end
 -- yet (ts in (last_update, at]). A window the writers do not carry counts
 -- only those (partial from the bucket after last_update). Returns per window
 -- {label, complete_from|false, metrics...} flattened, as answer() does.
-function LONG.read(K, lw, r, lu, at, items, ex, sk)
-  local ls, c = LONG.load(K, lw, lu)
+function LONG.read(K, lw, r, lu, at, items, ex, sk, A)
+  local ls, c = LONG.load(K, lw, lu, A)
   local xs, out = LONG.entries(items), {}
   for i, w in ipairs(lw) do
     local l = ls[i]

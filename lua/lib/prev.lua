@@ -60,6 +60,12 @@ end
 function LONG.P.moved(K, l, ms, p0, p1, cov, xs, r)
   local lo, t = max(p0, cov), nil
   if not l or lo >= l.p1 then t = LONG.P.range(K[12], lo, p1)
+  elseif lo <= max(l.p1 - ms, cov) and p1 <= l.p1 then
+    -- not moved (a read as of the sums' own P1): the stored totals, as a new table
+    -- (the entries below are added to it); they are parsed digits, already
+    -- normalised, which LONG.sum with empty ranges would give unchanged
+    local u = l.t
+    t = {b = u.b, s = u.s, bh = u.bh, bl = u.bl, sh = u.sh, sl = u.sl}
   else
     t = LONG.sum(l.t, LONG.P.range(K[12], max(l.p1 - ms, cov), lo), -1)
     t = LONG.sum(t, LONG.P.range(K[12], l.p1, p1), 1)
@@ -139,8 +145,8 @@ end
 -- written yet (ts in (lu, at]). A window not counted yet counts the buckets
 -- after ceil(lu / r) * r only (partial). Returns per window: label,
 -- prev_buys, prev_sells, prev_volume, prev_complete_from|false.
-function LONG.P.read(K, wins, r, lu, at, items)
-  local ls, xs, out = LONG.P.load(K, wins), LONG.entries(items), {}
+function LONG.P.read(K, wins, r, lu, at, items, A)
+  local ls, xs, out, tx = LONG.P.load(K, wins, A), LONG.entries(items), {}, {}
   for i, w in ipairs(wins) do
     local l = ls[i]
     if l and l.at ~= lu then l = nil end  -- moved by a writer without them (above)
@@ -148,8 +154,10 @@ function LONG.P.read(K, wins, r, lu, at, items)
     local p1 = LONG.ceil(at - w.ms, r)
     local t = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, r)
     local cf = cov + 2 * w.ms
-    out[#out + 1] = w.label; out[#out + 1] = fmt_int(t.b); out[#out + 1] = fmt_int(t.s)
-    out[#out + 1] = volume(t); out[#out + 1] = cf > at and fmt_int(cf) or false
+    -- equal sums (often: empty ones) formatted once (tx: the texts of sums tx.t)
+    if not (tx.t and same_totals(t, tx.t)) then tx = {t = t, fmt_int(t.b), fmt_int(t.s), volume(t)} end
+    out[#out + 1] = w.label; out[#out + 1] = tx[1]; out[#out + 1] = tx[2]
+    out[#out + 1] = tx[3]; out[#out + 1] = cf > at and fmt_int(cf) or false
   end
   return out
 end
@@ -165,14 +173,15 @@ end
 -- A read's answer `out` (its exact windows) followed by the long windows' (with
 -- them) and the previous windows' (with the screener's sets `sk`, the buckets' key
 -- and a bucket): as of `at` from last_update `lu`, with the entered entries `items`
--- not written yet and `ex` (pending(): their traders' stored scores).
-function LONG.P.answer(out, K, conf, lu, at, items, ex, sk)
+-- not written yet and `ex` (pending(): their traders' stored scores). `A`: the
+-- aggregates as a map (lib/state.lua, hash_map; nil: read here), as loaded.
+function LONG.P.answer(out, K, conf, lu, at, items, ex, sk, A)
   LONG.begin()
   if conf.long then
-    for _, v in ipairs(LONG.read(K, conf.long, conf.r, lu, at, items, ex, sk)) do out[#out + 1] = v end
+    for _, v in ipairs(LONG.read(K, conf.long, conf.r, lu, at, items, ex, sk, A)) do out[#out + 1] = v end
   end
   if sk and K[12] and conf.r and not conf.noprev then
-    for _, v in ipairs(LONG.P.read(K, LONG.P.wins(conf, conf.long), conf.r, lu, at, items)) do
+    for _, v in ipairs(LONG.P.read(K, LONG.P.wins(conf, conf.long), conf.r, lu, at, items, A)) do
       out[#out + 1] = v
     end
   end

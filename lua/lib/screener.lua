@@ -189,15 +189,19 @@ end
 local function extremes(key, ws, at, out, k, froms)
   local got = redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(at - ws[#ws].ms), '+inf',
                          'WITHSCORES', 'LIMIT', 0, SCR.PEEK)
-  for i, w in ipairs(ws) do
+  -- each score parsed once, and each member's price (nested windows often share one)
+  local sc, last, price = {}, nil, false
+  for j = 2, #got, 2 do sc[j] = tonumber(got[j]) end
+  for i in ipairs(ws) do
     local from, found = froms[i], nil
     for j = 1, #got, 2 do
-      if tonumber(got[j + 1]) > from then found = got[j]; break end
+      if sc[j + 1] > from then found = got[j]; break end
     end
     if not found and #got == 2 * SCR.PEEK then
       found = redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(from), '+inf', 'LIMIT', 0, 1)[1]
     end
-    out[i][k] = found and member_price(found) or false
+    if found ~= last then last, price = found, found and member_price(found) or false end
+    out[i][k] = price
   end
 end
 

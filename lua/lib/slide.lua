@@ -312,18 +312,27 @@ local function memory_prices(es)
 end
 
 -- Metrics of every window as a flat list: label, then METRICS in order
--- (open, close and price_change_pct are false when the window is empty)
+-- (open, close and price_change_pct are false when the window is empty).
+-- Windows holding the same totals (nested windows starting at the same entry:
+-- often all but the shortest) format them once, as changes() does (tx: the
+-- texts of totals tx.t, and the change of tx.open to tx.close).
 local function metrics(K, st, ws, price_of)
-  local out = {}
+  local out, tx = {}, {}
   for i, w in ipairs(ws) do
     local t = st.tot[i]
     local open, close
     if price_of then open, close = price_of(st, i) else open, close = prices(K, st, i) end
-    out[#out + 1] = w.label; out[#out + 1] = fmt_int(t.b); out[#out + 1] = fmt_int(t.s)
-    out[#out + 1] = fmt_vol(t.bh, t.bl); out[#out + 1] = fmt_vol(t.sh, t.sl)
-    out[#out + 1] = volume(t)
+    if not (tx.t and same_totals(t, tx.t)) then
+      tx = {t = t, fmt_int(t.b), fmt_int(t.s), fmt_vol(t.bh, t.bl), fmt_vol(t.sh, t.sl),
+            volume(t), open = tx.open, close = tx.close, pct = tx.pct}
+    end
+    out[#out + 1] = w.label; out[#out + 1] = tx[1]; out[#out + 1] = tx[2]
+    out[#out + 1] = tx[3]; out[#out + 1] = tx[4]; out[#out + 1] = tx[5]
     out[#out + 1] = open; out[#out + 1] = close
-    out[#out + 1] = open and pct(open, close)
+    if open and (tx.open ~= open or tx.close ~= close) then
+      tx.open, tx.close, tx.pct = open, close, pct(open, close)
+    end
+    out[#out + 1] = open and tx.pct
     local m = st.scr and st.scr[i]
     if m then for k = 1, SCR_METRICS do out[#out + 1] = m[k] end end
   end

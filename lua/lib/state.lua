@@ -192,16 +192,23 @@ local function load_state(K, conf)
     st.ids = ids_open(K[5], n)
     if st.ids.n ~= n then corrupt('the id index does not match the list') end
   end
-  local ws, idx = conf, redis.call('HMGET', K[2], unpack(conf.labels))
-  local found = 0
-  for i = 1, #idx do if idx[i] then found = found + 1 end end
-  local stored = redis.call('HLEN', K[2])
+  -- the indices hash (a field per window carried) whole, in one call: HMGET of
+  -- the caller's labels, HLEN and, when it carries others, HKEYS and HMGET again
+  local all, I = redis.call('HGETALL', K[2]), {}
+  for j = 1, #all, 2 do I[all[j]] = all[j + 1] end
+  local ws, idx, found, stored = conf, {}, 0, #all / 2
+  for i, label in ipairs(conf.labels) do
+    idx[i] = I[label] or false
+    if idx[i] then found = found + 1 end
+  end
   if stored == 0 then corrupt('no index for any window') end
   if stored > found then  -- the token carries windows the caller does not configure
-    local bad
-    ws, bad = union(conf, redis.call('HKEYS', K[2]))
+    local bad, labels = nil, {}
+    for j = 1, #all, 2 do labels[#labels + 1] = all[j] end
+    ws, bad = union(conf, labels)
     if bad then corrupt('unknown window label ' .. bad) end
-    idx = redis.call('HMGET', K[2], unpack(ws.labels))
+    idx = {}
+    for i, label in ipairs(ws.labels) do idx[i] = I[label] or false end
   end
   st.ws = ws
   st.mark, st.old_mark = {}, {}
