@@ -57,6 +57,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
@@ -94,30 +95,37 @@ def sse_client(
     totals["connected"] += 1
     if not measured:
         return drain(sock, stop, totals)
+    for data in reads(sock, stop, totals):
+        at = time.time()
+        buf += data
+        cut = buf.rfind(b"\n\n")
+        if cut < 0:
+            continue
+        blocks, buf = buf[:cut], buf[cut + 2 :]
+        matched = 0
+        for m in EVENT_RE.finditer(blocks):
+            token, count = m.group(1), int(m.group(3)) + int(m.group(4))
+            totals["events"] += 1
+            matched += 1
+            before = seen.get(token)
+            if before is not None and count > before:
+                out.append((token.decode(), before, count, at, int(m.group(2))))
+            if before is None or count > before:
+                seen[token] = count
+        # an update event of a layout EVENT_RE does not know: counted, never silently lost
+        totals["unparsed"] += blocks.count(MARK) - matched
+
+
+def reads(sock: socket.socket, stop: gevent.event.Event, totals: dict) -> Iterator[bytes]:
+    """What the stream brings, a read at a time, until ``stop`` or its end (then counted
+    in ``totals["closed"]``); closes the socket."""
     try:
         while not stop.is_set():
             data = sock.recv(1 << 16)
             if not data:
                 totals["closed"] += 1
                 return
-            at = time.time()
-            buf += data
-            cut = buf.rfind(b"\n\n")
-            if cut < 0:
-                continue
-            blocks, buf = buf[:cut], buf[cut + 2 :]
-            matched = 0
-            for m in EVENT_RE.finditer(blocks):
-                token, count = m.group(1), int(m.group(3)) + int(m.group(4))
-                totals["events"] += 1
-                matched += 1
-                before = seen.get(token)
-                if before is not None and count > before:
-                    out.append((token.decode(), before, count, at, int(m.group(2))))
-                if before is None or count > before:
-                    seen[token] = count
-            # an update event of a layout EVENT_RE does not know: counted, never silently lost
-            totals["unparsed"] += blocks.count(MARK) - matched
+            yield data
     finally:
         sock.close()
 
@@ -126,17 +134,10 @@ def drain(sock: socket.socket, stop: gevent.event.Event, totals: dict) -> None:
     """Read a stream to the end, counting its update events (a mark split between two
     reads is counted once: the last bytes of a read are searched again with the next)."""
     tail = b""
-    try:
-        while not stop.is_set():
-            data = sock.recv(1 << 16)
-            if not data:
-                totals["closed"] += 1
-                return
-            both = tail + data
-            totals["drained"] += both.count(MARK) - tail.count(MARK)
-            tail = both[-(len(MARK) - 1) :]
-    finally:
-        sock.close()
+    for data in reads(sock, stop, totals):
+        both = tail + data
+        totals["drained"] += both.count(MARK) - tail.count(MARK)
+        tail = both[-(len(MARK) - 1) :]
 
 
 def wait_line() -> None:
