@@ -154,7 +154,7 @@ def child(trades: int, reps: int) -> dict:
 
         def read(instant: int | str):
             def call():
-                return engine.scripts.read_window(keys=token_keys(token), args=[instant, windows]), True, None
+                return engine.scripts.read_window(keys=token_keys(token), args=[windows, instant])[0], True, None
             return call
 
         def reader_read(instant: int):

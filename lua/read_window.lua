@@ -1,26 +1,31 @@
--- read_window.lua: a token's aggregates exactly as of an instant, read-only.
+-- read_window.lua: tokens' aggregates exactly as of an instant each, read-only;
+-- several tokens per call (the library's set-up and the windows' parse paid once).
 -- Starts from the stored state (as of last_update) and slides the windows
 -- forward in memory to `at`; writes nothing.
 --
--- KEYS: token:{A}:trades, token:{A}:indices, token:{A}:aggregates, token:{A}:last_update,
+-- KEYS: per token, in order (the same count for every token of the call):
+--       token:{A}:trades, token:{A}:indices, token:{A}:aggregates, token:{A}:last_update,
 --       then, for the screener metrics, tradeagg:{A}:makers, tradeagg:{A}:buyers,
 --       tradeagg:{A}:sellers, tradeagg:{A}:high, tradeagg:{A}:low (lib/screener.lua),
---       then, with long windows (or the previous windows: a bucket) in ARGV[2],
+--       then, with long windows (or the previous windows: a bucket) in ARGV[1],
 --       tradeagg:{A}:buckets, tradeagg:{A}:bhigh, tradeagg:{A}:blow (lib/long.lua),
 --       then, with the screener's sets, tradeagg:{A}:ids (the id index, for its "S"
 --       only: a list written without the sets is counted from the list as a damaged
---       one is, below): 4, 7, 10 or 13 keys
--- ARGV[1] at, epoch ms, or "" for the token's last_update
--- ARGV[2] windows "label:ms,label:ms,..." shortest first, then, with long
+--       one is, below): 4, 7, 10 or 13 keys per token, #KEYS / (#ARGV - 1)
+-- ARGV[1] windows "label:ms,label:ms,..." shortest first, then, with long
 --         (bucketed) windows, "|<long windows>;<bucket ms>" (lib/windows.lua);
 --         the long windows come after the exact ones in the answer
--- Returns: {"ok", at, last_update, reason|false, then per window of ARGV[2]
+-- ARGV[2..] one per token: its at, epoch ms, or "" for the token's last_update
+-- Returns: one answer per token, in the order of the tokens, each one of
+--          (a token whose read fails otherwise has an error reply in its place;
+--          the other tokens' answers stand):
+--          {"ok", at, last_update, reason|false, then per window of ARGV[1]
 --           its label, complete_from|false (a partial window: the instant
 --           from which it is complete) and METRICS in order (lib/windows.lua):
 --           buys, sells, buy_volume, sell_volume, volume, open|false,
 --           close|false, price_change_pct|false, and with the screener's
 --           keys makers, buyers, sellers, high|false, low|false; then, with
---           the screener's and the buckets' keys and a bucket in ARGV[2]
+--           the screener's and the buckets' keys and a bucket in ARGV[1]
 --           (lib/prev.lua), per window: label, prev_buys, prev_sells,
 --           prev_volume, prev_complete_from|false}
 --          {"unknown", at}            the token has no state
@@ -52,21 +57,23 @@
 --@include lib/rebuild.lua
 --@include lib/prev.lua
 
--- KEYS as the library takes them (K[5], K[6]: the id index and memo, unknown to a
--- read: no seeding mark is followed; K.ids: the id index, for its "S" only;
--- K[12..14]: the long windows' keys)
-local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[4], false, false}
-do
-  local lk = (#KEYS == 7 and 5) or (#KEYS == 13 and 10) or nil  -- the long windows' first
-  if lk then K[12], K[13], K[14] = KEYS[lk], KEYS[lk + 1], KEYS[lk + 2] end
-  if #KEYS >= 10 then
-    K[7], K[8], K[9], K[10], K[11] = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-    K.ids = KEYS[#KEYS]
+-- KEYS of token t (0-based) as the library takes them (K[5], K[6]: the id index and
+-- memo, unknown to a read: no seeding mark is followed; K.ids: the id index, for
+-- its "S" only; K[12..14]: the long windows' keys)
+local function keys_of(t, per)
+  local b = per * t
+  local K = {KEYS[b + 1], KEYS[b + 2], KEYS[b + 3], KEYS[b + 4], false, false}
+  local lk = (per == 7 and 5) or (per == 13 and 10) or nil  -- the long windows' first
+  if lk then K[12], K[13], K[14] = KEYS[b + lk], KEYS[b + lk + 1], KEYS[b + lk + 2] end
+  if per >= 10 then
+    K[7], K[8], K[9], K[10], K[11] = KEYS[b + 5], KEYS[b + 6], KEYS[b + 7], KEYS[b + 8], KEYS[b + 9]
+    K.ids = KEYS[b + per]
   end
+  return K
 end
 
 -- the answer: per window of `conf`, its label, complete_from and metrics
-local function answer(head, st, ws, conf, at, price_of)
+local function answer(K, head, st, ws, conf, at, price_of)
   local out, per = head, 1 + (st.scr and #METRICS or SEED_METRICS)
   local m = metrics(K, st, ws, price_of)
   for i, w in ipairs(ws) do
@@ -80,7 +87,7 @@ local function answer(head, st, ws, conf, at, price_of)
   return out
 end
 
-local function loaded(conf)
+local function loaded(K, conf)
   local st = load_state(K, conf)
   -- the sets are kept for this list (the id index's "S", as an apply checks it)
   if st and st.sk and K.ids and st.n > 0 and redis.call('HEXISTS', K.ids, 'S') == 0 then
@@ -90,17 +97,17 @@ local function loaded(conf)
   return st
 end
 
-return guarded(function()
-  local conf = parse_windows(ARGV[2])
+-- one token's answer: K its keys, arg its ARGV entry (at, or "")
+local function read_token(K, conf, arg)
   local ws = conf
-  local ok, st = pcall(loaded, conf)
+  local ok, st = pcall(loaded, K, conf)
   if not ok then
     local _, reason = caught(st)
-    local n = redis.pcall('LLEN', KEYS[1])
-    if type(n) == 'number' and n > REBUILD_STEP then return {'rebuilding', ARGV[1]} end
-    local lu = tonumber(redis.pcall('GET', KEYS[4]))
+    local n = redis.pcall('LLEN', K[1])
+    if type(n) == 'number' and n > REBUILD_STEP then return {'rebuilding', arg} end
+    local lu = tonumber(redis.pcall('GET', K[4]))
     local es = trusted_entries(K, false)
-    local at = tonumber(ARGV[1]) or lu or (es[#es] and es[#es].ts) or 0
+    local at = tonumber(arg) or lu or (es[#es] and es[#es].ts) or 0
     if lu and at < lu then return {'past', fmt_int(at), fmt_int(lu)} end
     st = state_of(es, ws, at)
     st.at = lu or at
@@ -113,16 +120,16 @@ return guarded(function()
       for i, w in ipairs(ws) do out[i], froms[i] = {0, 0, 0, false, false}, at - w.ms end
       st.scr = screener_add(out, es, {{}, {}, {}}, froms, at)
     end
-    local out = answer({'ok', fmt_int(at), fmt_int(st.at), reason}, st, ws, conf, at,
+    local out = answer(K, {'ok', fmt_int(at), fmt_int(st.at), reason}, st, ws, conf, at,
                        memory_prices(es))
     local xs = {}  -- the list's trades after last_update, with the stored buckets
     for _, x in ipairs(es) do if x.ts > st.at and x.ts <= at then xs[#xs + 1] = x end end
     local sk = screener_keys(K)
     return LONG.P.answer(out, K, conf, st.at, at, xs, conf.long and sk and pending(sk, xs), sk)
   end
-  if st == nil then return {'unknown', ARGV[1]} end
+  if st == nil then return {'unknown', arg} end
   ws = st.ws
-  local at = tonumber(ARGV[1]) or st.at
+  local at = tonumber(arg) or st.at
   if at < st.at then return {'past', fmt_int(at), fmt_int(st.at)} end
   local lu = st.at
   local slid, err = pcall(advance, K, st, ws, at, nil, SLIDE_MAX)
@@ -140,6 +147,25 @@ return guarded(function()
   end
   local ex = st.sk and pending(st.sk, st.entered)
   if st.sk then st.scr = screener_metrics(st.sk, ws, at, ex, st.cf) end
-  local out = answer({'ok', fmt_int(at), fmt_int(lu), false}, st, ws, conf, at)
+  local out = answer(K, {'ok', fmt_int(at), fmt_int(lu), false}, st, ws, conf, at)
   return LONG.P.answer(out, K, conf, lu, at, st.entered, ex, st.sk, st.agg)
+end
+
+return guarded(function()
+  local conf = parse_windows(ARGV[1])
+  local out, per = {}, #KEYS / (#ARGV - 1)
+  for t = 0, #ARGV - 2 do
+    -- each token as if alone in the call: the state the library keeps between
+    -- calls of its functions starts afresh (lib/core.lua's counters, lib/long.lua's
+    -- per-token memos); a token's failure is its own answer (as guarded makes it)
+    reset_touched()
+    LONG.pm, LONG.tm, LONG.rm, LONG.sn, LONG.dq, LONG.w = nil, nil, nil, nil, nil, nil
+    local ok, r = pcall(read_token, keys_of(t, per), conf, ARGV[2 + t])
+    if not ok then
+      local _, msg = caught(r)
+      r = redis.error_reply(msg)
+    end
+    out[t + 1] = r
+  end
+  return out
 end)

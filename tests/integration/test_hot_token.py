@@ -402,7 +402,7 @@ def test_many_late_entries_in_one_call_are_one_splice_not_one_scan_each(hot: Eng
 
 def read_call(engine: Engine, at: int) -> list:
     """One read_window call, as the script answers it (the Reader would catch up)."""
-    return engine.scripts.read_window(keys=token_keys(TOKEN), args=[at, windows_arg(S)])
+    return engine.scripts.read_window(keys=token_keys(TOKEN), args=[windows_arg(S), at])[0]
 
 
 def test_a_read_far_ahead_answers_behind_after_bounded_work_and_writes_nothing(

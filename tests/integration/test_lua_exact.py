@@ -175,7 +175,7 @@ def _call_apply_trades(client: redis.Redis) -> None:
 
 def _call_read_window(client: redis.Redis) -> None:
     _applied(client)
-    got = _script(client, "read_window")(keys=token_keys(TOKEN), args=[2100, TWO_WINDOWS])
+    [got] = _script(client, "read_window")(keys=token_keys(TOKEN), args=[TWO_WINDOWS, 2100])
     per_window = [b"1", b"1", b"5.000000000", b"1.000000000", b"6.000000000", b"3", b"2"]
     assert got[:4] == [b"ok", b"2100", b"2000", None]
     # per window: its label, complete_from (nil: complete), then the metrics

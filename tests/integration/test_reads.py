@@ -13,7 +13,7 @@ from tradeagg.contract.trade import Trade
 from tradeagg.engine.apply import Engine
 from tradeagg.engine.rank import Ranker
 from tradeagg.engine.read import Reader
-from tradeagg.errors import PastInstant
+from tradeagg.errors import PastInstant, StoreError
 from tradeagg.settings import Settings, parse_windows
 
 A = "So11111111111111111111111111111111111111112"
@@ -230,3 +230,96 @@ def test_read_many_before_a_last_update_names_the_first_and_the_newest(redis_cli
         Reader(redis_client, s, batch=1).read_many([A, B], at=now - 20)
     assert (info.value.token, info.value.last_update, info.value.newest) == (A, now - 10, now)
     assert str(info.value) == f"at {now - 20} is earlier than last_update {now - 10} of token {A}"
+
+
+def _token_trades(token: str, n: int, first: int, step: int) -> list[str]:
+    return [
+        f"{token} {first + i * step} 0 {'b' if i % 3 else 's'} {1_000_000_000 + 13 * i} "
+        f"{1 + i % 7} {token[-4:]}{i}"
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        Settings(clock="event"),
+        Settings(clock="event", metrics="seed"),
+        Settings(clock="event", windows=parse_windows("1m,5m,15m,30m,1h,6h,24h")),
+    ],
+    ids=["full", "seed", "seven-windows"],
+)
+def test_a_call_of_several_tokens_answers_each_as_a_call_of_one(redis_client, s) -> None:
+    """read_window.lua reads several tokens per call: each token's answer is the one a
+    call of that token alone gives (ok, unknown, past, behind, damaged and counted from
+    the list, rebuilding, failed), whatever the other tokens of the call."""
+    now = now_ms()
+    engine = Engine(redis_client, s)
+    tok = {
+        name: "0x" + f"{k:02x}" * 20
+        for k, name in enumerate(
+            ("ok", "unknown", "past", "behind", "damaged", "rebuilding", "failed", "ok2"), 1
+        )
+    }
+    records = [
+        *_token_trades(tok["ok"], 60, now - 600_000, 9_000),
+        *_token_trades(tok["ok2"], 40, now - 300_000, 7_000),
+        *_token_trades(tok["past"], 20, now - 100_000, 5_000),
+        *_token_trades(tok["behind"], 5_000, now - 50_000, 10),  # 1m: > SLIDE_MAX leave it
+        *_token_trades(tok["damaged"], 50, now - 500_000, 10_000),
+        *_token_trades(tok["rebuilding"], 1_200, now - 120_000, 100),  # > REBUILD_STEP
+        *_token_trades(tok["failed"], 30, now - 300_000, 10_000),
+    ]
+    for i in range(0, len(records), 1_000):
+        engine.apply_records(records[i : i + 1_000], now=now)
+    for name in ("damaged", "rebuilding"):  # totals no longer match the list
+        redis_client.hset(token_keys(tok[name])[2], "1m:buys", 7)
+    # an element its 1m window leaves is damaged: met while sliding, its read raises
+    redis_client.lset(token_keys(tok["failed"])[0], 26, "garbage")
+    reader = Reader(redis_client, s)
+    ats = {
+        "ok": now + 1_000,
+        "unknown": now,
+        "past": now - 200_000,
+        "behind": now + 35_000,
+        "damaged": now + 2_000,
+        "rebuilding": now + 3_000,
+        "failed": now + 100_000,
+        "ok2": None,
+    }
+
+    def alone(name: str):
+        [raw] = reader._script([tok[name]], [ats[name]])
+        return raw
+
+    def same(a, b) -> bool:
+        if isinstance(a, Exception) or isinstance(b, Exception):
+            return type(a) is type(b) and str(a) == str(b)
+        return a == b
+
+    want = {name: alone(name) for name in tok}
+    kinds = {name: want[name][0] if isinstance(want[name], list) else "error" for name in tok}
+    assert kinds == {
+        "ok": b"ok",
+        "unknown": b"unknown",
+        "past": b"past",
+        "behind": b"behind",
+        "damaged": b"ok",
+        "rebuilding": b"rebuilding",
+        "failed": "error",
+        "ok2": b"ok",
+    }
+    assert want["damaged"][3] and not want["ok"][3]  # counted from the list, and why
+    names = list(tok)
+    for order in (names, names[::-1], [*names[3:], *names[:3], "ok", "behind", "ok"]):
+        got = reader._script([tok[n] for n in order], [ats[n] for n in order])
+        assert len(got) == len(order)
+        for name, raw in zip(order, got, strict=True):
+            assert same(raw, want[name]), (name, order)
+    # the Reader: every answer in the caller's order, in calls of READ_GROUP tokens
+    fine = [n for n in names if n != "failed"] * 5
+    assert reader.fetch([tok[n] for n in fine], [ats[n] for n in fine]) == [want[n] for n in fine]
+    with pytest.raises(StoreError, match="batched read failed"):
+        reader.fetch([tok[n] for n in names], [ats[n] for n in names])
+    with pytest.raises(StoreError, match=f"read of token {tok['failed']} failed"):
+        reader.fetch([tok["failed"]], [ats["failed"]])
