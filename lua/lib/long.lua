@@ -112,6 +112,13 @@ function LONG.pos(sn, B)
   return lo
 end
 
+-- the snapshot's position of the first score after s
+function LONG.after(sn, s)
+  local j = LONG.pos(sn, s)
+  if sn.sc[j] == s then j = j + 1 end
+  return j
+end
+
 function LONG.text(k)
   local t, f, l = k.t, k.first, k.last
   return table.concat({fmt_int(k.B), fmt_int(t.b), fmt_int(t.s), fmt_vol(t.bh, t.bl),
@@ -138,8 +145,7 @@ end
 function LONG.range(key, lo, hi)
   local t, sn = new_totals(), LONG.bk(key)
   if sn then
-    local j = LONG.pos(sn, lo)
-    if sn.sc[j] == lo then j = j + 1 end
+    local j = LONG.after(sn, lo)
     while sn.sc[j] and sn.sc[j] <= hi do t = LONG.sum(t, LONG.tot(sn.m[j]), 1); j = j + 1 end
     return t
   end
@@ -212,9 +218,7 @@ function LONG.metrics(K, sk, s, t, xs, ex, at, last)
   local open, close, first
   local sn = LONG.bk(K[12])
   if sn then
-    local j = LONG.pos(sn, s)
-    if sn.sc[j] == s then j = j + 1 end
-    first = sn.m[j]
+    first = sn.m[LONG.after(sn, s)]
     last = last or sn.m[#sn.m]
   else
     first = redis.call('ZRANGEBYSCORE', K[12], lo, '+inf', 'LIMIT', 0, 1)[1]
@@ -270,9 +274,7 @@ end
 function LONG.first(key, s)
   local d = LONG.deq(key)
   if d then
-    local j = LONG.pos(d, s)
-    if d.sc[j] == s then j = j + 1 end
-    return d.m[j]
+    return d.m[LONG.after(d, s)]
   end
   return redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(s), '+inf', 'LIMIT', 0, 1)[1]
 end
@@ -418,9 +420,7 @@ function LONG.trim(K, lb, dq)
     redis.call('ZREMRANGEBYSCORE', K[k], '-inf', fmt_int(lb))
     local d = LONG[k == 12 and 'sn' or 'dq']; d = d and d[K[k]]
     if d and d.key == K[k] then
-      local j = LONG.pos(d, lb)
-      if d.sc[j] == lb then j = j + 1 end
-      for _ = 1, j - 1 do table.remove(d.sc, 1); table.remove(d.m, 1) end
+      for _ = 1, LONG.after(d, lb) - 1 do table.remove(d.sc, 1); table.remove(d.m, 1) end
     end
   end
   LONG.rm = {}

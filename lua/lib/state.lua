@@ -119,7 +119,7 @@ local function hash_map(key)
   local all, A = redis.call('HGETALL', key), {}
   for j = 1, #all, 2 do A[all[j]] = all[j + 1] end
   A.n = #all / 2
-  return A
+  return A, all
 end
 
 local MARK = '~seed:'  -- a mark's field in the id index: MARK .. label
@@ -194,9 +194,8 @@ local function load_state(K, conf)
   end
   -- the indices hash (a field per window carried) whole, in one call: HMGET of
   -- the caller's labels, HLEN and, when it carries others, HKEYS and HMGET again
-  local all, I = redis.call('HGETALL', K[2]), {}
-  for j = 1, #all, 2 do I[all[j]] = all[j + 1] end
-  local ws, idx, found, stored = conf, {}, 0, #all / 2
+  local I, all = hash_map(K[2])
+  local ws, idx, found, stored = conf, {}, 0, I.n
   for i, label in ipairs(conf.labels) do
     idx[i] = I[label] or false
     if idx[i] then found = found + 1 end

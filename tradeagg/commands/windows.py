@@ -124,9 +124,15 @@ def _list(client: object, settings: Settings, as_json: bool) -> int:
     rows.sort(key=lambda r: (_ms(r.label) or 0, r.label))
     if as_json:
         for r in rows:
-            doc = {"label": r.label, "ms": _ms(r.label), "kind": r.kind, "tokens": r.tokens}
-            doc["partial"] = r.partial
-            print(json.dumps({**doc, "configured": r.label in mine}), flush=True)
+            doc = {
+                "label": r.label,
+                "ms": _ms(r.label),
+                "kind": r.kind,
+                "tokens": r.tokens,
+                "partial": r.partial,
+                "configured": r.label in mine,
+            }
+            print(json.dumps(doc), flush=True)
         return 0
     table = [
         (r.label, r.kind, str(r.tokens), str(r.partial), "yes" if r.label in mine else "no")
