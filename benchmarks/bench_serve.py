@@ -79,6 +79,7 @@ EVENT_RE = re.compile(
 
 
 MARK = b"event: update\n"
+TOP_MARK = b"event: top\n"
 
 
 def sse_client(
@@ -91,6 +92,7 @@ def sse_client(
     sock = socket.create_connection(("127.0.0.1", port))
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
     seen: dict[bytes, int] = {}
+    members: set[str] = set()  # a ranking client's current members
     buf = b""
     totals["connected"] += 1
     if not measured:
@@ -102,18 +104,31 @@ def sse_client(
         if cut < 0:
             continue
         blocks, buf = buf[:cut], buf[cut + 2 :]
-        matched = 0
-        for m in EVENT_RE.finditer(blocks):
-            token, count = m.group(1), int(m.group(3)) + int(m.group(4))
-            totals["events"] += 1
-            matched += 1
-            before = seen.get(token)
-            if before is not None and count > before:
-                out.append((token.decode(), before, count, at, int(m.group(2))))
-            if before is None or count > before:
-                seen[token] = count
-        # an update event of a layout EVENT_RE does not know: counted, never silently lost
-        totals["unparsed"] += blocks.count(MARK) - matched
+        if TOP_MARK in blocks:  # a ranking's members changed: events in order
+            parts = blocks.split(b"\n\n")
+        else:
+            parts = [blocks]
+        for part in parts:
+            if TOP_MARK in part:  # (the first may follow the response headers)
+                # a token entering the ranking starts afresh: the trades it took while
+                # out of it were never due to this client (its greeting is a baseline)
+                tokens = json.loads(part.split(b"data: ", 1)[1])["tokens"]
+                for token in set(tokens) - members:
+                    seen.pop(token.encode(), None)
+                members = set(tokens)
+                continue
+            matched = 0
+            for m in EVENT_RE.finditer(part):
+                token, count = m.group(1), int(m.group(3)) + int(m.group(4))
+                totals["events"] += 1
+                matched += 1
+                before = seen.get(token)
+                if before is not None and count > before:
+                    out.append((token.decode(), before, count, at, int(m.group(2))))
+                if before is None or count > before:
+                    seen[token] = count
+            # an update event of a layout EVENT_RE does not know: counted, never silently lost
+            totals["unparsed"] += part.count(MARK) - matched
 
 
 def reads(sock: socket.socket, stop: gevent.event.Event, totals: dict) -> Iterator[bytes]:
