@@ -1,7 +1,8 @@
 -- read_window.lua: tokens' aggregates exactly as of an instant each, read-only;
 -- several tokens per call (the library's set-up and the windows' parse paid once).
 -- Starts from the stored state (as of last_update) and slides the windows
--- forward in memory to `at`; writes nothing.
+-- forward in memory to `at`; writes nothing. As of last_update itself the
+-- screener's metrics are the stored ones (stored_screener).
 --
 -- KEYS: per token, in order (the same count for every token of the call):
 --       token:{A}:trades, token:{A}:indices, token:{A}:aggregates, token:{A}:last_update,
@@ -97,6 +98,20 @@ local function loaded(K, conf)
   return st
 end
 
+-- The screener metrics the apply stored as of last_update, when the read is as
+-- of it (nothing entered, no window added) and every window stored them: what
+-- screener_metrics would count again from the sets. Else nil.
+local function stored_screener(st, ws, at, lu)
+  if at ~= lu or st.added or #st.entered > 0 then return nil end
+  local scr = {}
+  for i = 1, #ws do
+    local m = st.old[i] and st.old[i].scr
+    if not m or m[1] < 0 or m[2] < 0 or m[3] < 0 then return nil end
+    scr[i] = m
+  end
+  return scr
+end
+
 -- one token's answer: K its keys, arg its ARGV entry (at, or "")
 local function read_token(K, conf, arg)
   local ws = conf
@@ -146,7 +161,7 @@ local function read_token(K, conf, arg)
     error(err, 0)
   end
   local ex = st.sk and pending(st.sk, st.entered)
-  if st.sk then st.scr = screener_metrics(st.sk, ws, at, ex, st.cf) end
+  if st.sk then st.scr = stored_screener(st, ws, at, lu) or screener_metrics(st.sk, ws, at, ex, st.cf) end
   local out = answer(K, {'ok', fmt_int(at), fmt_int(lu), false}, st, ws, conf, at)
   return LONG.P.answer(out, K, conf, lu, at, st.entered, ex, st.sk, st.agg)
 end

@@ -71,8 +71,9 @@ def test_stored_and_read_metrics_equal_the_reference_after_every_call(redis_clie
         sent.extend(t for t in batch if t not in sent)
         at = reader.read(A).last_update
         stored_match_reference(redis_client, s, sent, at)
-        assert_matches_reference(reader, sent, at + data.draw(st.integers(0, 20_000)),
-                                 s.windows, [A])
+        assert_matches_reference(
+            reader, sent, at + data.draw(st.integers(0, 20_000)), s.windows, [A]
+        )
         now += data.draw(st.integers(0, 6_000))
 
 
@@ -171,6 +172,29 @@ def test_a_full_reader_counts_a_token_written_without_sets_from_its_list(redis_c
     for at in (T0, T0 + 30_000):
         assert_matches_reference(Reader(redis_client, full), batch, at, full.windows, [A])
     assert not any(redis_client.exists(key) for key in TokenKeys(A).screener())  # read-only
+
+
+def test_a_read_as_of_last_update_answers_the_stored_screener_metrics(redis_client) -> None:
+    """What the hub reads for every announcement: a state as of its own last_update. The
+    apply stored that state's makers.. low, so the read answers them without counting
+    the sets again (no ZCOUNT, no deque read); ahead of last_update it counts. Both
+    equal the reference."""
+    s = Settings(windows=parse_windows("10s,1m,5m"), clock="wall")
+    engine, reader = Engine(redis_client, s), Reader(redis_client, s)
+    batch = [trade(i, T0 - 700 * i) for i in range(60)]
+    engine.apply_records([t.record for t in batch], now=T0)
+
+    def set_reads() -> int:
+        stats = redis_client.info("commandstats")
+        return sum(
+            stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("zcount", "zrangebyscore")
+        )
+
+    before = set_reads()
+    assert_matches_reference(reader, batch, T0, s.windows, [A])
+    assert set_reads() == before
+    assert_matches_reference(reader, batch, T0 + 20_000, s.windows, [A])
+    assert set_reads() > before
 
 
 def test_top_ranks_by_makers(redis_client) -> None:
