@@ -209,14 +209,16 @@ function LONG.moved(K, l, w, s)
 end
 
 -- Metrics of one long window with start s (METRICS order): totals t, stored
--- buckets and deques after s, and `xs` (entries not in the buckets yet: a
+-- buckets (the first after s from the call's snapshot when a range read took it,
+-- else one ZRANGEBYSCORE: reading a whole set for it cost more) and deques
+-- after s, and `xs` (entries not in the buckets yet: a
 -- read's pending ones, in order, all after every stored one); with the
 -- screener's sets `sk`, makers.. from them and `ex` (pending(): the pending
 -- trades' traders' stored scores).
 function LONG.metrics(K, sk, s, t, xs, ex, at, last)
   local lo = '(' .. fmt_int(s)
   local open, close, first
-  local sn = LONG.bk(K[12])
+  local sn = LONG.bk(K[12], true)
   if sn then
     first = sn.m[LONG.after(sn, s)]
     last = last or sn.m[#sn.m]
