@@ -35,11 +35,20 @@ end
 -- (not counted yet), and the stored texts (F order, per window). The volume is
 -- held in the buy part of the totals.
 function LONG.P.load(K, wins, A)
-  local f, F = {}, LONG.P.F
-  for _, w in ipairs(wins) do for _, m in ipairs(F) do f[#f + 1] = w[m] or (w.label .. ':' .. m) end end
-  local got = f
-  if A then for j, name in ipairs(f) do got[j] = A[name] or false end  -- (load_state's map)
-  else got = redis.call('HMGET', K[3], unpack(f)) end
+  local F, got = LONG.P.F, {}
+  if A then  -- (load_state's map) by name, in F order: no list of the names
+    for i, w in ipairs(wins) do
+      local a = #F * (i - 1)
+      got[a + 1], got[a + 2], got[a + 3] = A[w.prev_buys] or false, A[w.prev_sells] or false,
+                                           A[w.prev_volume] or false
+      got[a + 4], got[a + 5], got[a + 6] = A[w.prev_from] or false, A[w.prev_complete_from] or false,
+                                           A[w.volume_change_pct] or false
+    end
+  else
+    local f = {}
+    for _, w in ipairs(wins) do for _, m in ipairs(F) do f[#f + 1] = w[m] end end
+    got = redis.call('HMGET', K[3], unpack(f))
+  end
   local ls = {}
   for i, w in ipairs(wins) do
     local a, t = #F * (i - 1), new_totals()
@@ -61,18 +70,22 @@ function LONG.P.moved(K, l, ms, p0, p1, cov, xs, r)
   local lo, t = max(p0, cov), nil
   if not l or lo >= l.p1 then t = LONG.P.range(K[12], lo, p1)
   elseif lo <= max(l.p1 - ms, cov) and p1 <= l.p1 then
-    -- not moved (a read as of the sums' own P1): the stored totals, as a new table
-    -- (the entries below are added to it); they are parsed digits, already
+    -- not moved (a read as of the sums' own P1): the stored totals (copied below
+    -- before an entry is added to them); they are parsed digits, already
     -- normalised, which LONG.sum with empty ranges would give unchanged
-    local u = l.t
-    t = {b = u.b, s = u.s, bh = u.bh, bl = u.bl, sh = u.sh, sl = u.sl}
+    t = l.t
   else
     t = LONG.sum(l.t, LONG.P.range(K[12], max(l.p1 - ms, cov), lo), -1)
     t = LONG.sum(t, LONG.P.range(K[12], l.p1, p1), 1)
   end
   for _, x in ipairs(xs) do
     local B = LONG.ceil(x.ts, r)
-    if B > lo and B <= p1 then addq(t, x.side, x.qhi, x.qlo, 1) end
+    if B > lo and B <= p1 then
+      if l and t == l.t then  -- a copy: l.t stays as stored
+        t = {b = t.b, s = t.s, bh = t.bh, bl = t.bl, sh = t.sh, sl = t.sl}
+      end
+      addq(t, x.side, x.qhi, x.qlo, 1)
+    end
   end
   return t
 end
@@ -128,14 +141,16 @@ end
 -- `vols` = each window's totals as of st.at (its volume for volume_change_pct).
 function LONG.P.write(K, st, pv, vols)
   local set, del, F, got = st.hset, st.hdel, LONG.P.F, pv.got  -- written with the apply's own
+  local at = ' ' .. fmt_int(st.at)  -- (every window's prev_from ends with it)
   for i, w in ipairs(pv.wins) do
     local t, cf = pv.sums[i], pv.cov[i] + 2 * w.ms
-    local v = {fmt_int(t.b), fmt_int(t.s), volume(t), fmt_int(pv.p1[i]) .. ' ' .. fmt_int(st.at),
+    local v = {fmt_int(t.b), fmt_int(t.s), volume(t), fmt_int(pv.p1[i]) .. at,
                cf > st.at and fmt_int(cf) or false, vols[i] and LONG.P.pct(vols[i], t) or false}
-    for k, name in ipairs(F) do
-      local old = got[#F * (i - 1) + k]
-      if v[k] and v[k] ~= old then set[#set + 1] = w[name] or (w.label .. ':' .. name); set[#set + 1] = v[k]
-      elseif not v[k] and old then del[#del + 1] = w[name] or (w.label .. ':' .. name) end
+    local a = #F * (i - 1)
+    for k = 1, #F do
+      local old = got[a + k]
+      if v[k] and v[k] ~= old then set[#set + 1] = w[F[k]]; set[#set + 1] = v[k]
+      elseif not v[k] and old then del[#del + 1] = w[F[k]] end
     end
   end
 end
