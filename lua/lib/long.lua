@@ -372,6 +372,8 @@ function LONG.merge(K, B, d, sk, top)
     addq(k.t, x.side, x.qhi, x.qlo, 1)
   end
   local text = LONG.text(k)
+  -- k is text parsed (the same numbers and prices): LONG.metrics' close needs no parse
+  if LONG.pm then LONG.pm[text] = k end
   w.add[#w.add + 1] = B; w.add[#w.add + 1] = text
   LONG.rm = {}
   if sn then  -- the snapshot in step
