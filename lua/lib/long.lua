@@ -143,20 +143,28 @@ end
 -- the snapshot, or one ZRANGEBYSCORE (the same range asked twice in a call, as
 -- coinciding boundaries do, is read once). A new totals table.
 function LONG.range(key, lo, hi)
-  local t, sn = new_totals(), LONG.bk(key)
+  local sn, ms = LONG.bk(key), nil
   if sn then
+    ms = {}
     local j = LONG.after(sn, lo)
-    while sn.sc[j] and sn.sc[j] <= hi do t = LONG.sum(t, LONG.tot(sn.m[j]), 1); j = j + 1 end
-    return t
+    while sn.sc[j] and sn.sc[j] <= hi do ms[#ms + 1] = sn.m[j]; j = j + 1 end
+  else
+    local rk = key .. ' ' .. fmt_int(lo) .. ' ' .. fmt_int(hi)
+    ms = LONG.rm and LONG.rm[rk]
+    if not ms then
+      ms = redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(lo), fmt_int(hi))
+      if LONG.rm then LONG.rm[rk] = ms end
+    end
   end
-  local rk = key .. ' ' .. fmt_int(lo) .. ' ' .. fmt_int(hi)
-  local ms = LONG.rm and LONG.rm[rk]
-  if not ms then
-    ms = redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(lo), fmt_int(hi))
-    if LONG.rm then LONG.rm[rk] = ms end
+  -- summed in place, the nano parts carried once at the end: the same exact
+  -- totals as a LONG.sum per bucket (every part an integer far below 2^53)
+  local b, s, bh, bl, sh, sl = 0, 0, 0, 0, 0, 0
+  for _, m in ipairs(ms) do
+    local u = LONG.tot(m)
+    b, s, bh, bl, sh, sl = b + u.b, s + u.s, bh + u.bh, bl + u.bl, sh + u.sh, sl + u.sl
   end
-  for _, m in ipairs(ms) do t = LONG.sum(t, LONG.tot(m), 1) end
-  return t
+  local cb, cs = floor(bl / NANO), floor(sl / NANO)
+  return {b = b, s = s, bh = bh + cb, bl = bl - cb * NANO, sh = sh + cs, sl = sl - cs * NANO}
 end
 
 -- entered items (raw elements or parsed entries) as parsed entries

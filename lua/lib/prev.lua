@@ -65,8 +65,8 @@ end
 
 -- Totals of window w's previous window (p0, p1] from stored `l` (as of its own
 -- l.p1), counting the buckets after cov only, then the entries `xs` not in the
--- buckets yet whose bucket lies inside.
-function LONG.P.moved(K, l, ms, p0, p1, cov, xs, r)
+-- buckets yet whose bucket (bs, LONG.P.buckets) lies inside.
+function LONG.P.moved(K, l, ms, p0, p1, cov, xs, bs)
   local lo, t = max(p0, cov), nil
   if not l or lo >= l.p1 then t = LONG.P.range(K[12], lo, p1)
   elseif lo <= max(l.p1 - ms, cov) and p1 <= l.p1 then
@@ -78,8 +78,8 @@ function LONG.P.moved(K, l, ms, p0, p1, cov, xs, r)
     t = LONG.sum(l.t, LONG.P.range(K[12], max(l.p1 - ms, cov), lo), -1)
     t = LONG.sum(t, LONG.P.range(K[12], l.p1, p1), 1)
   end
-  for _, x in ipairs(xs) do
-    local B = LONG.ceil(x.ts, r)
+  for j, x in ipairs(xs) do
+    local B = bs[j]
     if B > lo and B <= p1 then
       if l and t == l.t then  -- a copy: l.t stays as stored
         t = {b = t.b, s = t.s, bh = t.bh, bl = t.bl, sh = t.sh, sl = t.sl}
@@ -88,6 +88,13 @@ function LONG.P.moved(K, l, ms, p0, p1, cov, xs, r)
     end
   end
   return t
+end
+
+-- the bucket of each entry of `xs` at resolution r (once for every window)
+function LONG.P.buckets(xs, r)
+  local bs = {}
+  for j, x in ipairs(xs) do bs[j] = LONG.ceil(x.ts, r) end
+  return bs
 end
 
 -- (volume - prev) / prev * 100 of two totals, or false when prev is 0
@@ -105,6 +112,7 @@ end
 function LONG.P.start(K, st, wins, r, at0, items, rebuilt)
   local ls, got = LONG.P.load(K, wins, st.agg)
   local xs = LONG.entries(items)
+  local bs = LONG.P.buckets(xs, r)
   local pv = {wins = wins, sums = {}, p1 = {}, cov = {}, keep = math.huge, xs = xs, got = got,
               was_keep = math.huge}
   for i, w in ipairs(wins) do
@@ -119,7 +127,7 @@ function LONG.P.start(K, st, wins, r, at0, items, rebuilt)
     elseif l then cov = l.cov
     elseif at0 then cov = LONG.ceil(at0, r) end
     local p1 = LONG.ceil(st.at - w.ms, r)
-    pv.sums[i] = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, r)
+    pv.sums[i] = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, bs)
     pv.p1[i], pv.cov[i] = p1, cov
     pv.keep = min(pv.keep, max(p1 - w.ms, cov))
   end
@@ -162,12 +170,13 @@ end
 -- prev_buys, prev_sells, prev_volume, prev_complete_from|false.
 function LONG.P.read(K, wins, r, lu, at, items, A)
   local ls, xs, out, tx = LONG.P.load(K, wins, A), LONG.entries(items), {}, {}
+  local bs = LONG.P.buckets(xs, r)
   for i, w in ipairs(wins) do
     local l = ls[i]
     if l and l.at ~= lu then l = nil end  -- moved by a writer without them (above)
     local cov = l and l.cov or LONG.ceil(lu, r)
     local p1 = LONG.ceil(at - w.ms, r)
-    local t = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, r)
+    local t = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, bs)
     local cf = cov + 2 * w.ms
     -- equal sums (often: empty ones) formatted once (tx: the texts of sums tx.t)
     if not (tx.t and same_totals(t, tx.t)) then tx = {t = t, fmt_int(t.b), fmt_int(t.s), volume(t)} end
