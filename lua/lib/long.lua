@@ -516,6 +516,8 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from, kee
     for j, name in ipairs(METRICS) do
       local v = m[j]
       if v == nil then break end
+      -- (ZCOUNT's counts as the stored text: a number never equals it, and was rewritten)
+      if type(v) == 'number' then v = fmt_int(v) end
       if v then put(w[name], v) else drop(w[name]) end
     end
     put(w.label .. ':from', fmt_int(s))
