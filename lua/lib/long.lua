@@ -143,20 +143,28 @@ end
 -- the snapshot, or one ZRANGEBYSCORE (the same range asked twice in a call, as
 -- coinciding boundaries do, is read once). A new totals table.
 function LONG.range(key, lo, hi)
-  local t, sn = new_totals(), LONG.bk(key)
+  local sn, ms = LONG.bk(key), nil
   if sn then
+    ms = {}
     local j = LONG.after(sn, lo)
-    while sn.sc[j] and sn.sc[j] <= hi do t = LONG.sum(t, LONG.tot(sn.m[j]), 1); j = j + 1 end
-    return t
+    while sn.sc[j] and sn.sc[j] <= hi do ms[#ms + 1] = sn.m[j]; j = j + 1 end
+  else
+    local rk = key .. ' ' .. fmt_int(lo) .. ' ' .. fmt_int(hi)
+    ms = LONG.rm and LONG.rm[rk]
+    if not ms then
+      ms = redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(lo), fmt_int(hi))
+      if LONG.rm then LONG.rm[rk] = ms end
+    end
   end
-  local rk = key .. ' ' .. fmt_int(lo) .. ' ' .. fmt_int(hi)
-  local ms = LONG.rm and LONG.rm[rk]
-  if not ms then
-    ms = redis.call('ZRANGEBYSCORE', key, '(' .. fmt_int(lo), fmt_int(hi))
-    if LONG.rm then LONG.rm[rk] = ms end
+  -- summed in place, the nano parts carried once at the end: the same exact
+  -- totals as a LONG.sum per bucket (every part an integer far below 2^53)
+  local b, s, bh, bl, sh, sl = 0, 0, 0, 0, 0, 0
+  for _, m in ipairs(ms) do
+    local u = LONG.tot(m)
+    b, s, bh, bl, sh, sl = b + u.b, s + u.s, bh + u.bh, bl + u.bl, sh + u.sh, sl + u.sl
   end
-  for _, m in ipairs(ms) do t = LONG.sum(t, LONG.tot(m), 1) end
-  return t
+  local cb, cs = floor(bl / NANO), floor(sl / NANO)
+  return {b = b, s = s, bh = bh + cb, bl = bl - cb * NANO, sh = sh + cs, sl = sl - cs * NANO}
 end
 
 -- entered items (raw elements or parsed entries) as parsed entries
@@ -209,14 +217,16 @@ function LONG.moved(K, l, w, s)
 end
 
 -- Metrics of one long window with start s (METRICS order): totals t, stored
--- buckets and deques after s, and `xs` (entries not in the buckets yet: a
+-- buckets (the first after s from the call's snapshot when a range read took it,
+-- else one ZRANGEBYSCORE: reading a whole set for it cost more) and deques
+-- after s, and `xs` (entries not in the buckets yet: a
 -- read's pending ones, in order, all after every stored one); with the
 -- screener's sets `sk`, makers.. from them and `ex` (pending(): the pending
 -- trades' traders' stored scores).
 function LONG.metrics(K, sk, s, t, xs, ex, at, last)
   local lo = '(' .. fmt_int(s)
   local open, close, first
-  local sn = LONG.bk(K[12])
+  local sn = LONG.bk(K[12], true)
   if sn then
     first = sn.m[LONG.after(sn, s)]
     last = last or sn.m[#sn.m]
@@ -370,6 +380,8 @@ function LONG.merge(K, B, d, sk, top)
     addq(k.t, x.side, x.qhi, x.qlo, 1)
   end
   local text = LONG.text(k)
+  -- k is text parsed (the same numbers and prices): LONG.metrics' close needs no parse
+  if LONG.pm then LONG.pm[text] = k end
   w.add[#w.add + 1] = B; w.add[#w.add + 1] = text
   LONG.rm = {}
   if sn then  -- the snapshot in step
@@ -504,6 +516,8 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from, kee
     for j, name in ipairs(METRICS) do
       local v = m[j]
       if v == nil then break end
+      -- (ZCOUNT's counts as the stored text: a number never equals it, and was rewritten)
+      if type(v) == 'number' then v = fmt_int(v) end
       if v then put(w[name], v) else drop(w[name]) end
     end
     put(w.label .. ':from', fmt_int(s))

@@ -35,11 +35,20 @@ end
 -- (not counted yet), and the stored texts (F order, per window). The volume is
 -- held in the buy part of the totals.
 function LONG.P.load(K, wins, A)
-  local f, F = {}, LONG.P.F
-  for _, w in ipairs(wins) do for _, m in ipairs(F) do f[#f + 1] = w[m] or (w.label .. ':' .. m) end end
-  local got = f
-  if A then for j, name in ipairs(f) do got[j] = A[name] or false end  -- (load_state's map)
-  else got = redis.call('HMGET', K[3], unpack(f)) end
+  local F, got = LONG.P.F, {}
+  if A then  -- (load_state's map) by name, in F order: no list of the names
+    for i, w in ipairs(wins) do
+      local a = #F * (i - 1)
+      got[a + 1], got[a + 2], got[a + 3] = A[w.prev_buys] or false, A[w.prev_sells] or false,
+                                           A[w.prev_volume] or false
+      got[a + 4], got[a + 5], got[a + 6] = A[w.prev_from] or false, A[w.prev_complete_from] or false,
+                                           A[w.volume_change_pct] or false
+    end
+  else
+    local f = {}
+    for _, w in ipairs(wins) do for _, m in ipairs(F) do f[#f + 1] = w[m] end end
+    got = redis.call('HMGET', K[3], unpack(f))
+  end
   local ls = {}
   for i, w in ipairs(wins) do
     local a, t = #F * (i - 1), new_totals()
@@ -56,25 +65,36 @@ end
 
 -- Totals of window w's previous window (p0, p1] from stored `l` (as of its own
 -- l.p1), counting the buckets after cov only, then the entries `xs` not in the
--- buckets yet whose bucket lies inside.
-function LONG.P.moved(K, l, ms, p0, p1, cov, xs, r)
+-- buckets yet whose bucket (bs, LONG.P.buckets) lies inside.
+function LONG.P.moved(K, l, ms, p0, p1, cov, xs, bs)
   local lo, t = max(p0, cov), nil
   if not l or lo >= l.p1 then t = LONG.P.range(K[12], lo, p1)
   elseif lo <= max(l.p1 - ms, cov) and p1 <= l.p1 then
-    -- not moved (a read as of the sums' own P1): the stored totals, as a new table
-    -- (the entries below are added to it); they are parsed digits, already
+    -- not moved (a read as of the sums' own P1): the stored totals (copied below
+    -- before an entry is added to them); they are parsed digits, already
     -- normalised, which LONG.sum with empty ranges would give unchanged
-    local u = l.t
-    t = {b = u.b, s = u.s, bh = u.bh, bl = u.bl, sh = u.sh, sl = u.sl}
+    t = l.t
   else
     t = LONG.sum(l.t, LONG.P.range(K[12], max(l.p1 - ms, cov), lo), -1)
     t = LONG.sum(t, LONG.P.range(K[12], l.p1, p1), 1)
   end
-  for _, x in ipairs(xs) do
-    local B = LONG.ceil(x.ts, r)
-    if B > lo and B <= p1 then addq(t, x.side, x.qhi, x.qlo, 1) end
+  for j, x in ipairs(xs) do
+    local B = bs[j]
+    if B > lo and B <= p1 then
+      if l and t == l.t then  -- a copy: l.t stays as stored
+        t = {b = t.b, s = t.s, bh = t.bh, bl = t.bl, sh = t.sh, sl = t.sl}
+      end
+      addq(t, x.side, x.qhi, x.qlo, 1)
+    end
   end
   return t
+end
+
+-- the bucket of each entry of `xs` at resolution r (once for every window)
+function LONG.P.buckets(xs, r)
+  local bs = {}
+  for j, x in ipairs(xs) do bs[j] = LONG.ceil(x.ts, r) end
+  return bs
 end
 
 -- (volume - prev) / prev * 100 of two totals, or false when prev is 0
@@ -92,6 +112,7 @@ end
 function LONG.P.start(K, st, wins, r, at0, items, rebuilt)
   local ls, got = LONG.P.load(K, wins, st.agg)
   local xs = LONG.entries(items)
+  local bs = LONG.P.buckets(xs, r)
   local pv = {wins = wins, sums = {}, p1 = {}, cov = {}, keep = math.huge, xs = xs, got = got,
               was_keep = math.huge}
   for i, w in ipairs(wins) do
@@ -106,7 +127,7 @@ function LONG.P.start(K, st, wins, r, at0, items, rebuilt)
     elseif l then cov = l.cov
     elseif at0 then cov = LONG.ceil(at0, r) end
     local p1 = LONG.ceil(st.at - w.ms, r)
-    pv.sums[i] = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, r)
+    pv.sums[i] = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, bs)
     pv.p1[i], pv.cov[i] = p1, cov
     pv.keep = min(pv.keep, max(p1 - w.ms, cov))
   end
@@ -128,14 +149,16 @@ end
 -- `vols` = each window's totals as of st.at (its volume for volume_change_pct).
 function LONG.P.write(K, st, pv, vols)
   local set, del, F, got = st.hset, st.hdel, LONG.P.F, pv.got  -- written with the apply's own
+  local at = ' ' .. fmt_int(st.at)  -- (every window's prev_from ends with it)
   for i, w in ipairs(pv.wins) do
     local t, cf = pv.sums[i], pv.cov[i] + 2 * w.ms
-    local v = {fmt_int(t.b), fmt_int(t.s), volume(t), fmt_int(pv.p1[i]) .. ' ' .. fmt_int(st.at),
+    local v = {fmt_int(t.b), fmt_int(t.s), volume(t), fmt_int(pv.p1[i]) .. at,
                cf > st.at and fmt_int(cf) or false, vols[i] and LONG.P.pct(vols[i], t) or false}
-    for k, name in ipairs(F) do
-      local old = got[#F * (i - 1) + k]
-      if v[k] and v[k] ~= old then set[#set + 1] = w[name] or (w.label .. ':' .. name); set[#set + 1] = v[k]
-      elseif not v[k] and old then del[#del + 1] = w[name] or (w.label .. ':' .. name) end
+    local a = #F * (i - 1)
+    for k = 1, #F do
+      local old = got[a + k]
+      if v[k] and v[k] ~= old then set[#set + 1] = w[F[k]]; set[#set + 1] = v[k]
+      elseif not v[k] and old then del[#del + 1] = w[F[k]] end
     end
   end
 end
@@ -147,12 +170,13 @@ end
 -- prev_buys, prev_sells, prev_volume, prev_complete_from|false.
 function LONG.P.read(K, wins, r, lu, at, items, A)
   local ls, xs, out, tx = LONG.P.load(K, wins, A), LONG.entries(items), {}, {}
+  local bs = LONG.P.buckets(xs, r)
   for i, w in ipairs(wins) do
     local l = ls[i]
     if l and l.at ~= lu then l = nil end  -- moved by a writer without them (above)
     local cov = l and l.cov or LONG.ceil(lu, r)
     local p1 = LONG.ceil(at - w.ms, r)
-    local t = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, r)
+    local t = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, bs)
     local cf = cov + 2 * w.ms
     -- equal sums (often: empty ones) formatted once (tx: the texts of sums tx.t)
     if not (tx.t and same_totals(t, tx.t)) then tx = {t = t, fmt_int(t.b), fmt_int(t.s), volume(t)} end

@@ -101,6 +101,7 @@ local function deque_add(key, k, xs)
 end
 
 local function zadd_gt(key, args)
+  if #args <= SCR_ARGS then redis.call('ZADD', key, 'GT', unpack(args)); return end  -- no copy
   for i = 1, #args, SCR_ARGS do
     local part = {}
     for j = i, min(i + SCR_ARGS - 1, #args) do part[#part + 1] = args[j] end
