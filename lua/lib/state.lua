@@ -127,7 +127,7 @@ local MARK = '~seed:'  -- a mark's field in the id index: MARK .. label
 -- The marks of the partial windows the token carries (only with K[5]): a
 -- malformed one, or one the window has outgrown (B <= at - w), is damage.
 local function load_marks(K, st, ws, carried)
-  if not K[5] then return end
+  if not K[5] or next(st.cf) == nil then return end  -- no partial window: no mark
   local fields, which = {}, {}
   for i, w in ipairs(ws) do
     if carried[i] and st.cf[i] then fields[#fields + 1] = MARK .. w.label; which[#fields] = i end
