@@ -169,9 +169,11 @@ local function ids_save(ix)
   if ix.N ~= ix.stored_N then args[3] = 'N'; args[4] = ix.N end
   for b in pairs(ix.dirty) do args[#args + 1] = b; args[#args + 1] = ix.vals[b] end
   chunked('HSET', ix.key, args)  -- chunks of an even size: pairs stay together
-  local gone = {}
-  for b in pairs(ix.dropped) do gone[#gone + 1] = b end
-  if #gone > 0 then chunked('HDEL', ix.key, gone) end
+  if next(ix.dropped) ~= nil then
+    local gone = {}
+    for b in pairs(ix.dropped) do gone[#gone + 1] = b end
+    chunked('HDEL', ix.key, gone)
+  end
   ix.dirty, ix.dropped, ix.changed, ix.stored_N = {}, {}, false, ix.N
 end
 
