@@ -14,7 +14,8 @@
 -- with at - w < ts <= at. Marks live in the id index (K[5]) as "~seed:<label>"
 -- = "B C"; without K[5] (reads) none is known (a read never extends one),
 -- cov (the instant after which the list holds every applied trade, as far as
--- the stored windows tell; -huge when nothing is missing).
+-- the stored windows tell; -huge when nothing is missing; set only when a
+-- window is added or marked: seeding is its one use),
 -- sk (the screener's five sets, K[7..11], when given: lib/screener.lua; nil:
 -- the seed's metrics only),
 -- entered (with sk: the elements that entered the windows in this call).
@@ -88,16 +89,17 @@ end
 -- while it is partial: only when the aggregates hold more fields than that
 -- (or fewer: damage) are they read.
 -- Looking up an absent field scans a small hash whole, so the usual token,
--- complete, pays one HLEN instead.
+-- complete, pays one HLEN instead. Buys, sells and both volumes are counted
+-- as present: without one of them load_state fails whatever this returns.
 local function partial_windows(K, ws, idx, agg, A)
   local want, per = 0, #agg / #ws
   for i = 1, #ws do
     if idx[i] then
-      -- the loaded fields present, volume (with buys) and price_change_pct (with open)
+      -- those four, volume, open and price_change_pct (with entries), close, and
+      -- the screener's fields present
       local a = per * (i - 1)
-      for f = 1, per do if agg[a + f] then want = want + 1 end end
-      if agg[a + 1] then want = want + 1 end
-      if agg[a + 5] then want = want + 1 end
+      want = want + 5 + (agg[a + 5] and 2 or 0) + (agg[a + 6] and 1 or 0)
+      for f = LOADED.seed + 1, per do if agg[a + f] then want = want + 1 end end
     end
   end
   if (A and A.n or redis.call('HLEN', K[3])) == want then return nil end
@@ -279,7 +281,9 @@ local function load_state(K, conf)
     end
   end
   load_marks(K, st, ws, carried)
-  st.cov = list_coverage(st, ws, carried)
+  if st.added or next(st.mark) ~= nil then  -- windows to seed (lib/slide.lua) need it
+    st.cov = list_coverage(st, ws, carried)
+  end
   if st.added then
     for _, i in ipairs(st.added) do
       st.cf[i] = complete_from(st.cov, ws[i].ms, st.at)
