@@ -66,6 +66,7 @@ end
 -- The seeding marks that changed (lib/state.lua), in the id index; a window
 -- whose start has passed its mark's boundary counts as any other: unmarked.
 local function write_marks(K, st)
+  if next(st.mark) == nil and next(st.old_mark) == nil then return end  -- none, before or after
   local set, del = {}, {}
   for i, w in ipairs(ws) do
     local m, v = st.mark[i], nil
@@ -251,7 +252,7 @@ local function apply_token(K, news, r)
   local entered = st.entered
   if st.sk then screener_step(st, ws) end
   -- previous windows (lib/prev.lua): with the screener's sets and the buckets' key
-  LONG.begin()  -- per-token memos of lib/long.lua
+  if st.sk or conf.long then LONG.begin() end  -- per-token memos of lib/long.lua
   local lx = (conf.long or (st.sk and K[12] and conf.r)) and LONG.entries(entered)  -- parsed once
   local pv = st.sk and K[12] and conf.r and not conf.noprev and LONG.P.start(K, st, LONG.P.wins(ws, conf.long), conf.r,
                                           at0, lx, r[R.rebuilt] >= 0)

@@ -41,28 +41,21 @@ end
 local function ids_new(key, N)
   N = N or 1
   return {key = key, n = 0, N = N, top = top_of(N), vals = {}, adds = {}, dirty = {},
-          dropped = {}, changed = false, whole = false, stored_N = false}
+          dropped = {}, changed = false, stored_N = false}
 end
 
 -- The stored index of `key`, for a list of `len` elements: its counts, and
--- for a short list (at most WHOLE: 1 or 2 buckets) the whole hash in one
--- HGETALL, from which buckets are taken when needed; otherwise buckets are
--- read on demand (HMGET). Past 2 buckets an HGETALL costs more than the two
--- HMGETs (its reply is turned into Lua strings element by element: 2-4x at
--- 32 buckets, measured). A missing bucket is found when it is needed.
--- Raises CORRUPT when it is not an index.
+-- for a short list (at most WHOLE: usually 1 or 2 buckets) buckets 0 and 1
+-- in the same HMGET; other buckets are read on demand (HMGET). (An HGETALL
+-- of a short list's index, turned into a map, cost more than this HMGET; past
+-- 2 buckets it costs more than the two HMGETs: its reply is turned into Lua
+-- strings element by element, 2-4x at 32 buckets, measured.) A missing
+-- bucket is found when it is needed. Raises CORRUPT when it is not an index.
 local function ids_open(key, len)
-  local got, whole = nil, len <= WHOLE
-  if whole then
-    local all = redis.pcall('HGETALL', key)
-    if all.err then corrupt('the id index is not a hash (an older format?)') end
-    got = {}
-    for i = 1, #all, 2 do got[all[i]] = all[i + 1] end
-    got = {got.n or false, got.N or false, got.S or false, fields = got}
-  else
-    got = redis.pcall('HMGET', key, 'n', 'N', 'S')
-    if got.err then corrupt('the id index is not a hash (an older format?)') end
-  end
+  local whole = len <= WHOLE
+  local got = whole and redis.pcall('HMGET', key, 'n', 'N', 'S', '0', '1')
+              or redis.pcall('HMGET', key, 'n', 'N', 'S')
+  if got.err then corrupt('the id index is not a hash (an older format?)') end
   if not got[1] and not got[2] then return ids_new(key) end
   local screened = got[3] ~= false
   local n, N = tonumber(got[1]), tonumber(got[2])
@@ -72,22 +65,17 @@ local function ids_open(key, len)
   local ix = ids_new(key, N)
   ix.n, ix.stored_N = n, N
   ix.screened = screened
-  if whole then ix.whole = got.fields end  -- buckets are taken from it when needed
+  if whole then  -- the buckets read with the counts (one missing is found by fetch)
+    for b = 0, min(N, 2) - 1 do if got[4 + b] then ix.vals[b] = got[4 + b] end end
+  end
   return ix
 end
 
--- read the buckets in `bs` that are not in memory yet (from the whole index
--- when it was read, else one HMGET per 1000)
+-- read the buckets in `bs` that are not in memory yet (one HMGET per 1000)
 local function fetch(ix, bs)
-  local want, whole = {}, ix.whole
+  local want = {}
   for _, b in ipairs(bs) do
-    if ix.vals[b] == nil then
-      if whole then
-        local v = whole[tostring(b)]
-        if not v and ix.n > 0 then corrupt('the id index lost bucket ' .. b) end
-        ix.vals[b] = v or ''
-      else ix.vals[b] = ''; want[#want + 1] = b end
-    end
+    if ix.vals[b] == nil then ix.vals[b] = ''; want[#want + 1] = b end
   end
   if #want == 0 then return end
   local got = chunked('HMGET', ix.key, want, {})
@@ -181,10 +169,12 @@ local function ids_save(ix)
   if ix.N ~= ix.stored_N then args[3] = 'N'; args[4] = ix.N end
   for b in pairs(ix.dirty) do args[#args + 1] = b; args[#args + 1] = ix.vals[b] end
   chunked('HSET', ix.key, args)  -- chunks of an even size: pairs stay together
-  local gone = {}
-  for b in pairs(ix.dropped) do gone[#gone + 1] = b end
-  if #gone > 0 then chunked('HDEL', ix.key, gone) end
-  ix.dirty, ix.dropped, ix.changed, ix.whole, ix.stored_N = {}, {}, false, false, ix.N
+  if next(ix.dropped) ~= nil then
+    local gone = {}
+    for b in pairs(ix.dropped) do gone[#gone + 1] = b end
+    chunked('HDEL', ix.key, gone)
+  end
+  ix.dirty, ix.dropped, ix.changed, ix.stored_N = {}, {}, false, ix.N
 end
 
 -- A new index of the distinct keys `ks`, written at once (a rebuild).

@@ -116,6 +116,7 @@ end
 -- carried window is taken as it is.
 local function seed(K, st, ws)
   st.more = false
+  if not st.added and next(st.mark) == nil then return end  -- the usual token: nothing to seed
   for i = 1, #ws do
     local m = st.mark[i]
     if m and st.idx[i] and st.idx[i] > 0 then

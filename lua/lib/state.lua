@@ -14,7 +14,8 @@
 -- with at - w < ts <= at. Marks live in the id index (K[5]) as "~seed:<label>"
 -- = "B C"; without K[5] (reads) none is known (a read never extends one),
 -- cov (the instant after which the list holds every applied trade, as far as
--- the stored windows tell; -huge when nothing is missing).
+-- the stored windows tell; -huge when nothing is missing; set only when a
+-- window is added or marked: seeding is its one use),
 -- sk (the screener's five sets, K[7..11], when given: lib/screener.lua; nil:
 -- the seed's metrics only),
 -- entered (with sk: the elements that entered the windows in this call).
@@ -88,16 +89,17 @@ end
 -- while it is partial: only when the aggregates hold more fields than that
 -- (or fewer: damage) are they read.
 -- Looking up an absent field scans a small hash whole, so the usual token,
--- complete, pays one HLEN instead.
+-- complete, pays one HLEN instead. Buys, sells and both volumes are counted
+-- as present: without one of them load_state fails whatever this returns.
 local function partial_windows(K, ws, idx, agg, A)
   local want, per = 0, #agg / #ws
   for i = 1, #ws do
     if idx[i] then
-      -- the loaded fields present, volume (with buys) and price_change_pct (with open)
+      -- those four, volume, open and price_change_pct (with entries), close, and
+      -- the screener's fields present
       local a = per * (i - 1)
-      for f = 1, per do if agg[a + f] then want = want + 1 end end
-      if agg[a + 1] then want = want + 1 end
-      if agg[a + 5] then want = want + 1 end
+      want = want + 5 + (agg[a + 5] and 2 or 0) + (agg[a + 6] and 1 or 0)
+      for f = LOADED.seed + 1, per do if agg[a + f] then want = want + 1 end end
     end
   end
   if (A and A.n or redis.call('HLEN', K[3])) == want then return nil end
@@ -119,7 +121,7 @@ local function hash_map(key)
   local all, A = redis.call('HGETALL', key), {}
   for j = 1, #all, 2 do A[all[j]] = all[j + 1] end
   A.n = #all / 2
-  return A, all
+  return A
 end
 
 local MARK = '~seed:'  -- a mark's field in the id index: MARK .. label
@@ -127,7 +129,7 @@ local MARK = '~seed:'  -- a mark's field in the id index: MARK .. label
 -- The marks of the partial windows the token carries (only with K[5]): a
 -- malformed one, or one the window has outgrown (B <= at - w), is damage.
 local function load_marks(K, st, ws, carried)
-  if not K[5] then return end
+  if not K[5] or next(st.cf) == nil then return end  -- no partial window: no mark
   local fields, which = {}, {}
   for i, w in ipairs(ws) do
     if carried[i] and st.cf[i] then fields[#fields + 1] = MARK .. w.label; which[#fields] = i end
@@ -192,22 +194,19 @@ local function load_state(K, conf)
     st.ids = ids_open(K[5], n)
     if st.ids.n ~= n then corrupt('the id index does not match the list') end
   end
-  -- the indices hash (a field per window carried) whole, in one call: HMGET of
-  -- the caller's labels, HLEN and, when it carries others, HKEYS and HMGET again
-  local I, all = hash_map(K[2])
-  local ws, idx, found, stored = conf, {}, 0, I.n
-  for i, label in ipairs(conf.labels) do
-    idx[i] = I[label] or false
-    if idx[i] then found = found + 1 end
-  end
+  -- the indices (a field per window carried): HMGET of the caller's labels and
+  -- HLEN; holding more than found, the token carries windows the caller does
+  -- not configure, read by HKEYS and HMGET again (a rolling deploy). (An HGETALL
+  -- turned into a map cost ~2x the HMGET and HLEN, EVAL loop, 5 windows.)
+  local idx, stored = redis.call('HMGET', K[2], unpack(conf.labels)), redis.call('HLEN', K[2])
+  local ws, found = conf, 0
+  for i = 1, #conf do if idx[i] then found = found + 1 end end
   if stored == 0 then corrupt('no index for any window') end
   if stored > found then  -- the token carries windows the caller does not configure
-    local bad, labels = nil, {}
-    for j = 1, #all, 2 do labels[#labels + 1] = all[j] end
-    ws, bad = union(conf, labels)
+    local bad
+    ws, bad = union(conf, redis.call('HKEYS', K[2]))
     if bad then corrupt('unknown window label ' .. bad) end
-    idx = {}
-    for i, label in ipairs(ws.labels) do idx[i] = I[label] or false end
+    idx = redis.call('HMGET', K[2], unpack(ws.labels))
   end
   st.ws = ws
   st.mark, st.old_mark = {}, {}
@@ -273,15 +272,18 @@ local function load_state(K, conf)
       st.idx[i] = x; st.tot[i] = t; st.cf[i] = tonumber(cf)
       st.old[i] = {b = t.b, s = t.s, bh = t.bh, bl = t.bl, sh = t.sh, sl = t.sl, idx = x,
                    open = open, close = close, cf = st.cf[i] or false,
+                   -- the screener's (read only where st.scr is: with its sets)
                    scr = per > LOADED.seed
                          and {tonumber(agg[a + 7]) or -1, tonumber(agg[a + 8]) or -1,
                               tonumber(agg[a + 9]) or -1, agg[a + 10], agg[a + 11]}
-                         or {-1, -1, -1, false, false}}
+                         or nil}
       if close then st.close = close end
     end
   end
   load_marks(K, st, ws, carried)
-  st.cov = list_coverage(st, ws, carried)
+  if st.added or next(st.mark) ~= nil then  -- windows to seed (lib/slide.lua) need it
+    st.cov = list_coverage(st, ws, carried)
+  end
   if st.added then
     for _, i in ipairs(st.added) do
       st.cf[i] = complete_from(st.cov, ws[i].ms, st.at)
