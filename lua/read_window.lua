@@ -99,14 +99,34 @@ local function loaded(K, conf)
 end
 
 -- The screener metrics the apply stored as of last_update, when the read is as
--- of it (nothing entered, no window added) and every window stored them: what
--- screener_metrics would count again from the sets. Else nil.
+-- of it (nothing entered, no window added, the list not empty) and every
+-- window's stored ones are consistent with its counted totals: what
+-- screener_metrics would count again from the sets. Else nil (counted).
+-- An empty list is left to the sets: a seed-metrics writer may have emptied
+-- it after a full one stored them (it writes none of these fields). The checks
+-- are the load checks' kind (damage, not truth): integer counts with
+-- buyers <= buys, sellers <= sells, max(buyers, sellers) <= makers <=
+-- buyers + sellers and makers <= trades; high and low plain decimals (as the
+-- validation writes prices), present exactly when the window holds trades.
+local function plain_price(p) return p and smatch(p, '^%d+%.?%d*$') end
+
+local function stored_scr_ok(m, t)
+  for k = 1, 3 do if m[k] < 0 or m[k] ~= floor(m[k]) then return false end end
+  local mk, by, se = m[1], m[2], m[3]
+  if by > t.b or se > t.s or mk > t.b + t.s or mk < max(by, se) or mk > by + se then
+    return false
+  end
+  local hi, lo = m[4], m[5]
+  if t.b + t.s == 0 then return not hi and not lo end
+  return plain_price(hi) and plain_price(lo)
+end
+
 local function stored_screener(st, ws, at, lu)
-  if at ~= lu or st.added or #st.entered > 0 then return nil end
+  if at ~= lu or st.n == 0 or st.added or #st.entered > 0 then return nil end
   local scr = {}
   for i = 1, #ws do
     local m = st.old[i] and st.old[i].scr
-    if not m or m[1] < 0 or m[2] < 0 or m[3] < 0 then return nil end
+    if not (m and stored_scr_ok(m, st.tot[i])) then return nil end
     scr[i] = m
   end
   return scr

@@ -197,6 +197,41 @@ def test_a_read_as_of_last_update_answers_the_stored_screener_metrics(redis_clie
     assert set_reads() > before
 
 
+def test_a_token_a_seed_worker_emptied_answers_no_stale_screener_metrics(redis_client) -> None:
+    """A rolling deploy: a full worker stored makers.. low, then a seed worker (which
+    writes none of them) slid every trade out of every window, emptying the list. A
+    full read as of that last_update counts 0 and null, not the stale stored fields."""
+    full = Settings(windows=parse_windows("1m,5m"), clock="wall")
+    seed = replace(full, metrics="seed")
+    batch = [trade(i, T0 - 1_000 * i) for i in range(20)]
+    Engine(redis_client, full).apply_records([t.record for t in batch], now=T0)
+    Engine(redis_client, seed).advance([A], now=T0 + 400_000)
+    k = TokenKeys(A)
+    assert redis_client.llen(k.trades) == 0 and redis_client.hget(k.aggregates, "5m:makers")
+    lu = int(redis_client.get(k.last_update))
+    assert_matches_reference(Reader(redis_client, full), batch, lu, full.windows, [A])
+
+
+def test_damaged_stored_screener_fields_are_counted_again_as_of_last_update(
+    redis_client,
+) -> None:
+    """Stored fields that fail the load checks' kind of check (a count above the
+    window's trades, an unparsable or missing price) are not answered: the read
+    counts from the sets, as it does ahead of last_update."""
+    s = Settings(windows=parse_windows("1m,5m"), clock="wall")
+    batch = [trade(i, T0 - 1_000 * i) for i in range(20)]
+    damage = [("1m:makers", "99"), ("1m:buyers", "1.5"), ("1m:high", "abc"), ("5m:low", "1e3")]
+    for field, value in [*damage, ("1m:high", None)]:
+        redis_client.flushall()
+        Engine(redis_client, s).apply_records([t.record for t in batch], now=T0)
+        k = TokenKeys(A).aggregates
+        if value is None:
+            redis_client.hdel(k, field)
+        else:
+            redis_client.hset(k, field, value)
+        assert_matches_reference(Reader(redis_client, s), batch, T0, s.windows, [A])
+
+
 def test_top_ranks_by_makers(redis_client) -> None:
     s = Settings(windows=parse_windows("1m"), clock="wall")
     engine = Engine(redis_client, s)
