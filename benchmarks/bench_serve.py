@@ -493,7 +493,9 @@ def measure(args: argparse.Namespace) -> dict:
                 )
             for c in children:
                 assert c.stdout.readline().strip() == "ready", "a client process failed"
-            gevent.sleep(2)  # every client has its first (baseline) events
+            # every client has its first (baseline) events; with --settle, the processes
+            # are past the connections' burst (1,000 at once: the first ~10 s run slow)
+            gevent.sleep(args.settle)
             fig["rss_connected_mb"] = web.rss_kb() / 1024
             sent0, t0 = appender.sent, time.perf_counter()
             redis0, calls0, usec0 = redis_cpu(r), script_calls(r), command_usec(r)
@@ -675,6 +677,10 @@ def main() -> None:
     ap.add_argument("--watch", type=int, default=10, help="tokens per token-watching client")
     ap.add_argument("--rate", type=float, default=2000, help="trades/s appended")
     ap.add_argument("--seconds", type=float, default=15, help="measured SSE interval")
+    ap.add_argument(
+        "--settle", type=float, default=2,
+        help="s between the clients' connection and the measured interval",
+    )
     ap.add_argument("--top-requests", type=int, default=40)
     ap.add_argument("--top-concurrency", type=int, default=8)
     ap.add_argument("--feed-hz", default="4")
