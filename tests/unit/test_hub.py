@@ -12,6 +12,7 @@ import redis
 
 from tradeagg.api.hub import (
     BLOCK_MS,
+    GREET_MAX_AGE_S,
     MAX_PENDING,
     STALL_S,
     TICK_S,
@@ -194,6 +195,46 @@ def test_a_waiting_request_takes_the_next_pass_even_when_passes_outlast_the_age_
     stop.append(True)
     h.wake_ranker.set()
     loop.join(5)
+
+
+def test_a_new_watcher_is_greeted_with_the_recent_event_and_only_the_rest_is_read() -> None:
+    """1,000 clients connecting at once to watch the same busy tokens used to read each
+    token as of now, one client after the other (~10 s of slow events for everybody). An
+    event the hub handed out at most GREET_MAX_AGE_S ago is that token's greeting; only
+    the other tokens are read. Forgotten with the token's last watcher (bounded)."""
+    from tradeagg.api.app import Api
+
+    now = [100.0]
+    h = hub(clock=lambda: now[0])
+    h.ranker.reader.fetch = lambda tokens, ats: list(tokens)
+    h.ranker.reader.view = lambda token, at, raw: _view(raw, 7)
+    first = Subscriber(tokens=[A])
+    h.subscribe(first)
+    h.dispatch({A})
+    assert h.greeting([A, B]) == {A: update_event(_view(A, 7))}
+
+    api = Api(h.client, h, Settings(), NullMetrics())
+    reads: list[list[str]] = []
+
+    def read_many(tokens, at=None):
+        reads.append(list(tokens))
+        return [_view(t) for t in tokens]
+
+    api.reader.read_many = read_many
+    environ = {"REQUEST_METHOD": "GET", "QUERY_STRING": f"tokens={B},{A}"}
+    assert api.stream(environ).status == 200
+    second = next(s for s in h.subscribers if s is not first)
+    assert reads == [[B]]
+    assert list(second.mailbox.items()) == [
+        (A, update_event(_view(A, 7))),
+        (B, update_event(_view(B))),
+    ]
+
+    now[0] += GREET_MAX_AGE_S + 0.01  # too old: read as of now like any other
+    assert h.greeting([A]) == {}
+    h.unsubscribe(first)
+    h.unsubscribe(second)
+    assert h.recent == {}
 
 
 def test_a_client_whose_greeting_waits_for_redis_is_not_stalled_however_long(

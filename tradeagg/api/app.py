@@ -208,10 +208,14 @@ class Api:
         self.hub.subscribe(sub)
         try:
             if sub.tokens:
-                with self.slots:
-                    views = self.reader.read_many(sorted(sub.tokens))  # each as of now
-                for view in views:  # the current state first, unless a newer one came
-                    sub.mailbox.setdefault(view.token, update_event(view))
+                first = self.hub.greeting(sub.tokens)  # a recent event, where there is one
+                rest = sorted(t for t in sub.tokens if t not in first)
+                if rest:
+                    with self.slots:
+                        views = self.reader.read_many(rest)  # each as of now
+                    first.update((view.token, update_event(view)) for view in views)
+                for token in sorted(first):  # the current state first, unless a newer one came
+                    sub.mailbox.setdefault(token, first[token])
                 sub.ready.set()
         except BaseException:
             self.hub.unsubscribe(sub)

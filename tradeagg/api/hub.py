@@ -66,6 +66,9 @@ TOP_MAX_AGE_S = 2 * RANK_EVERY_S
 TOP_WAIT_S = 30.0  # a /v1/top request waits at most this long for a pass (then: 503)
 TOP_DEMAND_S = 30.0  # after the last /v1/top request, passes stop unless streams rank
 TOP_KEY = "\0top"  # mailbox slot of the ranking event (never a token address)
+# a new watcher of a token is greeted with the event the hub handed out for it at most
+# this long ago (a state that recent: the token changed then), else by a read as of now
+GREET_MAX_AGE_S = 1.0
 
 
 def update_event(view: TokenView) -> bytes:
@@ -157,6 +160,7 @@ class Hub:
         self.by_top: dict[TopSpec, set[Subscriber]] = {}
         self.members: dict[TopSpec, list[str]] = {}
         self.latest: dict[str, bytes] = {}  # update events of current ranking members
+        self.recent: dict[str, tuple[float, bytes]] = {}  # watched: (clock(), event)
         self.ranked_at = -1e18
         self.wake_ranker = gevent.event.Event()
         self.top_at: dict[TopSpec, int] = {}  # the instant of each spec's members
@@ -199,6 +203,7 @@ class Hub:
                 subs.discard(sub)
                 if not subs:
                     del self.by_token[token]
+                    self.recent.pop(token, None)
         if sub.top is not None:
             subs = self.by_top.get(sub.top)
             if subs is not None:
@@ -210,6 +215,17 @@ class Hub:
 
     def clients(self) -> int:
         return len(self.subscribers)
+
+    def greeting(self, tokens: Iterable[str]) -> dict[str, bytes]:
+        """The events handed out at most GREET_MAX_AGE_S ago for those of ``tokens`` that
+        have one: a burst of new clients watching the same busy tokens is greeted without a
+        read of them each (the rest are read as of now by the caller)."""
+        now, out = self.clock(), {}
+        for token in tokens:
+            got = self.recent.get(token)
+            if got is not None and now - got[0] <= GREET_MAX_AGE_S:
+                out[token] = got[1]
+        return out
 
     def close(self) -> None:
         for sub in list(self.subscribers):
@@ -317,10 +333,14 @@ class Hub:
         wanted = sorted(t for t in changed if t in self.by_token or t in ranked_in)
         if not wanted:
             return
+        now = self.clock()
         for view in self.newest(wanted):
             token = view.token
             payload = update_event(view)
-            self.deliver(list(self.by_token.get(token, ())), token, payload)
+            watchers = self.by_token.get(token)
+            if watchers:
+                self.recent[token] = (now, payload)
+                self.deliver(list(watchers), token, payload)
             for spec in ranked_in.get(token, ()):
                 self.latest[token] = payload
                 self.deliver(list(self.by_top.get(spec, ())), token, payload)
