@@ -12,7 +12,6 @@ import redis
 
 from tradeagg.api.hub import (
     BLOCK_MS,
-    GREET_MAX_AGE_S,
     MAX_PENDING,
     STALL_S,
     TICK_S,
@@ -197,22 +196,20 @@ def test_a_waiting_request_takes_the_next_pass_even_when_passes_outlast_the_age_
     loop.join(5)
 
 
-def test_a_new_watcher_is_greeted_with_the_recent_event_and_only_the_rest_is_read() -> None:
-    """1,000 clients connecting at once to watch the same busy tokens used to read each
-    token as of now, one client after the other (~10 s of slow events for everybody). An
-    event the hub handed out at most GREET_MAX_AGE_S ago is that token's greeting; only
-    the other tokens are read. Forgotten with the token's last watcher (bounded)."""
+def test_new_watchers_are_greeted_with_the_newest_known_events_and_read_only_the_rest():
+    """1,000 clients connecting at once to watch the same tokens used to read each token as
+    of now, client after client (~10 s of slow events for everybody). The event the hub
+    last handed out for a token, or a greeting read, greets the next watchers until the
+    token is announced again; only the other tokens are read. Forgotten with the token's
+    last watcher (bounded)."""
     from tradeagg.api.app import Api
 
-    now = [100.0]
-    h = hub(clock=lambda: now[0])
+    h = hub()
     h.ranker.reader.fetch = lambda tokens, ats: list(tokens)
     h.ranker.reader.view = lambda token, at, raw: _view(raw, 7)
     first = Subscriber(tokens=[A])
     h.subscribe(first)
     h.dispatch({A})
-    assert h.greeting([A, B]) == {A: update_event(_view(A, 7))}
-
     api = Api(h.client, h, Settings(), NullMetrics())
     reads: list[list[str]] = []
 
@@ -221,20 +218,43 @@ def test_a_new_watcher_is_greeted_with_the_recent_event_and_only_the_rest_is_rea
         return [_view(t) for t in tokens]
 
     api.reader.read_many = read_many
-    environ = {"REQUEST_METHOD": "GET", "QUERY_STRING": f"tokens={B},{A}"}
-    assert api.stream(environ).status == 200
-    second = next(s for s in h.subscribers if s is not first)
-    assert reads == [[B]]
+
+    def connect(tokens: str) -> Subscriber:
+        before = set(h.subscribers)
+        environ = {"REQUEST_METHOD": "GET", "QUERY_STRING": f"tokens={tokens}"}
+        assert api.stream(environ).status == 200
+        (sub,) = set(h.subscribers) - before
+        return sub
+
+    second = connect(f"{B},{A}")
+    assert reads == [[B]]  # A: the event dispatch handed out
     assert list(second.mailbox.items()) == [
         (A, update_event(_view(A, 7))),
         (B, update_event(_view(B))),
     ]
+    third = connect(f"{A},{B}")
+    assert reads == [[B]]  # B: the second's greeting read
+    assert list(third.mailbox.items()) == list(second.mailbox.items())
 
-    now[0] += GREET_MAX_AGE_S + 0.01  # too old: read as of now like any other
-    assert h.greeting([A]) == {}
-    h.unsubscribe(first)
-    h.unsubscribe(second)
-    assert h.recent == {}
+    h.hear({B})  # announced: what was read of it is no longer the newest
+    connect(B)
+    assert reads == [[B], [B]]
+    for sub in list(h.subscribers):
+        h.unsubscribe(sub)
+    assert h.recent == {} and h.heard_of == {}
+
+
+def test_a_greeting_read_overtaken_by_an_announcement_is_not_remembered() -> None:
+    h = hub()
+    sub = Subscriber(tokens=[A])
+    h.subscribe(sub)
+    _, ticket = h.greeting([A])
+    h.hear({A})  # announced while the greeting was read
+    h.remember({A: b"old"}, ticket)
+    assert h.greeting([A])[0] == {}
+    _, ticket = h.greeting([A])
+    h.remember({A: b"new"}, ticket)
+    assert h.greeting([A])[0] == {A: b"new"}
 
 
 def test_a_client_whose_greeting_waits_for_redis_is_not_stalled_however_long(

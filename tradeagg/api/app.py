@@ -208,12 +208,14 @@ class Api:
         self.hub.subscribe(sub)
         try:
             if sub.tokens:
-                first = self.hub.greeting(sub.tokens)  # a recent event, where there is one
+                first, ticket = self.hub.greeting(sub.tokens)  # the newest, where known
                 rest = sorted(t for t in sub.tokens if t not in first)
                 if rest:
                     with self.slots:
                         views = self.reader.read_many(rest)  # each as of now
-                    first.update((view.token, update_event(view)) for view in views)
+                    read = {view.token: update_event(view) for view in views}
+                    self.hub.remember(read, ticket)
+                    first.update(read)
                 for token in sorted(first):  # the current state first, unless a newer one came
                     sub.mailbox.setdefault(token, first[token])
                 sub.ready.set()

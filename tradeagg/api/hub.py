@@ -66,9 +66,6 @@ TOP_MAX_AGE_S = 2 * RANK_EVERY_S
 TOP_WAIT_S = 30.0  # a /v1/top request waits at most this long for a pass (then: 503)
 TOP_DEMAND_S = 30.0  # after the last /v1/top request, passes stop unless streams rank
 TOP_KEY = "\0top"  # mailbox slot of the ranking event (never a token address)
-# a new watcher of a token is greeted with the event the hub handed out for it at most
-# this long ago (a state that recent: the token changed then), else by a read as of now
-GREET_MAX_AGE_S = 1.0
 
 
 def update_event(view: TokenView) -> bytes:
@@ -160,7 +157,11 @@ class Hub:
         self.by_top: dict[TopSpec, set[Subscriber]] = {}
         self.members: dict[TopSpec, list[str]] = {}
         self.latest: dict[str, bytes] = {}  # update events of current ranking members
-        self.recent: dict[str, tuple[float, bytes]] = {}  # watched: (clock(), event)
+        # per watched token, its newest event until its next announcement (a greeting), and
+        # the number of announcement batches heard when its last one came
+        self.recent: dict[str, bytes] = {}
+        self.heard = 0
+        self.heard_of: dict[str, int] = {}
         self.ranked_at = -1e18
         self.wake_ranker = gevent.event.Event()
         self.top_at: dict[TopSpec, int] = {}  # the instant of each spec's members
@@ -204,6 +205,7 @@ class Hub:
                 if not subs:
                     del self.by_token[token]
                     self.recent.pop(token, None)
+                    self.heard_of.pop(token, None)
         if sub.top is not None:
             subs = self.by_top.get(sub.top)
             if subs is not None:
@@ -216,16 +218,26 @@ class Hub:
     def clients(self) -> int:
         return len(self.subscribers)
 
-    def greeting(self, tokens: Iterable[str]) -> dict[str, bytes]:
-        """The events handed out at most GREET_MAX_AGE_S ago for those of ``tokens`` that
-        have one: a burst of new clients watching the same busy tokens is greeted without a
-        read of them each (the rest are read as of now by the caller)."""
-        now, out = self.clock(), {}
-        for token in tokens:
-            got = self.recent.get(token)
-            if got is not None and now - got[0] <= GREET_MAX_AGE_S:
-                out[token] = got[1]
-        return out
+    def greeting(self, tokens: Iterable[str]) -> tuple[dict[str, bytes], int]:
+        """The newest events of those of ``tokens`` that have one (no announcement of them
+        since): a burst of new clients watching the same tokens is greeted without a read
+        of them each. Also a ticket for ``remember``."""
+        return {t: self.recent[t] for t in tokens if t in self.recent}, self.heard
+
+    def remember(self, events: dict[str, bytes], ticket: int) -> None:
+        """Events of a greeting's read (begun when ``greeting`` gave ``ticket``) for the next
+        watchers, unless a token was announced since (its event may be older than that)."""
+        for token, payload in events.items():
+            if token in self.by_token and self.heard_of.get(token, 0) <= ticket:
+                self.recent.setdefault(token, payload)
+
+    def hear(self, changed: set[str]) -> None:
+        """Announced tokens: their remembered events are no longer the newest."""
+        self.heard += 1
+        for token in changed:
+            if token in self.by_token:
+                self.recent.pop(token, None)
+                self.heard_of[token] = self.heard
 
     def close(self) -> None:
         for sub in list(self.subscribers):
@@ -273,6 +285,8 @@ class Hub:
                 token = text(fields.get(b"token", b""))
                 if ADDRESS_RE.match(token):
                     changed.add(token)
+        if changed:
+            self.hear(changed)
         self.metrics.incr("sse.announcements", len(changed))
         return changed
 
@@ -333,13 +347,12 @@ class Hub:
         wanted = sorted(t for t in changed if t in self.by_token or t in ranked_in)
         if not wanted:
             return
-        now = self.clock()
         for view in self.newest(wanted):
             token = view.token
             payload = update_event(view)
             watchers = self.by_token.get(token)
             if watchers:
-                self.recent[token] = (now, payload)
+                self.recent[token] = payload
                 self.deliver(list(watchers), token, payload)
             for spec in ranked_in.get(token, ()):
                 self.latest[token] = payload
