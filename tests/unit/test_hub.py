@@ -196,6 +196,67 @@ def test_a_waiting_request_takes_the_next_pass_even_when_passes_outlast_the_age_
     loop.join(5)
 
 
+def test_new_watchers_are_greeted_with_the_newest_known_events_and_read_only_the_rest():
+    """1,000 clients connecting at once to watch the same tokens used to read each token as
+    of now, client after client (~10 s of slow events for everybody). The event the hub
+    last handed out for a token, or a greeting read, greets the next watchers until the
+    token is announced again; only the other tokens are read. Forgotten with the token's
+    last watcher (bounded)."""
+    from tradeagg.api.app import Api
+
+    h = hub()
+    h.ranker.reader.fetch = lambda tokens, ats: list(tokens)
+    h.ranker.reader.view = lambda token, at, raw: _view(raw, 7)
+    first = Subscriber(tokens=[A])
+    h.subscribe(first)
+    h.dispatch({A})
+    api = Api(h.client, h, Settings(), NullMetrics())
+    reads: list[list[str]] = []
+
+    def read_many(tokens, at=None):
+        reads.append(list(tokens))
+        return [_view(t) for t in tokens]
+
+    api.reader.read_many = read_many
+
+    def connect(tokens: str) -> Subscriber:
+        before = set(h.subscribers)
+        environ = {"REQUEST_METHOD": "GET", "QUERY_STRING": f"tokens={tokens}"}
+        assert api.stream(environ).status == 200
+        (sub,) = set(h.subscribers) - before
+        return sub
+
+    second = connect(f"{B},{A}")
+    assert reads == [[B]]  # A: the event dispatch handed out
+    assert list(second.mailbox.items()) == [
+        (A, update_event(_view(A, 7))),
+        (B, update_event(_view(B))),
+    ]
+    third = connect(f"{A},{B}")
+    assert reads == [[B]]  # B: the second's greeting read
+    assert list(third.mailbox.items()) == list(second.mailbox.items())
+
+    h.hear({B})  # announced: what was read of it is no longer the newest
+    connect(B)
+    assert reads == [[B], [B]]
+    for sub in list(h.subscribers):
+        h.unsubscribe(sub)
+    assert h.recent == {} and h.heard_of == {}
+
+
+def test_a_greeting_read_overtaken_by_an_announcement_is_not_remembered() -> None:
+    h = hub()
+    sub = Subscriber(tokens=[A])
+    h.subscribe(sub)
+    _, ticket = h.greeting([A])
+    h.hear({A})  # announced while the greeting was read
+    h.remember({A: b"old"}, ticket)
+    assert h.greeting([A])[0] == {}
+    _, ticket = h.greeting([A])
+    h.remember({A: b"new"}, ticket)
+    assert h.greeting([A])[0] == {A: b"new"}
+
+
 def test_a_client_whose_greeting_waits_for_redis_is_not_stalled_however_long(
     monkeypatch,
 ) -> None:

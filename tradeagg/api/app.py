@@ -208,10 +208,16 @@ class Api:
         self.hub.subscribe(sub)
         try:
             if sub.tokens:
-                with self.slots:
-                    views = self.reader.read_many(sorted(sub.tokens))  # each as of now
-                for view in views:  # the current state first, unless a newer one came
-                    sub.mailbox.setdefault(view.token, update_event(view))
+                first, ticket = self.hub.greeting(sub.tokens)  # the newest, where known
+                rest = sorted(t for t in sub.tokens if t not in first)
+                if rest:
+                    with self.slots:
+                        views = self.reader.read_many(rest)  # each as of now
+                    read = {view.token: update_event(view) for view in views}
+                    self.hub.remember(read, ticket)
+                    first.update(read)
+                for token in sorted(first):  # the current state first, unless a newer one came
+                    sub.mailbox.setdefault(token, first[token])
                 sub.ready.set()
         except BaseException:
             self.hub.unsubscribe(sub)

@@ -157,6 +157,11 @@ class Hub:
         self.by_top: dict[TopSpec, set[Subscriber]] = {}
         self.members: dict[TopSpec, list[str]] = {}
         self.latest: dict[str, bytes] = {}  # update events of current ranking members
+        # per watched token, its newest event until its next announcement (a greeting), and
+        # the number of announcement batches heard when its last one came
+        self.recent: dict[str, bytes] = {}
+        self.heard = 0
+        self.heard_of: dict[str, int] = {}
         self.ranked_at = -1e18
         self.wake_ranker = gevent.event.Event()
         self.top_at: dict[TopSpec, int] = {}  # the instant of each spec's members
@@ -199,6 +204,8 @@ class Hub:
                 subs.discard(sub)
                 if not subs:
                     del self.by_token[token]
+                    self.recent.pop(token, None)
+                    self.heard_of.pop(token, None)
         if sub.top is not None:
             subs = self.by_top.get(sub.top)
             if subs is not None:
@@ -210,6 +217,27 @@ class Hub:
 
     def clients(self) -> int:
         return len(self.subscribers)
+
+    def greeting(self, tokens: Iterable[str]) -> tuple[dict[str, bytes], int]:
+        """The newest events of those of ``tokens`` that have one (no announcement of them
+        since): a burst of new clients watching the same tokens is greeted without a read
+        of them each. Also a ticket for ``remember``."""
+        return {t: self.recent[t] for t in tokens if t in self.recent}, self.heard
+
+    def remember(self, events: dict[str, bytes], ticket: int) -> None:
+        """Events of a greeting's read (begun when ``greeting`` gave ``ticket``) for the next
+        watchers, unless a token was announced since (its event may be older than that)."""
+        for token, payload in events.items():
+            if token in self.by_token and self.heard_of.get(token, 0) <= ticket:
+                self.recent.setdefault(token, payload)
+
+    def hear(self, changed: set[str]) -> None:
+        """Announced tokens: their remembered events are no longer the newest."""
+        self.heard += 1
+        for token in changed:
+            if token in self.by_token:
+                self.recent.pop(token, None)
+                self.heard_of[token] = self.heard
 
     def close(self) -> None:
         for sub in list(self.subscribers):
@@ -257,6 +285,8 @@ class Hub:
                 token = text(fields.get(b"token", b""))
                 if ADDRESS_RE.match(token):
                     changed.add(token)
+        if changed:
+            self.hear(changed)
         self.metrics.incr("sse.announcements", len(changed))
         return changed
 
@@ -320,7 +350,10 @@ class Hub:
         for view in self.newest(wanted):
             token = view.token
             payload = update_event(view)
-            self.deliver(list(self.by_token.get(token, ())), token, payload)
+            watchers = self.by_token.get(token)
+            if watchers:
+                self.recent[token] = payload
+                self.deliver(list(watchers), token, payload)
             for spec in ranked_in.get(token, ()):
                 self.latest[token] = payload
                 self.deliver(list(self.by_top.get(spec, ())), token, payload)
