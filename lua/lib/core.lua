@@ -24,19 +24,21 @@ local function lrange(key, from, to)
   return r
 end
 
--- Run a variadic command over `args` in chunks (Lua's unpack has a limit);
--- with `out`, the replies are appended to it.
+-- Run a variadic command over `args` in chunks (Lua's unpack has a limit),
+-- `flag` (e.g. ZADD's 'GT') after the key when given; with `out`, the replies
+-- are appended to it. The usual case is one call, without a copy of `args`.
 local ARGS_PER_CALL = 1000
-local function chunked(cmd, key, args, out)
-  if #args <= ARGS_PER_CALL then  -- the usual case: one call, no copy
-    local r = redis.call(cmd, key, unpack(args))
-    if out then for _, v in ipairs(r) do out[#out + 1] = v end end
-    return out
-  end
-  for i = 1, #args, ARGS_PER_CALL do
-    local part = {}
-    for j = i, min(i + ARGS_PER_CALL - 1, #args) do part[#part + 1] = args[j] end
-    local r = redis.call(cmd, key, unpack(part))
+local function chunked(cmd, key, args, out, flag)
+  local n = #args
+  for i = 1, max(n, 1), ARGS_PER_CALL do
+    local part = args
+    if n > ARGS_PER_CALL then
+      part = {}
+      for j = i, min(i + ARGS_PER_CALL - 1, n) do part[#part + 1] = args[j] end
+    end
+    local r
+    if flag then r = redis.call(cmd, key, flag, unpack(part))
+    else r = redis.call(cmd, key, unpack(part)) end
     if out then for _, v in ipairs(r) do out[#out + 1] = v end end
   end
   return out

@@ -19,7 +19,7 @@
 --@include lib/entry.lua
 
 local SCR_METRICS = 5  -- makers, buyers, sellers, high, low (METRICS' last five)
-local SCR_ARGS = 1000  -- score/member pairs * 2 per ZADD
+local SCR_ARGS = 1000  -- traders per ZMSCORE (pending)
 
 -- -1, 0, 1: exact order of two plain decimals (validation.plain: no exponent,
 -- no sign); compared as digit strings, never as doubles (40 digits allowed)
@@ -100,15 +100,6 @@ local function deque_add(key, k, xs)
   for j = 1, #own do deque_one(key, k, own[j]) end
 end
 
-local function zadd_gt(key, args)
-  if #args <= SCR_ARGS then redis.call('ZADD', key, 'GT', unpack(args)); return end  -- no copy
-  for i = 1, #args, SCR_ARGS do
-    local part = {}
-    for j = i, min(i + SCR_ARGS - 1, #args) do part[#part + 1] = args[j] end
-    redis.call('ZADD', key, 'GT', unpack(part))
-  end
-end
-
 -- Helpers of the apply's screener step (lib/slide.lua, screener_step) and of
 -- the feed: one table, not one local each (the main chunk is at Lua's 200 locals).
 -- PEEK: deque elements read at once for every window's high (low) (extremes,
@@ -141,9 +132,9 @@ function SCR.traders(sk, xs)
       t[#t + 1] = ts; t[#t + 1] = x.tr
     end
   end
-  if #all > 0 then zadd_gt(sk[1], all) end
-  if #buys > 0 then zadd_gt(sk[2], buys) end
-  if #sells > 0 then zadd_gt(sk[3], sells) end
+  if #all > 0 then chunked('ZADD', sk[1], all, nil, 'GT') end
+  if #buys > 0 then chunked('ZADD', sk[2], buys, nil, 'GT') end
+  if #sells > 0 then chunked('ZADD', sk[3], sells, nil, 'GT') end
 end
 
 -- Feed trades entering the windows (raw elements or parsed entries) into the
