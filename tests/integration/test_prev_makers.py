@@ -1,0 +1,156 @@
+"""prev_makers (CONTRACT §2b, ``lua/lib/pmakers.lua``): bounded, swept, honest across releases.
+
+Its values are compared with the brute-force reference by every previous-window
+property test (``test_prev_windows``, ``test_engine_property``, …); these
+tests hold what those do not see: the structure a trader leaves in Redis stays
+a few points per window however long it trades, traders who stopped trading
+leave it, and a token last written by a release without it says "not known"
+and then starts over, partial and exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from tests.support import reference
+from tests.support.checks import reference_mismatches
+from tradeagg.contract.keys import TokenKeys
+from tradeagg.contract.trade import Trade
+from tradeagg.engine import apply as apply_module
+from tradeagg.engine.apply import Engine
+from tradeagg.engine.read import Reader
+from tradeagg.settings import Settings, parse_windows
+
+A = "So11111111111111111111111111111111111111112"
+T0 = 1_700_000_000_000
+R = 1_000  # bucket: 1 s
+
+
+def settings(windows: str = "1s,5s,20s", horizon: int = 3_600_000) -> Settings:
+    return Settings(
+        windows=parse_windows(windows),
+        exact_horizon_ms=horizon,
+        bucket_ms=R,
+        clock="wall",
+        metrics="full",
+    )
+
+
+def trade(n: int, ts: int, trader: str) -> Trade:
+    return Trade(
+        id=f"m{n}", token=A, side="buy" if n % 3 else "sell", quote_nano=10**9 + n,
+        price="1.5", ts=ts, trader=trader,
+    )
+
+
+def points_by_slot(client) -> dict[int, int]:
+    """The sorted set's points ("<slot>p<trader>:<bucket>") per window slot."""
+    out: dict[int, int] = {}
+    for m in client.zrange(TokenKeys(A).pmakers, 0, -1):
+        digits = len(m) - len(m.lstrip(b"0123456789"))
+        if m[digits : digits + 1] == b"p":
+            out[int(m[:digits])] = out.get(int(m[:digits]), 0) + 1
+    return out
+
+
+@pytest.mark.parametrize("horizon", [3_600_000, 5_000], ids=["exact", "bucketed"])
+def test_a_trader_trading_in_every_bucket_keeps_a_few_points_per_window(redis_client, horizon):
+    """One trader in every 1 s bucket for 100 s (5x the longest window): each window keeps
+    at most 5 of its points (the thinning; without it the 20 s window would hold ~40),
+    and prev_makers equals the reference throughout."""
+    s = settings(horizon=horizon)
+    engine, reader = Engine(redis_client, s), Reader(redis_client, s)
+    applied = reference.Applied(s.exact_longest_ms)
+    for k in range(100):
+        now = T0 + k * R
+        batch = [trade(k, now - 300, "wallet-one"), trade(1000 + k, now - 200, "wallet-two")]
+        assert not any(r.failed for r in engine.apply_records([t.record for t in batch], now=now))
+        applied.call(batch, now)
+        if k % 10 == 9:
+            assert reference_mismatches(reader, applied.applied, now, s.windows, [A]) == []
+    lists = {
+        f: v for f, v in redis_client.hgetall(TokenKeys(A).ptraders).items() if f != b"~"
+    }
+    assert len(lists) == 2  # the two wallets' digests
+    for text in lists.values():
+        per_window = text.decode().split(";")
+        assert len(per_window) == 3
+        assert all(1 <= len(p.split(",")) <= 5 for p in per_window), per_window
+    points = points_by_slot(redis_client)
+    assert sorted(points) == [0, 1, 2] and max(points.values()) <= 10, points
+    view = reader.read(A, T0 + 99 * R)
+    assert [w.prev_makers for w in view.windows.values()] == [2, 2, 2]
+
+
+def test_traders_who_stopped_trading_leave_the_structure(redis_client):
+    """200 traders trade once; then the token only slides (a janitor's calls, one per
+    bucket): their points pass every window's previous window and are swept (at most 64
+    of one window a call), until only the marker is left and prev_makers is 0."""
+    s = settings()
+    engine = Engine(redis_client, s)
+    batch = [trade(n, T0 - 500 + n, f"w{n}") for n in range(200)]
+    engine.apply_records([t.record for t in batch], now=T0)
+    k = TokenKeys(A)
+    assert redis_client.hlen(k.ptraders) == 201
+    for step in range(1, 80):
+        [r] = engine.advance([A], now=T0 + step * R)
+        assert not r.failed
+    assert redis_client.hkeys(k.ptraders) == [b"~"]
+    assert redis_client.zcard(k.pmakers) == 0
+    view = Reader(redis_client, s).read(A, T0 + 79 * R)
+    assert [w.prev_makers for w in view.windows.values()] == [0, 0, 0]
+
+
+def test_a_token_last_written_without_them_is_not_known_then_partial_and_exact(
+    redis_client, monkeypatch
+):
+    """A worker of a release without prev_makers (14 keys: its sums, not this structure)
+    writes the token: a read says prev_makers null. The next apply of this release starts
+    every previous window over (prev_complete_from), exact over what it claims."""
+    s = settings()
+    engine, reader = Engine(redis_client, s), Reader(redis_client, s)
+    applied = reference.Applied(s.exact_longest_ms)
+
+    def step(k: int) -> int:
+        now = T0 + k * 700
+        batch = [trade(k, now - 100, f"w{k % 7}")]
+        assert not any(r.failed for r in engine.apply_records([t.record for t in batch], now=now))
+        applied.call(batch, now)
+        return now
+
+    for k in range(40):
+        now = step(k)
+    assert reference_mismatches(reader, applied.applied, now, s.windows, [A]) == []
+    older = apply_module.long_apply_keys
+    monkeypatch.setattr(apply_module, "long_apply_keys", lambda t, scr: older(t, scr)[:14])
+    now = step(40)
+    view = reader.read(A, now)
+    assert [w.prev_makers for w in view.windows.values()] == [None, None, None]
+    assert all(w.prev_buys is not None for w in view.windows.values())
+    monkeypatch.setattr(apply_module, "long_apply_keys", older)
+    now = step(41)
+    for w in reader.read(A, now).windows.values():
+        assert w.prev_complete_from is not None and w.prev_complete_from > now
+        assert w.prev_makers is not None
+    for k in range(42, 120):
+        now = step(k)
+        assert reference_mismatches(reader, applied.applied, now, s.windows, [A]) == [], k
+    assert all(w.prev_complete_from is None for w in reader.read(A, now).windows.values())
+
+
+def test_a_reader_with_other_windows_reads_the_writers_slots(redis_client):
+    """The structure is kept for the windows the token carries; a reader configured with
+    fewer (or in another order) finds each of its windows by label."""
+    s = settings("1s,5s,20s")
+    engine = Engine(redis_client, s)
+    applied = reference.Applied(s.exact_longest_ms)
+    for k in range(50):
+        now = T0 + k * 500
+        batch = [trade(k, now - 50, f"w{k % 5}")]
+        engine.apply_records([t.record for t in batch], now=now)
+        applied.call(batch, now)
+    fewer = replace(s, windows=parse_windows("5s,20s"))
+    assert reference_mismatches(Reader(redis_client, fewer), applied.applied, now, fewer.windows, [A]) == []
+    assert [w.prev_makers for w in Reader(redis_client, fewer).read(A, now).windows.values()] == [5, 5]
