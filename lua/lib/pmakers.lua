@@ -163,7 +163,9 @@ end
 -- it closed, named by that one, now ends at the new point), else the new point
 -- closes a pair with it when less than W after it. nil when another case.
 function LONG.M.append(s, tr, L, bks, W, p1, lo, zadd, zrem)
-  local M, add, NL, ops, dirty = LONG.M, {}, {}, {}, false
+  local M = LONG.M
+  if #bks == 1 then return M.append1(s, tr, L, bks[1], W, p1, lo, zadd, zrem) end
+  local add, NL, ops, dirty = {}, {}, {}, false
   for _, b in ipairs(bks) do if b > lo then add[#add + 1] = b end end
   table.sort(add)
   for j, b in ipairs(L) do NL[j] = b end
@@ -200,6 +202,32 @@ function LONG.M.append(s, tr, L, bks, W, p1, lo, zadd, zrem)
   end
   for j, b in ipairs(NL) do NL[j] = fmt_int(b) end
   return table.concat(NL, ','), dirty
+end
+
+-- LONG.M.append of one bucket b (the usual call), writing its changes directly;
+-- L (the caller's parsed copy) is changed in place. (Buckets are integers below
+-- 10^14: table.concat writes them as fmt_int does.)
+function LONG.M.append1(s, tr, L, b, W, p1, lo, zadd, zrem)
+  local M, n = LONG.M, #L
+  local last = L[n]
+  if b <= lo then return table.concat(L, ','), false end
+  if last and b <= last then return nil end
+  local before, dirty = L[n - 1], b <= p1
+  if before and b - before < W then  -- last goes; the pair (before, last) now ends at b
+    zrem[#zrem + 1] = s .. 'p' .. tr .. ':' .. last
+    zadd[#zadd + 1] = M.pos(s, 1, b - W); zadd[#zadd + 1] = s .. 's' .. tr .. ':' .. before
+    L[n] = b
+    dirty = dirty or before <= p1
+  else
+    if last and b - last < W then
+      zadd[#zadd + 1] = M.pos(s, 1, b - W); zadd[#zadd + 1] = s .. 's' .. tr .. ':' .. last
+      zadd[#zadd + 1] = M.pos(s, 2, last); zadd[#zadd + 1] = s .. 'e' .. tr .. ':' .. last
+      dirty = dirty or last <= p1
+    end
+    L[n + 1] = b
+  end
+  zadd[#zadd + 1] = M.pos(s, 0, b); zadd[#zadd + 1] = s .. 'p' .. tr .. ':' .. b
+  return table.concat(L, ','), dirty
 end
 
 -- The count of slot s (buckets p0, p1) from the sorted set
