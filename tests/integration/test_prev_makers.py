@@ -18,7 +18,6 @@ from tests.support import reference
 from tests.support.checks import reference_mismatches
 from tradeagg.contract.keys import TokenKeys
 from tradeagg.contract.trade import Trade
-from tradeagg.engine import apply as apply_module
 from tradeagg.engine.apply import Engine
 from tradeagg.engine.read import Reader
 from tradeagg.settings import Settings, parse_windows
@@ -103,33 +102,32 @@ def test_traders_who_stopped_trading_leave_the_structure(redis_client):
     assert [w.prev_makers for w in view.windows.values()] == [0, 0, 0]
 
 
-def test_a_token_last_written_without_them_is_not_known_then_partial_and_exact(
-    redis_client, monkeypatch
-):
-    """A worker of a release without prev_makers (14 keys: its sums, not this structure)
-    writes the token: a read says prev_makers null. The next apply of this release starts
-    every previous window over (prev_complete_from), exact over what it claims."""
+def test_a_token_last_written_without_them_is_not_known_then_partial_and_exact(redis_client):
+    """A worker that keeps the previous windows' sums but not prev_makers (an earlier
+    release, or TRADEAGG_PREV_MAKERS=off: 14 keys) writes the token: a read says
+    prev_makers null. The next apply keeping it starts every previous window over
+    (prev_complete_from), exact over what it claims."""
     s = settings()
-    engine, reader = Engine(redis_client, s), Reader(redis_client, s)
+    without = replace(s, prev_makers=False)
+    assert s.keeps_prev_makers and without.prev_metrics and not without.keeps_prev_makers
+    reader = Reader(redis_client, s)
     applied = reference.Applied(s.exact_longest_ms)
 
-    def step(k: int) -> int:
+    def step(k: int, cfg: Settings = s) -> int:
         now = T0 + k * 700
         batch = [trade(k, now - 100, f"w{k % 7}")]
-        assert not any(r.failed for r in engine.apply_records([t.record for t in batch], now=now))
+        results = Engine(redis_client, cfg).apply_records([t.record for t in batch], now=now)
+        assert not any(r.failed for r in results)
         applied.call(batch, now)
         return now
 
     for k in range(40):
         now = step(k)
     assert reference_mismatches(reader, applied.applied, now, s.windows, [A]) == []
-    older = apply_module.long_apply_keys
-    monkeypatch.setattr(apply_module, "long_apply_keys", lambda t, scr: older(t, scr)[:14])
-    now = step(40)
+    now = step(40, without)
     view = reader.read(A, now)
     assert [w.prev_makers for w in view.windows.values()] == [None, None, None]
     assert all(w.prev_buys is not None for w in view.windows.values())
-    monkeypatch.setattr(apply_module, "long_apply_keys", older)
     now = step(41)
     for w in reader.read(A, now).windows.values():
         assert w.prev_complete_from is not None and w.prev_complete_from > now
@@ -154,3 +152,23 @@ def test_a_reader_with_other_windows_reads_the_writers_slots(redis_client):
     fewer = replace(s, windows=parse_windows("5s,20s"))
     assert reference_mismatches(Reader(redis_client, fewer), applied.applied, now, fewer.windows, [A]) == []
     assert [w.prev_makers for w in Reader(redis_client, fewer).read(A, now).windows.values()] == [5, 5]
+
+
+def test_turned_off_prev_makers_is_null_and_nothing_is_kept_for_it(redis_client):
+    """TRADEAGG_PREV_MAKERS=off: the other previous metrics stay exact, prev_makers is null
+    in every read (`show --json` prints null), and its keys are never written."""
+    s = replace(settings(), prev_makers=False)
+    engine, reader = Engine(redis_client, s), Reader(redis_client, s)
+    applied = reference.Applied(s.exact_longest_ms)
+    for k in range(30):
+        now = T0 + k * 900
+        batch = [trade(k, now - 100, f"w{k % 4}")]
+        engine.apply_records([t.record for t in batch], now=now)
+        applied.call(batch, now)
+    bad = reference_mismatches(reader, applied.applied, now, s.windows, [A])
+    assert bad and all("prev_makers: None != " in b for b in bad), bad
+    assert all(w.prev_makers is None and w.prev_buys is not None
+               for w in reader.read(A, now).windows.values())
+    k = TokenKeys(A)
+    assert redis_client.exists(k.pmakers, k.ptraders) == 0
+    assert not [f for f in redis_client.hkeys(k.aggregates) if f.endswith(b":prev_makers")]

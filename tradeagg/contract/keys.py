@@ -62,18 +62,20 @@ class TokenKeys:
         return [self.pmakers, self.ptraders]
 
 
-def token_keys(token: str, screener: bool = False, long: bool = False) -> list[str]:
+def token_keys(
+    token: str, screener: bool = False, long: bool = False, prev_makers: bool = True
+) -> list[str]:
     """The four contract keys, as ``read_window.lua`` takes them; with ``screener``
     (TRADEAGG_METRICS=full) its five screener sets after them; with ``long``
     (bucketed windows configured, or the previous windows' metrics kept: sums of
     the buckets, ``lua/lib/prev.lua``) the three sets of ``TokenKeys.long``; with
     ``screener`` the id index (whose "S" says whether the sets are kept for the list);
-    with both, ``prev_makers``' two keys last (``TokenKeys.prev_makers``)."""
+    with both (and ``prev_makers``), ``prev_makers``' two keys last (``TokenKeys.prev_makers``)."""
     k = TokenKeys(token)
     out = [*k.all(), *k.screener()] if screener else k.all()
     if long:
         out = [*out, *k.long()]
-    if screener and long:
+    if screener and long and prev_makers:
         return [*out, k.ids, *k.prev_makers()]
     return [*out, k.ids] if screener else out
 
@@ -103,14 +105,18 @@ def full_apply_keys(token: str) -> list[str]:
     return [*k.all(), k.ids, k.checked, *k.screener()]
 
 
-def long_apply_keys(token: str, screener: bool) -> list[str]:
+def long_apply_keys(token: str, screener: bool, prev_makers: bool = True) -> list[str]:
     """KEYS for one token of ``apply_trades.lua`` with bucketed windows (CONTRACT §2c):
     ``full_apply_keys`` (or ``apply_keys`` without the screener's) and the three
-    sorted sets of ``TokenKeys.long``; with the screener's, ``prev_makers``' two keys
-    (``TokenKeys.prev_makers``: the previous windows' distinct traders)."""
+    sorted sets of ``TokenKeys.long``; with the screener's (and ``prev_makers``:
+    TRADEAGG_PREV_MAKERS), ``prev_makers``' two keys (``TokenKeys.prev_makers``: the
+    previous windows' distinct traders; also passed with the previous windows off,
+    so that the script deletes them)."""
     k = TokenKeys(token)
-    if screener:
+    if screener and prev_makers:
         return [*full_apply_keys(token), *k.long(), *k.prev_makers()]
+    if screener:
+        return [*full_apply_keys(token), *k.long()]
     return [*apply_keys(token), *k.long()]
 
 

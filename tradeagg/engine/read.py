@@ -135,6 +135,7 @@ EMPTY_SCREENED = WindowView(makers=0, buyers=0, sellers=0)
 EMPTY_PREV = replace(
     EMPTY_SCREENED, prev_buys=0, prev_sells=0, prev_volume=Decimal(0), prev_makers=0
 )
+EMPTY_PREV_UNKEPT = replace(EMPTY_PREV, prev_makers=None)  # TRADEAGG_PREV_MAKERS=off
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,7 @@ class Reader:
         self.screener = settings.metrics == "full"
         self.long = bool(settings.long_windows)
         self.prev = settings.prev_metrics
+        self.prev_makers = settings.keeps_prev_makers
         self._ms = {w.label: w.ms for w in settings.windows}
         self._per = PER_WINDOW if self.screener else 2 + len(SEED_METRICS)
         self._engine: Engine | None = None
@@ -285,7 +287,9 @@ class Reader:
         """One ``read_window.lua`` call for ``tokens`` (on ``client``: a pipeline, or ours)."""
         keys: list[str] = []
         for token in tokens:
-            keys.extend(token_keys(token, self.screener, self.long or self.prev))
+            keys.extend(
+                token_keys(token, self.screener, self.long or self.prev, self.prev_makers)
+            )
         return self.scripts.read_window(
             keys=keys, args=[self._windows, *(at_arg(at) for at in ats)], client=client
         )
@@ -305,7 +309,9 @@ class Reader:
             at = now_ms() if at is None else at
             empty = WindowView()
             if self.screener:
-                empty = EMPTY_PREV if self.prev else EMPTY_SCREENED
+                empty = EMPTY_SCREENED
+                if self.prev:
+                    empty = EMPTY_PREV if self.prev_makers else EMPTY_PREV_UNKEPT
             return TokenView(
                 token, at, None, {w.label: self._placed(w.label, at, empty) for w in self.settings.windows}
             )
