@@ -235,6 +235,7 @@ local function apply_token(K, news, r)
     else valid[#valid + 1] = x end
   end
   valid = unseen(st.ids, valid)
+  st.n0 = st.n  -- the list's length as loaded (prev_makers' marker, lib/pmakers.lua)
   local fresh = st.at == -1e18
   local inserted = insert(K, st, valid)
   for _, x in ipairs(inserted) do ids_add(st.ids, x.key, x.bucket) end
@@ -285,6 +286,7 @@ local function apply_token(K, news, r)
     LONG.P.write(K, st, pv, vols)
   end
   trim(K, st)
+  if pv and pv.pm then LONG.M.mark(K, pv, st.at, st.n) end  -- (after the trim: its length)
   ids_save(st.ids)
   -- the id index says whether the screener's sets are kept for the list (lib/ids.lua)
   if st.sk and st.n > 0 and not st.ids.screened then redis.call('HSET', K[5], 'S', '1')

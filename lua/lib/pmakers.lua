@@ -43,16 +43,36 @@ function LONG.M.spec(wins, r)
   return table.concat(p, ',') .. ';' .. fmt_int(r)
 end
 
--- Whether the structure is of the state as of at0 with these windows; if not it
--- is deleted (a new token, a rebuilt one, another writer meanwhile): {ok, spec,
--- more: the last sweep found SWEEP stale points (the marker ends with " +")}
-function LONG.M.begin(K, wins, r, at0, rebuilt)
+-- the marker's text: the state's instant and list length after the write, the
+-- windows and r, and " +" when the last sweep found SWEEP stale points
+function LONG.M.marker(at, n, spec, more)
+  return fmt_int(at) .. ' ' .. fmt_int(n) .. ' ' .. spec .. (more and ' +' or '')
+end
+
+-- Whether the structure is of the state loaded (instant at0, list length n0) with
+-- these windows, and every window's stored sums `ls` (lib/prev.lua) are of at0
+-- with a count: if not it is deleted (a new token, a rebuilt one, another writer
+-- meanwhile: one that moved the state or inserted a trade at the same instant,
+-- which lengthens the list; one that deleted the previous windows' fields).
+-- Returns {ok, spec, more: the last sweep found SWEEP stale points}.
+function LONG.M.begin(K, wins, r, at0, n0, rebuilt, ls)
   local spec = LONG.M.spec(wins, r)
-  local want = at0 and not rebuilt and fmt_int(at0) .. ' ' .. spec
+  local want = at0 and n0 and not rebuilt and LONG.M.marker(at0, n0, spec)
   local m = want and redis.call('HGET', K[16], '~')
   local ok = want and (m == want or m == want .. ' +')
+  if ok then
+    for i = 1, #wins do
+      local l = ls[i]
+      if not (l and l.at == at0 and l.mk) then ok = false; break end
+    end
+  end
   if not ok then redis.call('UNLINK', K[15], K[16]) end
   return {ok = ok, spec = spec, more = ok and m ~= want}
+end
+
+-- The marker as of the write (after the list's trim: its length n), with the sweep's flag
+function LONG.M.mark(K, pv, at, n)
+  redis.call('HSET', K[16], '~', LONG.M.marker(at, n, pv.pm.spec, pv.pm.swept_all))
 end
 
 -- a trader's lists (the hash's text, or false) per slot, as arrays of buckets,
@@ -269,19 +289,20 @@ function LONG.M.step(K, pv, pm, r, at, ttl)
   -- swept leaves its stale points of every window: one who stopped trading goes
   -- at once, twice the longest window after its last trade (the shorter windows'
   -- stale points wait till then, or till it trades again: they are never counted)
-  local more = false
+  -- (as many as SWEEP and the traders this call brings: a call of many new traders
+  -- sweeps as many, so stale ones never pile up faster than they go)
+  pm.swept_all = false
   if pm.ok and (pm.more or not (pv.ls[n] and pv.ls[n].p1 == pv.p1[n])) then
-    local s = n - 1
+    local s, limit = n - 1, M.SWEEP + #order
     local stale = redis.call('ZRANGEBYSCORE', K[15], fmt_int(M.pos(s, 0, -M.HALF)),
-                             fmt_int(M.pos(s, 0, p0[s + 1])), 'LIMIT', 0, M.SWEEP)
+                             fmt_int(M.pos(s, 0, p0[s + 1])), 'LIMIT', 0, limit)
     for _, m in ipairs(stale) do
       local tr = smatch(m, '^%d+p(.*):%-?%d+$')
       if tr and not touch[tr] then touch[tr] = {}; order[#order + 1] = tr end
     end
-    more = #stale == M.SWEEP
+    pm.swept_all = #stale == limit
   end
-  local dirty, zadd, zrem, hdel = {}, {}, {}, {}
-  local hset = {'~', fmt_int(at) .. ' ' .. pm.spec .. (more and ' +' or '')}
+  local dirty, zadd, zrem, hdel, hset = {}, {}, {}, {}, {}
   for from = 1, #order, M.SCAN do
     local part = {}
     for j = from, min(from + M.SCAN - 1, #order) do part[#part + 1] = order[j] end
@@ -307,10 +328,13 @@ function LONG.M.step(K, pv, pm, r, at, ttl)
   if #zrem > 0 then chunked('ZREM', K[15], zrem) end
   if #zadd > 0 then chunked('ZADD', K[15], zadd) end
   if #hdel > 0 then chunked('HDEL', K[16], hdel) end
-  chunked('HSET', K[16], hset)
+  if #hset > 0 then chunked('HSET', K[16], hset) end
   -- TTLs: with new trades (`ttl` a number), and for keys this call may have made
   if type(ttl) ~= 'number' and (not pm.ok or #zadd > 0) then ttl = ttl() end
-  if type(ttl) == 'number' or not pm.ok then redis.call('PEXPIRE', K[16], ttl) end
+  if type(ttl) == 'number' or not pm.ok then  -- (the marker follows: the hash exists)
+    if not pm.ok then redis.call('HSET', K[16], '~', '') end
+    redis.call('PEXPIRE', K[16], ttl)
+  end
   if #zadd > 0 then redis.call('PEXPIRE', K[15], ttl) end
   pv.mk = {}
   for i = 1, n do
@@ -376,8 +400,10 @@ end
 -- reader's), by label
 function LONG.M.reading(K, r, lu)
   if not K[15] then return nil end
-  local at, labels, rr = smatch(redis.call('HGET', K[16], '~') or '', '^(%-?%d+) ([^;]*);(%d+)')
-  local rd = {ok = at == fmt_int(lu) and tonumber(rr) == r, slot = {}, n = 0}
+  local at, len, labels, rr = smatch(redis.call('HGET', K[16], '~') or '',
+                                     '^(%-?%d+) (%d+) ([^;]*);(%d+)')
+  local rd = {ok = at == fmt_int(lu) and tonumber(rr) == r
+                   and tonumber(len) == redis.call('LLEN', K[1]), slot = {}, n = 0}
   for label in string.gmatch(labels or '', '[^,]+') do rd.slot[label] = rd.n; rd.n = rd.n + 1 end
   return rd
 end

@@ -124,7 +124,7 @@ function LONG.P.start(K, st, wins, r, at0, items, rebuilt)
               was_keep = math.huge, bs = bs, ls = {}, passed = {}}
   -- prev_makers' structure (lib/pmakers.lua): not of this state, it starts over, and
   -- every window's sums with it (one coverage for all the previous metrics)
-  local pm = K[15] and LONG.M.begin(K, wins, r, at0, rebuilt)
+  local pm = K[15] and LONG.M.begin(K, wins, r, at0, st.n0, rebuilt, ls)
   pv.pm = pm
   for i, w in ipairs(wins) do
     local l, cov = ls[i], -math.huge

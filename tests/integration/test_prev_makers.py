@@ -172,3 +172,63 @@ def test_turned_off_prev_makers_is_null_and_nothing_is_kept_for_it(redis_client)
     k = TokenKeys(A)
     assert redis_client.exists(k.pmakers, k.ptraders) == 0
     assert not [f for f in redis_client.hkeys(k.aggregates) if f.endswith(b":prev_makers")]
+
+
+@pytest.mark.parametrize("other", ["prev_makers_off", "prev_windows_off"])
+def test_a_write_without_the_structure_at_the_same_instant_is_seen(redis_client, other):
+    """A worker that does not keep the structure writes at the state's own instant (its
+    clock behind: at = max(stored at, now) does not move): one with TRADEAGG_PREV_MAKERS
+    off inserts a trade (the list grows: the marker's length), one with the previous
+    windows off deletes their fields (no stored count). A read then says null or is
+    exact, and the next apply keeping it starts over, partial, exact over what it claims
+    (before, the structure was trusted: prev_makers 1 instead of 2 / 1 instead of 0)."""
+    s = settings("1s,2s,5s")
+    without = (
+        replace(s, prev_makers=False)
+        if other == "prev_makers_off"
+        else replace(s, prev_windows=False)
+    )
+    reader = Reader(redis_client, s)
+    applied = reference.Applied(s.exact_longest_ms)
+
+    def call(cfg: Settings, batch: list[Trade], now: int) -> None:
+        results = Engine(redis_client, cfg).apply_records([t.record for t in batch], now=now)
+        assert not any(r.failed for r in results)
+        applied.call(batch, now)
+
+    x = T0 + 10_000
+    call(s, [trade(1, x - 1500, "alice")], x)
+    call(without, [trade(2, x - 1600, "bob")], x)
+    # not known (null), or exact over what it claims (partial when its fields went)
+    bad = reference_mismatches(reader, applied.applied, x, s.windows, [A])
+    assert all("prev_makers: None != " in b for b in bad), bad
+    [r] = Engine(redis_client, s).advance([A], now=x + 1)  # no trades: it starts over
+    assert not r.failed
+    assert all(w.prev_complete_from for w in reader.read(A, x + 1).windows.values())
+    assert reference_mismatches(reader, applied.applied, x + 1, s.windows, [A]) == []
+    call(s, [trade(3, x - 1700, "carol")], x + 2)
+    assert reference_mismatches(reader, applied.applied, x + 2, s.windows, [A]) == []
+    for k in range(3, 40):
+        now = x + k * 500
+        call(s, [trade(k + 10, now - 100, f"w{k % 3}")], now)
+        assert reference_mismatches(reader, applied.applied, now, s.windows, [A]) == [], k
+
+
+def test_many_new_traders_a_call_do_not_pile_up(redis_client):
+    """200 new traders every 1 s bucket (windows up to 5 s): the sweep takes as many stale
+    ones as a call brings new, so the structure holds about the traders of twice the
+    longest window, not every trader ever seen (before: 17,097 after 120 s, growing)."""
+    s = settings("1s,2s,5s")
+    engine = Engine(redis_client, s)
+    k, n = TokenKeys(A), 0
+    sizes = []
+    for step in range(121):
+        now = T0 + step * R
+        batch = []
+        for j in range(200):
+            n += 1
+            batch.append(trade(n, now - 500 + j, f"w{n}"))
+        assert not any(r.failed for r in engine.apply_records([t.record for t in batch], now=now))
+        sizes.append(redis_client.hlen(k.ptraders))
+    # twice the longest window (10 s) of traders, plus a bucket or two, plus the marker
+    assert max(sizes[60:]) <= 200 * 13, sizes[60:]
