@@ -8,7 +8,8 @@ own; twice: with windows 1m,5m,15m,30m,1h and with 6h,24h added (bucketed at
 1m). Prints ``MEMORY USAGE key SAMPLES 0`` of every key of the token: bytes
 per kept trade (list + id index: the exact hour), per bucket (buckets + bucket
 deques), per distinct trader (the three trader sets, which keep 24 h of
-traders with long windows), and the difference the long windows make.
+traders with long windows; and prev_makers' two keys, lua/lib/pmakers.lua), and
+the difference the long windows make.
 Deterministic (fixed seed); prints figures, asserts nothing.
 
     python benchmarks/bench_long_memory.py            # 360,000 trades in the last hour
@@ -63,11 +64,14 @@ def measure(windows: str, trades: list, client, engine_of) -> dict:
         i = j
     k = TokenKeys(TOKEN)
     names = ("trades", "indices", "aggregates", "last_update", "ids", "checked",
-             "makers", "buyers", "sellers", "high", "low", "buckets", "bhigh", "blow")
+             "makers", "buyers", "sellers", "high", "low", "buckets", "bhigh", "blow",
+             "pmakers", "ptraders")
     fig = {n: int(client.memory_usage(getattr(k, n), samples=0) or 0) for n in names}
     fig["kept"] = int(client.llen(k.trades))
     fig["buckets_n"] = int(client.zcard(k.buckets))
     fig["traders_n"] = int(client.zcard(k.makers))
+    fig["pm_members_n"] = int(client.zcard(k.pmakers))
+    fig["pm_traders_n"] = max(int(client.hlen(k.ptraders)) - 1, 0)  # (less the marker)
     return fig
 
 
@@ -108,6 +112,13 @@ def main() -> None:
             "distinct_traders_24h": g["traders_n"],
             "trader_sets_bytes_per_trader": round(
                 (g["makers"] + g["buyers"] + g["sellers"]) / g["traders_n"], 1),
+            "prev_makers_bytes_per_trader": [
+                round((f["pmakers"] + f["ptraders"]) / max(f["pm_traders_n"], 1), 1)
+                for f in (e, g)
+            ],
+            "prev_makers_members_per_trader": [
+                round(f["pm_members_n"] / max(f["pm_traders_n"], 1), 2) for f in (e, g)
+            ],
             "total_exact_only": total["exact"],
             "total_with_6h_24h": total["long"],
             "added_by_long_windows": total["long"] - total["exact"],

@@ -20,10 +20,12 @@
 --       tradeagg:{A}:sellers, tradeagg:{A}:high, tradeagg:{A}:low, then, with
 --       long windows in ARGV[3] (lib/long.lua), 3 more: tradeagg:{A}:buckets,
 --       tradeagg:{A}:bhigh, tradeagg:{A}:blow. The keys per token are
---       #KEYS / (#ARGV - 4): 6 (the seed's metrics only) or 11, 9 or 14 with long windows.
+--       #KEYS / (#ARGV - 4): 6 (the seed's metrics only) or 11, 9, 14 or 16 with long windows.
 --       With 14 keys and a bucket in ARGV[3], every window also keeps its previous
 --       window's metrics (lib/prev.lua: L:prev_buys, L:prev_sells, L:prev_volume,
---       L:volume_change_pct, L:prev_from, L:prev_complete_from), long windows or not.
+--       L:volume_change_pct, L:prev_from, L:prev_complete_from), long windows or not;
+--       with 2 more, tradeagg:{A}:pmakers and tradeagg:{A}:ptraders (16 keys), also
+--       L:prev_makers (lib/pmakers.lua).
 -- ARGV[1] now, epoch ms (the caller's clock, or the instant it asks for)
 -- ARGV[2] clock: "wall" (live: windows end at now, clamped to Redis' TIME so
 --         no caller's clock runs ahead of the others), "at" (windows end at
@@ -97,6 +99,7 @@ local function write(K, st, at, fresh_ttl, rebuilt)
     for _, w in ipairs(LONG.P.wins(ws, conf.long)) do
       for _, m in ipairs(LONG.P.F) do del[#del + 1] = w.label .. ':' .. m end
     end
+    if K[15] then redis.call('UNLINK', K[15], K[16]) end  -- prev_makers' (lib/pmakers.lua)
   end
   -- with those of the long and previous windows (LONG.step, LONG.P.write)
   for _, v in ipairs(st.hset) do set[#set + 1] = v end
@@ -232,6 +235,7 @@ local function apply_token(K, news, r)
     else valid[#valid + 1] = x end
   end
   valid = unseen(st.ids, valid)
+  st.n0 = st.n  -- the list's length as loaded (prev_makers' marker, lib/pmakers.lua)
   local fresh = st.at == -1e18
   local inserted = insert(K, st, valid)
   for _, x in ipairs(inserted) do ids_add(st.ids, x.key, x.bucket) end
@@ -272,9 +276,17 @@ local function apply_token(K, news, r)
     local vols = {}
     for i = 1, #ws do vols[i] = st.tot[i] end
     for i = 1, #(conf.long or {}) do vols[#ws + i] = lsums[i] end
+    if pv.pm then  -- prev_makers (lib/pmakers.lua): its keys live as long as the buckets
+      local L = conf.long and conf.long[#conf.long].ms or ws[#ws].ms
+      LONG.M.step(K, pv, pv.pm, conf.r, st.at, #inserted > 0 and 2 * L or function()
+        local left = redis.call('PTTL', K[4])
+        return (type(left) == 'number' and left > 0) and left + L or L
+      end)
+    end
     LONG.P.write(K, st, pv, vols)
   end
   trim(K, st)
+  if pv and pv.pm then LONG.M.mark(K, pv, st.at, st.n) end  -- (after the trim: its length)
   ids_save(st.ids)
   -- the id index says whether the screener's sets are kept for the list (lib/ids.lua)
   if st.sk and st.n > 0 and not st.ids.screened then redis.call('HSET', K[5], 'S', '1')

@@ -12,7 +12,9 @@
 --       tradeagg:{A}:buckets, tradeagg:{A}:bhigh, tradeagg:{A}:blow (lib/long.lua),
 --       then, with the screener's sets, tradeagg:{A}:ids (the id index, for its "S"
 --       only: a list written without the sets is counted from the list as a damaged
---       one is, below): 4, 7, 10 or 13 keys per token, #KEYS / (#ARGV - 1)
+--       one is, below), then, with those, prev_makers' tradeagg:{A}:pmakers and
+--       tradeagg:{A}:ptraders (lib/pmakers.lua): 4, 7, 10, 13 or 15 keys per token,
+--       #KEYS / (#ARGV - 1)
 -- ARGV[1] windows "label:ms,label:ms,..." shortest first, then, with long
 --         (bucketed) windows, "|<long windows>;<bucket ms>" (lib/windows.lua);
 --         the long windows come after the exact ones in the answer
@@ -28,7 +30,7 @@
 --           keys makers, buyers, sellers, high|false, low|false; then, with
 --           the screener's and the buckets' keys and a bucket in ARGV[1]
 --           (lib/prev.lua), per window: label, prev_buys, prev_sells,
---           prev_volume, prev_complete_from|false}
+--           prev_volume, prev_makers|false (not kept, or not known), prev_complete_from|false}
 --          {"unknown", at}            the token has no state
 --          {"past", at, last_update}  at is earlier than last_update
 --          {"rebuilding", at}         the stored state fails its checks and the
@@ -64,12 +66,13 @@
 local function keys_of(t, per)
   local b = per * t
   local K = {KEYS[b + 1], KEYS[b + 2], KEYS[b + 3], KEYS[b + 4], false, false}
-  local lk = (per == 7 and 5) or (per == 13 and 10) or nil  -- the long windows' first
+  local lk = (per == 7 and 5) or (per >= 13 and 10) or nil  -- the long windows' first
   if lk then K[12], K[13], K[14] = KEYS[b + lk], KEYS[b + lk + 1], KEYS[b + lk + 2] end
   if per >= 10 then
     K[7], K[8], K[9], K[10], K[11] = KEYS[b + 5], KEYS[b + 6], KEYS[b + 7], KEYS[b + 8], KEYS[b + 9]
-    K.ids = KEYS[b + per]
+    K.ids = KEYS[b + (per == 15 and 13 or per)]
   end
+  if per == 15 then K[15], K[16] = KEYS[b + 14], KEYS[b + 15] end  -- lib/pmakers.lua's
   return K
 end
 

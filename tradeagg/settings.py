@@ -304,6 +304,14 @@ class Settings:
         "with TRADEAGG_METRICS=full, keep each window's previous window (prev_buys, "
         "prev_sells, prev_volume, volume_change_pct); off saves Redis time and deletes them",
     )
+    prev_makers: bool = setting(
+        True,
+        "TRADEAGG_PREV_MAKERS",
+        _bool,
+        "with the previous windows kept, also their distinct traders (prev_makers; "
+        "lua/lib/pmakers.lua: ~25-35 % more Redis time per trade, a few KB per trader); "
+        "off: prev_makers null and not kept",
+    )
     maintenance_interval: float = setting(
         60.0, "TRADEAGG_MAINTENANCE_INTERVAL", _float(0.05, 86_400), "janitor period, seconds"
     )
@@ -432,6 +440,12 @@ class Settings:
             and self.prev_windows
             and all(w.ms % r == 0 for w in self.windows)
         )
+
+    @property
+    def keeps_prev_makers(self) -> bool:
+        """Whether prev_makers is kept and read (with the previous windows, and
+        TRADEAGG_PREV_MAKERS on): its two keys go to the scripts (contract.keys)."""
+        return self.prev_metrics and self.prev_makers
 
     @property
     def prev_dropped(self) -> bool:

@@ -538,4 +538,7 @@ function LONG.step(K, st, lw, r, at0, items, rebuilt, fresh_ttl, exact_from, kee
   return sums
 end
 
-function LONG.del(K) redis.call('DEL', K[12], K[13], K[14]) end
+function LONG.del(K)
+  redis.call('DEL', K[12], K[13], K[14])
+  if K[15] then redis.call('DEL', K[15], K[16]) end  -- prev_makers' (lib/pmakers.lua)
+end

@@ -11,18 +11,19 @@
 -- in (P0, P1] added; never a rescan): L:prev_buys, L:prev_sells,
 -- L:prev_volume, L:prev_from ("P1 at": P1 and the state's instant at the last
 -- write; sums of another instant than last_update are not used), L:volume_change_pct
--- (absent while prev_volume is 0) and L:prev_complete_from while partial.
+-- (absent while prev_volume is 0), L:prev_complete_from while partial and, with the
+-- keys K[15], K[16] (lib/pmakers.lua), L:prev_makers.
 -- Partial: a window's sums count only the buckets after its coverage C
 -- (-inf for a token born with these metrics; ceil(at0 / r) * r for a window
 -- first counted on an existing token, or for every window of a rebuilt one,
 -- whose buckets start over); it says prev_complete_from = C + 2w.
 -- All of it is the table LONG.P (the assembled scripts are at Lua's limit of 200
 -- main-chunk locals: not even one more local table fits).
---@include lib/long.lua
+--@include lib/pmakers.lua
 
 LONG.P = {}  -- a field of LONG, not a local: the main chunks have no local left
 LONG.P.F = {'prev_buys', 'prev_sells', 'prev_volume', 'prev_from', 'prev_complete_from',
-            'volume_change_pct'}
+            'volume_change_pct', 'prev_makers'}
 
 -- the buckets with lo < B <= hi summed (none read for an empty range)
 function LONG.P.range(key, lo, hi)
@@ -43,6 +44,7 @@ function LONG.P.load(K, wins, A)
                                            A[w.prev_volume] or false
       got[a + 4], got[a + 5], got[a + 6] = A[w.prev_from] or false, A[w.prev_complete_from] or false,
                                            A[w.volume_change_pct] or false
+      got[a + 7] = A[w.prev_makers] or false
     end
   else
     local f = {}
@@ -57,7 +59,8 @@ function LONG.P.load(K, wins, A)
     local p1, at = smatch(got[a + 4] or '', '^(%-?%d+) (%-?%d+)$')
     local cf = tonumber(got[a + 5])
     if t.b and t.s and t.bh and p1 then
-      ls[i] = {t = t, p1 = tonumber(p1), at = tonumber(at), cov = cf and cf - 2 * w.ms or -math.huge}
+      ls[i] = {t = t, p1 = tonumber(p1), at = tonumber(at), cov = cf and cf - 2 * w.ms or -math.huge,
+               mk = tonumber(got[a + 7])}
     end
   end
   return ls, got
@@ -65,18 +68,22 @@ end
 
 -- Totals of window w's previous window (p0, p1] from stored `l` (as of its own
 -- l.p1), counting the buckets after cov only, then the entries `xs` not in the
--- buckets yet whose bucket (bs, LONG.P.buckets) lies inside.
+-- buckets yet whose bucket (bs, LONG.P.buckets) lies inside. Also whether a
+-- stored bucket with trades entered or left the range (lib/pmakers.lua: else its
+-- traders are those of l.p1's range, but for the entries).
 function LONG.P.moved(K, l, ms, p0, p1, cov, xs, bs)
-  local lo, t = max(p0, cov), nil
+  local lo, t, passed = max(p0, cov), nil, true
   if not l or lo >= l.p1 then t = LONG.P.range(K[12], lo, p1)
   elseif lo <= max(l.p1 - ms, cov) and p1 <= l.p1 then
     -- not moved (a read as of the sums' own P1): the stored totals (copied below
     -- before an entry is added to them); they are parsed digits, already
     -- normalised, which LONG.sum with empty ranges would give unchanged
-    t = l.t
+    t, passed = l.t, false
   else
-    t = LONG.sum(l.t, LONG.P.range(K[12], max(l.p1 - ms, cov), lo), -1)
-    t = LONG.sum(t, LONG.P.range(K[12], l.p1, p1), 1)
+    local out, into = LONG.P.range(K[12], max(l.p1 - ms, cov), lo), LONG.P.range(K[12], l.p1, p1)
+    passed = out.b + out.s + into.b + into.s > 0
+    t = LONG.sum(l.t, out, -1)
+    t = LONG.sum(t, into, 1)
   end
   for j, x in ipairs(xs) do
     local B = bs[j]
@@ -87,7 +94,7 @@ function LONG.P.moved(K, l, ms, p0, p1, cov, xs, bs)
       addq(t, x.side, x.qhi, x.qlo, 1)
     end
   end
-  return t
+  return t, passed
 end
 
 -- the bucket of each entry of `xs` at resolution r (once for every window)
@@ -114,12 +121,16 @@ function LONG.P.start(K, st, wins, r, at0, items, rebuilt)
   local xs = LONG.entries(items)
   local bs = LONG.P.buckets(xs, r)
   local pv = {wins = wins, sums = {}, p1 = {}, cov = {}, keep = math.huge, xs = xs, got = got,
-              was_keep = math.huge}
+              was_keep = math.huge, bs = bs, ls = {}, passed = {}}
+  -- prev_makers' structure (lib/pmakers.lua): not of this state, it starts over, and
+  -- every window's sums with it (one coverage for all the previous metrics)
+  local pm = K[15] and LONG.M.begin(K, wins, r, at0, st.n0, rebuilt, ls)
+  pv.pm = pm
   for i, w in ipairs(wins) do
     local l, cov = ls[i], -math.huge
     -- sums written at another instant than the state's: a writer without them (an
     -- earlier release) moved the token meanwhile, its entered trades are in no bucket
-    if l and l.at ~= at0 then l = nil end
+    if l and (l.at ~= at0 or (pm and not pm.ok)) then l = nil end
     -- the keep of the last write (the buckets' lazy trim): unknown without every window's
     if l and pv.was_keep then pv.was_keep = min(pv.was_keep, max(l.p1 - w.ms, l.cov))
     else pv.was_keep = nil end
@@ -127,8 +138,8 @@ function LONG.P.start(K, st, wins, r, at0, items, rebuilt)
     elseif l then cov = l.cov
     elseif at0 then cov = LONG.ceil(at0, r) end
     local p1 = LONG.ceil(st.at - w.ms, r)
-    pv.sums[i] = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, bs)
-    pv.p1[i], pv.cov[i] = p1, cov
+    pv.sums[i], pv.passed[i] = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, bs)
+    pv.p1[i], pv.cov[i], pv.ls[i] = p1, cov, l
     pv.keep = min(pv.keep, max(p1 - w.ms, cov))
   end
   return pv
@@ -153,7 +164,8 @@ function LONG.P.write(K, st, pv, vols)
   for i, w in ipairs(pv.wins) do
     local t, cf = pv.sums[i], pv.cov[i] + 2 * w.ms
     local v = {fmt_int(t.b), fmt_int(t.s), volume(t), fmt_int(pv.p1[i]) .. at,
-               cf > st.at and fmt_int(cf) or false, vols[i] and LONG.P.pct(vols[i], t) or false}
+               cf > st.at and fmt_int(cf) or false, vols[i] and LONG.P.pct(vols[i], t) or false,
+               pv.mk and fmt_int(pv.mk[i]) or false}
     local a = #F * (i - 1)
     for k = 1, #F do
       local old = got[a + k]
@@ -167,21 +179,26 @@ end
 -- sums moved from their P1 to at's, plus the entered entries `items` not
 -- written yet (ts in (lu, at]). A window not counted yet counts the buckets
 -- after ceil(lu / r) * r only (partial). Returns per window: label,
--- prev_buys, prev_sells, prev_volume, prev_complete_from|false.
+-- prev_buys, prev_sells, prev_volume, prev_makers|false (false: not kept, or not
+-- known: lib/pmakers.lua), prev_complete_from|false.
 function LONG.P.read(K, wins, r, lu, at, items, A)
   local ls, xs, out, tx = LONG.P.load(K, wins, A), LONG.entries(items), {}, {}
   local bs = LONG.P.buckets(xs, r)
+  local rd = LONG.M.reading(K, r, lu)  -- (nil: no prev_makers' keys)
   for i, w in ipairs(wins) do
     local l = ls[i]
     if l and l.at ~= lu then l = nil end  -- moved by a writer without them (above)
     local cov = l and l.cov or LONG.ceil(lu, r)
     local p1 = LONG.ceil(at - w.ms, r)
-    local t = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, bs)
+    local t, passed = LONG.P.moved(K, l, w.ms, p1 - w.ms, p1, cov, xs, bs)
     local cf = cov + 2 * w.ms
     -- equal sums (often: empty ones) formatted once (tx: the texts of sums tx.t)
     if not (tx.t and same_totals(t, tx.t)) then tx = {t = t, fmt_int(t.b), fmt_int(t.s), volume(t)} end
+    local mk = rd and LONG.M.read(K, rd, w.label, l, p1, w.ms / r, r, max(p1 - w.ms, cov) / r, xs, bs,
+                                  passed)
     out[#out + 1] = w.label; out[#out + 1] = tx[1]; out[#out + 1] = tx[2]
-    out[#out + 1] = tx[3]; out[#out + 1] = cf > at and fmt_int(cf) or false
+    out[#out + 1] = tx[3]; out[#out + 1] = mk and fmt_int(mk) or false
+    out[#out + 1] = cf > at and fmt_int(cf) or false
   end
   return out
 end

@@ -22,7 +22,7 @@ local LOADED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'open', 'close',
 local OWNED = {'buys', 'sells', 'buy_volume', 'sell_volume', 'volume', 'open', 'close',
                'price_change_pct', 'complete_from', 'makers', 'buyers', 'sellers', 'high', 'low',
                'prev_buys', 'prev_sells', 'prev_volume', 'prev_from', 'volume_change_pct',
-               'prev_complete_from'}  -- the last six: lib/prev.lua's
+               'prev_complete_from', 'prev_makers'}  -- the last seven: lib/prev.lua's
 
 -- The length in ms of a window label ("30s", "5m", "4h", "1d"), or nil: the
 -- one parser of labels in Lua, the same rule as parse_windows in
@@ -57,7 +57,7 @@ local function windows_of(pairs)
       prev_buys = f .. 'prev_buys', prev_sells = f .. 'prev_sells',
       prev_volume = f .. 'prev_volume', prev_from = f .. 'prev_from',
       volume_change_pct = f .. 'volume_change_pct',
-      prev_complete_from = f .. 'prev_complete_from'}
+      prev_complete_from = f .. 'prev_complete_from', prev_makers = f .. 'prev_makers'}
     ws.labels[j] = label
     ws.has[label] = true
   end

@@ -80,7 +80,9 @@ def big_token(redis_server) -> dict[str, bytes]:
     k = TokenKeys(TOKEN)
     assert client.llen(k.trades) == N
     # with the buckets, which the previous windows' metrics are sums of
-    dumps = {key: client.dump(key) for key in [*k.all(), k.ids, *k.screener(), k.buckets]}
+    # (and prev_makers' keys, whose marker names this state: restored, it is trusted)
+    keys = [*k.all(), k.ids, *k.screener(), k.buckets, *k.prev_makers()]
+    dumps = {key: client.dump(key) for key in keys}
     client.close()
     return dumps
 

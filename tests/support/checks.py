@@ -34,11 +34,19 @@ METRICS = (
     "prev_buys",
     "prev_sells",
     "prev_volume",
+    "prev_makers",
     "volume_change_pct",
     "prev_complete_from",
 )
-COUNTS = ("buys", "sells", "makers", "buyers", "sellers", "prev_buys", "prev_sells")
-PREV = ("prev_buys", "prev_sells", "prev_volume", "volume_change_pct", "prev_complete_from")
+COUNTS = ("buys", "sells", "makers", "buyers", "sellers", "prev_buys", "prev_sells", "prev_makers")
+PREV = (
+    "prev_buys",
+    "prev_sells",
+    "prev_volume",
+    "prev_makers",
+    "volume_change_pct",
+    "prev_complete_from",
+)
 FLOATS = ("price_change_pct", "volume_change_pct")  # the floating-point ones; others exact
 
 

@@ -24,7 +24,8 @@ def _window_fields() -> dict[str, fields.Field]:
 
     Then the screener's (CONTRACT §2b) ``makers``, ``buyers``, ``sellers`` (counts
     of distinct traders) and ``high``, ``low`` (null when empty), then the previous
-    window's ``prev_buys``, ``prev_sells``, ``prev_volume``, ``volume_change_pct``
+    window's ``prev_buys``, ``prev_sells``, ``prev_volume``, ``prev_makers`` (null
+    while not known), ``volume_change_pct``
     (null when prev_volume is 0) and ``prev_complete_from`` (null, or the instant
     from which the previous window is complete): all omitted when the service
     does not keep them (TRADEAGG_METRICS=seed; ``makers`` None).
@@ -58,6 +59,10 @@ def _window_fields() -> dict[str, fields.Field]:
         "prev_buys": fields.Integer(strict=True, validate=validate.Range(min=0)),
         "prev_sells": fields.Integer(strict=True, validate=validate.Range(min=0)),
         "prev_volume": fields.Decimal(allow_nan=False, validate=validate.Range(min=0)),
+        # null while not known (a worker of an earlier release wrote the token last)
+        "prev_makers": fields.Integer(
+            allow_none=True, strict=True, validate=validate.Range(min=0)
+        ),
         "volume_change_pct": fields.Float(allow_none=True, allow_nan=False),
         "prev_complete_from": fields.Integer(
             allow_none=True, strict=True, validate=validate.Range(min=0)
@@ -83,7 +88,14 @@ class _Strict(Schema):
 
 
 SCREENER_FIELDS = ("makers", "buyers", "sellers", "high", "low")
-PREV_FIELDS = ("prev_buys", "prev_sells", "prev_volume", "volume_change_pct", "prev_complete_from")
+PREV_FIELDS = (
+    "prev_buys",
+    "prev_sells",
+    "prev_volume",
+    "prev_makers",
+    "volume_change_pct",
+    "prev_complete_from",
+)
 
 
 class _Screened(_Strict):

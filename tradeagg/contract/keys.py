@@ -19,7 +19,8 @@ class TokenKeys:
     its id index and its deep-check memo (same hash tag, so the same cluster slot)."""
 
     __slots__ = ("token", "trades", "indices", "aggregates", "last_update", "ids", "checked",
-                 "makers", "buyers", "sellers", "high", "low", "buckets", "bhigh", "blow")
+                 "makers", "buyers", "sellers", "high", "low", "buckets", "bhigh", "blow",
+                 "pmakers", "ptraders")
 
     def __init__(self, token: str) -> None:
         self.token = token
@@ -37,6 +38,8 @@ class TokenKeys:
         self.buckets = f"{PREFIX}:{{{token}}}:buckets"
         self.bhigh = f"{PREFIX}:{{{token}}}:bhigh"
         self.blow = f"{PREFIX}:{{{token}}}:blow"
+        self.pmakers = f"{PREFIX}:{{{token}}}:pmakers"
+        self.ptraders = f"{PREFIX}:{{{token}}}:ptraders"
 
     def all(self) -> list[str]:
         return [self.trades, self.indices, self.aggregates, self.last_update]
@@ -51,17 +54,29 @@ class TokenKeys:
         ``:bhigh`` / ``:blow`` (monotonic deques of bucket extremes)."""
         return [self.buckets, self.bhigh, self.blow]
 
+    def prev_makers(self) -> list[str]:
+        """``prev_makers``' two keys (``lua/lib/pmakers.lua``), in script order:
+        ``tradeagg:{ADDR}:pmakers`` (a sorted set of the traders' thinned bucket
+        points and their close pairs, per window) and ``:ptraders`` (a hash:
+        trader digest -> its thinned bucket lists, and the structure's marker)."""
+        return [self.pmakers, self.ptraders]
 
-def token_keys(token: str, screener: bool = False, long: bool = False) -> list[str]:
+
+def token_keys(
+    token: str, screener: bool = False, long: bool = False, prev_makers: bool = True
+) -> list[str]:
     """The four contract keys, as ``read_window.lua`` takes them; with ``screener``
     (TRADEAGG_METRICS=full) its five screener sets after them; with ``long``
     (bucketed windows configured, or the previous windows' metrics kept: sums of
     the buckets, ``lua/lib/prev.lua``) the three sets of ``TokenKeys.long``; with
-    ``screener`` the id index last (whose "S" says whether the sets are kept for the list)."""
+    ``screener`` the id index (whose "S" says whether the sets are kept for the list);
+    with both (and ``prev_makers``), ``prev_makers``' two keys last (``TokenKeys.prev_makers``)."""
     k = TokenKeys(token)
     out = [*k.all(), *k.screener()] if screener else k.all()
     if long:
         out = [*out, *k.long()]
+    if screener and long and prev_makers:
+        return [*out, k.ids, *k.prev_makers()]
     return [*out, k.ids] if screener else out
 
 
@@ -90,12 +105,19 @@ def full_apply_keys(token: str) -> list[str]:
     return [*k.all(), k.ids, k.checked, *k.screener()]
 
 
-def long_apply_keys(token: str, screener: bool) -> list[str]:
+def long_apply_keys(token: str, screener: bool, prev_makers: bool = True) -> list[str]:
     """KEYS for one token of ``apply_trades.lua`` with bucketed windows (CONTRACT §2c):
     ``full_apply_keys`` (or ``apply_keys`` without the screener's) and the three
-    sorted sets of ``TokenKeys.long``."""
+    sorted sets of ``TokenKeys.long``; with the screener's (and ``prev_makers``:
+    TRADEAGG_PREV_MAKERS), ``prev_makers``' two keys (``TokenKeys.prev_makers``: the
+    previous windows' distinct traders; also passed with the previous windows off,
+    so that the script deletes them)."""
     k = TokenKeys(token)
-    return [*(full_apply_keys(token) if screener else apply_keys(token)), *k.long()]
+    if screener and prev_makers:
+        return [*full_apply_keys(token), *k.long(), *k.prev_makers()]
+    if screener:
+        return [*full_apply_keys(token), *k.long()]
+    return [*apply_keys(token), *k.long()]
 
 
 INDICES_MATCH = "token:{*}:indices"  # SCAN pattern of every token's indices hash

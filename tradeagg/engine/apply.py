@@ -330,7 +330,7 @@ class Engine:
         screener = self.settings.metrics == "full"
         for token, entries in call:
             if self.settings.long_windows or self.settings.prev_metrics:  # (lua/lib/prev.lua)
-                keys.extend(long_apply_keys(token, screener))
+                keys.extend(long_apply_keys(token, screener, self.settings.prev_makers))
             else:
                 keys.extend(full_apply_keys(token) if screener else apply_keys(token))
             args.append("\n".join(entries))

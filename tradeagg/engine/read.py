@@ -55,16 +55,17 @@ SEED_METRICS = (
 SCREENER_METRICS = ("makers", "buyers", "sellers", "high", "low")
 # the previous window's (CONTRACT §2b; lua/lib/prev.lua), also only with
 # TRADEAGG_METRICS=full: read_window.lua answers them after every window, per
-# window its label, prev_buys, prev_sells, prev_volume and prev_complete_from;
+# window its label, prev_buys, prev_sells, prev_volume, prev_makers and prev_complete_from;
 # volume_change_pct is computed here from the exact volumes
 PREV_METRICS = (
     "prev_buys",
     "prev_sells",
     "prev_volume",
+    "prev_makers",
     "volume_change_pct",
     "prev_complete_from",
 )
-PREV_PER_WINDOW = 5
+PREV_PER_WINDOW = 6
 LUA_METRICS = SEED_METRICS + SCREENER_METRICS  # lua/lib/windows.lua's METRICS
 WINDOW_METRICS = LUA_METRICS + PREV_METRICS
 PER_WINDOW = 2 + len(LUA_METRICS)  # with the screener's (TRADEAGG_METRICS=full)
@@ -99,6 +100,9 @@ class WindowView:
     prev_buys: int | None = None
     prev_sells: int | None = None
     prev_volume: Decimal | None = None
+    # distinct traders of the previous window (lua/lib/pmakers.lua); None also while
+    # not known (a worker of an earlier release wrote the token last)
+    prev_makers: int | None = None
     volume_change_pct: float | None = None
     # the previous window's buckets are kept from prev_complete_from - 2w on only
     # (a token written before they were, or rebuilt): partial until then
@@ -128,7 +132,10 @@ class WindowView:
 
 
 EMPTY_SCREENED = WindowView(makers=0, buyers=0, sellers=0)
-EMPTY_PREV = replace(EMPTY_SCREENED, prev_buys=0, prev_sells=0, prev_volume=Decimal(0))
+EMPTY_PREV = replace(
+    EMPTY_SCREENED, prev_buys=0, prev_sells=0, prev_volume=Decimal(0), prev_makers=0
+)
+EMPTY_PREV_UNKEPT = replace(EMPTY_PREV, prev_makers=None)  # TRADEAGG_PREV_MAKERS=off
 
 
 @dataclass(frozen=True)
@@ -145,7 +152,7 @@ def _dec(v: Any) -> Decimal:
 
 def _with_prev(view: WindowView, raw: Sequence[Any]) -> WindowView:
     """``view`` with its previous window's metrics (``lua/lib/prev.lua``'s answer:
-    prev_buys, prev_sells, prev_volume, prev_complete_from|false)."""
+    prev_buys, prev_sells, prev_volume, prev_makers|false, prev_complete_from|false)."""
     prev = _dec(raw[2])
     pct = float((view.volume - prev) / prev * 100) if prev else None
     return replace(
@@ -153,8 +160,9 @@ def _with_prev(view: WindowView, raw: Sequence[Any]) -> WindowView:
         prev_buys=int(raw[0]),
         prev_sells=int(raw[1]),
         prev_volume=prev,
+        prev_makers=int(raw[3]) if raw[3] else None,
         volume_change_pct=pct,
-        prev_complete_from=int(raw[3]) if raw[3] else None,
+        prev_complete_from=int(raw[4]) if raw[4] else None,
     )
 
 
@@ -172,6 +180,7 @@ class Reader:
         self.screener = settings.metrics == "full"
         self.long = bool(settings.long_windows)
         self.prev = settings.prev_metrics
+        self.prev_makers = settings.keeps_prev_makers
         self._ms = {w.label: w.ms for w in settings.windows}
         self._per = PER_WINDOW if self.screener else 2 + len(SEED_METRICS)
         self._engine: Engine | None = None
@@ -278,7 +287,9 @@ class Reader:
         """One ``read_window.lua`` call for ``tokens`` (on ``client``: a pipeline, or ours)."""
         keys: list[str] = []
         for token in tokens:
-            keys.extend(token_keys(token, self.screener, self.long or self.prev))
+            keys.extend(
+                token_keys(token, self.screener, self.long or self.prev, self.prev_makers)
+            )
         return self.scripts.read_window(
             keys=keys, args=[self._windows, *(at_arg(at) for at in ats)], client=client
         )
@@ -298,7 +309,9 @@ class Reader:
             at = now_ms() if at is None else at
             empty = WindowView()
             if self.screener:
-                empty = EMPTY_PREV if self.prev else EMPTY_SCREENED
+                empty = EMPTY_SCREENED
+                if self.prev:
+                    empty = EMPTY_PREV if self.prev_makers else EMPTY_PREV_UNKEPT
             return TokenView(
                 token, at, None, {w.label: self._placed(w.label, at, empty) for w in self.settings.windows}
             )

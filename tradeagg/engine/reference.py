@@ -86,6 +86,7 @@ def previous(
         "prev_buys": sum(1 for t in inside if t.side == "buy"),
         "prev_sells": sum(1 for t in inside if t.side == "sell"),
         "prev_volume": pv,
+        "prev_makers": len({t.trader for t in inside if t.trader}),
         "volume_change_pct": float((volume - pv) / pv * 100) if pv else None,
         "prev_complete_from": None,
     }
