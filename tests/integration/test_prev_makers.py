@@ -44,6 +44,18 @@ def trade(n: int, ts: int, trader: str) -> Trade:
     )
 
 
+def steady(client, s: Settings, calls: int, every: int, wallets: int):
+    """One trade a call, every ``every`` ms, from ``wallets`` wallets in turn: the applied
+    trades (reference.Applied) and the last call's instant."""
+    engine, applied = Engine(client, s), reference.Applied(s.exact_longest_ms)
+    for k in range(calls):
+        now = T0 + k * every
+        batch = [trade(k, now - every // 10, f"w{k % wallets}")]
+        assert not any(r.failed for r in engine.apply_records([t.record for t in batch], now=now))
+        applied.call(batch, now)
+    return applied, now
+
+
 def points_by_slot(client) -> dict[int, int]:
     """The sorted set's points ("<slot>p<trader>:<bucket>") per window slot."""
     out: dict[int, int] = {}
@@ -142,13 +154,7 @@ def test_a_reader_with_other_windows_reads_the_writers_slots(redis_client):
     """The structure is kept for the windows the token carries; a reader configured with
     fewer (or in another order) finds each of its windows by label."""
     s = settings("1s,5s,20s")
-    engine = Engine(redis_client, s)
-    applied = reference.Applied(s.exact_longest_ms)
-    for k in range(50):
-        now = T0 + k * 500
-        batch = [trade(k, now - 50, f"w{k % 5}")]
-        engine.apply_records([t.record for t in batch], now=now)
-        applied.call(batch, now)
+    applied, now = steady(redis_client, s, calls=50, every=500, wallets=5)
     fewer = replace(s, windows=parse_windows("5s,20s"))
     assert reference_mismatches(Reader(redis_client, fewer), applied.applied, now, fewer.windows, [A]) == []
     assert [w.prev_makers for w in Reader(redis_client, fewer).read(A, now).windows.values()] == [5, 5]
@@ -158,13 +164,8 @@ def test_turned_off_prev_makers_is_null_and_nothing_is_kept_for_it(redis_client)
     """TRADEAGG_PREV_MAKERS=off: the other previous metrics stay exact, prev_makers is null
     in every read (`show --json` prints null), and its keys are never written."""
     s = replace(settings(), prev_makers=False)
-    engine, reader = Engine(redis_client, s), Reader(redis_client, s)
-    applied = reference.Applied(s.exact_longest_ms)
-    for k in range(30):
-        now = T0 + k * 900
-        batch = [trade(k, now - 100, f"w{k % 4}")]
-        engine.apply_records([t.record for t in batch], now=now)
-        applied.call(batch, now)
+    reader = Reader(redis_client, s)
+    applied, now = steady(redis_client, s, calls=30, every=900, wallets=4)
     bad = reference_mismatches(reader, applied.applied, now, s.windows, [A])
     assert bad and all("prev_makers: None != " in b for b in bad), bad
     assert all(w.prev_makers is None and w.prev_buys is not None
