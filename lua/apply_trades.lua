@@ -286,7 +286,7 @@ local function apply_token(K, news, r)
     LONG.P.write(K, st, pv, vols)
   end
   trim(K, st)
-  if pv and pv.pm then LONG.M.mark(K, pv, st.at, st.n) end  -- (after the trim: its length)
+  if pv and pv.pm then LONG.M.mark(K, pv, st.at, st.n, conf.r) end  -- (after the trim: its length)
   ids_save(st.ids)
   -- the id index says whether the screener's sets are kept for the list (lib/ids.lua)
   if st.sk and st.n > 0 and not st.ids.screened then redis.call('HSET', K[5], 'S', '1')

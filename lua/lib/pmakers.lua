@@ -13,13 +13,14 @@
 -- inside exactly when c - W <= p0 < a: #(pairs with c - W <= p0) - #(pairs with
 -- a <= p0) (the second set lies in the first).
 -- Keys (the token's hash tag; they expire with the buckets, lib/long.lua):
---   K[15] tradeagg:{A}:pmakers  sorted set; per window slot s (0-based place in
---         LONG.P.wins): "<s>p<tr>:<b>" score POS(s, 0, b) (points), "<s>s<tr>:<a>"
+--   K[15] tradeagg:{A}:pmakers  sorted set; per window slot s (a number the marker
+--         gives the window's label): "<s>p<tr>:<b>" score POS(s, 0, b) (points), "<s>s<tr>:<a>"
 --         score POS(s, 1, c - W) and "<s>e<tr>:<a>" score POS(s, 2, a) (the pair
 --         (a, c), named by its first point)
---   K[16] tradeagg:{A}:ptraders  hash: trader digest -> its lists, one per slot,
---         ";"-separated, each ","-separated ascending buckets; "~" -> "<at> <spec>",
---         the state instant of the last write and the windows the slots are of.
+--   K[16] tradeagg:{A}:ptraders  hash: trader digest -> its lists, one per slot
+--         (";"-separated in slot order, each ","-separated ascending buckets);
+--         "~" -> the marker (LONG.M.marker): the state the structure is of, and
+--         each window's slot by label.
 -- Points at or before a slot's p0 are never counted again (p0 only grows): they
 -- leave a trader's lists whenever those are loaded, and a call whose buckets
 -- moved sweeps up to SWEEP of the longest window's (their traders loaded); a
@@ -31,48 +32,101 @@
 -- All of it is the table LONG.M (the main chunks have no local left).
 --@include lib/long.lua
 
-LONG.M = {SWEEP = 64, UNIT = 5e13, HALF = 2.5e13, SCAN = 1000}
+LONG.M = {SWEEP = 64, UNIT = 5e13, HALF = 2.5e13, SCAN = 1000, SLOTS = 48, CLEAN = 256}
 
 -- the score of x in slot s, part k (0 points, 1 pair starts, 2 pair ends)
 function LONG.M.pos(s, k, x) return (3 * s + k) * LONG.M.UNIT + LONG.M.HALF + x end
 
--- the windows the slots are of, and r: the marker's second half
-function LONG.M.spec(wins, r)
-  local p = {}
-  for i, w in ipairs(wins) do p[i] = w.label end
-  return table.concat(p, ',') .. ';' .. fmt_int(r)
+-- The marker: "<at> <n> <r> <next> <label>:<slot>,... <orphans> <more>" (the
+-- state's instant and list length after the write, the bucket, the next slot
+-- number (slots are never reused: a trader's text may hold an old slot's list
+-- until it is touched), each window's slot,
+-- the slots of windows gone whose members are still being deleted ("-": none,
+-- else "3,4"), "+" when the last sweep took as many as it could, else "-")
+function LONG.M.marker(at, n, r, pm)
+  local slots, orphans = {}, {}
+  for label, slot in pairs(pm.slot_of) do slots[#slots + 1] = label .. ':' .. slot end
+  table.sort(slots)
+  for _, o in ipairs(pm.orphans) do orphans[#orphans + 1] = fmt_int(o) end
+  return table.concat({fmt_int(at), fmt_int(n), fmt_int(r), fmt_int(pm.n), table.concat(slots, ','),
+                       #orphans > 0 and table.concat(orphans, ',') or '-',
+                       pm.swept_all and '+' or '-'}, ' ')
 end
 
--- the marker's text: the state's instant and list length after the write, the
--- windows and r, and " +" when the last sweep found SWEEP stale points
-function LONG.M.marker(at, n, spec, more)
-  return fmt_int(at) .. ' ' .. fmt_int(n) .. ' ' .. spec .. (more and ' +' or '')
+-- the marker's parts: at, n, r, next, {label -> slot}, {orphan slots}, more; nil if none
+function LONG.M.parse(m)
+  local at, n, r, nx, slots, orphans, more =
+    smatch(m or '', '^(%-?%d+) (%d+) (%d+) (%d+) (%S+) (%S+) ([%+%-])$')
+  if not at then return nil end
+  local slot_of, os = {}, {}
+  for label, x in string.gmatch(slots, '([^,:]+):(%d+)') do slot_of[label] = tonumber(x) end
+  if orphans ~= '-' then for x in string.gmatch(orphans, '%d+') do os[#os + 1] = tonumber(x) end end
+  return {at = tonumber(at), n = tonumber(n), r = tonumber(r), next = tonumber(nx),
+          slot_of = slot_of, orphans = os, more = more == '+'}
 end
 
--- Whether the structure is of the state loaded (instant at0, list length n0) with
--- these windows, and every window's stored sums `ls` (lib/prev.lua) are of at0
--- with a count: if not it is deleted (a new token, a rebuilt one, another writer
--- meanwhile: one that moved the state or inserted a trade at the same instant,
--- which lengthens the list; one that deleted the previous windows' fields).
--- Returns {ok, spec, more: the last sweep found SWEEP stale points}.
+-- The structure as loaded (instant at0, list length n0) for windows `wins`: each
+-- window's slot (pm.slot[i]) and whether it starts over (pm.fresh[i]: its
+-- previous sums too, lib/prev.lua). The whole structure starts over (UNLINK)
+-- unless the marker is of this state: a writer without it moved the instant or,
+-- at the same instant, inserted (the list grew), or the token is new or rebuilt.
+-- Else a window keeps its slot when it has one and its stored sums `ls` are of at0
+-- with a count; a window without (added to the token, or whose fields another
+-- writer deleted) gets a new slot, its old one and those of windows gone become
+-- orphans (their members deleted over the next calls). Slots are never reused
+-- (a list's place in a trader's text is its slot): past SLOTS, it all starts over.
 function LONG.M.begin(K, wins, r, at0, n0, rebuilt, ls)
-  local spec = LONG.M.spec(wins, r)
-  local want = at0 and n0 and not rebuilt and LONG.M.marker(at0, n0, spec)
-  local m = want and redis.call('HGET', K[16], '~')
-  local ok = want and (m == want or m == want .. ' +')
-  if ok then
-    for i = 1, #wins do
-      local l = ls[i]
-      if not (l and l.at == at0 and l.mk) then ok = false; break end
+  local M = LONG.M
+  local old = at0 and n0 and not rebuilt and M.parse(redis.call('HGET', K[16], '~'))
+  if old and not (old.at == at0 and old.n == n0 and old.r == r) then old = nil end
+  local pm = {ok = old ~= nil, slot = {}, fresh = {}, slot_of = {}, orphans = {},
+              more = old and old.more}
+  local top = -1
+  if old then
+    top = old.next - 1
+    for _, x in ipairs(old.orphans) do pm.orphans[#pm.orphans + 1] = x end
+    local kept = {}
+    for i, w in ipairs(wins) do
+      local x, l = old.slot_of[w.label], ls[i]
+      if x and l and l.at == at0 and l.mk then pm.slot[i] = x; kept[x] = true
+      else pm.fresh[i] = true end
+    end
+    for _, x in pairs(old.slot_of) do
+      if not kept[x] then pm.orphans[#pm.orphans + 1] = x end
     end
   end
-  if not ok then redis.call('UNLINK', K[15], K[16]) end
-  return {ok = ok, spec = spec, more = ok and m ~= want}
+  for i in ipairs(wins) do
+    if not pm.slot[i] then top = top + 1; pm.slot[i] = top; pm.fresh[i] = true end
+  end
+  if not old or top >= M.SLOTS then
+    redis.call('UNLINK', K[15], K[16])
+    pm.ok, pm.orphans, pm.more = false, {}, false
+    for i in ipairs(wins) do pm.slot[i] = i - 1; pm.fresh[i] = true end
+    top = #wins - 1
+  end
+  for i, w in ipairs(wins) do pm.slot_of[w.label] = pm.slot[i] end
+  pm.n = top + 1  -- the places in a trader's text, and the next slot's number
+  return pm
 end
 
--- The marker as of the write (after the list's trim: its length n), with the sweep's flag
-function LONG.M.mark(K, pv, at, n)
-  redis.call('HSET', K[16], '~', LONG.M.marker(at, n, pv.pm.spec, pv.pm.swept_all))
+-- The marker as of the write (after the list's trim: its length n)
+function LONG.M.mark(K, pv, at, n, r)
+  redis.call('HSET', K[16], '~', LONG.M.marker(at, n, r, pv.pm))
+end
+
+-- Up to CLEAN members of the first orphan slot deleted; it leaves the marker once
+-- none is left
+function LONG.M.clean(K, pm)
+  local M, x = LONG.M, pm.orphans[1]
+  if not x then return end
+  local left = false
+  for k = 0, 2 do
+    local got = redis.call('ZRANGEBYSCORE', K[15], fmt_int(M.pos(x, k, -M.HALF)),
+                           fmt_int(M.pos(x, k, M.HALF - 1)), 'LIMIT', 0, M.CLEAN)
+    if #got > 0 then chunked('ZREM', K[15], got) end
+    if #got == M.CLEAN then left = true end
+  end
+  if not left then table.remove(pm.orphans, 1) end
 end
 
 -- a trader's lists (the hash's text, or false) per slot, as arrays of buckets,
@@ -292,10 +346,11 @@ function LONG.M.step(K, pv, pm, r, at, ttl)
   -- (as many as SWEEP and the traders this call brings: a call of many new traders
   -- sweeps as many, so stale ones never pile up faster than they go)
   pm.swept_all = false
+  if pm.ok then M.clean(K, pm) end
   if pm.ok and (pm.more or not (pv.ls[n] and pv.ls[n].p1 == pv.p1[n])) then
-    local s, limit = n - 1, M.SWEEP + #order
+    local s, limit = pm.slot[n], M.SWEEP + #order
     local stale = redis.call('ZRANGEBYSCORE', K[15], fmt_int(M.pos(s, 0, -M.HALF)),
-                             fmt_int(M.pos(s, 0, p0[s + 1])), 'LIMIT', 0, limit)
+                             fmt_int(M.pos(s, 0, p0[n])), 'LIMIT', 0, limit)
     for _, m in ipairs(stale) do
       local tr = smatch(m, '^%d+p(.*):%-?%d+$')
       if tr and not touch[tr] then touch[tr] = {}; order[#order + 1] = tr end
@@ -309,16 +364,21 @@ function LONG.M.step(K, pv, pm, r, at, ttl)
     local got = pm.ok and redis.call('HMGET', K[16], unpack(part)) or {}
     for k, tr in ipairs(part) do
       local old, bks, any = got[k], touch[tr], false
-      local lists, texts = M.lists(old, n)
+      local lists, texts = M.lists(old, pm.n)
+      local active = {}
       for i = 1, n do
-        local L = lists[i]
+        local x = pm.slot[i] + 1
+        active[x] = true
+        if pm.fresh[i] then lists[x], texts[x] = {}, '' end  -- (a new slot: nothing of it)
+        local L = lists[x]
         if not M.same(L, bks, p0[i], lo[i]) then
           local d
-          texts[i], d = M.move(i - 1, tr, L, bks, W[i], p0[i], p1[i], lo[i], zadd, zrem)
+          texts[x], d = M.move(x - 1, tr, L, bks, W[i], p0[i], p1[i], lo[i], zadd, zrem)
           if d then dirty[i] = true end
         end
-        if texts[i] ~= '' then any = true end
+        if texts[x] ~= '' then any = true end
       end
+      for x = 1, pm.n do if not active[x] then texts[x] = '' end end  -- (orphans' places)
       if any then
         local v = table.concat(texts, ';')
         if v ~= old then hset[#hset + 1] = tr; hset[#hset + 1] = v end
@@ -341,8 +401,8 @@ function LONG.M.step(K, pv, pm, r, at, ttl)
     local l = pv.ls[i]
     -- the stored count stands when nothing it counts changed: no member at or before
     -- p1, and no stored bucket with trades passed by the range's ends (lib/prev.lua)
-    if pm.ok and l and l.mk and not dirty[i] and not pv.passed[i] then pv.mk[i] = l.mk
-    else pv.mk[i] = M.count(K, i - 1, p0[i], p1[i]) end
+    if pm.ok and not pm.fresh[i] and l and l.mk and not dirty[i] and not pv.passed[i] then pv.mk[i] = l.mk
+    else pv.mk[i] = M.count(K, pm.slot[i], p0[i], p1[i]) end
   end
 end
 
@@ -400,10 +460,9 @@ end
 -- reader's), by label
 function LONG.M.reading(K, r, lu)
   if not K[15] then return nil end
-  local at, len, labels, rr = smatch(redis.call('HGET', K[16], '~') or '',
-                                     '^(%-?%d+) (%d+) ([^;]*);(%d+)')
-  local rd = {ok = at == fmt_int(lu) and tonumber(rr) == r
-                   and tonumber(len) == redis.call('LLEN', K[1]), slot = {}, n = 0}
-  for label in string.gmatch(labels or '', '[^,]+') do rd.slot[label] = rd.n; rd.n = rd.n + 1 end
+  local m = LONG.M.parse(redis.call('HGET', K[16], '~'))
+  local rd = {ok = m ~= nil and m.at == lu and m.r == r and m.n == redis.call('LLEN', K[1]),
+              slot = m and m.slot_of or {}, n = 0}
+  for _, x in pairs(rd.slot) do rd.n = max(rd.n, x + 1) end
   return rd
 end

@@ -122,15 +122,15 @@ function LONG.P.start(K, st, wins, r, at0, items, rebuilt)
   local bs = LONG.P.buckets(xs, r)
   local pv = {wins = wins, sums = {}, p1 = {}, cov = {}, keep = math.huge, xs = xs, got = got,
               was_keep = math.huge, bs = bs, ls = {}, passed = {}}
-  -- prev_makers' structure (lib/pmakers.lua): not of this state, it starts over, and
-  -- every window's sums with it (one coverage for all the previous metrics)
+  -- prev_makers' structure (lib/pmakers.lua): a window whose part of it starts over
+  -- starts its sums over with it (one coverage for all its previous metrics)
   local pm = K[15] and LONG.M.begin(K, wins, r, at0, st.n0, rebuilt, ls)
   pv.pm = pm
   for i, w in ipairs(wins) do
     local l, cov = ls[i], -math.huge
     -- sums written at another instant than the state's: a writer without them (an
     -- earlier release) moved the token meanwhile, its entered trades are in no bucket
-    if l and (l.at ~= at0 or (pm and not pm.ok)) then l = nil end
+    if l and (l.at ~= at0 or (pm and pm.fresh[i])) then l = nil end
     -- the keep of the last write (the buckets' lazy trim): unknown without every window's
     if l and pv.was_keep then pv.was_keep = min(pv.was_keep, max(l.p1 - w.ms, l.cov))
     else pv.was_keep = nil end

@@ -14,39 +14,12 @@ from typing import Any
 
 from tests.support import reference
 from tradeagg.contract.trade import Trade
-from tradeagg.engine.read import Reader
+from tradeagg.engine.read import PREV_METRICS, WINDOW_METRICS, Reader
 from tradeagg.settings import Window
 
-METRICS = (
-    "buys",
-    "sells",
-    "buy_volume",
-    "sell_volume",
-    "volume",
-    "open",
-    "close",
-    "price_change_pct",
-    "makers",
-    "buyers",
-    "sellers",
-    "high",
-    "low",
-    "prev_buys",
-    "prev_sells",
-    "prev_volume",
-    "prev_makers",
-    "volume_change_pct",
-    "prev_complete_from",
-)
+METRICS = WINDOW_METRICS  # every window metric, in document order (engine/read.py)
 COUNTS = ("buys", "sells", "makers", "buyers", "sellers", "prev_buys", "prev_sells", "prev_makers")
-PREV = (
-    "prev_buys",
-    "prev_sells",
-    "prev_volume",
-    "prev_makers",
-    "volume_change_pct",
-    "prev_complete_from",
-)
+PREV = PREV_METRICS
 FLOATS = ("price_change_pct", "volume_change_pct")  # the floating-point ones; others exact
 
 

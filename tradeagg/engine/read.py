@@ -28,6 +28,7 @@ import gevent
 import redis
 
 from tradeagg.clock import now_ms
+from tradeagg.contract.documents import PREV_FIELDS
 from tradeagg.contract.keys import token_keys
 from tradeagg.engine.apply import Engine
 from tradeagg.engine.args import at_arg, check_at, windows_arg
@@ -57,14 +58,7 @@ SCREENER_METRICS = ("makers", "buyers", "sellers", "high", "low")
 # TRADEAGG_METRICS=full: read_window.lua answers them after every window, per
 # window its label, prev_buys, prev_sells, prev_volume, prev_makers and prev_complete_from;
 # volume_change_pct is computed here from the exact volumes
-PREV_METRICS = (
-    "prev_buys",
-    "prev_sells",
-    "prev_volume",
-    "prev_makers",
-    "volume_change_pct",
-    "prev_complete_from",
-)
+PREV_METRICS = PREV_FIELDS  # (contract.documents declares them, in document order)
 PREV_PER_WINDOW = 6
 LUA_METRICS = SEED_METRICS + SCREENER_METRICS  # lua/lib/windows.lua's METRICS
 WINDOW_METRICS = LUA_METRICS + PREV_METRICS
