@@ -57,7 +57,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
@@ -241,6 +241,7 @@ class Announcements:
         self.client = client
         self.names = [f"tradeagg:{{s{s}}}:changes" for s in range(shards)]
         self.by_token: dict[str, list[tuple[int, int]]] = {}
+        self.count = 0  # announcements read
         self.stop = gevent.event.Event()
 
     def run(self) -> None:
@@ -255,6 +256,7 @@ class Announcements:
                     token = f[b"token"].decode()
                     ann = (int(f[b"at"]), int(f[b"last_update"]))
                     self.by_token.setdefault(token, []).append(ann)
+                    self.count += 1
 
     def carrying(self, token: str, t0_ms: float) -> tuple[int, int] | None:
         """The first announcement of ``token`` of an apply after ``t0_ms`` (a trade appended
@@ -278,6 +280,75 @@ class Pinger:
             t0 = time.perf_counter()
             self.client.ping()
             self.rtt_ms.append((time.perf_counter() - t0) * 1000)
+
+
+class ScriptClock:
+    """Redis time per Lua script (the applies against the hub's reads) and tokens per call,
+    from SLOWLOG (taken and reset atomically every 0.5 s; a script's sha names it: this
+    tree's assembled sources). Redis 7 logs the commands a script runs too, so only
+    commands of at least ``THRESHOLD_US`` are logged (a script's inner commands rarely
+    are, and are not counted): scripts shorter than that are missed (``coverage``: the
+    share of EVALSHA time, by INFO commandstats, seen here)."""
+
+    THRESHOLD_US = 200
+
+    def __init__(self, client) -> None:
+        import hashlib
+
+        from tradeagg.store.scripts import LUA_DIR, OPERATIONS, source
+
+        def sha(text: str) -> bytes:
+            return hashlib.sha1(text.encode()).hexdigest().encode()
+
+        self.client = client
+        self.names = {sha(source(n)): n for n in OPERATIONS}
+        for n in ("janitor_lock", "trim_stream"):  # registered as they are (runtime/janitor)
+            self.names[sha((LUA_DIR / f"{n}.lua").read_text())] = n
+        self.fixed = {"apply_trades": 4, "read_window": 1}  # ARGV entries before the tokens'
+        self.totals: dict[str, list[int]] = {}  # per script: calls, usec, tokens
+        self.stop = gevent.event.Event()
+
+    def take(self) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.execute_command("SLOWLOG", "GET", "1000000")
+        pipe.execute_command("SLOWLOG", "RESET")
+        for item in pipe.execute()[0]:
+            args = item[3]
+            if not (args and args[0].upper() == b"EVALSHA" and len(args) > 2):
+                continue
+            name = self.names.get(args[1], "other script")
+            n = len(args)  # Redis keeps 32 arguments, the last saying how many more
+            more = re.match(rb"\.\.\. \((\d+) more arguments\)", args[-1])
+            if more:
+                n += int(more.group(1)) - 1
+            row = self.totals.setdefault(name, [0, 0, 0])
+            row[0] += 1
+            row[1] += int(item[2])
+            row[2] += n - 3 - int(args[2]) - self.fixed.get(name, 0)
+
+    def run(self) -> None:
+        self.client.config_set("slowlog-max-len", 100_000)
+        self.client.config_set("slowlog-log-slower-than", self.THRESHOLD_US)
+        self.client.slowlog_reset()
+        while not self.stop.wait(0.5):
+            self.take()
+        self.take()
+        self.client.config_set("slowlog-log-slower-than", -1)
+
+    def figures(self, seconds: float, evalsha_usec: int) -> dict:
+        """Per script: ms/s, calls/s, tokens per call, usec per token; the coverage."""
+        out: dict = {
+            name: {
+                "ms_per_s": usec / 1000 / seconds,
+                "calls_per_s": calls / seconds,
+                "tokens_per_call": toks / calls if calls else 0,
+                "usec_per_token": usec / toks if toks else float("nan"),
+            }
+            for name, (calls, usec, toks) in self.totals.items()
+        }
+        seen = sum(row[1] for row in self.totals.values())
+        out["coverage"] = seen / evalsha_usec if evalsha_usec else float("nan")
+        return out
 
 
 def stages(pairs: list[tuple[float, int, tuple[int, int] | None, float]]) -> dict:
@@ -497,10 +568,12 @@ def measure(args: argparse.Namespace) -> dict:
             # are past the connections' burst (1,000 at once: the first ~10 s run slow)
             gevent.sleep(args.settle)
             fig["rss_connected_mb"] = web.rss_kb() / 1024
-            sent0, t0 = appender.sent, time.perf_counter()
+            sent0, t0, announced0 = appender.sent, time.perf_counter(), announcements.count
             redis0, calls0, usec0 = redis_cpu(r), script_calls(r), command_usec(r)
             pinger = Pinger(server.client())
             pinging = gevent.spawn(pinger.run)
+            scripts = ScriptClock(server.client())
+            clocking = gevent.spawn(scripts.run)
             serve0, worker0 = cpu_s(web.proc.pid), cpu_s(worker.proc.pid)
             clients0, self0 = sum(cpu_s(c.pid) for c in children), own_cpu_s()
             for c in children:
@@ -508,11 +581,21 @@ def measure(args: argparse.Namespace) -> dict:
                 c.stdin.flush()
             results = [json.loads(c.stdout.readline()) for c in children]
             fig["rate"] = (appender.sent - sent0) / (time.perf_counter() - t0)
+            fig["announced_per_s"] = (announcements.count - announced0) / (time.perf_counter() - t0)
             fig["redis_cpu"] = (redis_cpu(r) - redis0) / (time.perf_counter() - t0)
             fig["lua_calls_per_s"] = (script_calls(r) - calls0) / (time.perf_counter() - t0)
             fig["redis_ms_per_s"] = busiest(usec0, command_usec(r), time.perf_counter() - t0)
             pinger.stop.set()
             pinging.join()
+            scripts.stop.set()
+            clocking.join()
+            usec1 = command_usec(r)
+            evalsha = usec1.get("evalsha", (0, 0))[1] - usec0.get("evalsha", (0, 0))[1]
+            fig["scripts"] = scripts.figures(time.perf_counter() - t0, evalsha)
+            trades = max(1, appender.sent - sent0)
+            # Redis' time per trade appended: all its CPU, and its scripts' (commandstats)
+            fig["redis_cpu_us_per_trade"] = (redis_cpu(r) - redis0) * 1e6 / trades
+            fig["evalsha_us_per_trade"] = evalsha / trades
             fig["ping_ms"] = {"p50": pct(pinger.rtt_ms, 0.5), "p99": pct(pinger.rtt_ms, 0.99)}
             fig["serve_cpu"] = (cpu_s(web.proc.pid) - serve0) / (time.perf_counter() - t0)
             fig["worker_cpu"] = (cpu_s(worker.proc.pid) - worker0) / (time.perf_counter() - t0)
@@ -588,6 +671,7 @@ def line(fig: dict, args: argparse.Namespace) -> str:
         f"max_ms={t['max_ms']:.0f} errors={t['errors']} first_request_ms={t['first_ms']:.0f}\n"
         f"SSE clients={s['clients']} measured_clients={s.get('measured_clients', s['clients'])} "
         f"rate={fig['rate']:.0f}/s feed_hz={args.feed_hz} "
+        f"announced={fig.get('announced_per_s', float('nan')):.0f}/s "
         f"seconds={args.seconds} events={s['events']} unparsed={s.get('unparsed', 0)} "
         f"measured={s['measured']} "
         f"p50_ms={s['p50_ms']:.0f} p99_ms={s['p99_ms']:.0f} max_ms={s['max_ms']:.0f} "
@@ -603,7 +687,27 @@ def line(fig: dict, args: argparse.Namespace) -> str:
         + "redis_ms_per_s (usec per call) "
         + " ".join(f"{n}={ms:.0f}({u})" for n, ms, u in fig.get("redis_ms_per_s", []))
         + "\n"
+        + script_line(fig)
         + stage_line(fig)
+    )
+
+
+def script_line(fig: dict) -> str:
+    sc = fig.get("scripts")
+    if not sc:
+        return ""
+    parts = [
+        f"{name}={v['ms_per_s']:.0f}ms/s calls={v['calls_per_s']:.0f}/s "
+        f"tokens_per_call={v['tokens_per_call']:.1f} usec_per_token={v['usec_per_token']:.0f}"
+        for name, v in sc.items()
+        if name != "coverage"
+    ]
+    return (
+        f"redis_per_trade_us cpu={fig['redis_cpu_us_per_trade']:.0f} "
+        f"evalsha={fig['evalsha_us_per_trade']:.0f} | scripts (slowlog, "
+        f"coverage={sc['coverage']:.2f}): "
+        + "; ".join(parts)
+        + "\n"
     )
 
 
@@ -652,6 +756,21 @@ def compare(args: argparse.Namespace, argv: list[str]) -> None:
 
     def med(name: str, part: str, key: str) -> float:
         return statistics.median((f[part] if part else f)[key] for f in got[name])
+
+    def script(name: str, key: str) -> Callable[[dict], float]:
+        return lambda f: (f.get("scripts", {}).get(name) or {}).get(key, float("nan"))
+
+    for label, get_ in (
+        ("redis cpu us per trade", lambda f: f.get("redis_cpu_us_per_trade", float("nan"))),
+        ("evalsha us per trade", lambda f: f.get("evalsha_us_per_trade", float("nan"))),
+        ("apply_trades ms/s", script("apply_trades", "ms_per_s")),
+        ("read_window ms/s", script("read_window", "ms_per_s")),
+        ("read_window tokens/s", lambda f: script("read_window", "calls_per_s")(f)
+         * script("read_window", "tokens_per_call")(f)),
+    ):
+        b = statistics.median(get_(f) for f in got["before"])
+        a = statistics.median(get_(f) for f in got["after"])
+        print(f"{label}: before {b:.4g} after {a:.4g} before/after {b / a if a else float('nan'):.2f}")
 
     for part, key in (
         ("sse", "p50_ms"),
