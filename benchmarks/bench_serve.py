@@ -702,7 +702,10 @@ def script_line(fig: dict) -> str:
         for name, v in sc.items()
         if name != "coverage"
     ]
+    rw = sc.get("read_window") or {"calls_per_s": 0, "tokens_per_call": 0}
+    per_ann = rw["calls_per_s"] * rw["tokens_per_call"] / max(fig.get("announced_per_s", 0), 1e-9)
     return (
+        f"read_tokens_per_announcement={per_ann:.2f} "
         f"redis_per_trade_us cpu={fig['redis_cpu_us_per_trade']:.0f} "
         f"evalsha={fig['evalsha_us_per_trade']:.0f} | scripts (slowlog, "
         f"coverage={sc['coverage']:.2f}): "
@@ -767,6 +770,10 @@ def compare(args: argparse.Namespace, argv: list[str]) -> None:
         ("read_window ms/s", script("read_window", "ms_per_s")),
         ("read_window tokens/s", lambda f: script("read_window", "calls_per_s")(f)
          * script("read_window", "tokens_per_call")(f)),
+        # the reads' work whatever the machine's load did to the rate: tokens read (hub,
+        # greetings, ranking passes) per token announced
+        ("read_window tokens per announcement", lambda f: script("read_window", "calls_per_s")(f)
+         * script("read_window", "tokens_per_call")(f) / max(f.get("announced_per_s", 0), 1e-9)),
     ):
         b = statistics.median(get_(f) for f in got["before"])
         a = statistics.median(get_(f) for f in got["after"])
