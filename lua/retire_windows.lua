@@ -9,7 +9,10 @@
 -- only retired windows is left as it is (`kept`): it has no window to keep.
 --
 -- KEYS: token:{A}:trades, token:{A}:indices, token:{A}:aggregates,
---       token:{A}:last_update, tradeagg:{A}:ids, tradeagg:{A}:checked
+--       token:{A}:last_update, tradeagg:{A}:ids, tradeagg:{A}:checked, then
+--       optionally tradeagg:{A}:pmakers, tradeagg:{A}:ptraders (lib/pmakers.lua:
+--       the trim is no change of what it counts, which was fed as trades entered;
+--       its marker's list length follows the trim, so that it stays trusted)
 -- ARGV[1] labels to retire, comma-separated
 -- ARGV[2] most list elements to trim in this call (>= 1)
 -- Returns: {retired (labels removed now, exact and bucketed), dropped (elements trimmed now),
@@ -85,7 +88,15 @@ return guarded(function()
     -- checks, which rebuilds the token from its list; the LTRIM after them is always allowed
     ids_save(ix)
     redis.call('HSET', KEYS[2], unpack(idx))
+    local len = redis.call('LLEN', KEYS[1])
     redis.call('LTRIM', KEYS[1], drop, -1)
+    if KEYS[8] then
+      local m = redis.call('HGET', KEYS[8], '~')
+      local mat, mn, rest = smatch(m or '', '^(%-?%d+) (%d+) (.*)$')
+      if mat and tonumber(mn) == len then
+        redis.call('HSET', KEYS[8], '~', mat .. ' ' .. fmt_int(len - drop) .. ' ' .. rest)
+      end
+    end
     -- a window left that was being seeded lost what preceded its index: the list
     -- now covers only what it counts (its mark's C becomes its boundary B)
     local mark = redis.pcall('HGET', KEYS[5], '~seed:' .. at)

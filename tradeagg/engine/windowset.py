@@ -107,9 +107,8 @@ class Retirer:
             while todo:  # a token with more to trim is called again, until none is left
                 pipe = self.client.pipeline(transaction=False)
                 for token in todo:
-                    self._retire(
-                        keys=apply_keys(token), args=[arg, self.trim_per_call], client=pipe
-                    )
+                    keys = [*apply_keys(token), *TokenKeys(token).prev_makers()]
+                    self._retire(keys=keys, args=[arg, self.trim_per_call], client=pipe)
                 again = []
                 for token, (retired, dropped, left, kept) in zip(todo, pipe.execute(), strict=True):
                     out.retired += retired > 0
