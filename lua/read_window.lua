@@ -186,7 +186,7 @@ local function read_token(K, conf, arg)
   local ex = st.sk and pending(st.sk, st.entered)
   if st.sk then st.scr = stored_screener(st, ws, at, lu) or screener_metrics(st.sk, ws, at, ex, st.cf) end
   local out = answer(K, {'ok', fmt_int(at), fmt_int(lu), false}, st, ws, conf, at)
-  return LONG.P.answer(out, K, conf, lu, at, st.entered, ex, st.sk, st.agg)
+  return LONG.P.answer(out, K, conf, lu, at, st.entered, ex, st.sk, st.agg, st.n)
 end
 
 return guarded(function()

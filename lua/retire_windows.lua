@@ -92,6 +92,7 @@ return guarded(function()
     redis.call('LTRIM', KEYS[1], drop, -1)
     if KEYS[8] then
       local m = redis.call('HGET', KEYS[8], '~')
+      -- (the marker's first two fields, as LONG.M.marker writes them: at, list length)
       local mat, mn, rest = smatch(m or '', '^(%-?%d+) (%d+) (.*)$')
       if mat and tonumber(mn) == len then
         redis.call('HSET', KEYS[8], '~', mat .. ' ' .. fmt_int(len - drop) .. ' ' .. rest)

@@ -181,10 +181,10 @@ end
 -- after ceil(lu / r) * r only (partial). Returns per window: label,
 -- prev_buys, prev_sells, prev_volume, prev_makers|false (false: not kept, or not
 -- known: lib/pmakers.lua), prev_complete_from|false.
-function LONG.P.read(K, wins, r, lu, at, items, A)
+function LONG.P.read(K, wins, r, lu, at, items, A, n)
   local ls, xs, out, tx = LONG.P.load(K, wins, A), LONG.entries(items), {}, {}
   local bs = LONG.P.buckets(xs, r)
-  local rd = LONG.M.reading(K, r, lu)  -- (nil: no prev_makers' keys)
+  local rd = LONG.M.reading(K, r, lu, n)  -- (nil: no prev_makers' keys)
   for i, w in ipairs(wins) do
     local l = ls[i]
     if l and l.at ~= lu then l = nil end  -- moved by a writer without them (above)
@@ -216,13 +216,14 @@ end
 -- and a bucket): as of `at` from last_update `lu`, with the entered entries `items`
 -- not written yet and `ex` (pending(): their traders' stored scores). `A`: the
 -- aggregates as a map (lib/state.lua, hash_map; nil: read here), as loaded.
-function LONG.P.answer(out, K, conf, lu, at, items, ex, sk, A)
+-- `n`: the list's length as loaded (nil: asked here; lib/pmakers.lua's marker names it).
+function LONG.P.answer(out, K, conf, lu, at, items, ex, sk, A, n)
   LONG.begin()
   if conf.long then
     for _, v in ipairs(LONG.read(K, conf.long, conf.r, lu, at, items, ex, sk, A)) do out[#out + 1] = v end
   end
   if sk and K[12] and conf.r and not conf.noprev then
-    for _, v in ipairs(LONG.P.read(K, LONG.P.wins(conf, conf.long), conf.r, lu, at, items, A)) do
+    for _, v in ipairs(LONG.P.read(K, LONG.P.wins(conf, conf.long), conf.r, lu, at, items, A, n)) do
       out[#out + 1] = v
     end
   end
